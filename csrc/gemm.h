@@ -1,0 +1,48 @@
+/* Row-major (C-order) general matrix multiply with run-time CPU dispatch.
+ *
+ *   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C[M,N]
+ *
+ * op(X) is X when trans == 0 and X^T when trans != 0.  Leading dimensions are
+ * in elements and refer to the stored (untransposed) matrices, as in CBLAS with
+ * CblasRowMajor.  When beta == 0, C is written without being read (NaNs in C
+ * do not propagate).  No function here allocates on the hot path except the
+ * packing buffers, which are thread-local and grow once.
+ *
+ * All SIMD variants share one signature; fm_gemm_* forward through a table
+ * filled once from CPU detection (see fm_gemm_target_name()).
+ */
+#ifndef FASTMLP_GEMM_H
+#define FASTMLP_GEMM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void fm_gemm_f32(int transa, int transb, int64_t M, int64_t N, int64_t K,
+                 float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb,
+                 float beta, float *C, int64_t ldc);
+
+void fm_gemm_f64(int transa, int transb, int64_t M, int64_t N, int64_t K,
+                 double alpha, const double *A, int64_t lda,
+                 const double *B, int64_t ldb,
+                 double beta, double *C, int64_t ldc);
+
+/* Name of the kernel family in use: "avx512", "avx2", "neon" or "generic". */
+const char *fm_gemm_target_name(void);
+
+/* Force a target by name (for tests); returns 0 on success, -1 when the name
+ * is unknown or this CPU cannot run it.  "auto" restores detection. */
+int fm_gemm_set_target(const char *name);
+
+/* Threads used by kernels (OpenMP); 1 when built without OpenMP. */
+int fm_get_num_threads(void);
+void fm_set_num_threads(int n);
+int fm_have_openmp(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
