@@ -1,0 +1,162 @@
+/* fastmlp engine: the C11 interface of the whole-network kernels.
+ *
+ * No Python headers.  Every numeric kernel exists twice, for float (_f32) and
+ * double (_f64); the bodies live once in the *_impl.h files and are
+ * instantiated by engine.c.  Matrices are row-major; axis names follow the
+ * thinc convention in argument names: X__bi is (batch, in), W__io is (in, out).
+ *
+ * Error handling: functions return FM_OK (0) or a negative FM_ERR_* code and
+ * never abort; the Cython wrapper turns codes into Python exceptions.
+ */
+#ifndef FASTMLP_H
+#define FASTMLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gemm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum fm_status {
+    FM_OK = 0,
+    FM_ERR_NOMEM = -1,
+    FM_ERR_LABEL = -2,      /* a sparse label outside [0, n_classes) */
+    FM_ERR_ARG = -3,        /* inconsistent arguments (a wrapper bug) */
+};
+
+enum fm_activation {
+    FM_ACT_LINEAR = 0, FM_ACT_RELU, FM_ACT_SIGMOID, FM_ACT_TANH, FM_ACT_SOFTMAX,
+    FM_ACT_ELU, FM_ACT_SELU, FM_ACT_LEAKY_RELU, FM_ACT_GELU, FM_ACT_SOFTPLUS,
+    FM_ACT_SOFTSIGN, FM_ACT_SWISH, FM_ACT_HARD_SIGMOID, FM_ACT_EXPONENTIAL,
+    FM_ACT_RELU6, FM_ACT_COUNT
+};
+
+enum fm_loss {
+    FM_LOSS_MSE = 0, FM_LOSS_MAE, FM_LOSS_MAPE, FM_LOSS_MSLE, FM_LOSS_HUBER,
+    FM_LOSS_LOG_COSH, FM_LOSS_BCE, FM_LOSS_CCE, FM_LOSS_SCCE, FM_LOSS_HINGE,
+    FM_LOSS_SQUARED_HINGE, FM_LOSS_CATEGORICAL_HINGE, FM_LOSS_KLD,
+    FM_LOSS_POISSON, FM_LOSS_COUNT
+};
+
+enum fm_optimizer {
+    FM_OPT_SGD = 0, FM_OPT_RMSPROP, FM_OPT_ADAGRAD, FM_OPT_ADADELTA, FM_OPT_ADAM,
+    FM_OPT_ADAMW, FM_OPT_ADAMAX, FM_OPT_NADAM, FM_OPT_COUNT
+};
+
+enum fm_metric {
+    FM_MET_BINARY_ACCURACY = 0, FM_MET_CATEGORICAL_ACCURACY,
+    FM_MET_SPARSE_CATEGORICAL_ACCURACY, FM_MET_TOP_K, FM_MET_SPARSE_TOP_K,
+    FM_MET_MAE, FM_MET_MSE, FM_MET_COUNT
+};
+
+enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1 };
+
+#define FM_MAX_METRICS 16
+
+typedef struct {
+    int kind;                 /* fm_layer_kind */
+    int64_t n_in, n_out;
+    int activation;           /* fm_activation (dense) */
+    double act_alpha;         /* elu alpha, leaky_relu negative slope */
+    int64_t w_off, b_off;     /* offsets into the flat parameter vector; b_off < 0: no bias */
+    double rate;              /* dropout rate */
+    uint64_t seed;            /* dropout: the layer's own seed, 0 = the network's */
+} fm_layer;
+
+/* One trainable variable: a segment of the flat parameter vector. */
+typedef struct {
+    int64_t off, size;
+    double l1, l2;            /* regularization factors (0: none) */
+} fm_var;
+
+typedef struct {
+    int kind;                 /* fm_loss */
+    int from_logits;
+    double label_smoothing;
+    double delta;             /* huber */
+} fm_loss_spec;
+
+typedef struct {
+    int kind;                 /* fm_metric */
+    double param;             /* threshold (binary accuracy) or k (top-k) */
+} fm_metric_spec;
+
+typedef struct {
+    int kind;                 /* fm_optimizer */
+    double beta1, beta2, epsilon, rho, momentum;
+    int nesterov, centered, amsgrad;
+    double weight_decay;      /* 0: none */
+    double clipnorm, clipvalue, global_clipnorm;   /* <= 0: off */
+    int64_t iterations;       /* steps taken so far (state) */
+    double u_product;         /* Nadam's running product (state) */
+} fm_optim;
+
+/* Sums a pass accumulates; the wrapper divides. */
+typedef struct {
+    double loss_sum;          /* sum over batches of batch_loss * batch_rows */
+    double rows;              /* rows seen */
+    double weight_sum;        /* sum of sample weights (metric denominator) */
+    double metric_sum[FM_MAX_METRICS];
+} fm_stats;
+
+/* The network: a layer table over a flat parameter vector owned by the caller,
+ * plus gradient and workspace buffers owned by the net. */
+typedef struct fm_net fm_net;
+
+fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
+                      int n_vars, const fm_var *vars, int64_t n_params);
+void fm_net_free(fm_net *net);
+int fm_net_is_f64(const fm_net *net);
+int64_t fm_net_n_params(const fm_net *net);
+/* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
+void *fm_net_grads(fm_net *net);
+
+/* Counter-based random numbers (resumable: depend only on seed and counters). */
+uint64_t fm_hash64(uint64_t key, uint64_t counter);
+void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out);
+
+/* Instantiated for T = float (_f32) and T = double (_f64). */
+#define FM_DECLARE(T, SFX)                                                              \
+void fm_activation_forward##SFX(int act, double alpha, T *A__bo, T *Z__bo,              \
+                                const T *b__o, int64_t n_rows, int64_t n_out);         \
+void fm_activation_backward##SFX(int act, double alpha, const T *A__bo, const T *Z__bo, \
+                                 T *dA__bo, int64_t n_rows, int64_t n_out);            \
+int fm_loss_forward_backward##SFX(const fm_loss_spec *loss, int act, const T *A__bo,   \
+                                  const T *Z__bo, const T *Y__bo, const int64_t *y__b, \
+                                  const T *w__b, int64_t n_rows, int64_t n_out,        \
+                                  double grad_scale, double *loss_sum, T *dZ__bo,      \
+                                  int *dz_is_pre_activation);                          \
+void fm_metrics_update##SFX(int n_metrics, const fm_metric_spec *metrics,              \
+                            const T *P__bo, const T *Y__bo, const int64_t *y__b,       \
+                            const T *w__b, int64_t n_rows, int64_t n_out,              \
+                            double *metric_sum);                                       \
+void fm_optimizer_step##SFX(fm_optim *opt, int n_vars, const fm_var *vars,             \
+                            T *params, T *grads, T *slots, int64_t n_params, double lr); \
+void fm_predict##SFX(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows, \
+                     T *out__bo, int *status);                                         \
+int fm_loss_and_grads##SFX(fm_net *net, const T *params, const T *X__bi,               \
+                           const T *Y__bo, const int64_t *y__b, const T *w__b,         \
+                           int64_t n_rows, const fm_loss_spec *loss, uint64_t seed,    \
+                           int64_t step, int training, double *loss_value);            \
+int fm_evaluate##SFX(const fm_net *net, const T *params, const T *X__bi,               \
+                     const T *Y__bo, const int64_t *y__b, const T *w__b,               \
+                     int64_t n_rows, int64_t batch_size, const fm_loss_spec *loss,     \
+                     int n_metrics, const fm_metric_spec *metrics, fm_stats *stats);   \
+int fm_train##SFX(fm_net *net, T *params, T *slots, fm_optim *opt,                     \
+                  const T *X__ni, const T *Y__no, const int64_t *y__n, const T *w__n,  \
+                  const int64_t *order__n, int64_t n_rows, int64_t batch_size,         \
+                  int64_t batch_begin, int64_t batch_end, const double *lr_per_batch,  \
+                  const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics, \
+                  uint64_t seed, fm_stats *stats);
+
+FM_DECLARE(float, _f32)
+FM_DECLARE(double, _f64)
+#undef FM_DECLARE
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,269 @@
+/* Losses: per-row value and gradient in one pass.  Template body (T, SFX).
+ *
+ * Each row's loss l_r is reduced over the last axis as Keras does (mean for
+ * regression, hinge and binary cross-entropy; sum for categorical ones).  The
+ * function adds sum_r w_r * l_r to *loss_sum and writes
+ * dZ[r] = grad_scale * w_r * dl_r/d(.) for every row.
+ *
+ * Cross-entropies are always computed in the stable fused form: with a
+ * softmax (sigmoid) output layer and from_logits=False, the gradient is taken
+ * straight to the pre-activation Z as p - y, and the loss uses log-sum-exp of
+ * Z; *dz_is_pre_activation is then set so the caller skips the activation's
+ * derivative.  With from_logits=True the output itself is treated as logits.
+ * Otherwise probabilities are clipped to [eps, 1 - eps] as in Keras.
+ */
+#define FM_EPS 1e-7
+
+static inline T FM_CAT(sign, SFX)(T x) { return (T)((x > 0) - (x < 0)); }
+
+/* Cross-entropy over logits x with targets y (already smoothed). */
+static inline T FM_CAT(ce_logits_row, SFX)(const T *x, const T *y, int64_t label, int64_t C,
+                                           T scale, T *g) {
+    T mx = x[0];
+    for (int64_t j = 1; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+    T s = 0;
+    for (int64_t j = 0; j < C; j++) s += exp(x[j] - mx);
+    const T lse = mx + log(s);
+    const T inv = (T)1 / s;
+    if (y) {
+        T sy = 0, l = 0;
+        for (int64_t j = 0; j < C; j++) { sy += y[j]; l += y[j] * (lse - x[j]); }
+        for (int64_t j = 0; j < C; j++) g[j] = scale * (sy * exp(x[j] - mx) * inv - y[j]);
+        return l;
+    }
+    for (int64_t j = 0; j < C; j++) g[j] = scale * exp(x[j] - mx) * inv;
+    g[label] -= scale;
+    return lse - x[label];
+}
+
+/* Keras's probability path: normalise, clip, -sum y log q. */
+static inline T FM_CAT(ce_probs_row, SFX)(const T *p, const T *y, int64_t label, int64_t C,
+                                          T scale, T *g) {
+    const T eps = (T)FM_EPS;
+    T s = 0;
+    for (int64_t j = 0; j < C; j++) s += p[j];
+    if (!(s > 0)) s = eps;
+    T l = 0, sy_free = 0;
+    for (int64_t j = 0; j < C; j++) {
+        T yj = y ? y[j] : (T)(j == label);
+        T q = p[j] / s;
+        int clipped = !(q > eps && q < (T)1 - eps);
+        if (q < eps) q = eps;
+        if (q > (T)1 - eps) q = (T)1 - eps;
+        l -= yj * log(q);
+        g[j] = clipped ? (T)0 : -yj / p[j];
+        if (!clipped) sy_free += yj;
+    }
+    for (int64_t j = 0; j < C; j++) g[j] = scale * (g[j] + sy_free / s);
+    return l;
+}
+
+int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, int act, const T *A__bo,
+                                          const T *Z__bo, const T *Y__bo, const int64_t *y__b,
+                                          const T *w__b, int64_t n_rows, int64_t n_out,
+                                          double grad_scale, double *loss_sum, T *dZ__bo,
+                                          int *dz_is_pre_activation) {
+    const int64_t C = n_out;
+    const T eps = (T)FM_EPS;
+    const T ls = (T)loss->label_smoothing;
+    const T delta = (T)loss->delta;
+    const int kind = loss->kind;
+    int fused = 0;
+    if (kind == FM_LOSS_BCE && !loss->from_logits && act == FM_ACT_SIGMOID && Z__bo) fused = 1;
+    if ((kind == FM_LOSS_CCE || kind == FM_LOSS_SCCE) && !loss->from_logits &&
+        act == FM_ACT_SOFTMAX && Z__bo) fused = 1;
+    *dz_is_pre_activation = fused;
+    T ybuf_small[64];
+    T *ybuf = NULL;
+    if ((kind == FM_LOSS_CCE || kind == FM_LOSS_BCE) && ls != 0) {
+        ybuf = C <= 64 ? ybuf_small : (T *)malloc((size_t)C * sizeof(T));
+        if (!ybuf) return FM_ERR_NOMEM;
+    }
+    double total = 0;
+    int status = FM_OK;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const T *p = A__bo + r * C;
+        const T *y = Y__bo ? Y__bo + r * C : NULL;
+        const T w = w__b ? w__b[r] : (T)1;
+        const T sc = (T)grad_scale * w;
+        T *g = dZ__bo + r * C;
+        int64_t label = -1;
+        if (kind == FM_LOSS_SCCE) {
+            label = y__b[r];
+            if (label < 0 || label >= C) { status = FM_ERR_LABEL; label = 0; }
+        }
+        if (ybuf) {
+            const T off = kind == FM_LOSS_CCE ? ls / (T)C : ls * (T)0.5;
+            for (int64_t j = 0; j < C; j++) ybuf[j] = y[j] * ((T)1 - ls) + off;
+            y = ybuf;
+        }
+        T l = 0;
+        switch (kind) {
+        case FM_LOSS_MSE:
+            for (int64_t j = 0; j < C; j++) { T e = p[j] - y[j]; l += e * e; g[j] = sc * 2 * e / (T)C; }
+            l /= (T)C; break;
+        case FM_LOSS_MAE:
+            for (int64_t j = 0; j < C; j++) { T e = p[j] - y[j]; l += fabs(e); g[j] = sc * FM_CAT(sign, SFX)(e) / (T)C; }
+            l /= (T)C; break;
+        case FM_LOSS_MAPE:
+            for (int64_t j = 0; j < C; j++) {
+                T e = p[j] - y[j], den = fabs(y[j]) > eps ? fabs(y[j]) : eps;
+                l += fabs(e) / den; g[j] = sc * (T)100 * FM_CAT(sign, SFX)(e) / den / (T)C;
+            }
+            l = (T)100 * l / (T)C; break;
+        case FM_LOSS_MSLE:
+            for (int64_t j = 0; j < C; j++) {
+                T pc = p[j] > eps ? p[j] : eps, yc = y[j] > eps ? y[j] : eps;
+                T e = log(pc + 1) - log(yc + 1);
+                l += e * e; g[j] = p[j] > eps ? sc * 2 * e / (pc + 1) / (T)C : (T)0;
+            }
+            l /= (T)C; break;
+        case FM_LOSS_HUBER:
+            for (int64_t j = 0; j < C; j++) {
+                T e = p[j] - y[j], ae = fabs(e);
+                if (ae <= delta) { l += (T)0.5 * e * e; g[j] = sc * e / (T)C; }
+                else { l += delta * ae - (T)0.5 * delta * delta; g[j] = sc * delta * FM_CAT(sign, SFX)(e) / (T)C; }
+            }
+            l /= (T)C; break;
+        case FM_LOSS_LOG_COSH:
+            for (int64_t j = 0; j < C; j++) {
+                T e = p[j] - y[j];
+                l += e + FM_CAT(softplus, SFX)((T)-2 * e) - (T)0.69314718055994530942;
+                g[j] = sc * tanh(e) / (T)C;
+            }
+            l /= (T)C; break;
+        case FM_LOSS_BCE: {
+            const T *x = fused ? Z__bo + r * C : p;
+            if (fused || loss->from_logits) {
+                for (int64_t j = 0; j < C; j++) {
+                    T xj = x[j];
+                    l += (xj > 0 ? xj : (T)0) - xj * y[j] + log1p(exp(-fabs(xj)));
+                    g[j] = sc * (FM_CAT(sigmoid, SFX)(xj) - y[j]) / (T)C;
+                }
+            } else {
+                for (int64_t j = 0; j < C; j++) {
+                    T q = p[j];
+                    int clipped = !(q > eps && q < (T)1 - eps);
+                    if (q < eps) q = eps;
+                    if (q > (T)1 - eps) q = (T)1 - eps;
+                    l -= y[j] * log(q) + ((T)1 - y[j]) * log((T)1 - q);
+                    g[j] = clipped ? (T)0 : sc * (q - y[j]) / (q * ((T)1 - q)) / (T)C;
+                }
+            }
+            l /= (T)C; break;
+        }
+        case FM_LOSS_CCE:
+        case FM_LOSS_SCCE:
+            if (fused) l = FM_CAT(ce_logits_row, SFX)(Z__bo + r * C, y, label, C, sc, g);
+            else if (loss->from_logits) l = FM_CAT(ce_logits_row, SFX)(p, y, label, C, sc, g);
+            else l = FM_CAT(ce_probs_row, SFX)(p, y, label, C, sc, g);
+            break;
+        case FM_LOSS_HINGE:
+            for (int64_t j = 0; j < C; j++) {
+                T m = (T)1 - y[j] * p[j];
+                l += m > 0 ? m : (T)0; g[j] = m > 0 ? -sc * y[j] / (T)C : (T)0;
+            }
+            l /= (T)C; break;
+        case FM_LOSS_SQUARED_HINGE:
+            for (int64_t j = 0; j < C; j++) {
+                T m = (T)1 - y[j] * p[j];
+                m = m > 0 ? m : (T)0;
+                l += m * m; g[j] = -sc * 2 * m * y[j] / (T)C;
+            }
+            l /= (T)C; break;
+        case FM_LOSS_CATEGORICAL_HINGE: {
+            T pos = 0, neg = -INFINITY;
+            int64_t jn = 0;
+            for (int64_t j = 0; j < C; j++) {
+                pos += y[j] * p[j];
+                T v = ((T)1 - y[j]) * p[j];
+                if (v > neg) { neg = v; jn = j; }
+            }
+            T m = neg - pos + (T)1;
+            l = m > 0 ? m : (T)0;
+            for (int64_t j = 0; j < C; j++) g[j] = m > 0 ? -sc * y[j] : (T)0;
+            if (m > 0) g[jn] += sc * ((T)1 - y[jn]);
+            break;
+        }
+        case FM_LOSS_KLD:
+            for (int64_t j = 0; j < C; j++) {
+                T yc = y[j] < eps ? eps : (y[j] > 1 ? (T)1 : y[j]);
+                T pc = p[j] < eps ? eps : (p[j] > 1 ? (T)1 : p[j]);
+                l += yc * log(yc / pc);
+                g[j] = (p[j] > eps && p[j] < 1) ? -sc * yc / pc : (T)0;
+            }
+            break;
+        case FM_LOSS_POISSON:
+            for (int64_t j = 0; j < C; j++) {
+                l += p[j] - y[j] * log(p[j] + eps);
+                g[j] = sc * ((T)1 - y[j] / (p[j] + eps)) / (T)C;
+            }
+            l /= (T)C; break;
+        default:
+            status = FM_ERR_ARG;
+        }
+        total += (double)(w * l);
+    }
+    if (ybuf && ybuf != ybuf_small) free(ybuf);
+    *loss_sum += total;
+    return status;
+}
+
+void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics,
+                                    const T *P__bo, const T *Y__bo, const int64_t *y__b,
+                                    const T *w__b, int64_t n_rows, int64_t n_out,
+                                    double *metric_sum) {
+    const int64_t C = n_out;
+    for (int m = 0; m < n_metrics; m++) {
+        const int kind = metrics[m].kind;
+        const double param = metrics[m].param;
+        double acc = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const T *p = P__bo + r * C;
+            const T *y = Y__bo ? Y__bo + r * C : NULL;
+            const double w = w__b ? (double)w__b[r] : 1.0;
+            double v = 0;
+            int64_t target = 0;
+            if (kind == FM_MET_SPARSE_CATEGORICAL_ACCURACY || kind == FM_MET_SPARSE_TOP_K) {
+                target = y ? (int64_t)y[0] : y__b[r];
+            } else if (kind == FM_MET_CATEGORICAL_ACCURACY || kind == FM_MET_TOP_K) {
+                if (y) { for (int64_t j = 1; j < C; j++) if (y[j] > y[target]) target = j; }
+                else target = y__b[r];
+            }
+            switch (kind) {
+            case FM_MET_BINARY_ACCURACY:
+                for (int64_t j = 0; j < C; j++) {
+                    T yt = y ? y[j] : (T)(y__b[r] == j);
+                    v += (double)(((T)(p[j] > (T)param)) == yt);
+                }
+                v /= (double)C; break;
+            case FM_MET_CATEGORICAL_ACCURACY:
+            case FM_MET_SPARSE_CATEGORICAL_ACCURACY: {
+                int64_t am = 0;
+                for (int64_t j = 1; j < C; j++) if (p[j] > p[am]) am = j;
+                v = am == target; break;
+            }
+            case FM_MET_TOP_K:
+            case FM_MET_SPARSE_TOP_K: {
+                int64_t above = 0;
+                if (target >= 0 && target < C) {
+                    for (int64_t j = 0; j < C; j++) above += p[j] > p[target];
+                    v = above < (int64_t)param;
+                }
+                break;
+            }
+            case FM_MET_MAE:
+            case FM_MET_MSE:
+                for (int64_t j = 0; j < C; j++) {
+                    double e = (double)p[j] - (double)(y ? y[j] : (T)(y__b[r] == j));
+                    v += kind == FM_MET_MAE ? fabs(e) : e * e;
+                }
+                v /= (double)C; break;
+            default: break;
+            }
+            acc += w * v;
+        }
+        metric_sum[m] += acc;
+    }
+}
+#undef FM_EPS

@@ -1,0 +1,160 @@
+/* Optimizer updates with the Keras 3 rules.  Template body (T, SFX).
+ *
+ * One step over every variable (a segment of the flat parameter vector):
+ *   1. add regularization gradients (l1 * sign(w) + 2 * l2 * w) to grads;
+ *   2. clip (clipnorm per variable, global_clipnorm over all, clipvalue);
+ *   3. decoupled weight decay  w -= w * weight_decay * lr   (Keras order);
+ *   4. the optimizer's rule, reading and writing its slots in one pass.
+ * Slots are laid out slot-major: slot s of parameter p is slots[s * n_params + p].
+ * Slot order per optimizer (the Python side names them the same way):
+ *   SGD: momentum | RMSprop: velocity, momentum, average_gradient |
+ *   Adagrad: accumulator | Adadelta: accumulated_grad, accumulated_delta_var |
+ *   Adam/AdamW: m, v, v_hat | Adamax: m, u | Nadam: m, v
+ * Then iterations += 1.
+ */
+void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *vars,
+                                    T *params, T *grads, T *slots, int64_t n_params, double lr) {
+    /* 1. regularization */
+    for (int v = 0; v < n_vars; v++) {
+        const fm_var *var = &vars[v];
+        if (var->l1 == 0 && var->l2 == 0) continue;
+        const T l1 = (T)var->l1, l2x2 = (T)(2 * var->l2);
+        T *w = params + var->off, *g = grads + var->off;
+        for (int64_t i = 0; i < var->size; i++)
+            g[i] += l1 * (T)((w[i] > 0) - (w[i] < 0)) + l2x2 * w[i];
+    }
+    /* 2. clipping */
+    if (opt->global_clipnorm > 0) {
+        double ss = 0;
+        for (int v = 0; v < n_vars; v++) {
+            const T *g = grads + vars[v].off;
+            for (int64_t i = 0; i < vars[v].size; i++) ss += (double)g[i] * (double)g[i];
+        }
+        double norm = sqrt(ss), c = opt->global_clipnorm;
+        if (norm > c) {
+            T s = (T)(c / norm);
+            for (int v = 0; v < n_vars; v++) {
+                T *g = grads + vars[v].off;
+                for (int64_t i = 0; i < vars[v].size; i++) g[i] *= s;
+            }
+        }
+    }
+    if (opt->clipnorm > 0) {
+        for (int v = 0; v < n_vars; v++) {
+            T *g = grads + vars[v].off;
+            double ss = 0;
+            for (int64_t i = 0; i < vars[v].size; i++) ss += (double)g[i] * (double)g[i];
+            double norm = sqrt(ss), c = opt->clipnorm;
+            if (norm > c) {
+                T s = (T)(c / norm);
+                for (int64_t i = 0; i < vars[v].size; i++) g[i] *= s;
+            }
+        }
+    }
+    if (opt->clipvalue > 0) {
+        const T c = (T)opt->clipvalue;
+        for (int v = 0; v < n_vars; v++) {
+            T *g = grads + vars[v].off;
+            for (int64_t i = 0; i < vars[v].size; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);
+        }
+    }
+    /* 3. decoupled weight decay */
+    if (opt->weight_decay > 0) {
+        const T f = (T)(opt->weight_decay * lr);
+        for (int v = 0; v < n_vars; v++) {
+            T *w = params + vars[v].off;
+            for (int64_t i = 0; i < vars[v].size; i++) w[i] -= w[i] * f;
+        }
+    }
+    /* 4. the rule */
+    const double t = (double)(opt->iterations + 1);
+    const T eps = (T)opt->epsilon, b1 = (T)opt->beta1, b2 = (T)opt->beta2;
+    const T rho = (T)opt->rho, mom = (T)opt->momentum, lrT = (T)lr;
+    T *s0 = slots, *s1 = slots + n_params, *s2 = slots + 2 * n_params;
+    /* scalars of the step */
+    T alpha = 0, nad_c1 = 0, nad_c2 = 0, nad_v = 0;
+    if (opt->kind == FM_OPT_ADAM || opt->kind == FM_OPT_ADAMW)
+        alpha = (T)(lr * sqrt(1 - pow(opt->beta2, t)) / (1 - pow(opt->beta1, t)));
+    if (opt->kind == FM_OPT_ADAMAX) alpha = (T)(lr / (1 - pow(opt->beta1, t)));
+    if (opt->kind == FM_OPT_NADAM) {
+        /* Keras 3: u_t = b1 (1 - 0.5 * 0.96^t); the product is advanced once per step. */
+        double u_t = opt->beta1 * (1 - 0.5 * pow(0.96, t));
+        double u_t1 = opt->beta1 * (1 - 0.5 * pow(0.96, t + 1));
+        double u_prod = opt->u_product * u_t;
+        double u_prod1 = u_prod * u_t1;
+        nad_c1 = (T)(u_t1 / (1 - u_prod1));
+        nad_c2 = (T)((1 - u_t) / (1 - u_prod));
+        nad_v = (T)(1 / (1 - pow(opt->beta2, t)));
+        opt->u_product = u_prod;
+    }
+    for (int v = 0; v < n_vars; v++) {
+        const int64_t off = vars[v].off, n = vars[v].size;
+        T *w = params + off, *g = grads + off;
+        T *a = s0 + off, *b = s1 + off, *c = s2 + off;
+        switch (opt->kind) {
+        case FM_OPT_SGD:
+            if (opt->momentum > 0) {
+                for (int64_t i = 0; i < n; i++) {
+                    a[i] = mom * a[i] - lrT * g[i];
+                    w[i] += opt->nesterov ? mom * a[i] - lrT * g[i] : a[i];
+                }
+            } else {
+                for (int64_t i = 0; i < n; i++) w[i] -= lrT * g[i];
+            }
+            break;
+        case FM_OPT_RMSPROP:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] = rho * a[i] + ((T)1 - rho) * g[i] * g[i];
+                T den = a[i];
+                if (opt->centered) { c[i] = rho * c[i] + ((T)1 - rho) * g[i]; den -= c[i] * c[i]; }
+                T inc = lrT * g[i] / sqrt(den + eps);
+                if (opt->momentum > 0) { b[i] = mom * b[i] + inc; w[i] -= b[i]; }
+                else w[i] -= inc;
+            }
+            break;
+        case FM_OPT_ADAGRAD:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] += g[i] * g[i];
+                w[i] -= lrT * g[i] / sqrt(a[i] + eps);
+            }
+            break;
+        case FM_OPT_ADADELTA:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] = rho * a[i] + ((T)1 - rho) * g[i] * g[i];
+                T dv = -sqrt(b[i] + eps) / sqrt(a[i] + eps) * g[i];
+                b[i] = rho * b[i] + ((T)1 - rho) * dv * dv;
+                w[i] += lrT * dv;
+            }
+            break;
+        case FM_OPT_ADAM:
+        case FM_OPT_ADAMW:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] += (g[i] - a[i]) * ((T)1 - b1);
+                b[i] += (g[i] * g[i] - b[i]) * ((T)1 - b2);
+                T vv = b[i];
+                if (opt->amsgrad) { c[i] = c[i] > vv ? c[i] : vv; vv = c[i]; }
+                w[i] -= (a[i] * alpha) / (sqrt(vv) + eps);
+            }
+            break;
+        case FM_OPT_ADAMAX:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] += (g[i] - a[i]) * ((T)1 - b1);
+                T ag = fabs(g[i]), bu = b2 * b[i];
+                b[i] = bu > ag ? bu : ag;
+                w[i] -= (a[i] * alpha) / (b[i] + eps);
+            }
+            break;
+        case FM_OPT_NADAM:
+            for (int64_t i = 0; i < n; i++) {
+                a[i] += (g[i] - a[i]) * ((T)1 - b1);
+                b[i] += (g[i] * g[i] - b[i]) * ((T)1 - b2);
+                T mh = nad_c1 * a[i] + nad_c2 * g[i];
+                T vh = b[i] * nad_v;
+                w[i] -= lrT * mh / (sqrt(vh) + eps);
+            }
+            break;
+        default: break;
+        }
+    }
+    opt->iterations += 1;
+}

@@ -1,0 +1,49 @@
+"""fastmlp: a compact, C-accelerated multilayer-perceptron engine with the Keras API.
+
+    import fastmlp as keras
+    model = keras.Sequential([keras.Input(shape=(4,)),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+"""
+from . import _engine
+from . import activations, callbacks, config, datasets, initializers, layers, losses, metrics
+from . import models, ops, optimizers, regularizers, utils
+from .layers import Input
+from .models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = ["Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
+           "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
+           "ops", "set_num_threads", "get_num_threads", "show_config"]
+
+
+def set_num_threads(n):
+    """Threads used by the kernels; 0 restores the default (``OMP_NUM_THREADS`` or all cores)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"`n` must be a non-negative integer. Received: n={n!r}")
+    _engine.set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the kernels will use."""
+    return _engine.get_num_threads()
+
+
+def show_config(print_fn=print):
+    """Print (and return) the build and run-time configuration: kernel target, OpenMP, threads."""
+    import numpy
+    info = {
+        "fastmlp": __version__,
+        "gemm_target": _engine.gemm_target(),
+        "available_targets": ", ".join(_engine.available_gemm_targets()),
+        "openmp": _engine.have_openmp(),
+        "threads": _engine.get_num_threads(),
+        "floatx": config.floatx(),
+        "numpy": numpy.__version__,
+    }
+    if print_fn is not None:
+        for k, v in info.items():
+            print_fn(f"{k}: {v}")
+    return info

@@ -1,0 +1,122 @@
+# Declarations of the C11 engine in csrc/ — nothing else lives here.
+from libc.stdint cimport int64_t, uint64_t
+
+cdef extern from "fastmlp.h" nogil:
+    enum: FM_OK, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_ARG
+    enum: FM_MAX_METRICS
+    enum: FM_LAYER_DENSE, FM_LAYER_DROPOUT
+
+    ctypedef struct fm_layer:
+        int kind
+        int64_t n_in, n_out
+        int activation
+        double act_alpha
+        int64_t w_off, b_off
+        double rate
+        uint64_t seed
+
+    ctypedef struct fm_var:
+        int64_t off, size
+        double l1, l2
+
+    ctypedef struct fm_loss_spec:
+        int kind
+        int from_logits
+        double label_smoothing
+        double delta
+
+    ctypedef struct fm_metric_spec:
+        int kind
+        double param
+
+    ctypedef struct fm_optim:
+        int kind
+        double beta1, beta2, epsilon, rho, momentum
+        int nesterov, centered, amsgrad
+        double weight_decay
+        double clipnorm, clipvalue, global_clipnorm
+        int64_t iterations
+        double u_product
+
+    ctypedef struct fm_stats:
+        double loss_sum, rows, weight_sum
+        double metric_sum[16]
+
+    ctypedef struct fm_net:
+        pass
+
+    fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
+                          int n_vars, const fm_var *vars, int64_t n_params)
+    void fm_net_free(fm_net *net)
+    void *fm_net_grads(fm_net *net)
+    void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out)
+
+    void fm_gemm_f32(int transa, int transb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc)
+    void fm_gemm_f64(int transa, int transb, int64_t M, int64_t N, int64_t K, double alpha,
+                     const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                     double *C, int64_t ldc)
+    const char *fm_gemm_target_name()
+    int fm_gemm_set_target(const char *name)
+    int fm_get_num_threads()
+    void fm_set_num_threads(int n)
+    int fm_have_openmp()
+
+    void fm_predict_f32(const fm_net *net, const float *params, const float *X, int64_t n_rows,
+                        float *out, int *status)
+    void fm_predict_f64(const fm_net *net, const double *params, const double *X, int64_t n_rows,
+                        double *out, int *status)
+    int fm_loss_and_grads_f32(fm_net *net, const float *params, const float *X, const float *Y,
+                              const int64_t *y, const float *w, int64_t n_rows,
+                              const fm_loss_spec *loss, uint64_t seed, int64_t step,
+                              int training, double *loss_value)
+    int fm_loss_and_grads_f64(fm_net *net, const double *params, const double *X, const double *Y,
+                              const int64_t *y, const double *w, int64_t n_rows,
+                              const fm_loss_spec *loss, uint64_t seed, int64_t step,
+                              int training, double *loss_value)
+    int fm_evaluate_f32(const fm_net *net, const float *params, const float *X, const float *Y,
+                        const int64_t *y, const float *w, int64_t n_rows, int64_t batch_size,
+                        const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics,
+                        fm_stats *stats)
+    int fm_evaluate_f64(const fm_net *net, const double *params, const double *X, const double *Y,
+                        const int64_t *y, const double *w, int64_t n_rows, int64_t batch_size,
+                        const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics,
+                        fm_stats *stats)
+    int fm_train_f32(fm_net *net, float *params, float *slots, fm_optim *opt, const float *X,
+                     const float *Y, const int64_t *y, const float *w, const int64_t *order,
+                     int64_t n_rows, int64_t batch_size, int64_t batch_begin, int64_t batch_end,
+                     const double *lr_per_batch, const fm_loss_spec *loss, int n_metrics,
+                     const fm_metric_spec *metrics, uint64_t seed, fm_stats *stats)
+    int fm_train_f64(fm_net *net, double *params, double *slots, fm_optim *opt, const double *X,
+                     const double *Y, const int64_t *y, const double *w, const int64_t *order,
+                     int64_t n_rows, int64_t batch_size, int64_t batch_begin, int64_t batch_end,
+                     const double *lr_per_batch, const fm_loss_spec *loss, int n_metrics,
+                     const fm_metric_spec *metrics, uint64_t seed, fm_stats *stats)
+
+    void fm_activation_forward_f32(int act, double alpha, float *A, float *Z, const float *b,
+                                   int64_t n_rows, int64_t n_out)
+    void fm_activation_forward_f64(int act, double alpha, double *A, double *Z, const double *b,
+                                   int64_t n_rows, int64_t n_out)
+    void fm_activation_backward_f32(int act, double alpha, const float *A, const float *Z,
+                                    float *dA, int64_t n_rows, int64_t n_out)
+    void fm_activation_backward_f64(int act, double alpha, const double *A, const double *Z,
+                                    double *dA, int64_t n_rows, int64_t n_out)
+    int fm_loss_forward_backward_f32(const fm_loss_spec *loss, int act, const float *A,
+                                     const float *Z, const float *Y, const int64_t *y,
+                                     const float *w, int64_t n_rows, int64_t n_out,
+                                     double grad_scale, double *loss_sum, float *dZ, int *pre)
+    int fm_loss_forward_backward_f64(const fm_loss_spec *loss, int act, const double *A,
+                                     const double *Z, const double *Y, const int64_t *y,
+                                     const double *w, int64_t n_rows, int64_t n_out,
+                                     double grad_scale, double *loss_sum, double *dZ, int *pre)
+    void fm_metrics_update_f32(int n_metrics, const fm_metric_spec *metrics, const float *P,
+                               const float *Y, const int64_t *y, const float *w, int64_t n_rows,
+                               int64_t n_out, double *metric_sum)
+    void fm_metrics_update_f64(int n_metrics, const fm_metric_spec *metrics, const double *P,
+                               const double *Y, const int64_t *y, const double *w, int64_t n_rows,
+                               int64_t n_out, double *metric_sum)
+    void fm_optimizer_step_f32(fm_optim *opt, int n_vars, const fm_var *vars, float *params,
+                               float *grads, float *slots, int64_t n_params, double lr)
+    void fm_optimizer_step_f64(fm_optim *opt, int n_vars, const fm_var *vars, double *params,
+                               double *grads, double *slots, int64_t n_params, double lr)

@@ -1,0 +1,239 @@
+# cython: language_level=3
+"""The only place Python meets C.
+
+Wrappers check dtype, contiguity and shape of every array before handing raw
+pointers to the kernels in ``csrc/`` (the Python layer has already converted
+user input; these checks guard against internal misuse and cost nanoseconds),
+release the GIL around every kernel call, and turn C status codes into Python
+exceptions.  Arrays are reached through the NumPy C API rather than typed
+memoryviews: single-row ``predict`` must cost only a few microseconds.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+
+cnp.import_array()
+
+
+
+cdef int _F32 = cnp.NPY_FLOAT32
+cdef int _F64 = cnp.NPY_FLOAT64
+cdef int _I64 = cnp.NPY_INT64
+
+
+cdef inline void *_ptr(object a, int typenum, str name) except? NULL:
+    """Data pointer of a C-contiguous array of the given type, NULL for None."""
+    if a is None:
+        return NULL
+    cdef cnp.ndarray arr = <cnp.ndarray?>a
+    if cnp.PyArray_TYPE(arr) != typenum or not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise TypeError(f"internal: {name} must be a C-contiguous array of type number {typenum}")
+    return cnp.PyArray_DATA(arr)
+
+
+cdef inline int64_t _rows(object a):
+    return (<cnp.ndarray>a).shape[0] if (<cnp.ndarray>a).ndim > 0 else 1
+
+
+cdef _raise_status(int status):
+    if status == FM_OK:
+        return
+    if status == FM_ERR_NOMEM:
+        raise MemoryError("fastmlp: the engine could not allocate its buffers")
+    if status == FM_ERR_LABEL:
+        raise ValueError("a sparse label is outside [0, n_classes)")
+    raise RuntimeError(f"fastmlp engine error {status}")
+
+
+cdef void _fill_loss(fm_loss_spec *spec, tuple loss):
+    spec.kind = loss[0]
+    spec.from_logits = loss[1]
+    spec.label_smoothing = loss[2]
+    spec.delta = loss[3]
+
+
+cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
+    if len(metrics) > FM_MAX_METRICS:
+        raise ValueError(f"at most {FM_MAX_METRICS} compiled metrics are supported; got {len(metrics)}")
+    for i, (kind, param) in enumerate(metrics):
+        specs[i].kind = kind
+        specs[i].param = param
+    return len(metrics)
+
+
+include "_ops.pxi"
+include "_kernels.pxi"
+
+
+def permutation(uint64_t seed, uint64_t epoch, int64_t n):
+    """The shuffle order of one epoch, from the counter-based generator."""
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t *p = <int64_t *>cnp.PyArray_DATA(out)
+    with nogil:
+        fm_permutation(seed, epoch, n, p)
+    return out
+
+
+cdef class Network:
+    """A layer table over a flat parameter vector (owned by Python)."""
+    cdef fm_net *net
+    cdef readonly bint f64
+    cdef readonly int64_t n_in, n_out, n_params
+    cdef int typenum
+
+    def __cinit__(self, list layers, list variables, int64_t n_params, bint f64):
+        cdef int nl = len(layers), nv = len(variables)
+        if nl == 0:
+            raise ValueError("a network needs at least one layer")
+        cdef fm_layer *lt = <fm_layer *>malloc(sizeof(fm_layer) * nl)
+        cdef fm_var *vt = <fm_var *>malloc(sizeof(fm_var) * (nv if nv else 1))
+        if lt == NULL or vt == NULL:
+            free(lt); free(vt)
+            raise MemoryError()
+        try:
+            for i, (kind, n_in, n_out, act, alpha, w_off, b_off, rate, seed) in enumerate(layers):
+                lt[i].kind = kind; lt[i].n_in = n_in; lt[i].n_out = n_out
+                lt[i].activation = act; lt[i].act_alpha = alpha
+                lt[i].w_off = w_off; lt[i].b_off = b_off; lt[i].rate = rate; lt[i].seed = seed
+            for i, (off, size, l1, l2) in enumerate(variables):
+                vt[i].off = off; vt[i].size = size; vt[i].l1 = l1; vt[i].l2 = l2
+            self.net = fm_net_create(f64, nl, lt, nv, vt, n_params)
+        finally:
+            free(lt); free(vt)
+        if self.net == NULL:
+            raise MemoryError("fastmlp: could not create the network")
+        self.f64 = f64
+        self.typenum = _F64 if f64 else _F32
+        self.n_in = layers[0][1]
+        self.n_out = layers[nl - 1][2]
+        self.n_params = n_params
+
+    def __dealloc__(self):
+        if self.net != NULL:
+            fm_net_free(self.net)
+            self.net = NULL
+
+    def predict(self, params, X, out):
+        """out[:] = network(X) in inference mode (no dropout)."""
+        cdef void *pp = _ptr(params, self.typenum, "params")
+        cdef void *px = _ptr(X, self.typenum, "X")
+        cdef void *po = _ptr(out, self.typenum, "out")
+        cdef int64_t n = (<cnp.ndarray>X).shape[0]
+        cdef int status = 0
+        if (<cnp.ndarray>X).shape[1] != self.n_in or (<cnp.ndarray>out).shape[0] != n:
+            raise ValueError("internal: predict shapes")
+        if n > 0:
+            with nogil:
+                if self.f64:
+                    fm_predict_f64(self.net, <double *>pp, <double *>px, n, <double *>po, &status)
+                else:
+                    fm_predict_f32(self.net, <float *>pp, <float *>px, n, <float *>po, &status)
+        _raise_status(status)
+        return out
+
+    def loss_and_grads(self, params, X, Y, y, w, tuple loss, uint64_t seed=0, int64_t step=0,
+                       bint training=False):
+        """Loss (with regularization) and a copy of the flat gradient for one batch."""
+        cdef fm_loss_spec spec
+        _fill_loss(&spec, loss)
+        cdef void *pp = _ptr(params, self.typenum, "params")
+        cdef void *px = _ptr(X, self.typenum, "X")
+        cdef void *pY = _ptr(Y, self.typenum, "Y")
+        cdef void *py = _ptr(y, _I64, "y")
+        cdef void *pw = _ptr(w, self.typenum, "w")
+        cdef int64_t n = _rows(X)
+        cdef double value = 0
+        cdef int status
+        with nogil:
+            if self.f64:
+                status = fm_loss_and_grads_f64(self.net, <double *>pp, <double *>px, <double *>pY,
+                                               <int64_t *>py, <double *>pw, n, &spec, seed, step,
+                                               training, &value)
+            else:
+                status = fm_loss_and_grads_f32(self.net, <float *>pp, <float *>px, <float *>pY,
+                                               <int64_t *>py, <float *>pw, n, &spec, seed, step,
+                                               training, &value)
+        _raise_status(status)
+        return value, self.grads()
+
+    def grads(self):
+        """A copy of the flat gradient of the last step."""
+        dtype = np.float64 if self.f64 else np.float32
+        out = np.empty(self.n_params, dtype=dtype)
+        cdef size_t nbytes = self.n_params * (8 if self.f64 else 4)
+        if nbytes:
+            (<char *>cnp.PyArray_DATA(out))[:nbytes] = (<char *>fm_net_grads(self.net))[:nbytes]
+        return out
+
+    def evaluate(self, params, X, Y, y, w, int64_t batch_size, tuple loss, list metrics):
+        """Sums over all rows: (loss_sum, rows, weight_sum, [metric sums])."""
+        cdef fm_loss_spec spec
+        cdef fm_metric_spec mspecs[FM_MAX_METRICS]
+        cdef fm_stats stats
+        _fill_loss(&spec, loss)
+        cdef int nm = _fill_metrics(mspecs, metrics)
+        cdef void *pp = _ptr(params, self.typenum, "params")
+        cdef void *px = _ptr(X, self.typenum, "X")
+        cdef void *pY = _ptr(Y, self.typenum, "Y")
+        cdef void *py = _ptr(y, _I64, "y")
+        cdef void *pw = _ptr(w, self.typenum, "w")
+        cdef int64_t n = _rows(X)
+        cdef int status
+        stats.loss_sum = 0; stats.rows = 0; stats.weight_sum = 0
+        for i in range(FM_MAX_METRICS):
+            stats.metric_sum[i] = 0
+        with nogil:
+            if self.f64:
+                status = fm_evaluate_f64(self.net, <double *>pp, <double *>px, <double *>pY,
+                                         <int64_t *>py, <double *>pw, n, batch_size, &spec, nm,
+                                         mspecs, &stats)
+            else:
+                status = fm_evaluate_f32(self.net, <float *>pp, <float *>px, <float *>pY,
+                                         <int64_t *>py, <float *>pw, n, batch_size, &spec, nm,
+                                         mspecs, &stats)
+        _raise_status(status)
+        return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]
+
+    def train(self, params, slots, dict opt, X, Y, y, w, order, int64_t batch_size,
+              int64_t batch_begin, int64_t batch_end, lrs, tuple loss, list metrics,
+              uint64_t seed):
+        """Run batches [batch_begin, batch_end) of an epoch; updates params, slots and
+        opt['iterations'] / opt['u_product'] in place.  Returns the sums like evaluate."""
+        cdef fm_loss_spec spec
+        cdef fm_metric_spec mspecs[FM_MAX_METRICS]
+        cdef fm_stats stats
+        cdef fm_optim o
+        _fill_loss(&spec, loss)
+        cdef int nm = _fill_metrics(mspecs, metrics)
+        _fill_optim(&o, opt)
+        cdef void *pp = _ptr(params, self.typenum, "params")
+        cdef void *ps = _ptr(slots, self.typenum, "slots")
+        cdef void *px = _ptr(X, self.typenum, "X")
+        cdef void *pY = _ptr(Y, self.typenum, "Y")
+        cdef void *py = _ptr(y, _I64, "y")
+        cdef void *pw = _ptr(w, self.typenum, "w")
+        cdef void *po = _ptr(order, _I64, "order")
+        cdef void *pl = _ptr(lrs, _F64, "lrs")
+        if _rows(lrs) < batch_end - batch_begin:
+            raise ValueError("internal: one learning rate per batch is needed")
+        cdef int64_t n = _rows(X)
+        cdef int status
+        stats.loss_sum = 0; stats.rows = 0; stats.weight_sum = 0
+        for i in range(FM_MAX_METRICS):
+            stats.metric_sum[i] = 0
+        with nogil:
+            if self.f64:
+                status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, <double *>px,
+                                      <double *>pY, <int64_t *>py, <double *>pw, <int64_t *>po,
+                                      n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
+                                      nm, mspecs, seed, &stats)
+            else:
+                status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, <float *>px,
+                                      <float *>pY, <int64_t *>py, <float *>pw, <int64_t *>po,
+                                      n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
+                                      nm, mspecs, seed, &stats)
+        opt["iterations"] = o.iterations
+        opt["u_product"] = o.u_product
+        _raise_status(status)
+        return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]

@@ -1,0 +1,65 @@
+# GEMM, CPU dispatch and thread control (included by _engine.pyx).
+
+def gemm(bint transa, bint transb, double alpha, A, B, double beta, C):
+    """C = alpha * op(A) @ op(B) + beta * C in place; all C-contiguous 2-D, one float dtype."""
+    for name, a in (("A", A), ("B", B), ("C", C)):
+        if not isinstance(a, np.ndarray) or a.ndim != 2 or not a.flags.c_contiguous:
+            raise TypeError(f"{name} must be a C-contiguous 2-D numpy array")
+    if not (A.dtype == B.dtype == C.dtype) or A.dtype not in (np.float32, np.float64):
+        raise TypeError("A, B and C must share one dtype, float32 or float64")
+    if not C.flags.writeable:
+        raise ValueError("C must be writeable")
+    cdef int64_t M = A.shape[1] if transa else A.shape[0]
+    cdef int64_t K = A.shape[0] if transa else A.shape[1]
+    cdef int64_t KB = B.shape[1] if transb else B.shape[0]
+    cdef int64_t N = B.shape[0] if transb else B.shape[1]
+    if K != KB or C.shape[0] != M or C.shape[1] != N:
+        raise ValueError(f"shapes do not align: op(A) is {M}x{K}, op(B) is {KB}x{N}, C is {C.shape[0]}x{C.shape[1]}")
+    cdef int64_t lda = A.shape[1], ldb = B.shape[1], ldc = C.shape[1]
+    cdef void *pa = cnp.PyArray_DATA(<cnp.ndarray>A)
+    cdef void *pb = cnp.PyArray_DATA(<cnp.ndarray>B)
+    cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>C)
+    cdef bint f64 = A.dtype == np.float64
+    with nogil:
+        if f64:
+            fm_gemm_f64(transa, transb, M, N, K, alpha, <double *>pa, lda, <double *>pb, ldb,
+                        beta, <double *>pc, ldc)
+        else:
+            fm_gemm_f32(transa, transb, M, N, K, <float>alpha, <float *>pa, lda, <float *>pb, ldb,
+                        <float>beta, <float *>pc, ldc)
+    return C
+
+
+def gemm_target():
+    """The GEMM kernel family chosen for this CPU (or forced by set_gemm_target)."""
+    return fm_gemm_target_name().decode()
+
+
+def set_gemm_target(str name):
+    """Force a GEMM target ('avx512', 'avx2', 'generic', ...) or 'auto'."""
+    if fm_gemm_set_target(name.encode()) != 0:
+        raise ValueError(f"GEMM target {name!r} is unknown or not supported by this CPU; "
+                         f"available: {available_gemm_targets()}")
+
+
+def available_gemm_targets():
+    """Targets this CPU can run, best first."""
+    current = gemm_target()
+    found = []
+    for name in ("avx512", "avx2", "neon", "generic"):
+        if fm_gemm_set_target(name.encode()) == 0:
+            found.append(name)
+    fm_gemm_set_target(current.encode())
+    return found
+
+
+def get_num_threads():
+    return fm_get_num_threads()
+
+
+def set_num_threads(int n):
+    fm_set_num_threads(n)
+
+
+def have_openmp():
+    return bool(fm_have_openmp())

@@ -1,0 +1,156 @@
+"""Activation functions, by name, as in ``keras.activations``.
+
+Each function works on NumPy arrays (handy for checking a model by hand); in a
+``Dense`` layer the same function runs fused with the bias inside the C engine.
+Custom Python callables cannot run inside the engine and are refused.
+"""
+import math
+
+import numpy as np
+
+__all__ = [
+    "relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "leaky_relu", "gelu",
+    "softplus", "softsign", "swish", "silu", "hard_sigmoid", "exponential", "relu6",
+    "get", "serialize", "deserialize",
+]
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def _engine_code(code, alpha=0.0):
+    def mark(fn):
+        fn._fm_code = code
+        fn._fm_alpha = alpha
+        return fn
+    return mark
+
+
+@_engine_code(0)
+def linear(x):
+    return np.asarray(x)
+
+
+@_engine_code(1)
+def relu(x):
+    return np.maximum(x, 0)
+
+
+@_engine_code(2)
+def sigmoid(x):
+    x = np.asarray(x)
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+@_engine_code(3)
+def tanh(x):
+    return np.tanh(x)
+
+
+@_engine_code(4)
+def softmax(x, axis=-1):
+    x = np.asarray(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_engine_code(5, 1.0)
+def elu(x, alpha=1.0):
+    x = np.asarray(x)
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+@_engine_code(6)
+def selu(x):
+    x = np.asarray(x)
+    return _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+
+
+@_engine_code(7, 0.2)
+def leaky_relu(x, negative_slope=0.2):
+    x = np.asarray(x)
+    return np.where(x > 0, x, negative_slope * x)
+
+
+_erf = np.vectorize(math.erf, otypes=[float])
+
+
+@_engine_code(8)
+def gelu(x, approximate=False):
+    if approximate:
+        raise ValueError("gelu(approximate=True) is not supported by the engine; use the exact form")
+    x = np.asarray(x)
+    return (0.5 * x * (1 + _erf(x / math.sqrt(2)))).astype(np.result_type(x, np.float32))
+
+
+@_engine_code(9)
+def softplus(x):
+    x = np.asarray(x)
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+@_engine_code(10)
+def softsign(x):
+    x = np.asarray(x)
+    return x / (1 + np.abs(x))
+
+
+@_engine_code(11)
+def swish(x):
+    return np.asarray(x) * sigmoid(x)
+
+
+silu = swish
+
+
+@_engine_code(12)
+def hard_sigmoid(x):
+    return np.clip((np.asarray(x) + 3.0) / 6.0, 0, 1)
+
+
+@_engine_code(13)
+def exponential(x):
+    return np.exp(x)
+
+
+@_engine_code(14)
+def relu6(x):
+    return np.clip(x, 0, 6)
+
+
+ALL_ACTIVATIONS = {
+    "linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
+    "elu": elu, "selu": selu, "leaky_relu": leaky_relu, "gelu": gelu, "softplus": softplus,
+    "softsign": softsign, "swish": swish, "silu": silu, "hard_sigmoid": hard_sigmoid,
+    "exponential": exponential, "relu6": relu6,
+}
+_NAMES = {id(fn): name for name, fn in ALL_ACTIVATIONS.items() if name != "silu"}
+
+
+def get(identifier):
+    """An activation function from its name, the function itself, or None (linear)."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, str):
+        fn = ALL_ACTIVATIONS.get(identifier.lower())
+        if fn is None:
+            raise ValueError(f"Unknown activation: {identifier!r}. "
+                             f"Expected one of {sorted(ALL_ACTIVATIONS)} or None")
+        return fn
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return deserialize(identifier)
+    if callable(identifier) and hasattr(identifier, "_fm_code"):
+        return identifier
+    raise ValueError(f"Could not interpret activation {identifier!r}: fastmlp runs activations "
+                     f"inside its C engine, so it must be one of {sorted(ALL_ACTIVATIONS)} "
+                     f"(a name or a fastmlp.activations function)")
+
+
+def serialize(fn):
+    return _NAMES[id(get(fn))]
+
+
+def deserialize(config):
+    if isinstance(config, dict):
+        config = config.get("config", config.get("class_name"))
+    return get(config)

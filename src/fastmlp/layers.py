@@ -1,0 +1,250 @@
+"""Layers for dense stacks: ``Dense``, ``Dropout``, ``InputLayer``/``Input``.
+
+A layer holds its configuration and, once built, its weights in Keras's
+layout (kernel ``(input_dim, units)``, bias ``(units,)``).  Inside a model the
+weights are views into the model's flat parameter vector, which the C engine
+trains in place.
+"""
+import numpy as np
+
+from . import activations, initializers, regularizers, utils
+from . import config as _config
+
+__all__ = ["Layer", "Dense", "Dropout", "InputLayer", "Input"]
+
+_NAME_COUNTS = {}
+
+
+def _unique_name(base):
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _shape_tuple(shape, what):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a tuple of integers. Received: {what}={shape!r}") from None
+    if any(d is not None and d <= 0 for d in shape):
+        raise ValueError(f"{what} must contain positive integers. Received: {what}={shape!r}")
+    return shape
+
+
+class Layer:
+    """Base class of fastmlp layers."""
+    _base_name = "layer"
+
+    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
+                 batch_input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword argument(s) passed to {type(self).__name__}: "
+                            f"{sorted(kwargs)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Layer name must be a string. Received: name={name!r}")
+        self.name = name or _unique_name(self._base_name)
+        if dtype is not None and str(np.dtype(dtype)) not in ("float32", "float64"):
+            raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
+        self._dtype = None if dtype is None else str(np.dtype(dtype))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._input_shape_arg = None
+        if input_dim is not None:
+            self._input_shape_arg = _shape_tuple((input_dim,), "input_dim")
+        elif input_shape is not None:
+            self._input_shape_arg = _shape_tuple(input_shape, "input_shape")
+        elif batch_input_shape is not None:
+            self._input_shape_arg = _shape_tuple(batch_input_shape, "batch_input_shape")[1:]
+
+    @property
+    def dtype(self):
+        return self._dtype or _config.floatx()
+
+    # ---- weights ----
+    @property
+    def weights(self):
+        return []
+
+    trainable_weights = weights
+
+    @property
+    def non_trainable_weights(self):
+        return []
+
+    def get_weights(self):
+        return [np.array(w, copy=True) for w in self.weights]
+
+    def set_weights(self, weights):
+        current = self.weights
+        weights = list(weights)
+        if len(weights) != len(current):
+            raise ValueError(f"You called `set_weights(weights)` on layer {self.name!r} with a weight "
+                             f"list of length {len(weights)}, but the layer was expecting "
+                             f"{len(current)} weights.")
+        arrays = []
+        for ref, new in zip(current, weights):
+            new = np.asarray(new)
+            if new.dtype.kind not in "biuf":
+                raise TypeError(f"Weights of layer {self.name!r} must be numeric; got dtype {new.dtype}")
+            if new.shape != ref.shape:
+                raise ValueError(f"Layer {self.name!r} weight shape {ref.shape} is not compatible with "
+                                 f"provided weight shape {new.shape}.")
+            arrays.append(new)
+        for ref, new in zip(current, arrays):
+            ref[...] = new
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer "
+                             f"isn't built. You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(w.size for w in self.weights))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        self.built = True
+
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __call__(self, x, training=False):
+        x = np.asarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build(x.shape)
+        return self.call(x, training=training)
+
+    def call(self, x, training=False):
+        return x
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class Dense(Layer):
+    """Densely connected layer: ``activation(x @ kernel + bias)``.
+
+    Arguments, defaults and validation follow ``keras.layers.Dense``.
+    """
+    _base_name = "dense"
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not utils._is_positive_int(units):
+            raise ValueError(f"Received an invalid value for `units`, expected a positive integer. "
+                             f"Received: units={units!r}")
+        for arg, value in (("activity_regularizer", activity_regularizer),
+                           ("kernel_constraint", kernel_constraint), ("bias_constraint", bias_constraint)):
+            if value is not None:
+                raise ValueError(f"Dense({arg}=...) is not supported by fastmlp yet")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel = None
+        self.bias = None
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 1 or input_shape[-1] is None:
+            raise ValueError(f"Dense layer {self.name!r} needs a known last input dimension; "
+                             f"got input shape {input_shape}")
+        if len(input_shape) > 2:
+            raise ValueError(f"fastmlp's Dense expects 2-D input (samples, features); layer "
+                             f"{self.name!r} got input shape {input_shape}")
+        input_dim = int(input_shape[-1])
+        self.kernel = np.asarray(self.kernel_initializer((input_dim, self.units), self.dtype), dtype=self.dtype)
+        self.bias = (np.asarray(self.bias_initializer((self.units,), self.dtype), dtype=self.dtype)
+                     if self.use_bias else None)
+        self.input_dim = input_dim
+        self.built = True
+
+    @property
+    def weights(self):
+        if not self.built:
+            return []
+        return [self.kernel, self.bias] if self.use_bias else [self.kernel]
+
+    trainable_weights = weights
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, x, training=False):
+        out = np.ascontiguousarray(x @ self.kernel, dtype=self.dtype).reshape(-1, self.units)
+        from . import _engine
+        _engine.activation_forward(self.activation._fm_code, self.activation._fm_alpha, out,
+                                   None if self.bias is None else np.ascontiguousarray(self.bias))
+        return out.reshape(x.shape[:-1] + (self.units,))
+
+    def get_config(self):
+        return {
+            **super().get_config(), "units": self.units,
+            "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+        }
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each input with probability ``rate``
+    and scale the rest by ``1 / (1 - rate)``; the identity at inference.  Masks
+    come from the engine's counter-based generator (resumable)."""
+    _base_name = "dropout"
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating, np.integer)) \
+                or not 0 <= rate <= 1:
+            raise ValueError(f"Invalid value received for argument `rate`. Expected a float value "
+                             f"between 0 and 1. Received: rate={rate!r}")
+        if noise_shape is not None:
+            raise ValueError("Dropout(noise_shape=...) is not supported by fastmlp")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"Dropout seed must be a non-negative integer. Received: seed={seed!r}")
+        self.rate = float(rate)
+        self.seed = seed
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class InputLayer(Layer):
+    """Declares the input shape of a model: ``InputLayer(shape=(784,))``."""
+    _base_name = "input_layer"
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+        if shape is None and "input_shape" in kwargs:
+            shape = kwargs.pop("input_shape")
+        if shape is None and "batch_shape" in kwargs:
+            shape = kwargs.pop("batch_shape")[1:]
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if shape is None:
+            raise ValueError("InputLayer needs a `shape`, e.g. InputLayer(shape=(784,))")
+        self.shape = _shape_tuple(shape, "shape")
+        self.batch_size = batch_size
+        self._input_shape_arg = self.shape
+        self.built = True
+
+    def get_config(self):
+        return {"shape": self.shape, "batch_size": self.batch_size, "dtype": self.dtype, "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+    """The symbolic input of a model, as ``keras.Input(shape=(784,))``: pass it
+    first to ``Sequential``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs)

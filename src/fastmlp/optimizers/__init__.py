@@ -1,0 +1,371 @@
+"""Optimizers with the Keras 3 update rules and defaults.
+
+The rules run inside the C engine (``csrc/optim_impl.h``) in one pass over the
+flat parameter, gradient and slot vectors.  Each class's docstring shows its
+rule; ``iterations`` counts steps taken, and ``learning_rate`` is a float or a
+``schedules.LearningRateSchedule`` evaluated at ``iterations``.
+"""
+import numpy as np
+
+from . import schedules
+from .schedules import LearningRateSchedule
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax",
+           "Nadam", "get", "schedules"]
+
+
+class Optimizer:
+    _code = None
+    _default_name = None
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, name=None, **kwargs):
+        unknown = set(kwargs) - {"use_ema", "ema_momentum", "ema_overwrite_frequency",
+                                 "loss_scale_factor", "gradient_accumulation_steps"}
+        if unknown:
+            raise TypeError(f"Unexpected keyword argument(s) for {type(self).__name__}: {sorted(unknown)}")
+        if kwargs.get("use_ema"):
+            raise ValueError("use_ema=True is not supported by fastmlp")
+        set_clips = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                    ("global_clipnorm", global_clipnorm)) if v is not None]
+        if len(set_clips) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                             f"Received: {', '.join(set_clips)}")
+        for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
+                     ("weight_decay", weight_decay)):
+            if v is not None and (not np.isfinite(v) or v < 0):
+                raise ValueError(f"Argument `{n}` must be a non-negative number. Received: {n}={v}")
+        self.name = name or self._default_name
+        self.weight_decay = weight_decay
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self._u_product = 1.0
+        self._slots = None
+
+    # ---- learning rate ----
+    @property
+    def learning_rate(self):
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            return float(lr(self.iterations))
+        return lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if callable(value):
+            raise TypeError("learning_rate must be a float or a "
+                            "fastmlp.optimizers.schedules.LearningRateSchedule")
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"learning_rate must be a non-negative finite number. Received: {value}")
+        self._learning_rate = value
+
+    def _learning_rates(self, n_steps):
+        """One rate per step for the next n_steps (float64, contiguous)."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            steps = np.arange(self.iterations, self.iterations + n_steps, dtype=np.float64)
+            return np.ascontiguousarray(np.broadcast_to(lr(steps), (n_steps,)), dtype=np.float64)
+        return np.full(n_steps, lr, dtype=np.float64)
+
+    # ---- state ----
+    @property
+    def slot_names(self):
+        """Names of the per-parameter slots this configuration uses, in engine order."""
+        return ()
+
+    def _initial_slots(self):
+        return {}
+
+    def build(self, n_params, dtype):
+        """Allocate the slots (3 x n_params, slot-major) for a flat parameter vector."""
+        self._slots = np.zeros(3 * n_params, dtype=dtype)
+        for index, value in self._initial_slots().items():
+            self._slots[index * n_params:(index + 1) * n_params] = value
+        self._n_params = n_params
+
+    @property
+    def built(self):
+        return self._slots is not None
+
+    @property
+    def variables(self):
+        """``[iterations, *slots]`` as NumPy arrays (slots are flat, one per name)."""
+        out = [np.array(self.iterations, dtype=np.int64)]
+        if self._slots is not None:
+            n = self._n_params
+            out += [self._slots[i * n:(i + 1) * n] for i in range(len(self.slot_names))]
+        return out
+
+    def _engine_spec(self):
+        return {
+            "kind": self._code, "beta1": getattr(self, "beta_1", 0.0), "beta2": getattr(self, "beta_2", 0.0),
+            "epsilon": getattr(self, "epsilon", 0.0), "rho": getattr(self, "rho", 0.0),
+            "momentum": getattr(self, "momentum", 0.0), "nesterov": int(getattr(self, "nesterov", False)),
+            "centered": int(getattr(self, "centered", False)), "amsgrad": int(getattr(self, "amsgrad", False)),
+            "weight_decay": float(self.weight_decay or 0.0), "clipnorm": float(self.clipnorm or 0.0),
+            "clipvalue": float(self.clipvalue or 0.0), "global_clipnorm": float(self.global_clipnorm or 0.0),
+            "iterations": int(self.iterations), "u_product": float(self._u_product),
+        }
+
+    def _store_state(self, spec):
+        self.iterations = spec["iterations"]
+        self._u_product = spec["u_product"]
+
+    def get_config(self):
+        lr = self._learning_rate
+        return {
+            "name": self.name,
+            "learning_rate": schedules.serialize(lr) if isinstance(lr, LearningRateSchedule) else lr,
+            "weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            config["learning_rate"] = schedules.deserialize(lr)
+        return cls(**config)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    ```
+    velocity = momentum * velocity - learning_rate * g
+    w = w + momentum * velocity - learning_rate * g   # nesterov
+    w = w + velocity                                  # otherwise (w - lr * g without momentum)
+    ```
+    """
+    _code = 0
+    _default_name = "SGD"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        if not isinstance(momentum, (int, float)) or momentum < 0 or momentum > 1:
+            raise ValueError(f"`momentum` must be a float between [0, 1]. Received: momentum={momentum}")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    @property
+    def slot_names(self):
+        return ("momentum",) if self.momentum > 0 else ()
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Keras form: epsilon inside the square root).
+
+    ```
+    velocity = rho * velocity + (1 - rho) * g^2
+    denominator = velocity - average_gradient^2 + eps   # centered, with
+        average_gradient = rho * average_gradient + (1 - rho) * g
+    denominator = velocity + eps                        # otherwise
+    increment = learning_rate * g / sqrt(denominator)
+    momentum_buf = momentum * momentum_buf + increment; w -= momentum_buf   # momentum > 0
+    w -= increment                                                          # otherwise
+    ```
+    """
+    _code = 1
+    _default_name = "rmsprop"
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    @property
+    def slot_names(self):
+        return ("velocity", "momentum", "average_gradient")
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Keras form: epsilon inside the square root).
+
+    ```
+    accumulator += g^2          # starts at initial_accumulator_value
+    w -= learning_rate * g / sqrt(accumulator + eps)
+    ```
+    """
+    _code = 2
+    _default_name = "adagrad"
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+
+    @property
+    def slot_names(self):
+        return ("accumulator",)
+
+    def _initial_slots(self):
+        return {0: self.initial_accumulator_value}
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Adadelta.
+
+    ```
+    accumulated_grad = rho * accumulated_grad + (1 - rho) * g^2
+    delta = -sqrt(accumulated_delta_var + eps) / sqrt(accumulated_grad + eps) * g
+    accumulated_delta_var = rho * accumulated_delta_var + (1 - rho) * delta^2
+    w += learning_rate * delta
+    ```
+    """
+    _code = 3
+    _default_name = "adadelta"
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    @property
+    def slot_names(self):
+        return ("accumulated_grad", "accumulated_delta_var")
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2014, https://arxiv.org/abs/1412.6980); defaults from the paper,
+    epsilon as in Keras.
+
+    ```
+    t = iterations + 1
+    alpha = learning_rate * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+    m += (g - m) * (1 - beta_1)
+    v += (g^2 - v) * (1 - beta_2)
+    v_hat = max(v_hat, v); v = v_hat      # amsgrad
+    w -= alpha * m / (sqrt(v) + eps)
+    ```
+    """
+    _code = 4
+    _default_name = "adam"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    @property
+    def slot_names(self):
+        return ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): before each
+    Adam step, ``w -= w * weight_decay * learning_rate``."""
+    _code = 5
+    _default_name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        if weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clipnorm,
+                         clipvalue, global_clipnorm, name, **kwargs)
+
+
+class Adamax(Optimizer):
+    """Adamax, the infinity-norm variant of Adam.
+
+    ```
+    m += (g - m) * (1 - beta_1)
+    u = max(beta_2 * u, |g|)
+    w -= learning_rate * m / ((1 - beta_1^t) * (u + eps))
+    ```
+    """
+    _code = 6
+    _default_name = "adamax"
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    @property
+    def slot_names(self):
+        return ("m", "u")
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Adamax):
+    """Nadam, Adam with Nesterov momentum (Dozat, 2016), Keras 3 schedule.
+
+    ```
+    u_t = beta_1 * (1 - 0.5 * 0.96^t);  u_t1 = beta_1 * (1 - 0.5 * 0.96^(t+1))
+    u_product *= u_t
+    m += (g - m) * (1 - beta_1);  v += (g^2 - v) * (1 - beta_2)
+    m_hat = u_t1 * m / (1 - u_product * u_t1) + (1 - u_t) * g / (1 - u_product)
+    v_hat = v / (1 - beta_2^t)
+    w -= learning_rate * m_hat / (sqrt(v_hat) + eps)
+    ```
+    """
+    _code = 7
+    _default_name = "nadam"
+
+    @property
+    def slot_names(self):
+        return ("m", "v")
+
+
+_ALIASES = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adadelta": Adadelta, "adam": Adam,
+            "adamw": AdamW, "adamax": Adamax, "nadam": Nadam}
+
+
+def get(identifier):
+    """An optimizer from a name (``'adam'``), a class, a config or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier.lower())
+        if cls is None:
+            raise ValueError(f"Unknown optimizer: {identifier!r}. Expected one of {sorted(_ALIASES)}")
+        return cls()
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}")
+
+
+def serialize(opt):
+    return {"class_name": type(opt).__name__, "config": opt.get_config()}
+
+
+def deserialize(config):
+    cls = _ALIASES.get(str(config.get("class_name", "")).lower())
+    if cls is None:
+        raise ValueError(f"Unknown optimizer class: {config.get('class_name')!r}")
+    return cls.from_config(config.get("config", {}))
