@@ -51,7 +51,7 @@ def _openmp_flags():
 
 omp_compile, omp_link = _openmp_flags()
 opt = ["-O0", "-g"] if DEBUG else ["-O3"]
-extra_compile = ["-std=gnu11"] + opt + omp_compile if sys.platform != "win32" else ["/O2"]
+extra_compile = ["-std=gnu11", "-fno-math-errno"] + opt + omp_compile if sys.platform != "win32" else ["/O2"]
 
 csources = sorted(glob.glob(os.path.join("csrc", "*.c")))
 

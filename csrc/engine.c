@@ -128,6 +128,15 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
     return FM_OK;
 }
 
+/* Element-wise kernels are cloned for wider vector units and picked at load
+ * time by the dynamic linker (GCC's target_clones over ifunc): the build stays
+ * portable, with no -march flags. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FM_CLONES
+#endif
+
 /* ---- template instantiation ---- */
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)

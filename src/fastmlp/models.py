@@ -16,7 +16,7 @@ from . import optimizers, utils
 from . import config as _config
 from .layers import Dense, Dropout, InputLayer, Layer
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "load_model", "from_bytes"]
 
 _ALIGN = 16  # parameter segments start on 64-byte boundaries (float32)
 
@@ -136,8 +136,12 @@ class Sequential:
         if self._input_shape is not None and self._layers and not self.built:
             self.build((None,) + tuple(self._input_shape))
 
-    def build(self, input_shape=None):
-        """Create every layer's weights for ``input_shape`` = (batch, features)."""
+    def build(self, input_shape=None, params=None):
+        """Create every layer's weights for ``input_shape`` = (batch, features).
+
+        ``params`` (internal, used by the loader) is a ready flat parameter vector
+        in this model's layout: the layers then view it and no initializer runs.
+        """
         if self.built:
             return
         if input_shape is None:
@@ -159,54 +163,55 @@ class Sequential:
             layer._dtype = self._dtype
         self._input_shape = (int(input_shape[-1]),)
 
-        # lay out the flat parameter vector
+        # Lay out the flat parameter vector and the engine's layer and variable tables.
         shape = input_shape
-        table, variables, offset = [], [], 0
-        placements = []
+        table, variables, placements, offset = [], [], [], 0
         for layer in self._layers:
+            n_in = int(shape[-1])
             if isinstance(layer, Dense):
-                if layer.built and layer.input_dim != shape[-1]:
+                if layer.built and layer.input_dim != n_in:
                     raise ValueError(f"Layer {layer.name!r} was built for input dimension "
-                                     f"{layer.input_dim} but receives {shape[-1]}")
-                if not layer.built:
-                    layer.build(shape)
+                                     f"{layer.input_dim} but receives {n_in}")
                 w_off = offset
-                offset += -(-layer.kernel.size // _ALIGN) * _ALIGN
+                offset += -(-(n_in * layer.units) // _ALIGN) * _ALIGN
                 b_off = -1
                 if layer.use_bias:
                     b_off = offset
                     offset += -(-layer.units // _ALIGN) * _ALIGN
-                placements.append((layer, w_off, b_off))
-            else:
-                layer.built = True
-            shape = layer.compute_output_shape(shape)
-        params = np.zeros(max(offset, 1), dtype=self._dtype)
-        for layer, w_off, b_off in placements:
-            k = params[w_off:w_off + layer.kernel.size].reshape(layer.kernel.shape)
-            k[...] = layer.kernel
-            layer.kernel = k
-            if b_off >= 0:
-                b = params[b_off:b_off + layer.units]
-                b[...] = layer.bias
-                layer.bias = b
-        shape = input_shape
-        placed = {id(l): (w, b) for l, w, b in placements}
-        for layer in self._layers:
-            n_in = shape[-1]
-            if isinstance(layer, Dense):
-                w_off, b_off = placed[id(layer)]
+                placements.append((layer, n_in, w_off, b_off))
                 act = layer.activation
                 table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, w_off, b_off, 0.0, 0))
                 kr, br = layer.kernel_regularizer, layer.bias_regularizer
-                variables.append((w_off, layer.kernel.size, kr.l1 if kr else 0.0, kr.l2 if kr else 0.0))
+                variables.append((w_off, n_in * layer.units, kr.l1 if kr else 0.0, kr.l2 if kr else 0.0))
                 if b_off >= 0:
                     variables.append((b_off, layer.units, br.l1 if br else 0.0, br.l2 if br else 0.0))
             elif isinstance(layer, Dropout):
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
                 table.append((1, n_in, n_in, 0, 0.0, 0, -1, layer.rate, seed))
+                layer.built = True
             else:
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             shape = layer.compute_output_shape(shape)
+
+        if params is None:
+            params = np.zeros(max(offset, 1), dtype=self._dtype)
+            fill = True
+        else:
+            if params.dtype != np.dtype(self._dtype) or params.shape != (max(offset, 1),) \
+                    or not params.flags.c_contiguous:
+                raise ValueError(f"internal: params must be a contiguous {self._dtype} vector of "
+                                 f"{max(offset, 1)} values")
+            fill = False
+        for layer, n_in, w_off, b_off in placements:
+            if fill and not layer.built:
+                layer.build((None, n_in))
+            k = params[w_off:w_off + n_in * layer.units].reshape(n_in, layer.units)
+            b = params[b_off:b_off + layer.units] if b_off >= 0 else None
+            if fill:
+                k[...] = layer.kernel
+                if b is not None:
+                    b[...] = layer.bias
+            layer.kernel, layer.bias, layer.input_dim, layer.built = k, b, n_in, True
         self._params = params
         self._n_params = offset
         self._table, self._variables = table, variables
@@ -609,6 +614,31 @@ class Sequential:
     def __call__(self, x, training=False):
         return self.predict(x, verbose=0)
 
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite=True, include_optimizer=True, dtype=None):
+        """Write the whole model (architecture, weights, compile config and, by
+        default, the optimizer/training state) atomically to ``filepath``."""
+        from . import saving
+        return saving.save_model(self, filepath, overwrite=overwrite,
+                                 include_optimizer=include_optimizer, dtype=dtype)
+
+    def save_weights(self, filepath, overwrite=True):
+        from . import saving
+        return saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from . import saving
+        return saving.load_weights(self, filepath)
+
+    def to_bytes(self, include_optimizer=True, dtype=None):
+        """The model file's bytes (what ``save`` writes)."""
+        from . import saving
+        return saving.model_to_bytes(self, include_optimizer=include_optimizer, dtype=dtype)
+
+    def __reduce__(self):
+        from . import saving
+        return (saving.model_from_bytes, (self.to_bytes(),))
+
     # ------------------------------------------------------------------ display
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Print a Keras-style table of layers, output shapes and parameter counts."""
@@ -643,3 +673,15 @@ class Sequential:
 
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
+
+
+def load_model(filepath, compile=True, mmap=True, verify=True):
+    """Load a model saved by ``Model.save`` (the format is detected by its magic)."""
+    from . import saving
+    return saving.load_model(filepath, compile=compile, mmap=mmap, verify=verify)
+
+
+def from_bytes(data, compile=True, verify=True):
+    """A model from the bytes of a model file (``Model.to_bytes``)."""
+    from . import saving
+    return saving.model_from_bytes(data, compile=compile, verify=verify)
