@@ -1,0 +1,23 @@
+/* Run-time CPU feature detection used to pick SIMD kernels.
+ *
+ * Each query answers whether this CPU *and* the operating system (saved
+ * vector state, via XSAVE/XGETBV, which the compiler builtin checks) can run
+ * code for that target.  On non-x86 architectures every query returns 0.
+ */
+#ifndef FASTMLP_CPU_H
+#define FASTMLP_CPU_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* AVX-512 F + DQ + BW + VL and FMA (what the "avx512" kernels are built for). */
+int fm_cpu_has_avx512(void);
+
+/* AVX2 + FMA (what the "avx2" kernels are built for). */
+int fm_cpu_has_avx2_fma(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
