@@ -75,7 +75,9 @@ fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
     net->first_param_layer = n_layers;
     for (int l = 0; l < n_layers; l++) {
         if (layers[l].n_out > net->max_width) net->max_width = layers[l].n_out;
-        if (layers[l].kind == FM_LAYER_DENSE && l < net->first_param_layer) net->first_param_layer = l;
+        int has_params = layers[l].kind == FM_LAYER_DENSE ||
+                         (layers[l].kind == FM_LAYER_BATCHNORM && (layers[l].w_off >= 0 || layers[l].b_off >= 0));
+        if (has_params && l < net->first_param_layer) net->first_param_layer = l;
     }
     return net;
 }
@@ -111,7 +113,8 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
         const fm_layer *L = &net->layers[l];
         net->A[l] = malloc((size_t)(rows * L->n_out) * es);
         int want_z = L->kind == FM_LAYER_DENSE ? needs_z(L->activation) : 1;
-        if (want_z) net->Z[l] = malloc((size_t)(rows * L->n_out) * es);
+        /* batch normalization keeps xhat and, after it, 1/std per feature */
+        if (want_z) net->Z[l] = malloc((size_t)((rows + 1) * L->n_out) * es);
         if (!net->A[l] || (want_z && !net->Z[l])) { free_workspace(net); return FM_ERR_NOMEM; }
     }
     net->dA = malloc((size_t)(rows * gw) * es);
@@ -146,6 +149,7 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
 #define SFX _f32
 #include <tgmath.h>
 #include "act_impl.h"
+#include "bn_impl.h"
 #include "loss_impl.h"
 #include "optim_impl.h"
 #include "net_impl.h"
@@ -155,6 +159,7 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
 #define T double
 #define SFX _f64
 #include "act_impl.h"
+#include "bn_impl.h"
 #include "loss_impl.h"
 #include "optim_impl.h"
 #include "net_impl.h"

@@ -52,7 +52,7 @@ enum fm_metric {
     FM_MET_MAE, FM_MET_MSE, FM_MET_COUNT
 };
 
-enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1 };
+enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2 };
 
 #define FM_MAX_METRICS 16
 
@@ -64,6 +64,11 @@ typedef struct {
     int64_t w_off, b_off;     /* offsets into the flat parameter vector; b_off < 0: no bias */
     double rate;              /* dropout rate */
     uint64_t seed;            /* dropout: the layer's own seed, 0 = the network's */
+    /* batch normalization: gamma at w_off, beta at b_off (either may be < 0:
+     * absent), moving mean at aux_off and moving variance at aux_off + n_out
+     * (non-trainable, in the same flat vector) */
+    int64_t aux_off;
+    double momentum, epsilon;
 } fm_layer;
 
 /* One trainable variable: a segment of the flat parameter vector. */

@@ -23,8 +23,8 @@ static void FM_CAT(dropout_forward, SFX)(uint64_t seed, int layer, int64_t step,
 
 /* Forward through every layer for `rows` rows using the net's training
  * workspace; returns the output buffer. */
-static T *FM_CAT(train_forward, SFX)(fm_net *net, const T *params, const T *X, int64_t rows,
-                                    int training, uint64_t seed, int64_t step) {
+static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t rows,
+                                    int training, uint64_t seed, int64_t step, int update_stats) {
     const T *in = X;
     for (int l = 0; l < net->n_layers; l++) {
         const fm_layer *L = &net->layers[l];
@@ -36,6 +36,16 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, const T *params, const T *X, i
                                                net->Z[l] ? (T *)net->Z[l] : NULL,
                                                L->b_off >= 0 ? params + L->b_off : NULL,
                                                rows, L->n_out);
+        } else if (L->kind == FM_LAYER_BATCHNORM) {
+            const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
+            const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
+            T *mm = params + L->aux_off, *mv = mm + L->n_out;
+            if (training)
+                FM_CAT(bn_forward_train, SFX)(in, out, (T *)net->Z[l], (T *)net->Z[l] + rows * L->n_out,
+                                              g, b, update_stats ? mm : NULL, update_stats ? mv : NULL,
+                                              L->momentum, L->epsilon, rows, L->n_out);
+            else
+                FM_CAT(bn_forward_infer, SFX)(in, out, g, b, mm, mv, L->epsilon, rows, L->n_out);
         } else if (training && L->rate > 0) {
             FM_CAT(dropout_forward, SFX)(L->seed ? L->seed : seed, l, step, L->rate, in, out, (T *)net->Z[l],
                                          rows * L->n_out);
@@ -68,7 +78,7 @@ static double FM_CAT(regularization_loss, SFX)(const fm_net *net, const T *param
  * the optimizer step or the caller adds).  Returns status. */
 static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                                       const T *Y, const int64_t *y, const T *w, int64_t rows,
-                                      const fm_loss_spec *loss, double *loss_sum) {
+                                      const fm_loss_spec *loss, int training, double *loss_sum) {
     const int last = net->n_layers - 1;
     const fm_layer *LL = &net->layers[last];
     int act = LL->kind == FM_LAYER_DENSE ? LL->activation : FM_ACT_LINEAR;
@@ -101,6 +111,33 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
             if (l <= net->first_param_layer) break;
             FM_CAT(fm_gemm, SFX)(0, 1, rows, L->n_in, L->n_out, 1, g, L->n_out,
                                  params + L->w_off, L->n_out, 0, g2, L->n_in);
+            T *tmp = g; g = g2; g2 = tmp;
+        } else if (L->kind == FM_LAYER_BATCHNORM) {
+            const int64_t n = L->n_out;
+            const T *gamma = L->w_off >= 0 ? params + L->w_off : NULL;
+            T *dX = l > net->first_param_layer ? g2 : NULL;
+            if (training) {
+                const T *xhat = (const T *)net->Z[l];
+                FM_CAT(bn_backward, SFX)(g, xhat, xhat + rows * n, gamma,
+                                         L->w_off >= 0 ? grads + L->w_off : NULL,
+                                         L->b_off >= 0 ? grads + L->b_off : NULL, dX, rows, n);
+            } else {
+                /* inference mode: y = gamma * (x - mm) / sqrt(mv + eps) + beta */
+                const T *mm = params + L->aux_off, *mv = mm + n;
+                T *dg = L->w_off >= 0 ? grads + L->w_off : NULL, *db = L->b_off >= 0 ? grads + L->b_off : NULL;
+                if (dg) memset(dg, 0, (size_t)n * sizeof(T));
+                if (db) memset(db, 0, (size_t)n * sizeof(T));
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t j = 0; j < n; j++) {
+                        T is = (T)1 / sqrt(mv[j] + (T)L->epsilon);
+                        T dy = g[r * n + j];
+                        const T *xin = l > 0 ? (const T *)net->A[l - 1] : X;
+                        if (dg) dg[j] += dy * (xin[r * n + j] - mm[j]) * is;
+                        if (db) db[j] += dy;
+                        if (dX) dX[r * n + j] = dy * (gamma ? gamma[j] : (T)1) * is;
+                    }
+            }
+            if (!dX) break;
             T *tmp = g; g = g2; g2 = tmp;
         } else {
             if (l <= net->first_param_layer) break;
@@ -141,9 +178,10 @@ int FM_CAT(fm_loss_and_grads, SFX)(fm_net *net, const T *params, const T *X__bi,
                                    int64_t step, int training, double *loss_value) {
     if (n_rows <= 0) return FM_ERR_ARG;
     if (fm_net_reserve(net, n_rows, sizeof(T)) != FM_OK) return FM_ERR_NOMEM;
-    FM_CAT(train_forward, SFX)(net, params, X__bi, n_rows, training, seed, step);
+    FM_CAT(train_forward, SFX)(net, (T *)params, X__bi, n_rows, training, seed, step, 0);
     double lsum = 0;
-    int status = FM_CAT(train_backward, SFX)(net, params, X__bi, Y__bo, y__b, w__b, n_rows, loss, &lsum);
+    int status = FM_CAT(train_backward, SFX)(net, params, X__bi, Y__bo, y__b, w__b, n_rows, loss,
+                                             training, &lsum);
     /* add regularization gradients so callers see the full gradient */
     T *grads = (T *)net->grads;
     for (int v = 0; v < net->n_vars; v++) {
@@ -175,9 +213,9 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt,
         const T *Xb, *Yb, *wb;
         const int64_t *yb;
         FM_CAT(gather, SFX)(net, X__ni, Y__no, y__n, w__n, order__n, r0, rows, &Xb, &Yb, &yb, &wb);
-        const T *out = FM_CAT(train_forward, SFX)(net, params, Xb, rows, 1, seed, opt->iterations);
+        const T *out = FM_CAT(train_forward, SFX)(net, params, Xb, rows, 1, seed, opt->iterations, 1);
         double lsum = 0;
-        int st = FM_CAT(train_backward, SFX)(net, params, Xb, Yb, yb, wb, rows, loss, &lsum);
+        int st = FM_CAT(train_backward, SFX)(net, params, Xb, Yb, yb, wb, rows, loss, 1, &lsum);
         if (st != FM_OK) status = st;
         stats->loss_sum += lsum + FM_CAT(regularization_loss, SFX)(net, params) * (double)rows;
         stats->rows += (double)rows;
@@ -198,22 +236,29 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt,
 static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T *X, int64_t rows,
                                     T *buf0, T *buf1, T *final_out, T *last_Z) {
     const T *in = X;
-    int last_dense = -1;
-    for (int l = 0; l < net->n_layers; l++) if (net->layers[l].kind == FM_LAYER_DENSE) last_dense = l;
+    int last = -1;   /* the last layer that computes something at inference */
+    for (int l = 0; l < net->n_layers; l++) if (net->layers[l].kind != FM_LAYER_DROPOUT) last = l;
     int flip = 0;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (int l = 0; l <= last; l++) {
         const fm_layer *L = &net->layers[l];
-        if (L->kind != FM_LAYER_DENSE) continue;
-        T *out = l == last_dense ? final_out : (flip ? buf1 : buf0);
+        if (L->kind == FM_LAYER_DROPOUT) continue;
+        T *out = l == last ? final_out : (flip ? buf1 : buf0);
         flip ^= 1;
-        FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in, params + L->w_off,
-                             L->n_out, 0, out, L->n_out);
-        FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
-                                           l == last_dense ? last_Z : NULL,
-                                           L->b_off >= 0 ? params + L->b_off : NULL, rows, L->n_out);
+        if (L->kind == FM_LAYER_DENSE) {
+            FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in, params + L->w_off,
+                                 L->n_out, 0, out, L->n_out);
+            FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
+                                               l == last ? last_Z : NULL,
+                                               L->b_off >= 0 ? params + L->b_off : NULL, rows, L->n_out);
+        } else {
+            FM_CAT(bn_forward_infer, SFX)(in, out, L->w_off >= 0 ? params + L->w_off : NULL,
+                                          L->b_off >= 0 ? params + L->b_off : NULL,
+                                          params + L->aux_off, params + L->aux_off + L->n_out,
+                                          L->epsilon, rows, L->n_out);
+        }
         in = out;
     }
-    if (last_dense < 0) memcpy(final_out, X, (size_t)(rows * net->n_out) * sizeof(T));
+    if (last < 0) memcpy(final_out, X, (size_t)(rows * net->n_out) * sizeof(T));
 }
 
 #define FM_INFER_CHUNK 512
@@ -248,6 +293,9 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
     T *P = buf + 2 * chunk * mw, *Zl = P + chunk * no, *G = Zl + chunk * no;
     const double reg = FM_CAT(regularization_loss, SFX)(net, params);
     const fm_layer *LL = &net->layers[net->n_layers - 1];
+    int last_compute = net->n_layers - 1;
+    while (last_compute > 0 && net->layers[last_compute].kind == FM_LAYER_DROPOUT) last_compute--;
+    if (net->layers[last_compute].kind == FM_LAYER_DENSE) LL = &net->layers[last_compute];
     const int act = LL->kind == FM_LAYER_DENSE ? LL->activation : FM_ACT_LINEAR;
     int status = FM_OK;
     for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {

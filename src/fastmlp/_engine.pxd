@@ -14,6 +14,8 @@ cdef extern from "fastmlp.h" nogil:
         int64_t w_off, b_off
         double rate
         uint64_t seed
+        int64_t aux_off
+        double momentum, epsilon
 
     ctypedef struct fm_var:
         int64_t off, size

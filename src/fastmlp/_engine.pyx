@@ -12,6 +12,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 cnp.import_array()
 
@@ -64,6 +65,7 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
 
 include "_ops.pxi"
 include "_kernels.pxi"
+include "_checksum.pxi"
 
 
 def permutation(uint64_t seed, uint64_t epoch, int64_t n):
@@ -92,10 +94,11 @@ cdef class Network:
             free(lt); free(vt)
             raise MemoryError()
         try:
-            for i, (kind, n_in, n_out, act, alpha, w_off, b_off, rate, seed) in enumerate(layers):
+            for i, (kind, n_in, n_out, act, alpha, w_off, b_off, rate, seed, aux_off, momentum, epsilon) in enumerate(layers):
                 lt[i].kind = kind; lt[i].n_in = n_in; lt[i].n_out = n_out
                 lt[i].activation = act; lt[i].act_alpha = alpha
                 lt[i].w_off = w_off; lt[i].b_off = b_off; lt[i].rate = rate; lt[i].seed = seed
+                lt[i].aux_off = aux_off; lt[i].momentum = momentum; lt[i].epsilon = epsilon
             for i, (off, size, l1, l2) in enumerate(variables):
                 vt[i].off = off; vt[i].size = size; vt[i].l1 = l1; vt[i].l2 = l2
             self.net = fm_net_create(f64, nl, lt, nv, vt, n_params)
@@ -163,7 +166,7 @@ cdef class Network:
         out = np.empty(self.n_params, dtype=dtype)
         cdef size_t nbytes = self.n_params * (8 if self.f64 else 4)
         if nbytes:
-            (<char *>cnp.PyArray_DATA(out))[:nbytes] = (<char *>fm_net_grads(self.net))[:nbytes]
+            memcpy(cnp.PyArray_DATA(out), fm_net_grads(self.net), nbytes)
         return out
 
     def evaluate(self, params, X, Y, y, w, int64_t batch_size, tuple loss, list metrics):

@@ -10,7 +10,7 @@ import numpy as np
 from . import activations, initializers, regularizers, utils
 from . import config as _config
 
-__all__ = ["Layer", "Dense", "Dropout", "InputLayer", "Input"]
+__all__ = ["Layer", "Dense", "Dropout", "BatchNormalization", "InputLayer", "Input"]
 
 _NAME_COUNTS = {}
 
@@ -221,6 +221,102 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class BatchNormalization(Layer):
+    """Normalize each feature over the batch (Keras 3 semantics).
+
+    Training: ``gamma * (x - mean_batch) / sqrt(var_batch + epsilon) + beta`` and
+    ``moving = moving * momentum + batch_stat * (1 - momentum)``; inference
+    (``predict``/``evaluate``) uses the moving statistics.  Weights, in Keras's
+    order: ``[gamma, beta, moving_mean, moving_variance]`` (gamma/beta only when
+    ``scale``/``center``); the moving statistics are not trainable.
+    """
+    _base_name = "batch_normalization"
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
+                 beta_constraint=None, gamma_constraint=None, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        if axis not in (-1, 1):
+            raise ValueError(f"fastmlp's BatchNormalization normalizes the feature axis (-1); got axis={axis}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"`momentum` must be in [0, 1]. Received: momentum={momentum}")
+        if not epsilon > 0:
+            raise ValueError(f"`epsilon` must be positive. Received: epsilon={epsilon}")
+        if beta_constraint is not None or gamma_constraint is not None:
+            raise ValueError("BatchNormalization constraints are not supported by fastmlp")
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+
+    def build(self, input_shape):
+        n = int(tuple(input_shape)[-1])
+        dt = self.dtype
+        self.gamma = np.asarray(self.gamma_initializer((n,), dt), dtype=dt) if self.scale else None
+        self.beta = np.asarray(self.beta_initializer((n,), dt), dtype=dt) if self.center else None
+        self.moving_mean = np.asarray(self.moving_mean_initializer((n,), dt), dtype=dt)
+        self.moving_variance = np.asarray(self.moving_variance_initializer((n,), dt), dtype=dt)
+        self.built = True
+
+    def _attach(self, params, n, g_off, b_off, aux_off, fill=True):
+        """View the model's flat vector (internal)."""
+        views = {"gamma": (g_off, n), "beta": (b_off, n), "moving_mean": (aux_off, n),
+                 "moving_variance": (aux_off + n, n)}
+        for name, (off, size) in views.items():
+            if off < 0:
+                continue
+            v = params[off:off + size]
+            if fill:
+                v[...] = getattr(self, name)
+            setattr(self, name, v)
+        self.built = True
+
+    def _detach(self):
+        for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, v.copy())
+
+    @property
+    def trainable_weights(self):
+        if not self.built:
+            return []
+        return [w for w in (self.gamma, self.beta) if w is not None]
+
+    @property
+    def non_trainable_weights(self):
+        return [self.moving_mean, self.moving_variance] if self.built else []
+
+    @property
+    def weights(self):
+        return self.trainable_weights + self.non_trainable_weights
+
+    def call(self, x, training=False):
+        g = 1 if self.gamma is None else self.gamma
+        b = 0 if self.beta is None else self.beta
+        if training:
+            mean, var = x.mean(axis=0), x.var(axis=0)
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        return (g * (x - mean) / np.sqrt(var + self.epsilon) + b).astype(self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+                "beta_regularizer": regularizers.serialize(self.beta_regularizer),
+                "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
 
 
 class InputLayer(Layer):

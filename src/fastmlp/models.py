@@ -14,7 +14,7 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import Dense, Dropout, InputLayer, Layer
+from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
@@ -109,6 +109,8 @@ class Sequential:
             if isinstance(layer, Dense) and layer.built:
                 layer.kernel = layer.kernel.copy()
                 layer.bias = None if layer.bias is None else layer.bias.copy()
+            elif isinstance(layer, BatchNormalization) and layer.built:
+                layer._detach()
         self.built = False
         self._net = None
         self._params = None
@@ -155,8 +157,8 @@ class Sequential:
                              f"got input shape {input_shape}")
         if not self._layers:
             raise ValueError("The model has no layers to build")
-        if not any(isinstance(l, Dense) for l in self._layers):
-            raise ValueError("A fastmlp model needs at least one Dense layer")
+        if not any(isinstance(l, (Dense, BatchNormalization)) for l in self._layers):
+            raise ValueError("A fastmlp model needs at least one Dense or BatchNormalization layer")
         dtypes = {l._dtype for l in self._layers if l._dtype is not None}
         self._dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
         for layer in self._layers:
@@ -180,15 +182,28 @@ class Sequential:
                     offset += -(-layer.units // _ALIGN) * _ALIGN
                 placements.append((layer, n_in, w_off, b_off))
                 act = layer.activation
-                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, w_off, b_off, 0.0, 0))
+                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, w_off, b_off, 0.0, 0, -1, 0.0, 0.0))
                 kr, br = layer.kernel_regularizer, layer.bias_regularizer
                 variables.append((w_off, n_in * layer.units, kr.l1 if kr else 0.0, kr.l2 if kr else 0.0))
                 if b_off >= 0:
                     variables.append((b_off, layer.units, br.l1 if br else 0.0, br.l2 if br else 0.0))
             elif isinstance(layer, Dropout):
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                table.append((1, n_in, n_in, 0, 0.0, 0, -1, layer.rate, seed))
+                table.append((1, n_in, n_in, 0, 0.0, 0, -1, layer.rate, seed, -1, 0.0, 0.0))
                 layer.built = True
+            elif isinstance(layer, BatchNormalization):
+                g_off = b_off = -1
+                if layer.scale:
+                    g_off, offset = offset, offset + -(-n_in // _ALIGN) * _ALIGN
+                if layer.center:
+                    b_off, offset = offset, offset + -(-n_in // _ALIGN) * _ALIGN
+                aux_off, offset = offset, offset + -(-(2 * n_in) // _ALIGN) * _ALIGN
+                placements.append((layer, n_in, (g_off, b_off, aux_off), None))
+                table.append((2, n_in, n_in, 0, 0.0, g_off, b_off, 0.0, 0, aux_off,
+                              layer.momentum, layer.epsilon))
+                for off, reg in ((g_off, layer.gamma_regularizer), (b_off, layer.beta_regularizer)):
+                    if off >= 0:
+                        variables.append((off, n_in, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0))
             else:
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             shape = layer.compute_output_shape(shape)
@@ -205,6 +220,9 @@ class Sequential:
         for layer, n_in, w_off, b_off in placements:
             if fill and not layer.built:
                 layer.build((None, n_in))
+            if isinstance(layer, BatchNormalization):
+                layer._attach(params, n_in, *w_off, fill=fill)
+                continue
             k = params[w_off:w_off + n_in * layer.units].reshape(n_in, layer.units)
             b = params[b_off:b_off + layer.units] if b_off >= 0 else None
             if fill:
