@@ -49,7 +49,17 @@ enum fm_optimizer {
 enum fm_metric {
     FM_MET_BINARY_ACCURACY = 0, FM_MET_CATEGORICAL_ACCURACY,
     FM_MET_SPARSE_CATEGORICAL_ACCURACY, FM_MET_TOP_K, FM_MET_SPARSE_TOP_K,
-    FM_MET_MAE, FM_MET_MSE, FM_MET_COUNT
+    FM_MET_MAE, FM_MET_MSE,
+    /* stateful: counts accumulate in `state` (float64), the wrapper finishes */
+    FM_MET_CONFUSION,         /* state[3]: tp, fp, fn at threshold `param` over all units
+                               * (or unit `class_id` when >= 0) */
+    FM_MET_THRESHOLD_HISTOGRAM, /* state[2 * (bins + 1)]: weights of positives and negatives
+                               * by the number of AUC thresholds below the prediction;
+                               * param = num_thresholds (bins) */
+    FM_MET_PER_CLASS,         /* state[4 * n_out]: tp, fp, fn, support per class; a
+                               * prediction is positive where > param, or the row's
+                               * argmax when param < 0 */
+    FM_MET_COUNT
 };
 
 enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2 };
@@ -87,6 +97,8 @@ typedef struct {
 typedef struct {
     int kind;                 /* fm_metric */
     double param;             /* threshold (binary accuracy) or k (top-k) */
+    int64_t class_id;         /* confusion: one unit only when >= 0 */
+    double *state;            /* stateful metrics: their counts */
 } fm_metric_spec;
 
 typedef struct {

@@ -209,6 +209,59 @@ int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, int act, con
     return status;
 }
 
+/* The stateful metrics: confusion counts, AUC threshold histograms and
+ * per-class counts.  Targets are read as in the simple metrics. */
+static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *P__bo,
+                                             const T *Y__bo, const int64_t *y__b, const T *w__b,
+                                             int64_t n_rows, int64_t C) {
+    double *st = ms->state;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const T *p = P__bo + r * C;
+        const double w = w__b ? (double)w__b[r] : 1.0;
+        int64_t am = 0;
+        if (ms->kind == FM_MET_PER_CLASS && ms->param < 0)
+            for (int64_t j = 1; j < C; j++) if (p[j] > p[am]) am = j;
+        for (int64_t j = 0; j < C; j++) {
+            const double yt = Y__bo ? (double)Y__bo[r * C + j] : (double)(y__b[r] == j);
+            switch (ms->kind) {
+            case FM_MET_CONFUSION: {
+                if (ms->class_id >= 0 && j != ms->class_id) break;
+                const int pos = (double)p[j] > ms->param;
+                st[0] += pos ? w * yt : 0;            /* tp */
+                st[1] += pos ? w * (1 - yt) : 0;      /* fp */
+                st[2] += pos ? 0 : w * yt;            /* fn */
+                break;
+            }
+            case FM_MET_THRESHOLD_HISTOGRAM: {
+                /* thresholds: -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps; bucket = how many lie below p */
+                const int64_t nt = (int64_t)ms->param;
+                const double v = (double)p[j];
+                int64_t b;
+                if (!(v > -1e-7)) b = 0;
+                else if (v > 1 + 1e-7) b = nt;
+                else {
+                    b = 1 + (int64_t)ceil(v * (double)(nt - 1)) - 1;   /* thresholds i/(n-1) < v */
+                    if (b < 1) b = 1;
+                    if (b > nt - 1) b = nt - 1;
+                }
+                st[b] += w * yt;
+                st[nt + 1 + b] += w * (1 - yt);
+                break;
+            }
+            case FM_MET_PER_CLASS: {
+                const int pos = ms->param < 0 ? j == am : (double)p[j] > ms->param;
+                st[4 * j + 0] += pos ? w * yt : 0;
+                st[4 * j + 1] += pos ? w * (1 - yt) : 0;
+                st[4 * j + 2] += pos ? 0 : w * yt;
+                st[4 * j + 3] += w * yt;
+                break;
+            }
+            default: break;
+            }
+        }
+    }
+}
+
 void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics,
                                     const T *P__bo, const T *Y__bo, const int64_t *y__b,
                                     const T *w__b, int64_t n_rows, int64_t n_out,
@@ -217,6 +270,11 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
     for (int m = 0; m < n_metrics; m++) {
         const int kind = metrics[m].kind;
         const double param = metrics[m].param;
+        if (kind >= FM_MET_CONFUSION) {
+            if (metrics[m].state)
+                FM_CAT(metric_state_update, SFX)(&metrics[m], P__bo, Y__bo, y__b, w__b, n_rows, n_out);
+            continue;
+        }
         double acc = 0;
         for (int64_t r = 0; r < n_rows; r++) {
             const T *p = P__bo + r * C;

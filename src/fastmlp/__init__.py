@@ -11,12 +11,13 @@ from . import activations, callbacks, config, datasets, initializers, layers, lo
 from . import models, ops, optimizers, regularizers, utils
 from .layers import Input
 from .models import Sequential
+from .saving import FormatError, load_model
 
 __version__ = "0.1.0"
 
 __all__ = ["Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
-           "ops", "set_num_threads", "get_num_threads", "show_config"]
+           "ops", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
 
 
 def set_num_threads(n):

@@ -30,6 +30,8 @@ cdef extern from "fastmlp.h" nogil:
     ctypedef struct fm_metric_spec:
         int kind
         double param
+        int64_t class_id
+        double *state
 
     ctypedef struct fm_optim:
         int kind

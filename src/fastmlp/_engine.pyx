@@ -57,9 +57,11 @@ cdef void _fill_loss(fm_loss_spec *spec, tuple loss):
 cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
     if len(metrics) > FM_MAX_METRICS:
         raise ValueError(f"at most {FM_MAX_METRICS} compiled metrics are supported; got {len(metrics)}")
-    for i, (kind, param) in enumerate(metrics):
-        specs[i].kind = kind
-        specs[i].param = param
+    for i, spec in enumerate(metrics):
+        specs[i].kind = spec[0]
+        specs[i].param = spec[1]
+        specs[i].class_id = spec[2] if len(spec) > 2 else -1
+        specs[i].state = <double *>_ptr(spec[3], _F64, "metric state") if len(spec) > 3 else NULL
     return len(metrics)
 
 

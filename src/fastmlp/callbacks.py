@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ReduceLROnPlateau",
-           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback"]
+           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint"]
 
 _BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
                 "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end",
@@ -419,3 +419,6 @@ class CallbackList:
             for cb in self.callbacks:
                 getattr(cb, hook)(*args, **kwargs)
         return call
+
+
+from ._model_checkpoint import ModelCheckpoint  # noqa: E402

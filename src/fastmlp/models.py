@@ -478,8 +478,6 @@ class Sequential:
         if steps_per_epoch is not None:
             steps = min(steps, steps_per_epoch)
         metrics = self._compiled_metrics()
-        mspecs = [m._spec() for m in metrics]
-        names = ["loss"] + [m.name for m in metrics]
 
         history = callbacks_module.History()
         cbs = list(callbacks or [])
@@ -504,6 +502,7 @@ class Sequential:
             self._epoch = epoch
             cb_list.on_epoch_begin(epoch)
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
+            mspecs = [m._engine_spec(self._output_dim) for m in metrics]
             totals = np.zeros(3 + len(mspecs))
             step = 0
             chunk = 1 if batch_hooks else (steps if progress is None else 4)
@@ -520,7 +519,7 @@ class Sequential:
                 self.optimizer._store_state(spec)
                 totals += (out[0], out[1], out[2], *out[3])
                 step = stop
-                logs = self._logs(names, totals)
+                logs = self._logs(metrics, mspecs, totals)
                 if batch_hooks:
                     cb_list.on_train_batch_end(step - 1, logs)
                 if progress is not None:
@@ -543,13 +542,19 @@ class Sequential:
         return history
 
     @staticmethod
-    def _logs(names, totals):
-        loss = totals[0] / totals[1] if totals[1] else 0.0
-        wsum = totals[2]
-        out = {"loss": float(loss)}
-        for i, name in enumerate(names[1:]):
-            out[name] = float(totals[3 + i] / wsum) if wsum else 0.0
+    def _logs(metrics, specs, totals):
+        """Epoch logs from the engine's sums: loss is a per-row mean, simple metrics
+        a weighted mean, stateful metrics finish from their counts."""
+        out = {"loss": float(totals[0] / totals[1]) if totals[1] else 0.0}
+        for i, (m, spec) in enumerate(zip(metrics, specs)):
+            out[m.name] = m._finish(spec[3]) if m._stateful else m._finish_sum(totals[3 + i], totals[2])
         return out
+
+    def _run_eval(self, X, Y, labels, w, chunk):
+        metrics = self._compiled_metrics()
+        specs = [m._engine_spec(self._output_dim) for m in metrics]
+        out = self._net.evaluate(self._params, X, Y, labels, w, chunk, self.loss._spec(), specs)
+        return self._logs(metrics, specs, np.array([out[0], out[1], out[2], *out[3]]))
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) before the step."""
@@ -560,22 +565,19 @@ class Sequential:
         if not self.optimizer.built:
             self.optimizer.build(self._n_params, self._dtype)
         metrics = self._compiled_metrics()
+        specs = [m._engine_spec(self._output_dim) for m in metrics]
         spec = self.optimizer._engine_spec()
         out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, None, len(X),
-                              0, 1, self.optimizer._learning_rates(1), self.loss._spec(),
-                              [m._spec() for m in metrics], self._seed)
+                              0, 1, self.optimizer._learning_rates(1), self.loss._spec(), specs,
+                              self._seed)
         self.optimizer._store_state(spec)
-        logs = self._logs(["loss"] + [m.name for m in metrics], np.array([out[0], out[1], out[2], *out[3]]))
+        logs = self._logs(metrics, specs, np.array([out[0], out[1], out[2], *out[3]]))
         return self._format_result(logs, return_dict)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate_arrays(self, X, Y, labels, w, batch_size=None):
-        metrics = self._compiled_metrics()
         # Row results do not depend on the chunking; larger chunks run faster.
-        chunk = max(int(batch_size or 32), 1024)
-        out = self._net.evaluate(self._params, X, Y, labels, w, chunk, self.loss._spec(),
-                                 [m._spec() for m in metrics])
-        return self._logs(["loss"] + [m.name for m in metrics], np.array([out[0], out[1], out[2], *out[3]]))
+        return self._run_eval(X, Y, labels, w, max(int(batch_size or 32), 1024))
 
     def _format_result(self, logs, return_dict):
         if return_dict:
@@ -608,7 +610,7 @@ class Sequential:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled()
         X, Y, labels, w = self._prepare_xy(x, y, sample_weight)
-        return self._format_result(self._evaluate_arrays(X, Y, labels, w, len(X)), return_dict)
+        return self._format_result(self._run_eval(X, Y, labels, w, len(X)), return_dict)
 
     # ------------------------------------------------------------------ inference
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):

@@ -1,0 +1,46 @@
+/* CRC-32C (Castagnoli), the checksum of the fastmlp model file (docs/FORMAT.md).
+ *
+ * The CRC is the common "CRC-32C" variant: reflected polynomial 0x82F63B78,
+ * initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF; crc32c("123456789") is
+ * 0xE3069283.  fm_crc32c(0, buf, len) gives the CRC of a buffer and calls can
+ * be chained: fm_crc32c(fm_crc32c(0, a, na), b, nb) is the CRC of a || b.
+ *
+ * Two implementations, chosen at run time: SSE4.2's crc32 instruction over
+ * three interleaved streams (x86-64 CPUs that have it; compiled for that target
+ * inside checksum.c only), and portable slicing-by-8 tables everywhere else.
+ * Both give identical results.  Buffers of several MiB are split across
+ * OpenMP threads when the extension was built with OpenMP.
+ */
+#ifndef FASTMLP_CHECKSUM_H
+#define FASTMLP_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Build the lookup tables and pick the implementation.  Idempotent; call it
+ * once before any concurrent use (the Python module does so on import). */
+void fm_crc32c_init(void);
+
+/* CRC-32C of buf[0, len), continuing from crc (0 to start). */
+uint32_t fm_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* The portable implementation only (for tests). */
+uint32_t fm_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+
+/* CRC of a || b from crc(a), crc(b) and len(b). */
+uint32_t fm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
+
+/* Name of the implementation in use: "sse4.2" or "portable". */
+const char *fm_crc32c_impl(void);
+
+/* 1 when every byte of buf[0, len) is zero. */
+int fm_all_zero(const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,65 @@
+# CRC-32C for the model file format (included by _engine.pyx; C in csrc/checksum.c).
+from libc.stdint cimport uint32_t
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+
+cdef extern from "checksum.h" nogil:
+    void fm_crc32c_init()
+    uint32_t fm_crc32c(uint32_t crc, const void *buf, size_t len)
+    uint32_t fm_crc32c_portable(uint32_t crc, const void *buf, size_t len)
+    uint32_t fm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b)
+    const char *fm_crc32c_impl()
+    int fm_all_zero(const void *buf, size_t len)
+
+
+fm_crc32c_init()
+
+
+cdef int _span(object data, Py_buffer *view, Py_ssize_t start, Py_ssize_t length,
+               const unsigned char **ptr) except -1:
+    """Borrow a contiguous byte buffer and check that [start, start + length) lies in it."""
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    if start < 0 or length < -1 or start > view.len or (length >= 0 and length > view.len - start):
+        PyBuffer_Release(view)
+        raise ValueError("internal: byte range outside the buffer")
+    ptr[0] = <const unsigned char *>view.buf + start
+    return <int>(0)
+
+
+def crc32c(data, Py_ssize_t start=0, Py_ssize_t length=-1, uint32_t crc=0, bint portable=False):
+    """CRC-32C of ``data[start:start + length]`` (the rest of the buffer when
+    ``length`` is -1), continuing from ``crc``.  ``data`` is any object with the
+    buffer protocol (bytes, bytearray, mmap, a contiguous array); nothing is copied."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef uint32_t out
+    _span(data, &view, start, length, &p)
+    cdef size_t n = <size_t>(view.len - start if length < 0 else length)
+    try:
+        with nogil:
+            out = fm_crc32c_portable(crc, p, n) if portable else fm_crc32c(crc, p, n)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b):
+    """The CRC-32C of a || b from the CRCs of a and b and the length of b."""
+    return fm_crc32c_combine(crc_a, crc_b, len_b)
+
+
+def crc32c_impl():
+    """Which CRC-32C implementation runs here: 'sse4.2' or 'portable'."""
+    return fm_crc32c_impl().decode()
+
+
+def all_zero(data, Py_ssize_t start=0, Py_ssize_t length=-1):
+    """True when every byte of ``data[start:start + length]`` is zero."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef int out
+    _span(data, &view, start, length, &p)
+    cdef size_t n = <size_t>(view.len - start if length < 0 else length)
+    with nogil:
+        out = fm_all_zero(p, n)
+    PyBuffer_Release(&view)
+    return out != 0
