@@ -31,7 +31,7 @@ void FM_CAT(fm_activation_forward, SFX)(int act, double alpha, T *A__bo, T *Z__b
         switch (act) {
         case FM_ACT_LINEAR: break;
         case FM_ACT_RELU:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] > 0 ? row[j] : (T)0;
+            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] < 0 ? (T)0 : row[j];   /* NaN passes */
             break;
         case FM_ACT_SIGMOID:
             for (int64_t j = 0; j < n_out; j++) row[j] = FM_CAT(sigmoid, SFX)(row[j]);

@@ -75,9 +75,9 @@ typedef struct {
     double rate;              /* dropout rate */
     uint64_t seed;            /* dropout: the layer's own seed, 0 = the network's */
     /* batch normalization: gamma at w_off, beta at b_off (either may be < 0:
-     * absent), moving mean at aux_off and moving variance at aux_off + n_out
+     * absent), moving mean at aux_off and moving variance at var_off
      * (non-trainable, in the same flat vector) */
-    int64_t aux_off;
+    int64_t aux_off, var_off;
     double momentum, epsilon;
 } fm_layer;
 

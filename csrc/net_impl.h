@@ -39,7 +39,7 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
             const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
-            T *mm = params + L->aux_off, *mv = mm + L->n_out;
+            T *mm = params + L->aux_off, *mv = params + L->var_off;
             if (training)
                 FM_CAT(bn_forward_train, SFX)(in, out, (T *)net->Z[l], (T *)net->Z[l] + rows * L->n_out,
                                               g, b, update_stats ? mm : NULL, update_stats ? mv : NULL,
@@ -123,7 +123,7 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                                          L->b_off >= 0 ? grads + L->b_off : NULL, dX, rows, n);
             } else {
                 /* inference mode: y = gamma * (x - mm) / sqrt(mv + eps) + beta */
-                const T *mm = params + L->aux_off, *mv = mm + n;
+                const T *mm = params + L->aux_off, *mv = params + L->var_off;
                 T *dg = L->w_off >= 0 ? grads + L->w_off : NULL, *db = L->b_off >= 0 ? grads + L->b_off : NULL;
                 if (dg) memset(dg, 0, (size_t)n * sizeof(T));
                 if (db) memset(db, 0, (size_t)n * sizeof(T));
@@ -253,7 +253,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         } else {
             FM_CAT(bn_forward_infer, SFX)(in, out, L->w_off >= 0 ? params + L->w_off : NULL,
                                           L->b_off >= 0 ? params + L->b_off : NULL,
-                                          params + L->aux_off, params + L->aux_off + L->n_out,
+                                          params + L->aux_off, params + L->var_off,
                                           L->epsilon, rows, L->n_out);
         }
         in = out;

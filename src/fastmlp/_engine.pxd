@@ -14,7 +14,7 @@ cdef extern from "fastmlp.h" nogil:
         int64_t w_off, b_off
         double rate
         uint64_t seed
-        int64_t aux_off
+        int64_t aux_off, var_off
         double momentum, epsilon
 
     ctypedef struct fm_var:

@@ -266,25 +266,6 @@ class BatchNormalization(Layer):
         self.moving_variance = np.asarray(self.moving_variance_initializer((n,), dt), dtype=dt)
         self.built = True
 
-    def _attach(self, params, n, g_off, b_off, aux_off, fill=True):
-        """View the model's flat vector (internal)."""
-        views = {"gamma": (g_off, n), "beta": (b_off, n), "moving_mean": (aux_off, n),
-                 "moving_variance": (aux_off + n, n)}
-        for name, (off, size) in views.items():
-            if off < 0:
-                continue
-            v = params[off:off + size]
-            if fill:
-                v[...] = getattr(self, name)
-            setattr(self, name, v)
-        self.built = True
-
-    def _detach(self):
-        for name in ("gamma", "beta", "moving_mean", "moving_variance"):
-            v = getattr(self, name)
-            if v is not None:
-                setattr(self, name, v.copy())
-
     @property
     def trainable_weights(self):
         if not self.built:

@@ -14,11 +14,51 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer
+from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer, _unique_name
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
 _ALIGN = 16  # parameter segments start on 64-byte boundaries (float32)
+
+
+_WEIGHT_NAMES = {Dense: ("kernel", "bias"),
+                 BatchNormalization: ("gamma", "beta", "moving_mean", "moving_variance")}
+
+
+def _weight_shape(layer, wname, n_in):
+    if isinstance(layer, Dense):
+        return (n_in, layer.units) if wname == "kernel" else (layer.units,)
+    return (n_in,)
+
+
+def _weight_size(layer, wname, n_in):
+    return int(np.prod(_weight_shape(layer, wname, n_in)))
+
+
+def _param_plan(layers, n_in):
+    """Where every weight lives in the model's flat parameter vector.
+
+    Returns ``([(layer, weight_name, shape, offset, trainable), ...], length)`` in
+    Keras's weight order (Dense: kernel, bias; BatchNormalization: gamma, beta,
+    moving_mean, moving_variance).  Each weight starts on a 64-byte boundary, so
+    a memory-mapped model file can hold the vector as it is.
+    """
+    plan, offset = [], 0
+    for layer in layers:
+        present = []
+        if isinstance(layer, Dense):
+            present = [("kernel", True)] + ([("bias", True)] if layer.use_bias else [])
+        elif isinstance(layer, BatchNormalization):
+            present = ([("gamma", True)] if layer.scale else []) + \
+                ([("beta", True)] if layer.center else []) + \
+                [("moving_mean", False), ("moving_variance", False)]
+        for wname, trainable in present:
+            shape = _weight_shape(layer, wname, n_in)
+            plan.append((layer, wname, shape, offset, trainable))
+            offset += -(-int(np.prod(shape)) // _ALIGN) * _ALIGN
+        if isinstance(layer, Dense):
+            n_in = layer.units
+    return plan, offset
 
 
 def _resolve_verbose(verbose, default_tty=1):
@@ -50,7 +90,7 @@ class Sequential:
     """
 
     def __init__(self, layers=None, name=None, trainable=True):
-        self.name = name or "sequential"
+        self.name = name or _unique_name("sequential")
         self.trainable = trainable
         self._layers = []
         self._input_shape = None
@@ -106,11 +146,10 @@ class Sequential:
         """Detach the layers' weights from the flat vector so the stack can change;
         the next build lays out a new vector (optimizer state starts afresh)."""
         for layer in self._layers:
-            if isinstance(layer, Dense) and layer.built:
-                layer.kernel = layer.kernel.copy()
-                layer.bias = None if layer.bias is None else layer.bias.copy()
-            elif isinstance(layer, BatchNormalization) and layer.built:
-                layer._detach()
+            for wname in _WEIGHT_NAMES.get(type(layer), ()):
+                w = getattr(layer, wname, None)
+                if w is not None:
+                    setattr(layer, wname, w.copy())
         self.built = False
         self._net = None
         self._params = None
@@ -165,49 +204,9 @@ class Sequential:
             layer._dtype = self._dtype
         self._input_shape = (int(input_shape[-1]),)
 
-        # Lay out the flat parameter vector and the engine's layer and variable tables.
-        shape = input_shape
-        table, variables, placements, offset = [], [], [], 0
-        for layer in self._layers:
-            n_in = int(shape[-1])
-            if isinstance(layer, Dense):
-                if layer.built and layer.input_dim != n_in:
-                    raise ValueError(f"Layer {layer.name!r} was built for input dimension "
-                                     f"{layer.input_dim} but receives {n_in}")
-                w_off = offset
-                offset += -(-(n_in * layer.units) // _ALIGN) * _ALIGN
-                b_off = -1
-                if layer.use_bias:
-                    b_off = offset
-                    offset += -(-layer.units // _ALIGN) * _ALIGN
-                placements.append((layer, n_in, w_off, b_off))
-                act = layer.activation
-                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, w_off, b_off, 0.0, 0, -1, 0.0, 0.0))
-                kr, br = layer.kernel_regularizer, layer.bias_regularizer
-                variables.append((w_off, n_in * layer.units, kr.l1 if kr else 0.0, kr.l2 if kr else 0.0))
-                if b_off >= 0:
-                    variables.append((b_off, layer.units, br.l1 if br else 0.0, br.l2 if br else 0.0))
-            elif isinstance(layer, Dropout):
-                seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                table.append((1, n_in, n_in, 0, 0.0, 0, -1, layer.rate, seed, -1, 0.0, 0.0))
-                layer.built = True
-            elif isinstance(layer, BatchNormalization):
-                g_off = b_off = -1
-                if layer.scale:
-                    g_off, offset = offset, offset + -(-n_in // _ALIGN) * _ALIGN
-                if layer.center:
-                    b_off, offset = offset, offset + -(-n_in // _ALIGN) * _ALIGN
-                aux_off, offset = offset, offset + -(-(2 * n_in) // _ALIGN) * _ALIGN
-                placements.append((layer, n_in, (g_off, b_off, aux_off), None))
-                table.append((2, n_in, n_in, 0, 0.0, g_off, b_off, 0.0, 0, aux_off,
-                              layer.momentum, layer.epsilon))
-                for off, reg in ((g_off, layer.gamma_regularizer), (b_off, layer.beta_regularizer)):
-                    if off >= 0:
-                        variables.append((off, n_in, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0))
-            else:
-                raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
-            shape = layer.compute_output_shape(shape)
-
+        # Lay out the flat parameter vector, then the engine's layer and variable tables.
+        plan, offset = _param_plan(self._layers, int(input_shape[-1]))
+        where = {(id(layer), wname): off for layer, wname, _, off, _ in plan}
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)
             fill = True
@@ -217,19 +216,48 @@ class Sequential:
                 raise ValueError(f"internal: params must be a contiguous {self._dtype} vector of "
                                  f"{max(offset, 1)} values")
             fill = False
-        for layer, n_in, w_off, b_off in placements:
+        shape = input_shape
+        table, variables = [], []
+        for layer in self._layers:
+            n_in = int(shape[-1])
+            off = lambda wname: where.get((id(layer), wname), -1)  # noqa: E731
+            if isinstance(layer, Dense):
+                if layer.built and layer.input_dim != n_in:
+                    raise ValueError(f"Layer {layer.name!r} was built for input dimension "
+                                     f"{layer.input_dim} but receives {n_in}")
+                act = layer.activation
+                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, off("kernel"),
+                              off("bias"), 0.0, 0, -1, -1, 0.0, 0.0))
+                regs = {"kernel": layer.kernel_regularizer, "bias": layer.bias_regularizer}
+            elif isinstance(layer, Dropout):
+                seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
+                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0))
+                regs = {}
+            elif isinstance(layer, BatchNormalization):
+                table.append((2, n_in, n_in, 0, 0.0, off("gamma"), off("beta"), 0.0, 0,
+                              off("moving_mean"), off("moving_variance"), layer.momentum, layer.epsilon))
+                regs = {"gamma": layer.gamma_regularizer, "beta": layer.beta_regularizer}
+            else:
+                raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             if fill and not layer.built:
                 layer.build((None, n_in))
-            if isinstance(layer, BatchNormalization):
-                layer._attach(params, n_in, *w_off, fill=fill)
-                continue
-            k = params[w_off:w_off + n_in * layer.units].reshape(n_in, layer.units)
-            b = params[b_off:b_off + layer.units] if b_off >= 0 else None
-            if fill:
-                k[...] = layer.kernel
-                if b is not None:
-                    b[...] = layer.bias
-            layer.kernel, layer.bias, layer.input_dim, layer.built = k, b, n_in, True
+            for wname in _WEIGHT_NAMES.get(type(layer), ()):
+                o = off(wname)
+                if o < 0:
+                    continue
+                current = getattr(layer, wname)
+                view = params[o:o + current.size].reshape(current.shape) if fill else \
+                    params[o:o + _weight_size(layer, wname, n_in)].reshape(_weight_shape(layer, wname, n_in))
+                if fill:
+                    view[...] = current
+                setattr(layer, wname, view)
+                if wname in regs:
+                    reg = regs[wname]
+                    variables.append((o, view.size, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0))
+            if isinstance(layer, Dense):
+                layer.input_dim = n_in
+            layer.built = True
+            shape = layer.compute_output_shape(shape)
         self._params = params
         self._n_params = offset
         self._table, self._variables = table, variables
@@ -413,10 +441,15 @@ class Sequential:
                 cls = np.argmax(Y, axis=1)
             else:
                 cls = np.round(Y[:, 0]).astype(np.int64)
+            for k, v in class_weight.items():
+                if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+                    raise ValueError(f"`class_weight` keys must be non-negative class indices; got {k!r}")
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                        or not np.isfinite(v) or v < 0:
+                    raise ValueError(f"`class_weight` values must be finite and non-negative; got "
+                                     f"{k!r}: {v!r}")
             table = np.ones(int(max(max(class_weight, default=0), cls.max(initial=0))) + 1)
             for k, v in class_weight.items():
-                if not isinstance(k, (int, np.integer)) or k < 0:
-                    raise ValueError(f"`class_weight` keys must be non-negative class indices; got {k!r}")
                 table[int(k)] = float(v)
             cw = table[cls]
             w = cw if w is None else w * cw
@@ -493,7 +526,8 @@ class Sequential:
                   "samples": n}
         cb_list = callbacks_module.CallbackList(cbs, model=self, params=params)
         batch_hooks = cb_list.wants_train_batch_hooks
-        progress = progbar if (progbar is not None and verbose == 1) else None
+        progress = next((cb for cb in cbs if isinstance(cb, callbacks_module.ProgbarLogger)
+                         and cb.verbose == 1), None)
 
         self.stop_training = False
         cb_list.on_train_begin()

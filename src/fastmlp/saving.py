@@ -49,7 +49,7 @@ DTYPES = {
     "int8": (np.dtype("i1"), 1),
 }
 COMPACT = ("float16", "bfloat16", "int8")
-_LAYER_KINDS = ("InputLayer", "Dense", "Dropout")
+_LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization")
 _LITTLE = sys.byteorder == "little"
 
 
@@ -88,36 +88,25 @@ def _quantize_int8(kernel):
 
 
 # ---------------------------------------------------------------------------- architecture
-def _dense_layers(model):
-    from .layers import Dense
-    return [l for l in model.layers if isinstance(l, Dense)]
+def _plan(layers, n_in, trainable_only=False):
+    """[(tensor name, shape, weight kind, element offset)] in file order, and the
+    flat length: the model's own layout (``models._param_plan``)."""
+    from .models import _param_plan
+    plan, length = _param_plan(layers, n_in)
+    return [(f"{layer.name}/{wname}", shape, wname, off)
+            for layer, wname, shape, off, trainable in plan
+            if trainable or not trainable_only], length
 
 
-def _variables(layers_cfg, n_in):
+def _variables(layers, n_in, trainable_only=False):
     """The weight tensors an architecture implies: [(name, shape, kind)] in file order."""
-    out = []
-    for layer in layers_cfg:
-        if type(layer).__name__ == "Dense":
-            out.append((f"{layer.name}/kernel", (n_in, layer.units), "kernel"))
-            if layer.use_bias:
-                out.append((f"{layer.name}/bias", (layer.units,), "bias"))
-            n_in = layer.units
-    return out
+    return [(name, shape, kind) for name, shape, kind, _ in _plan(layers, n_in, trainable_only)[0]]
 
 
-def _layout(layers, n_in):
-    """Element offsets of each variable in the model's flat parameter vector (as Sequential.build)."""
-    from .models import _ALIGN
-    offsets, off = [], 0
-    for layer in layers:
-        if type(layer).__name__ == "Dense":
-            offsets.append(off)
-            off += -(-(n_in * layer.units) // _ALIGN) * _ALIGN
-            if layer.use_bias:
-                offsets.append(off)
-                off += -(-layer.units // _ALIGN) * _ALIGN
-            n_in = layer.units
-    return offsets, off
+def _layout(layers, n_in, trainable_only=False):
+    """Element offsets of each weight in the model's flat parameter vector, and its length."""
+    plan, length = _plan(layers, n_in, trainable_only)
+    return [off for _, _, _, off in plan], length
 
 
 def _compile_config(model):
@@ -150,32 +139,26 @@ def _tensor_plan(model, dtype):
     model_dtype = np.dtype(model._dtype)
     store = model._dtype if dtype is None else dtype
     entries = []
-    for layer in _dense_layers(model):
-        k, b = layer.kernel, layer.bias
+    plan, _ = _plan(model.layers, model._input_shape[0])
+    for name, shape, kind, off in plan:
+        w = model._params[off:off + int(np.prod(shape))].reshape(shape)
         if store in ("float32", "float64"):
-            entries.append((f"{layer.name}/kernel", store, np.asarray(k, dtype=store), None))
-            if b is not None:
-                entries.append((f"{layer.name}/bias", store, np.asarray(b, dtype=store), None))
+            entries.append((name, store, np.asarray(w, dtype=store), None))
         elif store == "float16":
-            for name, w in ((f"{layer.name}/kernel", k), (f"{layer.name}/bias", b)):
-                if w is None:
-                    continue
-                if np.any(np.abs(w[np.isfinite(w)]) > 65504.0):
-                    raise ValueError(f"{name} has values outside the float16 range (|x| > 65504); "
-                                     f"save with dtype='bfloat16' instead")
-                entries.append((name, "float16", np.asarray(w, dtype=np.float16), None))
+            if np.any(np.abs(w[np.isfinite(w)]) > 65504.0):
+                raise ValueError(f"{name} has values outside the float16 range (|x| > 65504); "
+                                 f"save with dtype='bfloat16' instead")
+            entries.append((name, "float16", np.asarray(w, dtype=np.float16), None))
         elif store == "bfloat16":
-            entries.append((f"{layer.name}/kernel", "bfloat16", _to_bfloat16(k), None))
-            if b is not None:
-                entries.append((f"{layer.name}/bias", "bfloat16", _to_bfloat16(b), None))
-        else:  # int8
-            if not np.all(np.isfinite(k)):
-                raise ValueError(f"{layer.name}/kernel has non-finite values; it cannot be stored as int8")
-            q, scale = _quantize_int8(k)
-            entries.append((f"{layer.name}/kernel", "int8", q, {"scale": f"{layer.name}/kernel_scale"}))
-            entries.append((f"{layer.name}/kernel_scale", "float32", scale, None))
-            if b is not None:
-                entries.append((f"{layer.name}/bias", "float32", np.asarray(b, dtype=np.float32), None))
+            entries.append((name, "bfloat16", _to_bfloat16(w), None))
+        elif kind == "kernel":  # int8: kernels quantized per output unit
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"{name} has non-finite values; it cannot be stored as int8")
+            q, scale = _quantize_int8(w)
+            entries.append((name, "int8", q, {"scale": f"{name}_scale"}))
+            entries.append((f"{name}_scale", "float32", scale, None))
+        else:   # int8 files keep biases and normalization statistics in float32
+            entries.append((name, "float32", np.asarray(w, dtype=np.float32), None))
     offsets = []
     if store == model._dtype:
         item = model_dtype.itemsize
@@ -195,8 +178,8 @@ def _training_plan(model):
         opt.build(model._n_params, model._dtype)
     n = model._n_params
     item_dtype = model._dtype
-    layer_offsets, _ = _layout(model.layers, model._input_shape[0])
-    variables = _variables(model.layers, model._input_shape[0])
+    layer_offsets, _ = _layout(model.layers, model._input_shape[0], trainable_only=True)
+    variables = _variables(model.layers, model._input_shape[0], trainable_only=True)
     entries, pos, offsets = [], 0, []
     for s, slot in enumerate(opt.slot_names):
         base = opt._slots[s * n:(s + 1) * n]
@@ -554,8 +537,8 @@ def _architecture(p):
         input_shape = built[0]._input_shape_arg
     if input_shape is None or len(input_shape) != 1 or input_shape[0] is None:
         _fail(f"header: the model needs a 1-D input shape; got {input_shape!r}")
-    if not any(type(l).__name__ == "Dense" for l in built):
-        _fail("header: the model has no Dense layer")
+    if not any(type(l).__name__ in ("Dense", "BatchNormalization") for l in built):
+        _fail("header: the model has no Dense or BatchNormalization layer")
     n_in = input_shape[0]
     expected = _variables(built, n_in)
     dtypes = {l._dtype for l in built if l._dtype is not None}
@@ -680,7 +663,8 @@ def _restore_training(p, model, training, layers, input_shape, offsets, n_params
         _fail("training state: 'u_product' must be a number")
     if slots != list(opt.slot_names):
         _fail(f"training state: slots {slots!r} do not match the optimizer's {list(opt.slot_names)}")
-    variables = _variables(layers, input_shape[0])
+    variables = _variables(layers, input_shape[0], trainable_only=True)
+    offsets, _ = _layout(layers, input_shape[0], trainable_only=True)
     expected = [(f"optimizer/{s}/{v}", shape) for s in slots for v, shape, _ in variables]
     if [(t[0], t[2]) for t in p.t_tensors] != expected:
         _fail("training table: the slot tensors do not match the architecture and optimizer")

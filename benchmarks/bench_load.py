@@ -1,0 +1,136 @@
+"""Load time and file size of a 784-512-512-10 model: fastmlp (verify on/off)
+against safetensors.numpy.load_file, torch.load and Keras, on the same weights.
+
+    pytest benchmarks/bench_load.py --benchmark-only --benchmark-group-by=group
+    python benchmarks/bench_load.py          # a table, one run, same process
+"""
+import os
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import layers
+
+_DIR = tempfile.mkdtemp(prefix="fastmlp-bench-")
+
+
+def _model():
+    fastmlp.utils.set_random_seed(0)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(784,)), layers.Dense(512, activation="relu"),
+                            layers.Dense(512, activation="relu"), layers.Dense(10, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _files():
+    m = _model()
+    weights = m.get_weights()
+    names = [f"{l.name}/{k}" for l in m.layers for k in ("kernel", "bias")]
+    out = {"fastmlp": os.path.join(_DIR, "m.fmlp")}
+    m.save(out["fastmlp"], include_optimizer=False)
+    for dt in ("float16", "bfloat16", "int8"):
+        out[f"fastmlp-{dt}"] = os.path.join(_DIR, f"m-{dt}.fmlp")
+        m.save(out[f"fastmlp-{dt}"], dtype=dt)
+    try:
+        import safetensors.numpy as stn
+        out["safetensors"] = os.path.join(_DIR, "m.safetensors")
+        stn.save_file(dict(zip(names, weights)), out["safetensors"])
+    except ImportError:
+        pass
+    try:
+        import torch
+        out["torch"] = os.path.join(_DIR, "m.pt")
+        torch.save({n: torch.from_numpy(w) for n, w in zip(names, weights)}, out["torch"])
+    except ImportError:
+        pass
+    try:
+        import keras
+        km = keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(512, activation="relu"),
+                               keras.layers.Dense(512, activation="relu"),
+                               keras.layers.Dense(10, activation="softmax")])
+        km.set_weights(weights)
+        out["keras"] = os.path.join(_DIR, "m.keras")
+        km.save(out["keras"])
+    except Exception:
+        pass
+    return m, out
+
+
+MODEL, FILES = _files()
+
+
+def loaders():
+    out = {"fastmlp load_model(verify=False)": lambda: fastmlp.load_model(FILES["fastmlp"], verify=False),
+           "fastmlp load_model()": lambda: fastmlp.load_model(FILES["fastmlp"]),
+           "fastmlp load_model(compile=False, verify=False)":
+               lambda: fastmlp.load_model(FILES["fastmlp"], compile=False, verify=False)}
+    if "safetensors" in FILES:
+        import safetensors.numpy as stn
+        out["safetensors.numpy.load_file"] = lambda: stn.load_file(FILES["safetensors"])
+    if "torch" in FILES:
+        import torch
+        out["torch.load"] = lambda: torch.load(FILES["torch"])
+    if "keras" in FILES:
+        import keras
+        out["keras.saving.load_model"] = lambda: keras.saving.load_model(FILES["keras"])
+    return out
+
+
+@pytest.mark.benchmark(group="load")
+def test_fastmlp_noverify(benchmark):
+    benchmark(fastmlp.load_model, FILES["fastmlp"], verify=False)
+
+
+@pytest.mark.benchmark(group="load")
+def test_fastmlp_verify(benchmark):
+    benchmark(fastmlp.load_model, FILES["fastmlp"])
+
+
+@pytest.mark.benchmark(group="load")
+def test_safetensors(benchmark):
+    stn = pytest.importorskip("safetensors.numpy")
+    benchmark(stn.load_file, FILES["safetensors"])
+
+
+@pytest.mark.benchmark(group="load")
+def test_torch(benchmark):
+    torch = pytest.importorskip("torch")
+    benchmark(torch.load, FILES["torch"])
+
+
+@pytest.mark.benchmark(group="load")
+def test_keras(benchmark):
+    keras = pytest.importorskip("keras")
+    if "keras" not in FILES:
+        pytest.skip("keras could not save the model")
+    benchmark(keras.saving.load_model, FILES["keras"])
+
+
+def _median_us(fn, seconds=1.0, max_runs=2000):
+    fn()
+    times, start = [], time.perf_counter()
+    while len(times) < max_runs and (time.perf_counter() - start < seconds or len(times) < 10):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e6 * float(np.median(times)), len(times)
+
+
+def main():
+    raw = sum(w.nbytes for w in MODEL.get_weights())
+    print(f"784-512-512-10, {raw:,} bytes of float32 weights; crc32c: {fastmlp._engine.crc32c_impl()}")
+    print(f"{'loader':<50}{'median us':>12}{'runs':>8}")
+    for name, fn in loaders().items():
+        us, n = _median_us(fn)
+        print(f"{name:<50}{us:>12.1f}{n:>8}")
+    print(f"\n{'file':<22}{'bytes':>12}{'x float32':>11}")
+    for name, path in FILES.items():
+        size = os.path.getsize(path)
+        print(f"{name:<22}{size:>12,}{size / raw:>11.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""The model file format (docs/FORMAT.md): round trips, exact resume, checkpoints,
+compact storage, atomic saves, the golden file and a malformed-file battery."""
+import json
+import os
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import layers, optimizers, regularizers, saving
+from fastmlp._engine import crc32c
+from fastmlp.callbacks import ModelCheckpoint
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+GOLDEN = os.path.join(DATA, "tiny_v1.fmlp")
+GOLDEN_EXPECTED = os.path.join(DATA, "tiny_v1.expected.json")
+PRE = struct.Struct("<12sHHIIQQQIIII")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _align(n):
+    return -(-n // 64) * 64
+
+
+def split(data):
+    """(preamble fields as a list, header dict, body bytearray after the header padding)."""
+    pre = list(PRE.unpack(bytes(data[:64])))
+    h_len = pre[5]
+    header = json.loads(bytes(data[64:64 + h_len]))
+    return pre, header, bytearray(data[_align(64 + h_len):])
+
+
+def seal(pre, header, body, header_bytes=None, pad=b"\0"):
+    """Reassemble a file with every checksum (and the header length) made consistent, so
+    that a test reaches the structural checks behind them."""
+    pre = list(pre)
+    hb = header_bytes if header_bytes is not None else json.dumps(header, separators=(",", ":")).encode()
+    hpad = hb + pad * (_align(64 + len(hb)) - 64 - len(hb))
+    pre[5] = len(hb)
+    w_len, t_len = pre[6], pre[7]
+    body = bytes(body)
+    pre[8] = crc32c(hpad)
+    pre[9] = crc32c(body[:w_len]) if len(body) >= w_len else crc32c(body)
+    pre[10] = crc32c(body[w_len:w_len + t_len]) if t_len else 0
+    p = PRE.pack(*pre)[:60]
+    return p + struct.pack("<I", crc32c(p)) + hpad + body
+
+
+def reseal_preamble(data, **fields):
+    names = ["magic", "major", "minor", "bom", "flags", "h_len", "w_len", "t_len", "h_crc", "w_crc",
+             "t_crc", "p_crc"]
+    pre = list(PRE.unpack(bytes(data[:64])))
+    for k, v in fields.items():
+        pre[names.index(k)] = v
+    p = PRE.pack(*pre)[:60]
+    return p + struct.pack("<I", crc32c(p)) + bytes(data[64:])
+
+
+def _data(n=160, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 2.0, (classes, d))
+    y = rng.integers(0, classes, n)
+    x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+    return x, y
+
+
+def _model(opt="adam", dropout=0.25, d=6, classes=3, dtype=None, activations=("relu", "tanh")):
+    fastmlp.utils.set_random_seed(42)
+    stack = [fastmlp.Input(shape=(d,))]
+    for i, act in enumerate(activations):
+        stack.append(layers.Dense(12, activation=act, kernel_regularizer=regularizers.L2(1e-4) if i == 0 else None,
+                                  dtype=dtype))
+        if dropout and i == 0:
+            stack.append(layers.Dropout(dropout, dtype=dtype))
+    stack.append(layers.Dense(classes, activation="softmax", dtype=dtype))
+    m = fastmlp.Sequential(stack)
+    m.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _trained(opt="adam", **kw):
+    m = _model(opt, **kw)
+    x, y = _data()
+    m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    return m, x, y
+
+
+def _assert_same_model(a, b, x):
+    assert [type(l) for l in a.layers] == [type(l) for l in b.layers]
+    assert a.get_config() == b.get_config()
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        assert wa.dtype == wb.dtype and np.array_equal(wa, wb)
+    assert np.array_equal(a.predict(x), b.predict(x))
+
+
+# ----------------------------------------------------------------------------- checksum
+def test_crc32c_known_values_and_portable_path():
+    assert crc32c(b"123456789") == 0xE3069283
+    assert crc32c(b"") == 0
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 63, 777, 24 * 1024 + 5, 300_000):
+        d = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        assert crc32c(d) == crc32c(d, portable=True)
+        assert crc32c(d[n // 3:], crc=crc32c(d[:n // 3])) == crc32c(d)
+
+
+# ----------------------------------------------------------------------------- round trips
+OPTIMIZERS = [
+    optimizers.SGD(0.05), optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    optimizers.RMSprop(centered=True, momentum=0.5), optimizers.Adagrad(0.05), optimizers.Adadelta(1.0),
+    optimizers.Adam(amsgrad=True), optimizers.AdamW(), optimizers.Adamax(), optimizers.Nadam(),
+    optimizers.Adam(optimizers.schedules.ExponentialDecay(0.01, 10, 0.9)),
+]
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: type(o).__name__)
+def test_round_trip_every_optimizer(tmp_path, opt):
+    m, x, _ = _trained(opt)
+    p = tmp_path / "m.fmlp"
+    m.save(p)
+    for mm in (True, False):
+        r = fastmlp.load_model(p, mmap=mm)
+        _assert_same_model(m, r, x)
+        assert r.compiled and type(r.optimizer) is type(m.optimizer)
+        assert r.optimizer.get_config() == m.optimizer.get_config()
+        assert r.optimizer.iterations == m.optimizer.iterations > 0
+        assert r.optimizer._u_product == m.optimizer._u_product
+        assert np.array_equal(r.optimizer._slots, m.optimizer._slots)
+        assert r._seed == m._seed and r._epoch == m._epoch
+        assert r.loss.get_config() == m.loss.get_config()
+        assert r.metrics_names == m.metrics_names
+
+
+def test_every_activation_and_float64(tmp_path):
+    acts = sorted(set(fastmlp.activations.ALL_ACTIVATIONS) - {"silu"})
+    m = _model("sgd", activations=acts, dtype="float64")
+    x, y = _data()
+    m.fit(x, y, epochs=1, verbose=0)
+    r = fastmlp.models.from_bytes(m.to_bytes())
+    assert r.dtype == "float64"
+    _assert_same_model(m, r, x.astype(np.float64))
+    m.save(tmp_path / "f64")
+    _assert_same_model(m, fastmlp.load_model(tmp_path / "f64"), x.astype(np.float64))
+
+
+def test_load_is_zero_copy_and_verify_off(tmp_path):
+    m, x, _ = _trained()
+    p = tmp_path / "w.bin"          # any suffix: the magic decides
+    m.save(p, include_optimizer=False)
+    r = fastmlp.load_model(p, verify=False)
+    assert not r._params.flags.owndata and r._params.flags.writeable
+    assert r._params.ctypes.data % 64 == 0
+    _assert_same_model(m, r, x)
+    assert r.compiled and r.optimizer.iterations == 0
+    r2 = fastmlp.models.load_model(str(p), compile=False)
+    assert not r2.compiled
+    r2.compile("adam", "sparse_categorical_crossentropy")
+    r2.fit(x, _data()[1], epochs=1, verbose=0)     # training on a mapped file leaves the file alone
+    _assert_same_model(m, fastmlp.load_model(p), x)
+
+
+def test_bytes_pickle_and_weights(tmp_path):
+    m, x, y = _trained()
+    b = m.to_bytes()
+    assert isinstance(b, bytes) and b[:12] == saving.MAGIC
+    _assert_same_model(m, fastmlp.models.from_bytes(b), x)
+    _assert_same_model(m, fastmlp.models.from_bytes(bytearray(b)), x)
+    r = pickle.loads(pickle.dumps(m))
+    _assert_same_model(m, r, x)
+    assert np.array_equal(r.optimizer._slots, m.optimizer._slots)
+    m.save_weights(tmp_path / "x.weights")
+    other = _model()
+    other.load_weights(tmp_path / "x.weights")
+    assert np.array_equal(other.predict(x), m.predict(x))
+    small = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(3)])
+    with pytest.raises(ValueError):
+        small.load_weights(tmp_path / "x.weights")
+    with pytest.raises(FileExistsError):
+        m.save(tmp_path / "x.weights", overwrite=False)
+
+
+def test_unbuilt_model_cannot_be_saved(tmp_path):
+    m = fastmlp.Sequential([layers.Dense(3)])
+    with pytest.raises(ValueError, match="not built"):
+        m.save(tmp_path / "u.fmlp")
+
+
+# ----------------------------------------------------------------------------- resume
+def _resume_model():
+    return _model(optimizers.Nadam(0.01), dropout=0.3)
+
+
+def test_resume_is_bit_identical(tmp_path):
+    x, y = _data(200)
+    full = _resume_model()
+    full.fit(x, y, epochs=4, batch_size=16, verbose=0)
+    half = _resume_model()
+    half.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    half.save(tmp_path / "half.fmlp")
+    del half
+    resumed = fastmlp.load_model(tmp_path / "half.fmlp")
+    resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+    assert np.array_equal(resumed._params, full._params)
+    assert resumed.optimizer.iterations == full.optimizer.iterations
+    # without the optimizer state the run diverges: the test can tell the difference
+    half2 = _resume_model()
+    half2.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    half2.save(tmp_path / "bare.fmlp", include_optimizer=False)
+    bare = fastmlp.load_model(tmp_path / "bare.fmlp")
+    bare.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+    assert not np.array_equal(bare._params, full._params)
+
+
+def test_model_checkpoint_resume_and_options(tmp_path):
+    x, y = _data(200)
+    full = _resume_model()
+    full.fit(x, y, epochs=4, batch_size=16, verbose=0)
+    m = _resume_model()
+    ck = ModelCheckpoint(str(tmp_path / "ck-{epoch:02d}-{val_loss:.3f}.fmlp"), monitor="val_loss")
+    m.fit(x, y, epochs=2, batch_size=16, verbose=0, validation_data=(x[:40], y[:40]), callbacks=[ck])
+    files = sorted(os.listdir(tmp_path))
+    assert len(files) == 2 and files[0].startswith("ck-01-") and files[1].startswith("ck-02-")
+    r = fastmlp.load_model(tmp_path / files[1])
+    r.fit(x, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+    # validation does not touch the training state: same weights as the run without it
+    assert np.array_equal(r._params, full._params)
+
+    best = ModelCheckpoint(str(tmp_path / "best.fmlp"), monitor="accuracy", save_best_only=True,
+                           save_weights_only=True)
+    assert best.mode == "max"
+    calls = []
+    best.model_save = None
+    m2 = _resume_model()
+    orig = m2.save_weights
+    m2.save_weights = lambda *a, **k: (calls.append(1), orig(*a, **k))
+    m2.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[best])
+    assert 1 <= len(calls) <= 3 and os.path.exists(tmp_path / "best.fmlp")
+    assert fastmlp.load_model(tmp_path / "best.fmlp").optimizer.iterations == 0   # weights only
+    with pytest.raises(ValueError):
+        ModelCheckpoint("x", save_freq="sometimes")
+    freq = ModelCheckpoint(str(tmp_path / "b{epoch}.fmlp"), save_freq=5)
+    m3 = _resume_model()
+    m3.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[freq])   # 13 batches: saves at 5, 10
+    assert os.path.exists(tmp_path / "b1.fmlp")
+    assert not ModelCheckpoint("x")._overrides("on_train_batch_end")
+
+
+# ----------------------------------------------------------------------------- compact storage
+def test_file_sizes_784_512_512_10():
+    fastmlp.utils.set_random_seed(0)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(784,)), layers.Dense(512, activation="relu"),
+                            layers.Dense(512, activation="relu"), layers.Dense(10, activation="softmax")])
+    raw = sum(w.nbytes for w in m.get_weights())
+    full = len(m.to_bytes(include_optimizer=False))
+    assert raw < full <= raw + 4096
+    assert len(m.to_bytes(dtype="float16")) <= 0.52 * raw
+    assert len(m.to_bytes(dtype="bfloat16")) <= 0.52 * raw
+    assert len(m.to_bytes(dtype="int8")) <= 0.28 * raw
+
+
+@pytest.mark.parametrize("dtype,tol", [("float16", 2e-3), ("bfloat16", 2e-2), ("int8", 3e-2)])
+def test_compact_dtypes(tmp_path, dtype, tol):
+    m, x, y = _trained()
+    m.save(tmp_path / "c.fmlp", dtype=dtype)
+    _, header, _ = split(open(tmp_path / "c.fmlp", "rb").read())
+    assert header["training"] is None
+    assert {t["dtype"] for t in header["tensors"]} >= {dtype}
+    r = fastmlp.load_model(tmp_path / "c.fmlp")
+    assert r.dtype == "float32" and r.compiled
+    diff = np.abs(r.predict(x) - m.predict(x)).max()
+    assert 0 < diff < tol
+    assert np.mean(r.predict(x).argmax(1) == m.predict(x).argmax(1)) > 0.97
+    with pytest.raises(ValueError):
+        m.save(tmp_path / "bad", dtype="int4")
+
+
+def test_quantizers_exact_cases():
+    k = np.array([[1.0, -2.0, 0.0], [0.5, 1.0, 0.0]], np.float32)
+    q, s = saving._quantize_int8(k)
+    assert q.dtype == np.int8 and s.tolist() == pytest.approx([1 / 127, 2 / 127, 0])
+    assert q[:, 0].tolist() == [127, 64] and q[:, 1].tolist() == [-127, 64] and q[:, 2].tolist() == [0, 0]
+    v = np.array([1.0, 1.00390625, 3.0e38, -0.0, np.inf], np.float32)
+    back = saving._from_bfloat16(saving._to_bfloat16(v), np.float32)
+    assert back[0] == 1.0 and back[1] in (1.0, 1.0078125) and np.isinf(back[4])
+    assert np.isnan(saving._from_bfloat16(saving._to_bfloat16(np.array([np.nan], np.float32)), np.float32)[0])
+
+
+# ----------------------------------------------------------------------------- atomic saves
+def test_failed_save_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    m, x, _ = _trained()
+    p = tmp_path / "m.fmlp"
+    m.save(p)
+    before = p.read_bytes()
+
+    def boom(fd):
+        raise OSError("disk on fire")
+    monkeypatch.setattr(os, "fsync", boom)
+    m.layers[0].kernel[...] += 1
+    with pytest.raises(OSError, match="disk on fire"):
+        m.save(p)
+    monkeypatch.undo()
+    assert p.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.fmlp"]
+
+
+def test_overwriting_a_mapped_file_is_safe(tmp_path):
+    m, x, _ = _trained()
+    p = tmp_path / "m.fmlp"
+    m.save(p)
+    mapped = fastmlp.load_model(p, mmap=True)
+    expected = mapped.predict(x)
+    m.layers[0].kernel[...] *= 2
+    m.save(p)                       # replaces the file this process has mapped
+    assert np.array_equal(mapped.predict(x), expected)
+    assert np.array_equal(fastmlp.load_model(p).predict(x), m.predict(x))
+    mapped.save(p)                  # saving a mapped model over its own file
+    assert np.array_equal(fastmlp.load_model(p).predict(x), expected)
+
+
+# ----------------------------------------------------------------------------- golden file
+def golden_model():
+    """The tiny model committed as tests/data/tiny_v1.fmlp (deterministic, no training)."""
+    fastmlp.utils.set_random_seed(0)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(3,)),
+                            layers.Dense(4, activation="relu", name="hidden"),
+                            layers.Dropout(0.5, seed=7, name="drop"),
+                            layers.Dense(2, activation="softmax", name="out")], name="tiny")
+    w = [np.arange(12, dtype=np.float32).reshape(3, 4) / 10 - 0.5, np.array([0.1, -0.1, 0.2, 0.0], np.float32),
+         np.arange(8, dtype=np.float32).reshape(4, 2) / 8 - 0.4, np.array([0.05, -0.05], np.float32)]
+    m.set_weights(w)
+    m.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.optimizer._slots[:] = np.arange(m.optimizer._slots.size, dtype=np.float32) / 1000
+    m.optimizer.iterations = 5
+    m._seed, m._epoch = 123456789, 1
+    return m
+
+
+def test_golden_file_loads_with_expected_predictions():
+    expected = json.load(open(GOLDEN_EXPECTED))
+    for mm in (True, False):
+        m = fastmlp.load_model(GOLDEN, mmap=mm)
+        np.testing.assert_allclose(m.predict(np.array(expected["x"], np.float32)), expected["y"],
+                                   rtol=1e-6, atol=1e-7)
+        assert m.optimizer.iterations == 5 and m._seed == 123456789 and m._epoch == 1
+        assert [l.name for l in m.layers] == ["hidden", "drop", "out"]
+
+
+def test_golden_bytes_writer():
+    """The writer's output is frozen: a change here is a format change (bump the version)."""
+    assert golden_model().to_bytes() == open(GOLDEN, "rb").read()
+
+
+# ----------------------------------------------------------------------------- malformed files
+@pytest.fixture(scope="module")
+def good():
+    fastmlp.utils.set_random_seed(3)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(7, activation="relu"),
+                            layers.Dropout(0.1), layers.Dense(3)])
+    m.compile("adam", "mse")
+    m.fit(np.ones((8, 5), np.float32), np.ones((8, 3), np.float32), verbose=0)
+    return m.to_bytes()
+
+
+def _bad(data, match=None):
+    with pytest.raises(fastmlp.FormatError, match=match):
+        fastmlp.models.from_bytes(data)
+
+
+def test_good_file_loads(good):
+    fastmlp.models.from_bytes(good)
+    pre, header, body = split(good)
+    assert seal(pre, header, body) == good
+
+
+def test_truncation_at_every_region(good, tmp_path):
+    pre, header, body = split(good)
+    data_off = _align(64 + pre[5])
+    cuts = sorted({0, 1, 11, 12, 30, 63, 64, 65, 64 + pre[5] // 2, 64 + pre[5], data_off - 1, data_off,
+                   data_off + 1, data_off + pre[6] - 1, data_off + pre[6], data_off + pre[6] + 5,
+                   len(good) - 1})
+    for cut in cuts:
+        _bad(good[:cut])
+        (tmp_path / "t").write_bytes(good[:cut])
+        with pytest.raises(fastmlp.FormatError):
+            fastmlp.load_model(tmp_path / "t")
+        with pytest.raises(fastmlp.FormatError):
+            fastmlp.load_model(tmp_path / "t", mmap=False, verify=False)
+
+
+def test_bit_flips_in_every_region(good):
+    pre, header, body = split(good)
+    data_off = _align(64 + pre[5])
+    positions = {"magic": 3, "version": 12, "lengths": 26, "header crc": 49, "weights crc": 53,
+                 "training crc": 57, "preamble crc": 61, "header": 80, "table": 64 + pre[5] - 20,
+                 "header padding": data_off - 1, "weights": data_off + 100,
+                 "training": data_off + pre[6] + 100, "last byte": len(good) - 1}
+    for region, pos in positions.items():
+        for bit in (0, 7):
+            b = bytearray(good)
+            b[pos] ^= 1 << bit
+            with pytest.raises(fastmlp.FormatError):
+                fastmlp.models.from_bytes(bytes(b))
+
+
+def test_data_damage_passes_only_without_verify(good):
+    b = bytearray(good)
+    b[_align(64 + split(good)[0][5]) + 8] ^= 0x10
+    _bad(bytes(b), "weights checksum")
+    fastmlp.models.from_bytes(bytes(b), verify=False)   # documented: data checksums skipped
+
+
+def test_preamble_fields(good):
+    _bad(reseal_preamble(good, major=2), "version 2")
+    _bad(reseal_preamble(good, h_len=1 << 40), "header length")
+    _bad(reseal_preamble(good, h_len=(1 << 20) + 1), "header length")
+    _bad(reseal_preamble(good, bom=0x04030201), "byte order")
+    _bad(reseal_preamble(good, flags=2), "flags")
+    _bad(reseal_preamble(good, flags=0), "training")
+    _bad(reseal_preamble(good, w_len=split(good)[0][6] + 64))
+    fastmlp.models.from_bytes(reseal_preamble(good, minor=9))   # newer minor: additive, readable
+
+
+def test_trailing_bytes(good):
+    _bad(good + b"\0" * 64, "trailing")
+    _bad(good + b"x", "trailing")
+
+
+def test_header_semantics(good):
+    pre, header, body = split(good)
+
+    def mutated(fn, **kw):
+        h = json.loads(json.dumps(header))
+        fn(h)
+        _bad(seal(pre, h, body), kw.get("match"))
+
+    t = lambda h, i: h["tensors"][i]   # noqa: E731
+    mutated(lambda h: t(h, 0).update(dtype="complex64"), match="unknown dtype")
+    mutated(lambda h: t(h, 0).update(shape=[2 ** 40, 2 ** 40, 2 ** 40]), match="overflow")
+    mutated(lambda h: t(h, 0).update(shape=[2 ** 31, 2 ** 31], length=2 ** 64), match="outside")
+    mutated(lambda h: t(h, 0).update(shape=[5, -7]), match="invalid shape")
+    mutated(lambda h: t(h, 0).update(length=12), match="length")
+    mutated(lambda h: t(h, 1).update(offset=t(h, 0)["offset"]), match="overlaps")
+    mutated(lambda h: t(h, 1).update(offset=t(h, 1)["offset"] + 4), match="aligned")
+    mutated(lambda h: t(h, -1).update(offset=10 ** 9), match="outside")
+    mutated(lambda h: t(h, 0).update(offset=-64), match="invalid offset")
+    mutated(lambda h: h["tensors"].reverse(), match="overlaps|out of order")
+    mutated(lambda h: h["tensors"].pop(), match="tensors end at|lacks")
+    mutated(lambda h: t(h, 0).update(name="nope/kernel"), match="lacks")
+    mutated(lambda h: h["model"]["config"]["layers"][1].update(class_name="Conv2D"), match="unknown layer kind")
+    mutated(lambda h: h["model"]["config"]["layers"][1].update(class_name="os.system"), match="unknown layer")
+    mutated(lambda h: h["model"]["config"]["layers"][1]["config"].update(units=8), match="shape")
+    mutated(lambda h: h["model"]["config"]["layers"][1]["config"].update(activation="eval"), match="layer")
+    mutated(lambda h: h["model"]["config"]["layers"][1]["config"].update(evil=1), match="layer")
+    mutated(lambda h: h["model"].update(class_name="Functional"), match="Sequential")
+    mutated(lambda h: h.update(format="other"), match="format")
+    mutated(lambda h: h["compile"]["optimizer"].update(class_name="Evil"), match="compile")
+    mutated(lambda h: h["training"].update(slots=["m"]), match="slots")
+    mutated(lambda h: h["training"].update(iterations=-1), match="iterations")
+    mutated(lambda h: h["training"]["tensors"][0].update(shape=[1]), match="length|slot")
+    _bad(seal(pre, header, body, header_bytes=b"{" * 200_000), "malformed JSON")
+    _bad(seal(pre, header, body, header_bytes=b"[" * 200_000), "malformed JSON")
+    _bad(seal(pre, header, body, header_bytes=b'{"format": NaN}'), "NaN")
+    _bad(seal(pre, header, body, header_bytes=b"\xff\xfe not utf8"), "malformed JSON")
+    _bad(seal(pre, header, body, header_bytes=b"[]"), "object")
+
+
+def test_non_zero_padding(good):
+    pre, header, body = split(good)
+    t0 = header["tensors"][0]
+    body[t0["offset"] + t0["length"]] = 1        # between the kernel and the bias
+    _bad(seal(pre, header, body), "padding")
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    if _align(64 + len(hb)) == 64 + len(hb):
+        hb += b" "
+    _bad(seal(pre, header, split(good)[2], header_bytes=hb, pad=b"\1"), "padding after the header")
+
+
+def test_foreign_and_garbage_files(tmp_path):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(100, np.float32))
+    _bad(buf.getvalue(), "npy")
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("config.json", "{}")
+    _bad(zbuf.getvalue(), "zip")
+    _bad(b"", "empty")
+    rng = np.random.default_rng(1)
+    for n in (1, 10, 64, 100, 5000):
+        _bad(rng.integers(0, 256, n, dtype=np.uint8).tobytes())
+    _bad(b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "HDF5")
+    (tmp_path / "empty.fmlp").write_bytes(b"")
+    with pytest.raises(fastmlp.FormatError, match="empty"):
+        fastmlp.load_model(tmp_path / "empty.fmlp")
+    assert issubclass(fastmlp.FormatError, ValueError)
+
+
+def test_text_mode_damage(good):
+    _bad(good.replace(b"\r\n", b"\n", 1), "text-mode")
+    _bad(bytes([good[0] & 0x7F]) + good[1:], "text-mode")
