@@ -8,6 +8,7 @@
  * CPUs without it.
  */
 #include "checksum.h"
+#include "gemm.h"   /* fm_get_num_threads */
 
 #include <string.h>
 
@@ -187,12 +188,12 @@ uint32_t fm_crc32c(uint32_t crc, const void *buf, size_t len) {
     fm_crc32c_init();
     const unsigned char *p = (const unsigned char *)buf;
 #ifdef _OPENMP
-    int nt = omp_get_max_threads();
+    int nt = fm_get_num_threads();
     if (len >= FM_PAR_MIN && nt > 1) {
         if (nt > 16) nt = 16;
         size_t per = len / (size_t)nt;
-        if (per < ((size_t)1 << 20)) {
-            nt = (int)(len >> 20);
+        if (per < ((size_t)512 << 10)) {   /* at least 512 KiB a thread */
+            nt = (int)(len >> 19);
             per = len / (size_t)nt;
         }
         uint32_t part[16];

@@ -65,8 +65,9 @@ fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
     net->vars = (fm_var *)malloc(sizeof(fm_var) * (size_t)(n_vars > 0 ? n_vars : 1));
     net->A = (void **)calloc((size_t)n_layers, sizeof(void *));
     net->Z = (void **)calloc((size_t)n_layers, sizeof(void *));
-    net->grads = calloc((size_t)(n_params > 0 ? n_params : 1), is_f64 ? 8 : 4);
-    if (!net->layers || !net->vars || !net->A || !net->Z || !net->grads) { fm_net_free(net); return NULL; }
+    /* the gradient buffer is allocated with the training workspace (fm_net_reserve):
+     * a network used only for inference never pays for it */
+    if (!net->layers || !net->vars || !net->A || !net->Z) { fm_net_free(net); return NULL; }
     memcpy(net->layers, layers, sizeof(fm_layer) * (size_t)n_layers);
     if (n_vars) memcpy(net->vars, vars, sizeof(fm_var) * (size_t)n_vars);
     net->n_in = layers[0].n_in;
@@ -106,6 +107,10 @@ void *fm_net_grads(fm_net *net) { return net->grads; }
 
 /* Grow the training workspace to hold `rows` rows (never shrinks). */
 static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
+    if (!net->grads) {
+        net->grads = calloc((size_t)(net->n_params > 0 ? net->n_params : 1), es);
+        if (!net->grads) return FM_ERR_NOMEM;
+    }
     if (rows <= net->cap_rows) return FM_OK;
     free_workspace(net);
     int64_t gw = net->max_width > net->n_in ? net->max_width : net->n_in;

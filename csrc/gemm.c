@@ -26,11 +26,14 @@
 #endif
 
 /* Work (M*N*K multiply-adds) from which a call is split over threads.
- * Measured on a 2-core AVX-512 machine: a parallel region costs a few
- * microseconds, which pays off from roughly 1-2 M multiply-adds. */
-#define FM_GEMM_PAR_MIN_WORK (1 << 20)
+ * A parallel region costs a few microseconds on an idle 2-core machine, but a
+ * worker that the OS has descheduled (any other load on the machine) stalls
+ * the call for a whole time slice.  Whole-network training calls many GEMMs of
+ * 10-50 us each, so threads start only where one call is ~0.1 ms of work:
+ * wide layers and large batches, where they pay off whatever the load. */
+#define FM_GEMM_PAR_MIN_WORK (1 << 23)
 /* Each thread gets at least this much work. */
-#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 19)
+#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 22)
 
 /* ------------------------------------------------------------------------ */
 /* Threads */

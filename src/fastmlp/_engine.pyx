@@ -169,7 +169,9 @@ cdef class Network:
         dtype = np.float64 if self.f64 else np.float32
         out = np.empty(self.n_params, dtype=dtype)
         cdef size_t nbytes = self.n_params * (8 if self.f64 else 4)
-        if nbytes:
+        if fm_net_grads(self.net) == NULL:
+            out[...] = 0
+        elif nbytes:
             memcpy(cnp.PyArray_DATA(out), fm_net_grads(self.net), nbytes)
         return out
 

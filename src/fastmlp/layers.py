@@ -33,6 +33,18 @@ def _shape_tuple(shape, what):
     return shape
 
 
+def _float_dtype_name(dtype):
+    if dtype in ("float32", "float64"):
+        return dtype
+    try:
+        name = str(np.dtype(dtype))
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
+        raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
+    return name
+
+
 class Layer:
     """Base class of fastmlp layers."""
     _base_name = "layer"
@@ -45,9 +57,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Layer name must be a string. Received: name={name!r}")
         self.name = name or _unique_name(self._base_name)
-        if dtype is not None and str(np.dtype(dtype)) not in ("float32", "float64"):
-            raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
-        self._dtype = None if dtype is None else str(np.dtype(dtype))
+        self._dtype = None if dtype is None else _float_dtype_name(dtype)
         self.trainable = bool(trainable)
         self.built = False
         self._input_shape_arg = None

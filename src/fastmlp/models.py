@@ -6,6 +6,7 @@ chunks of batches (gather, forward, backward, update, loss and metric sums)
 with the GIL released; Python runs again only at chunk ends, for callbacks
 that override batch hooks and for the progress bar.
 """
+import math
 import sys
 import time
 
@@ -32,7 +33,7 @@ def _weight_shape(layer, wname, n_in):
 
 
 def _weight_size(layer, wname, n_in):
-    return int(np.prod(_weight_shape(layer, wname, n_in)))
+    return math.prod(_weight_shape(layer, wname, n_in))
 
 
 def _param_plan(layers, n_in):
@@ -55,7 +56,7 @@ def _param_plan(layers, n_in):
         for wname, trainable in present:
             shape = _weight_shape(layer, wname, n_in)
             plan.append((layer, wname, shape, offset, trainable))
-            offset += -(-int(np.prod(shape)) // _ALIGN) * _ALIGN
+            offset += -(-math.prod(shape) // _ALIGN) * _ALIGN
         if isinstance(layer, Dense):
             n_in = layer.units
     return plan, offset
@@ -265,8 +266,6 @@ class Sequential:
         self._output_dim = int(shape[-1])
         self._seed = utils._next_seed()
         self.built = True
-        if self.optimizer is not None and not self.optimizer.built:
-            self.optimizer.build(self._n_params, self._dtype)
 
     @property
     def input_shape(self):
@@ -350,8 +349,6 @@ class Sequential:
         self._metric_ids = list(metrics)
         self._metrics = None
         self.compiled = True
-        if self.built:
-            self.optimizer.build(self._n_params, self._dtype)
 
     def _compiled_metrics(self):
         if self._metrics is None:

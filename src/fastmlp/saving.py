@@ -16,6 +16,7 @@ cover the preamble, the header (always verified) and each data section
 before any array is created; a bad file raises :class:`FormatError`.
 """
 import json
+import math
 import mmap as _mmap
 import os
 import struct
@@ -141,7 +142,7 @@ def _tensor_plan(model, dtype):
     entries = []
     plan, _ = _plan(model.layers, model._input_shape[0])
     for name, shape, kind, off in plan:
-        w = model._params[off:off + int(np.prod(shape))].reshape(shape)
+        w = model._params[off:off + math.prod(shape)].reshape(shape)
         if store in ("float32", "float64"):
             entries.append((name, store, np.asarray(w, dtype=store), None))
         elif store == "float16":
@@ -184,7 +185,7 @@ def _training_plan(model):
     for s, slot in enumerate(opt.slot_names):
         base = opt._slots[s * n:(s + 1) * n]
         for (vname, shape, _), off in zip(variables, layer_offsets):
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             arr = base[off:off + size].reshape(shape)
             entries.append((f"optimizer/{slot}/{vname}", item_dtype, arr, None))
             offsets.append(pos)
@@ -610,7 +611,7 @@ def _build_model(p, compile, writable):
     else:
         params = np.zeros(max(n_params, 1), dtype=dtype)
         for (_, shape, t, scale), off in zip(plan, offsets):
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             params[off:off + size] = _decode(p, t, scale, dtype).reshape(-1)
     model = Sequential(name=name)
     try:
