@@ -671,6 +671,8 @@ def _restore_training(p, model, training, layers, input_shape, offsets, n_params
         _fail("training table: the slot tensors do not match the architecture and optimizer")
     if any(t[1] != dtype for t in p.t_tensors):
         _fail(f"training table: slot tensors must be {dtype}")
+    if not opt.built:
+        opt.build(n_params, dtype)
     base = p.data_off + p.w_len
     k = 0
     for s in range(len(slots)):
