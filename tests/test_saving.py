@@ -332,6 +332,7 @@ def golden_model():
          np.arange(8, dtype=np.float32).reshape(4, 2) / 8 - 0.4, np.array([0.05, -0.05], np.float32)]
     m.set_weights(w)
     m.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.optimizer.build(m._n_params, m._dtype)   # slots are otherwise made by the first step
     m.optimizer._slots[:] = np.arange(m.optimizer._slots.size, dtype=np.float32) / 1000
     m.optimizer.iterations = 5
     m._seed, m._epoch = 123456789, 1
