@@ -196,9 +196,13 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
         fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                           \
         return;                                                                             \
     }                                                                                       \
+    /* More pieces than threads, handed out dynamically: a worker that the OS  */         \
+    /* has descheduled delays the call by one piece, not by half the work.     */         \
+    int np = 4 * nt;                                                                        \
+    if (np > units) np = (int)units;                                                        \
     FM_PARALLEL_FOR(nt)                                                                     \
-    for (int t = 0; t < nt; t++) {                                                          \
-        int64_t lo = units * t / nt * align, hi = units * (t + 1) / nt * align;             \
+    for (int t = 0; t < np; t++) {                                                          \
+        int64_t lo = units * t / np * align, hi = units * (t + 1) / np * align;             \
         if (split_m) {                                                                      \
             if (hi > M) hi = M;                                                             \
             if (lo >= hi) continue;                                                         \
@@ -215,7 +219,7 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
 
 #ifdef _OPENMP
 #define FM_PRAGMA(x) _Pragma(#x)
-#define FM_PARALLEL_FOR(nt) FM_PRAGMA(omp parallel for num_threads(nt) schedule(static, 1))
+#define FM_PARALLEL_FOR(nt) FM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
 #else
 #define FM_PARALLEL_FOR(nt)
 #endif
