@@ -146,7 +146,7 @@ def _monitor_op(monitor, mode, min_delta, who):
 class EarlyStopping(Callback):
     """Stop training when ``monitor`` has stopped improving (Keras 3 semantics,
     including ``baseline``, ``start_from_epoch`` and ``restore_best_weights``, which
-    restores the best weights when training is stopped early)."""
+    restores the best epoch's weights when training ends, stopped early or not)."""
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
@@ -188,15 +188,14 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                if self.verbose > 0:
-                    print("Restoring model weights from the end of the best epoch: "
-                          f"{self.best_epoch + 1}.")
-                self.model.set_weights(self.best_weights)
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
 
 
 class ReduceLROnPlateau(Callback):
@@ -291,6 +290,8 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
+            if not any(k.startswith("val_") for k in self.keys):   # as Keras: NA columns
+                self.keys += [f"val_{k}" for k in self.keys]
         writer = csv.writer(self._file, delimiter=self.sep)
         if self._header_needed:
             writer.writerow(["epoch"] + self.keys)
@@ -306,11 +307,18 @@ class CSVLogger(Callback):
 
 class TerminateOnNaN(Callback):
     """Stop training as soon as a batch's loss is NaN or infinite (a batch hook:
-    fit returns to Python after every batch while this callback is present)."""
+    fit returns to Python after every batch while this callback is present).
+    With ``raise_error=True`` a ``RuntimeError`` is raised instead."""
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = bool(raise_error)
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(loss):
+            if self.raise_error:
+                raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Stopping training.")
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
 

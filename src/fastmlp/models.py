@@ -527,11 +527,11 @@ class Sequential:
                          and cb.verbose == 1), None)
 
         self.stop_training = False
-        cb_list.on_train_begin()
+        cb_list.on_train_begin(None)
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._epoch = epoch
-            cb_list.on_epoch_begin(epoch)
+            cb_list.on_epoch_begin(epoch, None)
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
             mspecs = [m._engine_spec(self._output_dim) for m in metrics]
             totals = np.zeros(3 + len(mspecs))
@@ -540,7 +540,7 @@ class Sequential:
             while step < steps and not (batch_hooks and self.stop_training):
                 start, stop = step, min(steps, step + chunk)
                 if batch_hooks:
-                    cb_list.on_train_batch_begin(step)
+                    cb_list.on_train_batch_begin(step, None)
                 t0 = time.perf_counter()
                 lrs = self.optimizer._learning_rates(stop - step)
                 spec = self.optimizer._engine_spec()

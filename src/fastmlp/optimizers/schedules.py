@@ -122,8 +122,39 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR, Loshchilov & Hutter, 2017): the
+    first period lasts ``first_decay_steps``, each next one ``t_mul`` times longer
+    and starting ``m_mul`` times lower; the rate falls to ``alpha * initial``."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                 name=None):
+        if first_decay_steps <= 0:
+            raise ValueError(f"Argument `first_decay_steps` must be > 0. Received: {first_decay_steps}")
+        self.initial_learning_rate, self.first_decay_steps = float(initial_learning_rate), first_decay_steps
+        self.t_mul, self.m_mul, self.alpha, self.name = float(t_mul), float(m_mul), float(alpha), name
+
+    def __call__(self, step):
+        frac = np.asarray(step, dtype=np.float64) / self.first_decay_steps
+        if self.t_mul == 1.0:
+            i_restart = np.floor(frac)
+            frac = frac - i_restart
+        else:
+            i_restart = np.floor(np.log(1.0 - frac * (1.0 - self.t_mul)) / np.log(self.t_mul))
+            sum_r = (1.0 - self.t_mul ** i_restart) / (1.0 - self.t_mul)
+            frac = (frac - sum_r) / self.t_mul ** i_restart
+        m_fac = self.m_mul ** i_restart
+        cosine = 0.5 * m_fac * (1.0 + np.cos(math.pi * frac))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self.t_mul, "m_mul": self.m_mul,
+                "alpha": self.alpha, "name": self.name}
+
+
 _CLASSES = {c.__name__: c for c in (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay,
-                                    PolynomialDecay, CosineDecay)}
+                                    PolynomialDecay, CosineDecay, CosineDecayRestarts)}
 
 
 def serialize(schedule):
