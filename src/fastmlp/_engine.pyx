@@ -12,7 +12,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cnp.import_array()
 
@@ -77,6 +77,10 @@ def permutation(uint64_t seed, uint64_t epoch, int64_t n):
     with nogil:
         fm_permutation(seed, epoch, n, p)
     return out
+
+
+cdef tuple _sums(fm_stats *stats, int nm):
+    return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]
 
 
 cdef class Network:
@@ -189,9 +193,7 @@ cdef class Network:
         cdef void *pw = _ptr(w, self.typenum, "w")
         cdef int64_t n = _rows(X)
         cdef int status
-        stats.loss_sum = 0; stats.rows = 0; stats.weight_sum = 0
-        for i in range(FM_MAX_METRICS):
-            stats.metric_sum[i] = 0
+        memset(&stats, 0, sizeof(stats))
         with nogil:
             if self.f64:
                 status = fm_evaluate_f64(self.net, <double *>pp, <double *>px, <double *>pY,
@@ -202,7 +204,7 @@ cdef class Network:
                                          <int64_t *>py, <float *>pw, n, batch_size, &spec, nm,
                                          mspecs, &stats)
         _raise_status(status)
-        return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]
+        return _sums(&stats, nm)
 
     def train(self, params, slots, dict opt, X, Y, y, w, order, int64_t batch_size,
               int64_t batch_begin, int64_t batch_end, lrs, tuple loss, list metrics,
@@ -228,9 +230,7 @@ cdef class Network:
             raise ValueError("internal: one learning rate per batch is needed")
         cdef int64_t n = _rows(X)
         cdef int status
-        stats.loss_sum = 0; stats.rows = 0; stats.weight_sum = 0
-        for i in range(FM_MAX_METRICS):
-            stats.metric_sum[i] = 0
+        memset(&stats, 0, sizeof(stats))
         with nogil:
             if self.f64:
                 status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, <double *>px,
@@ -245,4 +245,4 @@ cdef class Network:
         opt["iterations"] = o.iterations
         opt["u_product"] = o.u_product
         _raise_status(status)
-        return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]
+        return _sums(&stats, nm)

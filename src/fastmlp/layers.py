@@ -45,6 +45,26 @@ def _float_dtype_name(dtype):
     return name
 
 
+def _assign_weights(current, weights, owner):
+    """Copy ``weights`` into the arrays ``current`` after checking count, dtype
+    and shapes (nothing is written unless everything matches)."""
+    weights = list(weights)
+    if len(weights) != len(current):
+        raise ValueError(f"You called `set_weights(weights)` on {owner} with a weight list of length "
+                         f"{len(weights)}, but it was expecting {len(current)} weights.")
+    arrays = []
+    for i, (ref, new) in enumerate(zip(current, weights)):
+        new = np.asarray(new)
+        if new.dtype.kind not in "biuf":
+            raise TypeError(f"Weight {i} of {owner} must be numeric; got dtype {new.dtype}")
+        if new.shape != ref.shape:
+            raise ValueError(f"Weight {i} given to {owner} has shape {new.shape}, but the weight it "
+                             f"replaces has shape {ref.shape}.")
+        arrays.append(new)
+    for ref, new in zip(current, arrays):
+        ref[...] = new
+
+
 class Layer:
     """Base class of fastmlp layers."""
     _base_name = "layer"
@@ -87,23 +107,7 @@ class Layer:
         return [np.array(w, copy=True) for w in self.weights]
 
     def set_weights(self, weights):
-        current = self.weights
-        weights = list(weights)
-        if len(weights) != len(current):
-            raise ValueError(f"You called `set_weights(weights)` on layer {self.name!r} with a weight "
-                             f"list of length {len(weights)}, but the layer was expecting "
-                             f"{len(current)} weights.")
-        arrays = []
-        for ref, new in zip(current, weights):
-            new = np.asarray(new)
-            if new.dtype.kind not in "biuf":
-                raise TypeError(f"Weights of layer {self.name!r} must be numeric; got dtype {new.dtype}")
-            if new.shape != ref.shape:
-                raise ValueError(f"Layer {self.name!r} weight shape {ref.shape} is not compatible with "
-                                 f"provided weight shape {new.shape}.")
-            arrays.append(new)
-        for ref, new in zip(current, arrays):
-            ref[...] = new
+        _assign_weights(self.weights, weights, f"layer {self.name!r}")
 
     def count_params(self):
         if not self.built:

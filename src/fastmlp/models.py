@@ -15,7 +15,7 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer, _unique_name
+from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer, _assign_weights, _unique_name
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
@@ -304,20 +304,7 @@ class Sequential:
     def set_weights(self, weights):
         """Set every weight from a list shaped like ``get_weights()``."""
         self._require_built("set_weights")
-        current = self.weights
-        weights = list(weights)
-        if len(weights) != len(current):
-            raise ValueError(f"You called `set_weights(weights)` on model {self.name!r} with a weight "
-                             f"list of length {len(weights)}, but the model was expecting "
-                             f"{len(current)} weights.")
-        for i, (ref, new) in enumerate(zip(current, weights)):
-            new = np.asarray(new)
-            if new.dtype.kind not in "biuf":
-                raise TypeError(f"Weight {i} must be numeric; got dtype {new.dtype}")
-            if new.shape != ref.shape:
-                raise ValueError(f"Weight {i} has shape {new.shape}, but the model expects {ref.shape}")
-        for ref, new in zip(current, weights):
-            ref[...] = np.asarray(new)
+        _assign_weights(self.weights, weights, f"model {self.name!r}")
 
     def count_params(self):
         self._require_built("count_params")
