@@ -45,7 +45,7 @@ def _float_dtype_name(dtype):
     return name
 
 
-def _assign_weights(current, weights, owner):
+def _assign_weights(current, weights, owner, shape_message=None):
     """Copy ``weights`` into the arrays ``current`` after checking count, dtype
     and shapes (nothing is written unless everything matches)."""
     weights = list(weights)
@@ -58,8 +58,9 @@ def _assign_weights(current, weights, owner):
         if new.dtype.kind not in "biuf":
             raise TypeError(f"Weight {i} of {owner} must be numeric; got dtype {new.dtype}")
         if new.shape != ref.shape:
-            raise ValueError(f"Weight {i} given to {owner} has shape {new.shape}, but the weight it "
-                             f"replaces has shape {ref.shape}.")
+            raise ValueError(shape_message(i, ref.shape, new.shape) if shape_message else
+                             f"Weight {i} given to {owner} has shape {new.shape}, but {owner} expects "
+                             f"{ref.shape}.")
         arrays.append(new)
     for ref, new in zip(current, arrays):
         ref[...] = new
@@ -107,7 +108,9 @@ class Layer:
         return [np.array(w, copy=True) for w in self.weights]
 
     def set_weights(self, weights):
-        _assign_weights(self.weights, weights, f"layer {self.name!r}")
+        _assign_weights(self.weights, weights, f"layer {self.name!r}",
+                        lambda i, ref, new: f"Layer {self.name!r} weight shape {ref} is not compatible "
+                                            f"with provided weight shape {new}.")
 
     def count_params(self):
         if not self.built:
