@@ -1,0 +1,75 @@
+"""Shared builders for the pytest-benchmark files: the same network, with the same weights,
+in fastmlp and in each peer.  Data are synthetic (values do not change the speed)."""
+import numpy as np
+
+import fastmlp
+
+SEED = 1234
+
+
+def mlp_data(n, n_in, n_classes, seed=SEED):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, n_in), dtype=np.float32)
+    if n_classes == 1:
+        y = (x[:, 0] + x[:, 1] > 1).astype(np.float32)
+    else:
+        y = rng.integers(0, n_classes, n).astype(np.int64)
+    return x, y
+
+
+def fastmlp_model(sizes, out="softmax", loss=None):
+    fastmlp.utils.set_random_seed(SEED)
+    L = fastmlp.layers
+    layers = [fastmlp.Input(shape=(sizes[0],))]
+    layers += [L.Dense(u, activation="relu") for u in sizes[1:-1]]
+    layers.append(L.Dense(sizes[-1], activation=out))
+    m = fastmlp.Sequential(layers)
+    loss = loss or ("binary_crossentropy" if out == "sigmoid" else "sparse_categorical_crossentropy")
+    m.compile(optimizer=fastmlp.optimizers.Adam(learning_rate=1e-3), loss=loss, metrics=["accuracy"])
+    return m
+
+
+def keras_model(keras, sizes, out="softmax", weights=None):
+    keras.utils.set_random_seed(SEED)
+    L = keras.layers
+    layers = [keras.Input(shape=(sizes[0],))]
+    layers += [L.Dense(u, activation="relu") for u in sizes[1:-1]]
+    layers.append(L.Dense(sizes[-1], activation=out))
+    m = keras.Sequential(layers)
+    loss = "binary_crossentropy" if out == "sigmoid" else "sparse_categorical_crossentropy"
+    m.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3), loss=loss, metrics=["accuracy"])
+    if weights is not None:
+        m.set_weights(weights)
+    return m
+
+
+def torch_model(torch, sizes, weights=None, softmax=False):
+    """Linear/ReLU stack returning logits (or probabilities with ``softmax``)."""
+    nn = torch.nn
+    torch.manual_seed(SEED)
+    mods = []
+    for i in range(len(sizes) - 1):
+        mods.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            mods.append(nn.ReLU())
+    if softmax:
+        mods.append(nn.Softmax(dim=1))
+    m = nn.Sequential(*mods)
+    if weights is not None:
+        with torch.no_grad():
+            for j, lin in enumerate([l for l in m if isinstance(l, nn.Linear)]):
+                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[2 * j].T)))
+                lin.bias.copy_(torch.from_numpy(weights[2 * j + 1]))
+    return m
+
+
+def torch_epoch(torch, model, opt, loss_fn, X, Y, batch_size):
+    """The loop a PyTorch user writes: shuffled index batches, no DataLoader."""
+    n = len(X)
+    perm = torch.randperm(n)
+    for i in range(0, n, batch_size):
+        idx = perm[i:i + batch_size]
+        loss = loss_fn(model(X[idx]), Y[idx])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
