@@ -31,9 +31,9 @@
  * the call for a whole time slice.  Whole-network training calls many GEMMs of
  * 10-50 us each, so threads start only where one call is ~0.1 ms of work:
  * wide layers and large batches, where they pay off whatever the load. */
-#define FM_GEMM_PAR_MIN_WORK (1 << 23)
+#define FM_GEMM_PAR_MIN_WORK (1 << 22)
 /* Each thread gets at least this much work. */
-#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 22)
+#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 21)
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
@@ -196,9 +196,10 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
         fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                           \
         return;                                                                             \
     }                                                                                       \
-    /* More pieces than threads, handed out dynamically: a worker that the OS  */         \
-    /* has descheduled delays the call by one piece, not by half the work.     */         \
-    int np = 4 * nt;                                                                        \
+    /* One piece per thread (more pieces would re-pack the shared operand),   */         \
+    /* handed out dynamically: if a worker starts late, the master takes its   */         \
+    /* piece.                                                                  */         \
+    int np = nt;                                                                        \
     if (np > units) np = (int)units;                                                        \
     FM_PARALLEL_FOR(nt)                                                                     \
     for (int t = 0; t < np; t++) {                                                          \

@@ -63,3 +63,45 @@ def set_num_threads(int n):
 
 def have_openmp():
     return bool(fm_have_openmp())
+
+
+def matmul_fast(a, b, out=None):
+    """``a @ b`` when both are C-contiguous 2-D arrays of one float dtype (and
+    ``out``, if given, matches): the few-microsecond path of ``ops.matmul``.
+    Returns None when the arguments need the general path."""
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
+        return None
+    cdef cnp.ndarray A = <cnp.ndarray>a
+    cdef cnp.ndarray B = <cnp.ndarray>b
+    cdef int t = cnp.PyArray_TYPE(A)
+    if (t != _F32 and t != _F64) or cnp.PyArray_TYPE(B) != t or A.ndim != 2 or B.ndim != 2 \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(A) or not cnp.PyArray_IS_C_CONTIGUOUS(B):
+        return None
+    cdef int64_t M = A.shape[0], K = A.shape[1], N = B.shape[1]
+    if B.shape[0] != K:
+        return None
+    cdef cnp.ndarray C
+    if out is None:
+        C = cnp.PyArray_EMPTY(2, [M, N], t, 0)
+    else:
+        if not cnp.PyArray_Check(out):
+            return None
+        C = <cnp.ndarray>out
+        if cnp.PyArray_TYPE(C) != t or C.ndim != 2 or C.shape[0] != M or C.shape[1] != N \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(C) or not cnp.PyArray_ISWRITEABLE(C):
+            return None
+    cdef void *pa = cnp.PyArray_DATA(A)
+    cdef void *pb = cnp.PyArray_DATA(B)
+    cdef void *pc = cnp.PyArray_DATA(C)
+    if M * N * K < 65536:   # tiny: releasing the GIL costs more than the product
+        if t == _F64:
+            fm_gemm_f64(0, 0, M, N, K, 1.0, <double *>pa, K, <double *>pb, N, 0.0, <double *>pc, N)
+        else:
+            fm_gemm_f32(0, 0, M, N, K, 1.0, <float *>pa, K, <float *>pb, N, 0.0, <float *>pc, N)
+        return C
+    with nogil:
+        if t == _F64:
+            fm_gemm_f64(0, 0, M, N, K, 1.0, <double *>pa, K, <double *>pb, N, 0.0, <double *>pc, N)
+        else:
+            fm_gemm_f32(0, 0, M, N, K, 1.0, <float *>pa, K, <float *>pb, N, 0.0, <float *>pc, N)
+    return C

@@ -12,6 +12,9 @@ def matmul(a, b, out=None):
     Inputs of other orders or strides are copied once to C order; mixed dtypes
     promote as numpy does (to float64 when either is float64).
     """
+    fast = _engine.matmul_fast(a, b, out)
+    if fast is not None:
+        return fast
     a = np.asarray(a)
     b = np.asarray(b)
     if a.ndim != 2 or b.ndim != 2:
