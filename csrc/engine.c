@@ -1,6 +1,7 @@
 /* The network object, counter-based random numbers, and the two
  * instantiations (float, double) of the kernel templates in *_impl.h. */
 #include "fastmlp.h"
+#include "gemm_kernels.h"   /* fm_gemm_buffer: thread-local scratch */
 
 #include <math.h>
 #include <stdlib.h>
@@ -144,6 +145,24 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
 #else
 #define FM_CLONES
 #endif
+
+/* ---- input checks ---- */
+/* 1 when every value is finite: a value is NaN or infinite exactly when all
+ * its exponent bits are set.  Integer tests OR-reduce in blocks, so the loop
+ * vectorizes and stops early at the first bad block. */
+#define FM_DEFINE_ALL_FINITE(NAME, T, U, EXP)                            \
+FM_CLONES int NAME(const T *x, int64_t n) {                              \
+    const U *u = (const U *)x;                                           \
+    for (int64_t i = 0; i < n; i += 4096) {                              \
+        int64_t end = i + 4096 < n ? i + 4096 : n;                       \
+        U bad = 0;                                                       \
+        for (int64_t j = i; j < end; j++) bad |= (U)((u[j] & EXP) == EXP); \
+        if (bad) return 0;                                               \
+    }                                                                    \
+    return 1;                                                            \
+}
+FM_DEFINE_ALL_FINITE(fm_all_finite_f32, float, uint32_t, 0x7F800000u)
+FM_DEFINE_ALL_FINITE(fm_all_finite_f64, double, uint64_t, 0x7FF0000000000000ull)
 
 /* ---- template instantiation ---- */
 #define FM_CAT_(a, b) a##b

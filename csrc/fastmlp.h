@@ -131,6 +131,10 @@ int64_t fm_net_n_params(const fm_net *net);
 /* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
 void *fm_net_grads(fm_net *net);
 
+/* 1 when all n values are finite (no NaN, no infinity), else 0. */
+int fm_all_finite_f32(const float *x, int64_t n);
+int fm_all_finite_f64(const double *x, int64_t n);
+
 /* Counter-based random numbers (resumable: depend only on seed and counters). */
 uint64_t fm_hash64(uint64_t key, uint64_t counter);
 void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out);

@@ -31,9 +31,9 @@
  * the call for a whole time slice.  Whole-network training calls many GEMMs of
  * 10-50 us each, so threads start only where one call is ~0.1 ms of work:
  * wide layers and large batches, where they pay off whatever the load. */
-#define FM_GEMM_PAR_MIN_WORK (1 << 22)
+#define FM_GEMM_PAR_MIN_WORK (1 << 21)
 /* Each thread gets at least this much work. */
-#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 21)
+#define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
@@ -101,8 +101,8 @@ int fm_gemm_set_target(const char *name) {
  * thread exits (the main thread's live until process exit). */
 
 typedef struct {
-    void *ptr[2];
-    size_t cap[2];
+    void *ptr[3];   /* 0, 1: GEMM packing; 2: the engine's inference scratch */
+    size_t cap[3];
 } fm_workspace;
 
 static _Thread_local fm_workspace tl_ws;
@@ -112,7 +112,7 @@ static pthread_key_t g_ws_key;
 static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
 static void fm_ws_free(void *p) {
     fm_workspace *ws = (fm_workspace *)p;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         free(ws->ptr[i]);
         ws->ptr[i] = NULL;
         ws->cap[i] = 0;

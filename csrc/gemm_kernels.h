@@ -51,6 +51,8 @@ extern const fm_gemm_kernel_table fm_gemm_table_avx512;
 /* Thread-local, 64-byte aligned packing buffer `which` (0: A, 1: B) of at
  * least `bytes` bytes; grows when needed, freed when the thread exits.
  * Returns NULL when memory is exhausted. (Defined in gemm.c.) */
+/* A thread-local, 64-byte aligned buffer that grows and is reused: which = 0, 1
+ * for GEMM packing, 2 for the engine's inference scratch. */
 void *fm_gemm_buffer(int which, size_t bytes);
 
 /* Thread splits must start at multiples of these (in rows / columns) so that

@@ -261,7 +261,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
     if (last < 0) memcpy(final_out, X, (size_t)(rows * net->n_out) * sizeof(T));
 }
 
-#define FM_INFER_CHUNK 512
+#define FM_INFER_CHUNK 1024
 
 void FM_CAT(fm_predict, SFX)(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows,
                              T *out__bo, int *status) {
@@ -269,15 +269,15 @@ void FM_CAT(fm_predict, SFX)(const fm_net *net, const T *params, const T *X__bi,
     if (n_rows <= 0) return;
     const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
     const size_t sz = (size_t)(chunk * net->max_width) * sizeof(T);
-    T small[512];
-    T *buf = sz * 2 <= sizeof(small) ? small : (T *)malloc(2 * sz);
+    /* per-thread scratch, reused across calls: predict may run on several
+     * threads at once, and a fresh large allocation would cost page faults */
+    T *buf = (T *)fm_gemm_buffer(2, 2 * sz);
     if (!buf) { *status = FM_ERR_NOMEM; return; }
     for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
         const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
         FM_CAT(infer_chunk, SFX)(net, params, X__bi + r0 * net->n_in, rows, buf,
                                  buf + chunk * net->max_width, out__bo + r0 * net->n_out, NULL);
     }
-    if (buf != small) free(buf);
 }
 
 int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,

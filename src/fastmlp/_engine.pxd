@@ -54,6 +54,8 @@ cdef extern from "fastmlp.h" nogil:
     void fm_net_free(fm_net *net)
     void *fm_net_grads(fm_net *net)
     void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out)
+    int fm_all_finite_f32(const float *x, int64_t n)
+    int fm_all_finite_f64(const double *x, int64_t n)
 
     void fm_gemm_f32(int transa, int transb, int64_t M, int64_t N, int64_t K, float alpha,
                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,

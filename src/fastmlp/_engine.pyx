@@ -70,6 +70,20 @@ include "_kernels.pxi"
 include "_checksum.pxi"
 
 
+def all_finite(a):
+    """True when a C-contiguous float32/float64 array holds no NaN or infinity
+    (one pass, no temporary array)."""
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray?>a)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) or (t != _F32 and t != _F64):
+        return bool(np.isfinite(a).all())
+    cdef void *p = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef int64_t n = cnp.PyArray_SIZE(<cnp.ndarray>a)
+    cdef int ok
+    with nogil:
+        ok = fm_all_finite_f64(<double *>p, n) if t == _F64 else fm_all_finite_f32(<float *>p, n)
+    return bool(ok)
+
+
 def permutation(uint64_t seed, uint64_t epoch, int64_t n):
     """The shuffle order of one epoch, from the counter-based generator."""
     out = np.empty(n, dtype=np.int64)

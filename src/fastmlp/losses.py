@@ -53,7 +53,7 @@ class Loss:
                              + (" (integer labels need loss='sparse_categorical_crossentropy')"
                                 if n_out > 1 and y.ndim == 2 and y.shape[1] == 1 else ""))
         Y = np.ascontiguousarray(y, dtype=dtype)
-        if not np.all(np.isfinite(Y)):
+        if not _engine.all_finite(Y):
             raise ValueError("Targets contain NaN or infinity")
         return Y, None
 

@@ -388,7 +388,7 @@ class Sequential:
 
     @staticmethod
     def _check_finite(arr, what):
-        if arr.size and not np.isfinite(arr).all():
+        if arr.size and not _engine.all_finite(arr):
             raise ValueError(f"`{what}` contains NaN or infinity; clean the data before training")
 
     def _prepare_xy(self, x, y, sample_weight=None, class_weight=None, what="x"):
