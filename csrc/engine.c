@@ -164,6 +164,9 @@ FM_CLONES int NAME(const T *x, int64_t n) {                              \
 FM_DEFINE_ALL_FINITE(fm_all_finite_f32, float, uint32_t, 0x7F800000u)
 FM_DEFINE_ALL_FINITE(fm_all_finite_f64, double, uint64_t, 0x7FF0000000000000ull)
 
+/* Variables of at least this many elements are updated by several threads. */
+#define FM_OPT_PAR_MIN ((int64_t)1 << 17)
+
 /* ---- template instantiation ---- */
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)

@@ -177,6 +177,24 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
     }
     for (int v = 0; v < n_vars; v++) {
         const int64_t off = vars[v].off, n = vars[v].size;
+        /* Element-wise and memory-bound: large variables are split over threads
+         * (each element is updated by one thread, so results do not depend on
+         * the thread count). */
+        int nt = n >= FM_OPT_PAR_MIN ? fm_get_num_threads() : 1;
+        if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+            for (int c = 0; c < 2 * nt; c++) {
+                const int64_t lo = n * c / (2 * nt), hi = n * (c + 1) / (2 * nt);
+                const int64_t o = off + lo;
+                FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
+                                            opt->amsgrad, params + o, grads + o, s0 + o, s1 + o, s2 + o,
+                                            hi - lo, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
+                                            nad_v);
+            }
+            continue;
+        }
         FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
                                     opt->amsgrad, params + off, grads + off, s0 + off, s1 + off,
                                     s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
