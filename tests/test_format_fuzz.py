@@ -11,10 +11,11 @@ import textwrap
 
 import pytest
 
+import fastmlp
+
 pytest.importorskip("hypothesis")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.join(os.path.dirname(HERE), "src")
 
 SCRIPT = textwrap.dedent(r'''
     import json, resource, sys
@@ -102,7 +103,9 @@ SCRIPT = textwrap.dedent(r'''
 
 
 def test_fuzz_reader_in_a_limited_subprocess():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, HERE, os.environ.get("PYTHONPATH", "")]),
+    # the child imports fastmlp the way this process did (installed, or PYTHONPATH=src in a dev tree)
+    paths = [os.path.dirname(os.path.dirname(fastmlp.__file__)), HERE, os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, os.environ.get("FASTMLP_FUZZ_EXAMPLES", "250")],
                           env=env, capture_output=True, text=True, timeout=120)
