@@ -361,6 +361,7 @@ class ProgbarLogger(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         self._last = 0.0
+        self.last_step = self.last_samples = None
         if self.verbose == 1:
             self._out().write(f"Epoch {epoch + 1}/{self.epochs}\n")
 
@@ -381,7 +382,9 @@ class ProgbarLogger(Callback):
         done = int(width * step / max(steps, 1))
         bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
         if final:
-            timing = f"{elapsed:.0f}s {1e3 * elapsed / max(step, 1):.0f}ms/step"
+            per = elapsed / max(step, 1)
+            per_txt = f"{1e3 * per:.0f}ms/step" if per >= 1e-3 else f"{1e6 * per:.0f}us/step"
+            timing = f"{elapsed:.0f}s {per_txt}"
         else:
             eta = elapsed / max(step, 1) * (steps - step)
             timing = f"ETA: {eta:.0f}s"
@@ -391,6 +394,9 @@ class ProgbarLogger(Callback):
         self._out().flush()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.verbose == 1:
+            step = getattr(self, "last_step", None) or self.steps or 0
+            self.progress(step, logs, samples=getattr(self, "last_samples", None), final=True)
         if self.verbose == 2:
             elapsed = time.perf_counter() - self._start
             self._out().write(f"Epoch {epoch + 1}/{self.epochs}\n{self.steps}/{self.steps} - "

@@ -545,8 +545,8 @@ class Sequential:
                     if not batch_hooks:   # aim for ~0.1 s per engine call
                         per_step = (time.perf_counter() - t0) / max(stop - start, 1)
                         chunk = int(min(max(1, 0.1 / max(per_step, 1e-9)), steps))
-            if progress is not None:
-                progress.progress(step, logs, samples=totals[1], final=True)
+            if progress is not None:   # the final line is drawn at epoch end, with val_* logs
+                progress.last_step, progress.last_samples = step, totals[1]
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size)
