@@ -178,7 +178,7 @@ class Sequential:
         if self._input_shape is not None and self._layers and not self.built:
             self.build((None,) + tuple(self._input_shape))
 
-    def build(self, input_shape=None, params=None):
+    def build(self, input_shape=None, params=None, _layout=None):
         """Create every layer's weights for ``input_shape`` = (batch, features).
 
         ``params`` (internal, used by the loader) is a ready flat parameter vector
@@ -206,7 +206,7 @@ class Sequential:
         self._input_shape = (int(input_shape[-1]),)
 
         # Lay out the flat parameter vector, then the engine's layer and variable tables.
-        plan, offset = _param_plan(self._layers, int(input_shape[-1]))
+        plan, offset = _layout or _param_plan(self._layers, int(input_shape[-1]))
         where = {(id(layer), wname): off for layer, wname, _, off, _ in plan}
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)

@@ -541,7 +541,9 @@ def _architecture(p):
     if not any(type(l).__name__ in ("Dense", "BatchNormalization") for l in built):
         _fail("header: the model has no Dense or BatchNormalization layer")
     n_in = input_shape[0]
-    expected = _variables(built, n_in)
+    from .models import _param_plan
+    layout = _param_plan(built, n_in)      # computed once: the loader and build share it
+    expected = [(f"{layer.name}/{wname}", shape, wname) for layer, wname, shape, _, _ in layout[0]]
     dtypes = {l._dtype for l in built if l._dtype is not None}
     from . import config as _config
     model_dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
@@ -574,7 +576,7 @@ def _architecture(p):
     extra = set(by_name) - used
     if extra:
         _fail(f"tensor table: tensors {sorted(extra)[:5]} are not part of the architecture")
-    return name, input_shape, built, model_dtype, plan
+    return name, input_shape, built, model_dtype, plan, layout
 
 
 def _array(p, base, t):
@@ -601,8 +603,8 @@ def _decode(p, t, scale, dtype):
 def _build_model(p, compile, writable):
     from . import losses, metrics as metrics_module, optimizers
     from .models import Sequential
-    name, input_shape, layers, dtype, plan = _architecture(p)
-    offsets, n_params = _layout(layers, input_shape[0])
+    name, input_shape, layers, dtype, plan, layout = _architecture(p)
+    offsets, n_params = [entry[3] for entry in layout[0]], layout[1]
     item = np.dtype(dtype).itemsize
     zero_copy = (_LITTLE and writable and p.w_len == n_params * item and
                  all(t[1] == dtype and t[3] == off * item for (_, _, t, _), off in zip(plan, offsets)))
@@ -620,7 +622,7 @@ def _build_model(p, compile, writable):
     except (TypeError, ValueError) as e:
         _fail(f"header: {e}")
     model._input_shape = tuple(input_shape)
-    model.build((None,) + tuple(input_shape), params=params)
+    model.build((None,) + tuple(input_shape), params=params, _layout=layout)
 
     training = p.training
     if training is not None:
@@ -724,7 +726,7 @@ def load_weights(model, filepath):
         data = f.read()
     try:
         p = _parse(data, len(data), True)
-        _, input_shape, layers, _, plan = _architecture(p)
+        _, input_shape, layers, _, plan, _ = _architecture(p)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
     if not model.built:
