@@ -73,3 +73,19 @@ def torch_epoch(torch, model, opt, loss_fn, X, Y, batch_size):
         loss.backward()
         opt.step()
         opt.zero_grad()
+
+
+def fashion_mnist_train_float32():
+    """Fashion-MNIST's training set as (x float32 (60000, 784) scaled in place, y, source);
+    a synthetic stand-in of the same shape when the IDX files are not installed."""
+    import fastmlp
+    try:
+        (x, y), _ = fastmlp.datasets.fashion_mnist.load_data()
+        source = "Fashion-MNIST"
+    except FileNotFoundError:
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
+        source = "synthetic 60000x784"
+    x = x.reshape(len(x), -1).astype(np.float32)
+    x /= 255
+    return x, y, source

@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from _bench_util import fashion_mnist_train_float32
+
 
 def peak_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -25,16 +27,7 @@ def main():
     args = parser.parse_args()
     import fastmlp as keras
     from fastmlp import layers
-    try:
-        (x, y), _ = keras.datasets.fashion_mnist.load_data()
-        source = "Fashion-MNIST"
-    except FileNotFoundError:
-        rng = np.random.default_rng(0)
-        x, y = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
-        source = "synthetic 60000x784"
-    x = x.reshape(len(x), -1).astype(np.float32)
-    x /= 255
-    del _
+    x, y, source = fashion_mnist_train_float32()
     data_mib = x.nbytes / 2**20
     before = peak_mib()
     model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(64, activation="relu"),

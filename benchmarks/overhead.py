@@ -18,6 +18,8 @@ from contextlib import redirect_stdout
 
 import numpy as np
 
+from _bench_util import fashion_mnist_train_float32
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,15 +27,7 @@ def main():
     args = parser.parse_args()
     import fastmlp as keras
     from fastmlp import callbacks, layers
-    try:
-        (x, y), _ = keras.datasets.fashion_mnist.load_data()
-        source = "Fashion-MNIST"
-    except FileNotFoundError:
-        rng = np.random.default_rng(0)
-        x, y = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
-        source = "synthetic"
-    x = x.reshape(len(x), -1).astype(np.float32)
-    x /= 255
+    x, y, source = fashion_mnist_train_float32()
     split = int(len(x) * 0.9)
 
     def model():
