@@ -100,6 +100,7 @@ cdef tuple _sums(fm_stats *stats, int nm):
 cdef class Network:
     """A layer table over a flat parameter vector (owned by Python)."""
     cdef fm_net *net
+    cdef bint busy            # a training call is running (the GIL is released inside)
     cdef readonly bint f64
     cdef readonly int64_t n_in, n_out, n_params
     cdef int typenum
@@ -133,6 +134,14 @@ cdef class Network:
         self.n_in = layers[0][1]
         self.n_out = layers[nl - 1][2]
         self.n_params = n_params
+
+    cdef _enter(self):
+        """Training calls use the network's workspace with the GIL released: refuse a
+        second one from another thread instead of sharing the buffers."""
+        if self.busy:
+            raise RuntimeError("this model is already training in another thread; fastmlp trains "
+                               "one batch stream per model at a time")
+        self.busy = True
 
     def __dealloc__(self):
         if self.net != NULL:
@@ -170,15 +179,19 @@ cdef class Network:
         cdef int64_t n = _rows(X)
         cdef double value = 0
         cdef int status
-        with nogil:
-            if self.f64:
-                status = fm_loss_and_grads_f64(self.net, <double *>pp, <double *>px, <double *>pY,
-                                               <int64_t *>py, <double *>pw, n, &spec, seed, step,
-                                               training, &value)
-            else:
-                status = fm_loss_and_grads_f32(self.net, <float *>pp, <float *>px, <float *>pY,
-                                               <int64_t *>py, <float *>pw, n, &spec, seed, step,
-                                               training, &value)
+        self._enter()
+        try:
+            with nogil:
+                if self.f64:
+                    status = fm_loss_and_grads_f64(self.net, <double *>pp, <double *>px,
+                                                   <double *>pY, <int64_t *>py, <double *>pw, n,
+                                                   &spec, seed, step, training, &value)
+                else:
+                    status = fm_loss_and_grads_f32(self.net, <float *>pp, <float *>px, <float *>pY,
+                                                   <int64_t *>py, <float *>pw, n, &spec, seed,
+                                                   step, training, &value)
+        finally:
+            self.busy = False
         _raise_status(status)
         return value, self.grads()
 
@@ -245,17 +258,23 @@ cdef class Network:
         cdef int64_t n = _rows(X)
         cdef int status
         memset(&stats, 0, sizeof(stats))
-        with nogil:
-            if self.f64:
-                status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, <double *>px,
-                                      <double *>pY, <int64_t *>py, <double *>pw, <int64_t *>po,
-                                      n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
-                                      nm, mspecs, seed, &stats)
-            else:
-                status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, <float *>px,
-                                      <float *>pY, <int64_t *>py, <float *>pw, <int64_t *>po,
-                                      n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
-                                      nm, mspecs, seed, &stats)
+        if slots is None or (<cnp.ndarray>slots).shape[0] < 3 * self.n_params:
+            raise ValueError("internal: optimizer slots are missing or too small for this network")
+        self._enter()
+        try:
+            with nogil:
+                if self.f64:
+                    status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, <double *>px,
+                                          <double *>pY, <int64_t *>py, <double *>pw, <int64_t *>po,
+                                          n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
+                                          nm, mspecs, seed, &stats)
+                else:
+                    status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, <float *>px,
+                                          <float *>pY, <int64_t *>py, <float *>pw, <int64_t *>po,
+                                          n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
+                                          nm, mspecs, seed, &stats)
+        finally:
+            self.busy = False
         opt["iterations"] = o.iterations
         opt["u_product"] = o.u_product
         _raise_status(status)

@@ -50,6 +50,9 @@ class Metric:
         """The spec tuple for one pass, with a fresh state array when stateful."""
         if not self._stateful:
             return self._spec()
+        if self._class_id() >= n_out:
+            raise ValueError(f"{type(self).__name__}(class_id={self._class_id()}) needs a model with more "
+                             f"than {self._class_id()} output units; this one has {n_out}")
         return self._spec() + (self._class_id(), np.zeros(self._state_size(n_out)))
 
     def _class_id(self):

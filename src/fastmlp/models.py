@@ -6,6 +6,7 @@ chunks of batches (gather, forward, backward, update, loss and metric sums)
 with the GIL released; Python runs again only at chunk ends, for callbacks
 that override batch hooks and for the progress bar.
 """
+import copyreg
 import math
 import sys
 import time
@@ -354,6 +355,18 @@ class Sequential:
             return ["loss"] + [m if isinstance(m, str) else m.name for m in self._metric_ids]
         return ["loss"] + [m.name for m in self._compiled_metrics()]
 
+    def _ensure_optimizer(self):
+        """Build the optimizer's slots for this model's parameters on first use.  One
+        optimizer serves one model, as in Keras: its slots are sized for it."""
+        opt = self.optimizer
+        if not opt.built:
+            opt.build(self._n_params, self._dtype)
+            opt._owner = id(self)
+        elif getattr(opt, "_owner", id(self)) != id(self) or opt._n_params != self._n_params \
+                or opt._slots.dtype != np.dtype(self._dtype):
+            raise ValueError(f"The optimizer {opt.name!r} was built for another model's variables; "
+                             f"give each model its own optimizer instance (as in Keras).")
+
     def _require_compiled(self):
         if not self.compiled:
             raise ValueError("You must call `compile()` before using the model.")
@@ -489,8 +502,7 @@ class Sequential:
             if len(val[0]) == 0:
                 raise ValueError("`validation_data` is empty")
 
-        if not self.optimizer.built:
-            self.optimizer.build(self._n_params, self._dtype)
+        self._ensure_optimizer()
         steps = -(-n // batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, steps_per_epoch)
@@ -529,6 +541,7 @@ class Sequential:
                 if batch_hooks:
                     cb_list.on_train_batch_begin(step, None)
                 t0 = time.perf_counter()
+                self._ensure_optimizer()   # a callback may have recompiled the model
                 lrs = self.optimizer._learning_rates(stop - step)
                 spec = self.optimizer._engine_spec()
                 out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, order,
@@ -580,8 +593,7 @@ class Sequential:
         X, Y, labels, w = self._prepare_xy(x, y, sample_weight, class_weight)
         if len(X) == 0:
             raise ValueError("Expected input data to be non-empty")
-        if not self.optimizer.built:
-            self.optimizer.build(self._n_params, self._dtype)
+        self._ensure_optimizer()
         metrics = self._compiled_metrics()
         specs = [m._engine_spec(self._output_dim) for m in metrics]
         spec = self.optimizer._engine_spec()
@@ -674,6 +686,8 @@ class Sequential:
         return saving.model_to_bytes(self, include_optimizer=include_optimizer, dtype=dtype)
 
     def __reduce__(self):
+        if not self.built:   # nothing in C yet: plain attribute pickling
+            return (copyreg.__newobj__, (type(self),), dict(self.__dict__))
         from . import saving
         return (saving.model_from_bytes, (self.to_bytes(),))
 

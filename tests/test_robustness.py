@@ -1,0 +1,85 @@
+"""Misuse that must end in a clear exception, never in memory corruption."""
+import copy
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import callbacks, layers, metrics, optimizers
+
+
+def _data(n=64, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, d), dtype=np.float32), rng.random(n)
+
+
+def test_one_optimizer_shared_by_two_models_is_refused_for_the_second():
+    opt = optimizers.Adam()
+    small = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(1)])
+    large = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(256), layers.Dense(1)])
+    small.compile(optimizer=opt, loss="mse")
+    large.compile(optimizer=opt, loss="mse")
+    x, y = _data()
+    small.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="another model"):
+        large.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="another model"):
+        large.train_on_batch(x, y)
+
+
+def test_recompiling_from_a_callback_during_fit_uses_the_new_optimizer():
+    class Recompile(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.compile(optimizer="adam", loss="mse")
+
+    model = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(3), layers.Dense(1)])
+    model.compile(optimizer="rmsprop", loss="mse")
+    x, y = _data()
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[Recompile()])
+    assert len(history.history["loss"]) == 3
+    assert isinstance(model.optimizer, optimizers.Adam) and model.optimizer.iterations == 4
+
+
+def test_an_unbuilt_model_pickles_and_deep_copies():
+    model = fastmlp.Sequential([layers.Dense(3, activation="relu"), layers.Dense(2)])
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert not clone.built and [l.units for l in clone.layers] == [3, 2]
+        clone.compile(optimizer="sgd", loss="mse")
+        clone.fit(_data(d=5)[0], np.zeros((64, 2)), verbose=0)
+        assert clone.built
+
+
+def test_a_class_id_beyond_the_outputs_is_refused():
+    model = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=[metrics.Precision(class_id=7)])
+    x, _ = _data()
+    with pytest.raises(ValueError, match="class_id=7"):
+        model.fit(x, np.eye(3)[np.arange(64) % 3], verbose=0)
+
+
+def test_training_one_model_from_two_threads_at_once_is_refused_not_corrupting():
+    model = fastmlp.Sequential([fastmlp.Input(shape=(16,)), layers.Dense(64), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = _data(n=20000, d=16)
+    refused = []
+
+    def second():
+        for n in range(100, 2100, 100):
+            try:
+                model.train_on_batch(x[:n], y[:n])
+            except RuntimeError as e:
+                refused.append(str(e))
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    for _ in range(3):   # whichever starts second is refused; neither corrupts the other
+        try:
+            model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        except RuntimeError as e:
+            refused.append(str(e))
+    worker.join()
+    assert all("already training" in r for r in refused)
+    assert np.all(np.isfinite(model.predict(x[:10])))
