@@ -83,3 +83,23 @@ def test_training_one_model_from_two_threads_at_once_is_refused_not_corrupting()
     worker.join()
     assert all("already training" in r for r in refused)
     assert np.all(np.isfinite(model.predict(x[:10])))
+
+
+def test_a_frozen_layer_keeps_its_weights_after_recompiling_as_in_keras():
+    x, y = _data(n=128, d=4)
+    model = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(8, activation="relu", name="base"),
+                                layers.Dense(1, name="head")])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    model.get_layer("base").trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    frozen = [w.copy() for w in model.get_layer("base").get_weights()]
+    head = [w.copy() for w in model.get_layer("head").get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    for before, after in zip(frozen, model.get_layer("base").get_weights()):
+        np.testing.assert_array_equal(before, after)
+    assert not np.array_equal(head[0], model.get_layer("head").get_weights()[0])
+    model.get_layer("base").trainable = True
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(frozen[0], model.get_layer("base").get_weights()[0])

@@ -255,18 +255,25 @@ class Sequential:
                 setattr(layer, wname, view)
                 if wname in regs:
                     reg = regs[wname]
-                    variables.append((o, view.size, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0))
+                    variables.append((layer, (o, view.size, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0)))
             if isinstance(layer, Dense):
                 layer.input_dim = n_in
             layer.built = True
             shape = layer.compute_output_shape(shape)
         self._params = params
         self._n_params = offset
-        self._table, self._variables = table, variables
-        self._net = _engine.Network(table, variables, offset, self._dtype == "float64")
+        self._table, self._all_variables = table, variables
+        self._make_network()
         self._output_dim = int(shape[-1])
         self._seed = utils._next_seed()
         self.built = True
+
+    def _make_network(self):
+        """(Re)create the engine's network: the optimizer updates only the weights of
+        layers that are trainable now (as in Keras, a change of ``layer.trainable``
+        takes effect at the next ``compile``)."""
+        self._variables = [var for layer, var in self._all_variables if layer.trainable and self.trainable]
+        self._net = _engine.Network(self._table, self._variables, self._n_params, self._dtype == "float64")
 
     @property
     def input_shape(self):
@@ -288,15 +295,20 @@ class Sequential:
     def weights(self):
         return [w for layer in self._layers for w in layer.weights]
 
-    trainable_weights = weights
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [w for layer in self._layers if layer.trainable for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return []
+        ids = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in ids]
 
     @property
     def trainable_variables(self):
-        return self.weights
+        return self.trainable_weights
 
     def get_weights(self):
         """Copies of every weight, Keras layout: ``[kernel (in, out), bias (out,), ...]``."""
@@ -337,6 +349,9 @@ class Sequential:
         self._metric_ids = list(metrics)
         self._metrics = None
         self.compiled = True
+        if self.built and [v for layer, v in self._all_variables if layer.trainable and self.trainable] \
+                != self._variables:
+            self._make_network()
 
     def _compiled_metrics(self):
         if self._metrics is None:
@@ -695,21 +710,24 @@ class Sequential:
     def summary(self, line_length=None, positions=None, print_fn=None):
         """Print a Keras-style table of layers, output shapes and parameter counts."""
         print_fn = print_fn or print
-        width = line_length or 65
+        names = [f"{layer.name} ({type(layer).__name__})" for layer in self._layers]
+        c1 = max([29] + [len(n) + 2 for n in names])
+        width = line_length or c1 + 36
         lines = [f'Model: "{self.name}"', "_" * width,
-                 f"{'Layer (type)':<29}{'Output Shape':<22}{'Param #':>10}", "=" * width]
+                 f"{'Layer (type)':<{c1}}{'Output Shape':<22}{'Param #':>10}", "=" * width]
         shape = self.input_shape
-        total = 0
-        for layer in self._layers:
+        total = trainable = 0
+        for layer, label in zip(self._layers, names):
             if shape is not None:
                 shape = layer.compute_output_shape(shape)
             params = sum(w.size for w in layer.weights) if layer.built else 0
             total += params
+            if layer.built and layer.trainable and self.trainable:
+                trainable += sum(w.size for w in layer.trainable_weights)
             out = str(shape) if shape is not None else "?"
-            lines.append(f"{layer.name + ' (' + type(layer).__name__ + ')':<29}{out:<22}"
-                         f"{params if layer.built else '0 (unbuilt)':>10}")
-        lines += ["=" * width, f"Total params: {total:,}", f"Trainable params: {total:,}",
-                  "Non-trainable params: 0", "_" * width]
+            lines.append(f"{label:<{c1}}{out:<22}{params if layer.built else '0 (unbuilt)':>10}")
+        lines += ["=" * width, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", "_" * width]
         for line in lines:
             print_fn(line)
 
