@@ -103,3 +103,18 @@ def test_a_frozen_layer_keeps_its_weights_after_recompiling_as_in_keras():
     model.compile(optimizer="adam", loss="mse")
     model.fit(x, y, epochs=1, verbose=0)
     assert not np.array_equal(frozen[0], model.get_layer("base").get_weights()[0])
+
+
+def test_a_model_rebuilt_from_its_config_has_the_same_architecture():
+    model = fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(7, activation="tanh"),
+                                layers.Dropout(0.2), layers.BatchNormalization(center=False),
+                                layers.Dense(3, activation="softmax", use_bias=False)], name="orig")
+    clone = fastmlp.Sequential.from_config(model.get_config())
+    assert clone.built and clone.name == "orig"
+    assert [type(l).__name__ for l in clone.layers] == ["Dense", "Dropout", "BatchNormalization", "Dense"]
+    assert [w.shape for w in clone.get_weights()] == [w.shape for w in model.get_weights()]
+    clone.set_weights(model.get_weights())
+    x = np.random.default_rng(0).random((4, 5))
+    np.testing.assert_array_equal(clone.predict(x), model.predict(x))
+    with pytest.raises(ValueError, match="Unknown layer class"):
+        fastmlp.Sequential.from_config({"layers": [{"class_name": "Lambda", "config": {}}]})

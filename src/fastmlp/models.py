@@ -741,6 +741,23 @@ class Sequential:
             cfg["layers"].append({"class_name": type(layer).__name__, "config": layer.get_config()})
         return cfg
 
+    @classmethod
+    def from_config(cls, config):
+        """A new, unbuilt-or-built model from ``get_config()`` (declarative: only
+        fastmlp's own layer kinds are accepted)."""
+        from . import layers as layers_module
+        kinds = {"InputLayer": layers_module.InputLayer, "Dense": Dense, "Dropout": Dropout,
+                 "BatchNormalization": BatchNormalization}
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("A Sequential config is a dict with a 'layers' list")
+        model = cls(name=config.get("name"))
+        for entry in config["layers"]:
+            kind = entry.get("class_name") if isinstance(entry, dict) else None
+            if kind not in kinds:
+                raise ValueError(f"Unknown layer class {kind!r} in the config; expected one of {sorted(kinds)}")
+            model.add(kinds[kind].from_config(dict(entry.get("config", {}))))
+        return model
+
     def __repr__(self):
         return f"<Sequential name={self.name}, built={self.built}>"
 
