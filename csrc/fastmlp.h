@@ -79,6 +79,8 @@ typedef struct {
      * (non-trainable, in the same flat vector) */
     int64_t aux_off, var_off;
     double momentum, epsilon;
+    int frozen;               /* batch normalization of a non-trainable layer: inference mode
+                               * (moving statistics, not updated) in training too, as Keras 3 */
 } fm_layer;
 
 /* One trainable variable: a segment of the flat parameter vector. */

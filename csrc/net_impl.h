@@ -47,7 +47,7 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
             const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
             const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
             T *mm = params + L->aux_off, *mv = params + L->var_off;
-            if (training)
+            if (training && !L->frozen)
                 FM_CAT(bn_forward_train, SFX)(in, out, (T *)net->Z[l], (T *)net->Z[l] + rows * L->n_out,
                                               g, b, update_stats ? mm : NULL, update_stats ? mv : NULL,
                                               L->momentum, L->epsilon, rows, L->n_out);
@@ -123,7 +123,7 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
             const int64_t n = L->n_out;
             const T *gamma = L->w_off >= 0 ? params + L->w_off : NULL;
             T *dX = l > net->first_param_layer ? g2 : NULL;
-            if (training) {
+            if (training && !L->frozen) {
                 const T *xhat = (const T *)net->Z[l];
                 FM_CAT(bn_backward, SFX)(g, xhat, xhat + rows * n, gamma,
                                          L->w_off >= 0 ? grads + L->w_off : NULL,

@@ -118,3 +118,26 @@ def test_a_model_rebuilt_from_its_config_has_the_same_architecture():
     np.testing.assert_array_equal(clone.predict(x), model.predict(x))
     with pytest.raises(ValueError, match="Unknown layer class"):
         fastmlp.Sequential.from_config({"layers": [{"class_name": "Lambda", "config": {}}]})
+
+
+def test_a_frozen_batch_normalization_runs_in_inference_mode_as_in_keras_3():
+    x, y = _data(n=256, d=6)
+    x = x * 3 + 1
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.BatchNormalization(name="bn"),
+                                layers.Dense(1, name="head")])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    bn = model.get_layer("bn")
+    bn.trainable = False
+    model.compile(optimizer="adam", loss="mse")
+    stats = [w.copy() for w in bn.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    for before, after in zip(stats, bn.get_weights()):   # gamma, beta and the moving statistics
+        np.testing.assert_array_equal(before, after)
+    # a training step now computes its loss with the moving statistics, like evaluate
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="mse")
+    before_step = model.evaluate(x[:32], y[:32], verbose=0)
+    np.testing.assert_allclose(model.train_on_batch(x[:32], y[:32]), before_step, rtol=1e-5)
+    bn.trainable = True          # unfrozen: batch statistics again, so the training loss differs
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="mse")
+    assert abs(model.train_on_batch(x[:32], y[:32]) - before_step) > 1e-4

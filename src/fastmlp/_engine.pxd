@@ -16,6 +16,7 @@ cdef extern from "fastmlp.h" nogil:
         uint64_t seed
         int64_t aux_off, var_off
         double momentum, epsilon
+        int frozen
 
     ctypedef struct fm_var:
         int64_t off, size

@@ -116,12 +116,12 @@ cdef class Network:
             raise MemoryError()
         try:
             for i, (kind, n_in, n_out, act, alpha, w_off, b_off, rate, seed, aux_off, var_off, momentum,
-                    epsilon) in enumerate(layers):
+                    epsilon, frozen) in enumerate(layers):
                 lt[i].kind = kind; lt[i].n_in = n_in; lt[i].n_out = n_out
                 lt[i].activation = act; lt[i].act_alpha = alpha
                 lt[i].w_off = w_off; lt[i].b_off = b_off; lt[i].rate = rate; lt[i].seed = seed
                 lt[i].aux_off = aux_off; lt[i].var_off = var_off
-                lt[i].momentum = momentum; lt[i].epsilon = epsilon
+                lt[i].momentum = momentum; lt[i].epsilon = epsilon; lt[i].frozen = frozen
             for i, (off, size, l1, l2) in enumerate(variables):
                 vt[i].off = off; vt[i].size = size; vt[i].l1 = l1; vt[i].l2 = l2
             self.net = fm_net_create(f64, nl, lt, nv, vt, n_params)

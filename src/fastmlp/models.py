@@ -229,15 +229,15 @@ class Sequential:
                                      f"{layer.input_dim} but receives {n_in}")
                 act = layer.activation
                 table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, off("kernel"),
-                              off("bias"), 0.0, 0, -1, -1, 0.0, 0.0))
+                              off("bias"), 0.0, 0, -1, -1, 0.0, 0.0, 0))
                 regs = {"kernel": layer.kernel_regularizer, "bias": layer.bias_regularizer}
             elif isinstance(layer, Dropout):
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0))
+                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
                 regs = {}
             elif isinstance(layer, BatchNormalization):
                 table.append((2, n_in, n_in, 0, 0.0, off("gamma"), off("beta"), 0.0, 0,
-                              off("moving_mean"), off("moving_variance"), layer.momentum, layer.epsilon))
+                              off("moving_mean"), off("moving_variance"), layer.momentum, layer.epsilon, 0))
                 regs = {"gamma": layer.gamma_regularizer, "beta": layer.beta_regularizer}
             else:
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
@@ -273,6 +273,9 @@ class Sequential:
         layers that are trainable now (as in Keras, a change of ``layer.trainable``
         takes effect at the next ``compile``)."""
         self._variables = [var for layer, var in self._all_variables if layer.trainable and self.trainable]
+        self._table = [entry[:-1] + (int(isinstance(layer, BatchNormalization)
+                                         and not (layer.trainable and self.trainable)),)
+                       for layer, entry in zip(self._layers, self._table)]
         self._net = _engine.Network(self._table, self._variables, self._n_params, self._dtype == "float64")
 
     @property
@@ -349,8 +352,10 @@ class Sequential:
         self._metric_ids = list(metrics)
         self._metrics = None
         self.compiled = True
-        if self.built and [v for layer, v in self._all_variables if layer.trainable and self.trainable] \
-                != self._variables:
+        if self.built and ([v for layer, v in self._all_variables if layer.trainable and self.trainable]
+                           != self._variables or any(entry[-1] != int(isinstance(layer, BatchNormalization) and
+                                                                      not (layer.trainable and self.trainable))
+                                                      for layer, entry in zip(self._layers, self._table))):
             self._make_network()
 
     def _compiled_metrics(self):
