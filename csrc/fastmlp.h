@@ -94,6 +94,8 @@ typedef struct {
     int from_logits;
     double label_smoothing;
     double delta;             /* huber */
+    int sum_reduction;        /* Keras reduction "sum": a batch's loss is the sum over its rows,
+                               * not the mean ("sum_over_batch_size") */
 } fm_loss_spec;
 
 typedef struct {

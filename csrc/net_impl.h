@@ -93,7 +93,8 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
     T *g = (T *)net->dA, *g2 = (T *)net->dB;
     int pre = 0;
     int status = FM_CAT(fm_loss_forward_backward, SFX)(loss, act, (const T *)net->A[last], Zlast,
-                                                       Y, y, w, rows, net->n_out, 1.0 / (double)rows,
+                                                       Y, y, w, rows, net->n_out,
+                                                       loss->sum_reduction ? 1.0 : 1.0 / (double)rows,
                                                        loss_sum, g, &pre);
     T *grads = (T *)net->grads;
     for (int l = last; l >= 0; l--) {
@@ -199,7 +200,8 @@ int FM_CAT(fm_loss_and_grads, SFX)(fm_net *net, const T *params, const T *X__bi,
         for (int64_t i = 0; i < var->size; i++)
             g[i] += (T)var->l1 * (T)((wv[i] > 0) - (wv[i] < 0)) + (T)(2 * var->l2) * wv[i];
     }
-    *loss_value = lsum / (double)n_rows + FM_CAT(regularization_loss, SFX)(net, params);
+    *loss_value = (loss->sum_reduction ? lsum : lsum / (double)n_rows) +
+                  FM_CAT(regularization_loss, SFX)(net, params);
     return status;
 }
 
@@ -224,6 +226,8 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt,
         double lsum = 0;
         int st = FM_CAT(train_backward, SFX)(net, params, Xb, Yb, yb, wb, rows, loss, 1, &lsum);
         if (st != FM_OK) status = st;
+        /* Keras tracks the mean of the batch losses weighted by batch size */
+        if (loss->sum_reduction) lsum *= (double)rows;
         stats->loss_sum += lsum + FM_CAT(regularization_loss, SFX)(net, params) * (double)rows;
         stats->rows += (double)rows;
         if (wb) { for (int64_t i = 0; i < rows; i++) stats->weight_sum += (double)wb[i]; }
@@ -318,6 +322,7 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
                                                        LL->kind == FM_LAYER_DENSE ? Zl : NULL,
                                                        Yc, yc, wc, rows, no, 0.0, &lsum, G, &pre);
         if (st != FM_OK) status = st;
+        if (loss->sum_reduction) lsum *= (double)rows;
         stats->loss_sum += lsum + reg * (double)rows;
         stats->rows += (double)rows;
         if (wc) { for (int64_t i = 0; i < rows; i++) stats->weight_sum += (double)wc[i]; }

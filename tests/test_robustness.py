@@ -141,3 +141,38 @@ def test_a_frozen_batch_normalization_runs_in_inference_mode_as_in_keras_3():
     bn.trainable = True          # unfrozen: batch statistics again, so the training loss differs
     model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="mse")
     assert abs(model.train_on_batch(x[:32], y[:32]) - before_step) > 1e-4
+
+
+def test_a_frozen_model_stays_frozen_through_its_config_and_its_file(tmp_path):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(3, activation="softmax")])
+    model.trainable = False
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    for clone in (fastmlp.models.from_bytes(model.to_bytes()),
+                  fastmlp.Sequential.from_config(model.get_config())):
+        assert clone.trainable is False and clone.trainable_weights == []
+    path = tmp_path / "frozen.fmlp"
+    model.save(path)
+    loaded = fastmlp.load_model(path)
+    before = [w.copy() for w in loaded.get_weights()]
+    x = np.random.default_rng(0).random((32, 5))
+    loaded.fit(x, np.eye(3)[np.arange(32) % 3], verbose=0)
+    for a, b in zip(before, loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_sum_reduction_loss_trains_and_reports_as_in_keras():
+    x, _ = _data(n=32, d=4)
+    y = np.random.default_rng(1).random((32, 2))
+    models = {}
+    for reduction in ("sum_over_batch_size", "sum"):
+        m = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(2, kernel_initializer="zeros")])
+        m.compile(optimizer=optimizers.SGD(0.001), loss=fastmlp.losses.MeanSquaredError(reduction=reduction))
+        models[reduction] = (m, m.evaluate(x, y, batch_size=32, verbose=0))
+        m.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    (mean_model, mean_loss), (sum_model, sum_loss) = models["sum_over_batch_size"], models["sum"]
+    np.testing.assert_allclose(sum_loss, 32 * mean_loss, rtol=1e-6)
+    step_mean = mean_model.get_weights()[0]
+    step_sum = sum_model.get_weights()[0]
+    np.testing.assert_allclose(step_sum, 32 * step_mean, rtol=1e-5)
+    with pytest.raises(ValueError, match="scalar reduction"):
+        mean_model.compile(optimizer="sgd", loss=fastmlp.losses.MeanSquaredError(reduction="none"))

@@ -27,6 +27,7 @@ cdef extern from "fastmlp.h" nogil:
         int from_logits
         double label_smoothing
         double delta
+        int sum_reduction
 
     ctypedef struct fm_metric_spec:
         int kind

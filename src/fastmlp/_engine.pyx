@@ -52,6 +52,7 @@ cdef void _fill_loss(fm_loss_spec *spec, tuple loss):
     spec.from_logits = loss[1]
     spec.label_smoothing = loss[2]
     spec.delta = loss[3]
+    spec.sum_reduction = loss[4] if len(loss) > 4 else 0
 
 
 cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:

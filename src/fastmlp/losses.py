@@ -38,7 +38,7 @@ class Loss:
 
     def _spec(self):
         return (self._code, int(self.from_logits), float(self.label_smoothing),
-                float(getattr(self, "delta", 1.0)))
+                float(getattr(self, "delta", 1.0)), int(self.reduction == "sum"))
 
     def prepare_targets(self, y, n_out, dtype):
         """Targets in the engine's layout: ``(Y dense (n, n_out) or None, y int64 (n,) or None)``."""
@@ -58,15 +58,27 @@ class Loss:
         return Y, None
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        """The loss of a batch (a float), or per-sample losses with ``reduction='none'``.
+        A 1-D ``y_pred`` is one sample, as in Keras (the last axis is the class axis)."""
         y_pred = np.asarray(y_pred)
         dtype = np.float64 if y_pred.dtype == np.float64 else np.float32
-        P = np.ascontiguousarray(y_pred.reshape(len(y_pred), -1) if y_pred.ndim != 2 else y_pred, dtype=dtype)
+        y_true = np.asarray(y_true)
+        if y_pred.ndim <= 1:
+            y_pred = y_pred.reshape(1, -1)
+            y_true = y_true.reshape(1) if self.sparse else y_true.reshape(1, -1)
+        P = np.ascontiguousarray(y_pred.reshape(len(y_pred), -1), dtype=dtype)
         Y, y = self.prepare_targets(y_true, P.shape[1], dtype)
         w = None
         if sample_weight is not None:
             w = np.ascontiguousarray(np.broadcast_to(np.asarray(sample_weight, dtype=dtype).reshape(-1),
                                                      (P.shape[0],)))
-        total, _, _ = _engine.loss_forward_backward(self._spec(), 0, P, None, Y, y, w, 0.0)
+        spec = self._spec()
+        if self.reduction in ("none", None):
+            return np.array([_engine.loss_forward_backward(
+                spec, 0, P[i:i + 1], None, None if Y is None else Y[i:i + 1],
+                None if y is None else y[i:i + 1], None if w is None else w[i:i + 1], 0.0)[0]
+                for i in range(len(P))], dtype=dtype)
+        total, _, _ = _engine.loss_forward_backward(spec, 0, P, None, Y, y, w, 0.0)
         if self.reduction == "sum":
             return float(total)
         return float(total / max(P.shape[0], 1))
@@ -223,17 +235,9 @@ _CLASSES = {cls.__name__: cls for cls in ALL_LOSSES.values()}
 
 def _make_function(cls):
     def fn(y_true, y_pred):
-        """Per-sample losses, as Keras's loss functions return."""
-        y_pred = np.asarray(y_pred, dtype=np.float64)
-        P = y_pred.reshape(len(y_pred), -1)
-        loss = cls(reduction="none")
-        Y, y = loss.prepare_targets(y_true, P.shape[1], np.float64)
-        out = np.empty(len(P))
-        for i in range(len(P)):
-            out[i] = _engine.loss_forward_backward(loss._spec(), 0, P[i:i + 1].copy(),
-                                                   None, None if Y is None else Y[i:i + 1].copy(),
-                                                   None if y is None else y[i:i + 1].copy(), None, 0.0)[0]
-        return out
+        """Per-sample losses, as Keras's loss functions return (a scalar for one 1-D sample)."""
+        values = cls(reduction="none")(y_true, np.asarray(y_pred, dtype=np.float64))
+        return values[0] if np.ndim(y_pred) <= 1 else values
     fn.__name__ = cls._default_name
     return fn
 

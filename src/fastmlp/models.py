@@ -77,7 +77,7 @@ def _resolve_verbose(verbose, default_tty=1):
 def _check_positive_int(name, value, allow_none=True):
     if value is None and allow_none:
         return None
-    if not utils._is_positive_int(value):
+    if not utils._is_positive_int(value) or value >= 1 << 62:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     return int(value)
 
@@ -338,6 +338,9 @@ class Sequential:
                              "(single-output models); metrics are weighted by sample_weight already")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
+        if self.loss.reduction not in ("sum_over_batch_size", "mean", "sum"):
+            raise ValueError(f"A loss used for training needs a scalar reduction ('sum_over_batch_size', "
+                             f"'mean' or 'sum'); got reduction={self.loss.reduction!r}")
         if metrics is None:
             metrics = []
         if isinstance(metrics, (str, metrics_module.Metric)):
@@ -626,8 +629,10 @@ class Sequential:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate_arrays(self, X, Y, labels, w, batch_size=None):
-        # Row results do not depend on the chunking; larger chunks run faster.
-        return self._run_eval(X, Y, labels, w, max(int(batch_size or 32), 1024))
+        # Row results do not depend on the chunking and larger chunks run faster, but a
+        # "sum" reduction makes each batch's loss a sum over that batch, as in Keras.
+        batch = int(batch_size or 32)
+        return self._run_eval(X, Y, labels, w, batch if self.loss.reduction == "sum" else max(batch, 1024))
 
     def _format_result(self, logs, return_dict):
         if return_dict:
@@ -737,7 +742,7 @@ class Sequential:
             print_fn(line)
 
     def get_config(self):
-        cfg = {"name": self.name, "layers": []}
+        cfg = {"name": self.name, "trainable": bool(self.trainable), "layers": []}
         if self._input_shape is not None:
             cfg["layers"].append({"class_name": "InputLayer",
                                   "config": {"batch_shape": (None,) + tuple(self._input_shape),
@@ -755,7 +760,7 @@ class Sequential:
                  "BatchNormalization": BatchNormalization}
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential config is a dict with a 'layers' list")
-        model = cls(name=config.get("name"))
+        model = cls(name=config.get("name"), trainable=bool(config.get("trainable", True)))
         for entry in config["layers"]:
             kind = entry.get("class_name") if isinstance(entry, dict) else None
             if kind not in kinds:

@@ -31,7 +31,7 @@ __all__ = ["FormatError", "save_model", "load_model", "save_weights", "load_weig
            "model_to_bytes", "model_from_bytes", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"\x89FASTMLP\r\n\x1a\n"
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)   # a file says 1.0 unless it uses a 1.1 key (see docs/FORMAT.md)
 PREAMBLE = struct.Struct("<12sHHIIQQQIIII")   # 64 bytes
 PREAMBLE_SIZE = 64
 BYTE_ORDER_MARK = 0x01020304
@@ -108,6 +108,15 @@ def _layout(layers, n_in, trainable_only=False):
     """Element offsets of each weight in the model's flat parameter vector, and its length."""
     plan, length = _plan(layers, n_in, trainable_only)
     return [off for _, _, _, off in plan], length
+
+
+def _model_config(model):
+    """The architecture as written: ``trainable`` only when false (format 1.1; readers
+    of 1.0 files default it to true), so files of trainable models keep their 1.0 bytes."""
+    cfg = model.get_config()
+    if cfg.get("trainable", True):
+        cfg.pop("trainable", None)
+    return cfg
 
 
 def _compile_config(model):
@@ -234,7 +243,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
     entries, offsets = _tensor_plan(model, dtype)
     w_table, w_len = _table(entries, offsets)
     header = {"format": "fastmlp-model",
-              "model": {"class_name": "Sequential", "config": model.get_config()},
+              "model": {"class_name": "Sequential", "config": _model_config(model)},
               "compile": _compile_config(model), "tensors": w_table, "training": None}
     t_entries, t_len, flags = [], 0, 0
     # Training state goes only with full-precision weights: compact files are for inference.
@@ -259,7 +268,8 @@ def _serialize(model, include_optimizer=True, dtype=None):
     h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
     w_crc = crc(out, data_off, w_len)
     t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
-    pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], FORMAT_VERSION[1], BYTE_ORDER_MARK,
+    minor = FORMAT_VERSION[1] if not model.trainable else 0
+    pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], minor, BYTE_ORDER_MARK,
                         flags, len(hbytes), w_len, t_len, h_crc, w_crc, t_crc, 0)
     pre = pre[:60] + struct.pack("<I", crc(pre[:60]))
     out[:PREAMBLE_SIZE] = np.frombuffer(pre, np.uint8)
@@ -516,6 +526,9 @@ def _architecture(p):
     name = cfg.get("name", "sequential")
     if not isinstance(name, str):
         _fail("header: the model name must be a string")
+    trainable = cfg.get("trainable", True)
+    if not isinstance(trainable, bool):
+        _fail("header: the model's 'trainable' must be true or false")
     built = []
     input_shape = None
     for i, entry in enumerate(cfg["layers"]):
@@ -576,7 +589,7 @@ def _architecture(p):
     extra = set(by_name) - used
     if extra:
         _fail(f"tensor table: tensors {sorted(extra)[:5]} are not part of the architecture")
-    return name, input_shape, built, model_dtype, plan, layout
+    return name, input_shape, built, model_dtype, plan, layout, trainable
 
 
 def _array(p, base, t):
@@ -603,7 +616,7 @@ def _decode(p, t, scale, dtype):
 def _build_model(p, compile, writable):
     from . import losses, metrics as metrics_module, optimizers
     from .models import Sequential
-    name, input_shape, layers, dtype, plan, layout = _architecture(p)
+    name, input_shape, layers, dtype, plan, layout, trainable = _architecture(p)
     offsets, n_params = [entry[3] for entry in layout[0]], layout[1]
     item = np.dtype(dtype).itemsize
     zero_copy = (_LITTLE and writable and p.w_len == n_params * item and
@@ -615,7 +628,7 @@ def _build_model(p, compile, writable):
         for (_, shape, t, scale), off in zip(plan, offsets):
             size = math.prod(shape)
             params[off:off + size] = _decode(p, t, scale, dtype).reshape(-1)
-    model = Sequential(name=name)
+    model = Sequential(name=name, trainable=trainable)
     try:
         for layer in layers:
             model.add(layer, rebuild=False)
@@ -726,7 +739,7 @@ def load_weights(model, filepath):
         data = f.read()
     try:
         p = _parse(data, len(data), True)
-        _, input_shape, layers, _, plan, _ = _architecture(p)
+        _, input_shape, layers, _, plan, _, _ = _architecture(p)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
     if not model.built:

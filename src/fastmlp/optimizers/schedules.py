@@ -107,7 +107,11 @@ class CosineDecay(LearningRateSchedule):
 
     def __call__(self, step):
         step = np.asarray(step, dtype=np.float64)
-        target = self.initial_learning_rate if self.warmup_target is None else float(self.warmup_target)
+        if self.warmup_target is None:   # as Keras: no target, no warmup
+            s = np.minimum(step, self.decay_steps)
+            cosine = 0.5 * (1 + np.cos(math.pi * s / self.decay_steps))
+            return ((1 - self.alpha) * cosine + self.alpha) * self.initial_learning_rate
+        target = float(self.warmup_target)
         s = np.minimum(np.maximum(step - self.warmup_steps, 0), self.decay_steps)
         cosine = 0.5 * (1 + np.cos(math.pi * s / self.decay_steps))
         decayed = ((1 - self.alpha) * cosine + self.alpha) * target
