@@ -57,6 +57,9 @@ import tempfile
 import time
 import warnings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _bench_util import torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
+
 SECTIONS = ("train", "predict", "gemm")
 
 
@@ -453,16 +456,9 @@ class TorchTrainer:
         bs = self.w.batch
         e, m = epochs_and_rows(units, len(self.X), bs)
         X, Y = self.X[:m], self.Y[:m]
-        model, opt, loss_fn = self.model, self.opt, self.loss_fn
-        model.train()
+        self.model.train()
         for _ in range(e):
-            perm = torch.randperm(m)
-            for i in range(0, m, bs):
-                idx = perm[i:i + bs]
-                loss = loss_fn(model(X[idx]), Y[idx])
-                loss.backward()
-                opt.step()
-                opt.zero_grad()
+            torch_epoch(torch, self.model, self.opt, self.loss_fn, X, Y, bs)
         return e * m
 
     def accuracy(self):

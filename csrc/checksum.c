@@ -117,47 +117,42 @@ static uint32_t fm_crc_sw_raw(uint32_t crc, const unsigned char *p, size_t len) 
 }
 
 #ifdef FM_CRC_X86
+/* Three interleaved CRC streams over consecutive blocks of `block` bytes (hiding
+ * the instruction's latency), combined by multiplying with x^(8*block) mod P. */
+__attribute__((target("sse4.2")))
+static inline uint64_t fm_crc_hw_3way(uint64_t crc0, const unsigned char *p, size_t block,
+                                      uint32_t k) {
+    uint64_t crc1 = 0, crc2 = 0;
+    const unsigned char *end = p + block;
+    do {
+        uint64_t a, b, c;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + block, 8);
+        memcpy(&c, p + 2 * block, 8);
+        crc0 = _mm_crc32_u64(crc0, a);
+        crc1 = _mm_crc32_u64(crc1, b);
+        crc2 = _mm_crc32_u64(crc2, c);
+        p += 8;
+    } while (p < end);
+    crc0 = fm_multmodp(k, (uint32_t)crc0) ^ (uint32_t)crc1;
+    return fm_multmodp(k, (uint32_t)crc0) ^ (uint32_t)crc2;
+}
+
 __attribute__((target("sse4.2")))
 static uint32_t fm_crc_hw_raw(uint32_t crc32, const unsigned char *p, size_t len) {
-    uint64_t crc0 = crc32, crc1, crc2;
+    uint64_t crc0 = crc32;
     while (len && ((uintptr_t)p & 7)) {
         crc0 = _mm_crc32_u8((uint32_t)crc0, *p++);
         len--;
     }
     while (len >= 3 * FM_LONG) {
-        crc1 = crc2 = 0;
-        const unsigned char *end = p + FM_LONG;
-        do {
-            uint64_t a, b, c;
-            memcpy(&a, p, 8);
-            memcpy(&b, p + FM_LONG, 8);
-            memcpy(&c, p + 2 * FM_LONG, 8);
-            crc0 = _mm_crc32_u64(crc0, a);
-            crc1 = _mm_crc32_u64(crc1, b);
-            crc2 = _mm_crc32_u64(crc2, c);
-            p += 8;
-        } while (p < end);
-        crc0 = fm_multmodp(fm_k_long, (uint32_t)crc0) ^ (uint32_t)crc1;
-        crc0 = fm_multmodp(fm_k_long, (uint32_t)crc0) ^ (uint32_t)crc2;
-        p += 2 * FM_LONG;
+        crc0 = fm_crc_hw_3way(crc0, p, FM_LONG, fm_k_long);
+        p += 3 * FM_LONG;
         len -= 3 * FM_LONG;
     }
     while (len >= 3 * FM_SHORT) {
-        crc1 = crc2 = 0;
-        const unsigned char *end = p + FM_SHORT;
-        do {
-            uint64_t a, b, c;
-            memcpy(&a, p, 8);
-            memcpy(&b, p + FM_SHORT, 8);
-            memcpy(&c, p + 2 * FM_SHORT, 8);
-            crc0 = _mm_crc32_u64(crc0, a);
-            crc1 = _mm_crc32_u64(crc1, b);
-            crc2 = _mm_crc32_u64(crc2, c);
-            p += 8;
-        } while (p < end);
-        crc0 = fm_multmodp(fm_k_short, (uint32_t)crc0) ^ (uint32_t)crc1;
-        crc0 = fm_multmodp(fm_k_short, (uint32_t)crc0) ^ (uint32_t)crc2;
-        p += 2 * FM_SHORT;
+        crc0 = fm_crc_hw_3way(crc0, p, FM_SHORT, fm_k_short);
+        p += 3 * FM_SHORT;
         len -= 3 * FM_SHORT;
     }
     while (len >= 8) {
