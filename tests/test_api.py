@@ -98,6 +98,25 @@ def test_a_dense_layer_accepts_an_l2_kernel_regularizer_that_adds_its_penalty_to
     assert model.evaluate(x, y, verbose=0) == pytest.approx(plain.evaluate(x, y, verbose=0) + penalty, rel=1e-12)
 
 
+def test_a_frozen_layers_regularizer_is_left_out_of_the_loss_as_in_keras_3():
+    # Keras 3 collects regularization penalties from trainable_weights only
+    # (Layer._get_regularization_losses), so freezing a layer drops its penalty.
+    keras.config.set_floatx("float64")
+    frozen = layers.Dense(8, activation="tanh", kernel_regularizer=regularizers.l2(0.5))
+    live = layers.Dense(1, kernel_regularizer=regularizers.l2(0.25))
+    model = keras.Sequential([keras.Input(shape=(4,)), frozen, live])
+    frozen.trainable = False
+    model.compile(optimizer="sgd", loss="mse")
+    plain = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(8, activation="tanh"), layers.Dense(1)])
+    plain.compile(optimizer="sgd", loss="mse")
+    plain.set_weights(model.get_weights())
+    x, y = np.linspace(-1, 1, 20).reshape(5, 4), np.zeros(5)
+    penalty = 0.25 * np.sum(live.get_weights()[0] ** 2)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(plain.evaluate(x, y, verbose=0) + penalty, rel=1e-12)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["loss"] == pytest.approx(plain.evaluate(x, y, verbose=0) + penalty, rel=1e-12)
+
+
 def test_keras_input_as_first_element_builds_the_model_at_once():
     model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3)])
     assert model.built
