@@ -921,3 +921,65 @@ def test_a_784_64_64_10_network_reaches_85_percent_on_fashion_mnist_in_five_epoc
     assert len(history.history["val_accuracy"]) == 5
     loss, acc = model.evaluate(x_test, y_test, verbose=0)
     assert acc >= 0.85, f"Fashion-MNIST test accuracy {acc:.3f}"
+
+
+# --------------------------------------------------------------------------- Flatten
+def _images(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 6, 5)).astype(np.float32), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("style", ["input", "input_shape", "lazy"])
+def test_a_keras_image_script_with_flatten_trains_exactly_as_on_flattened_rows(style):
+    # keras.Input(shape=(28, 28)) + Flatten(), Flatten(input_shape=...) and a
+    # lazily built model all train on (n, h, w) arrays as on (n, h*w) rows.
+    x, y = _images()
+    head = {"input": [keras.Input(shape=(6, 5)), layers.Flatten()],
+            "input_shape": [layers.Flatten(input_shape=(6, 5))],
+            "lazy": [layers.Flatten()]}[style]
+    keras.utils.set_random_seed(3)
+    images = keras.Sequential(head + [layers.Dense(8, activation="relu"), layers.Dropout(0.2),
+                                      layers.Dense(3, activation="softmax")])
+    if style == "lazy":
+        assert not images.built
+        images.predict(x[:1], verbose=0)     # builds from the data's shape (and draws the seed now)
+    keras.utils.set_random_seed(3)
+    rows = keras.Sequential([keras.Input(shape=(30,)), layers.Dense(8, activation="relu"), layers.Dropout(0.2),
+                             layers.Dense(3, activation="softmax")])
+    rows.set_weights(images.get_weights())
+    for m in (images, rows):
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    h1 = images.fit(x, y, epochs=3, batch_size=16, verbose=0, validation_data=(x[:8], y[:8]))
+    h2 = rows.fit(x.reshape(64, 30), y, epochs=3, batch_size=16, verbose=0, validation_data=(x[:8].reshape(8, 30), y[:8]))
+    assert h1.history == h2.history
+    for a, b in zip(images.get_weights(), rows.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(images.predict(x, verbose=0), rows.predict(x.reshape(64, 30), verbose=0))
+    assert images.evaluate(x, y, verbose=0) == rows.evaluate(x.reshape(64, 30), y, verbose=0)
+    assert images.input_shape == (None, 6, 5) and images.output_shape == (None, 3)
+
+
+def test_flatten_shows_in_summary_and_survives_get_config_and_from_config():
+    model = keras.Sequential([keras.Input(shape=(6, 5)), layers.Dropout(0.1), layers.Flatten(name="flat"),
+                              layers.Dense(4)])
+    lines = []
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "flat (Flatten)" in text and "(None, 30)" in text and "(None, 6, 5)" in text
+    assert "Total params: 124" in text
+    clone = keras.Sequential.from_config(model.get_config())
+    assert [type(l).__name__ for l in clone.layers] == ["Dropout", "Flatten", "Dense"]
+    assert clone.input_shape == (None, 6, 5) and clone.count_params() == 124
+    assert layers.Flatten()(np.ones((2, 3, 4))).shape == (2, 12)
+    assert layers.Flatten().compute_output_shape((None, 3, 4)) == (None, 12)
+
+
+def test_flatten_after_dense_is_the_identity():
+    x, y = _images()
+    x = x.reshape(64, 30)
+    keras.utils.set_random_seed(1)
+    a = keras.Sequential([keras.Input(shape=(30,)), layers.Dense(5, activation="tanh"), layers.Flatten(), layers.Dense(3)])
+    keras.utils.set_random_seed(1)
+    b = keras.Sequential([keras.Input(shape=(30,)), layers.Dense(5, activation="tanh"), layers.Dense(3)])
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))

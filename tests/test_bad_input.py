@@ -62,9 +62,21 @@ def test_a_one_dimensional_input_for_a_multi_feature_model_is_refused_with_a_res
         classifier().predict(np.ones(4), verbose=0)
 
 
-def test_a_three_dimensional_input_shape_is_refused_at_build():
-    with pytest.raises(ValueError, match=r"2-D input.*\(None, 4, 4\)"):
+def test_a_three_dimensional_input_shape_without_flatten_is_refused_at_build():
+    with pytest.raises(ValueError, match=r"flat feature vectors.*\(4, 4\).*Flatten\(\)"):
         keras.Sequential([keras.Input(shape=(4, 4)), layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"'bn'.*flat feature vectors.*\(4, 4\)"):
+        keras.Sequential([keras.Input(shape=(4, 4)), layers.Dropout(0.1), layers.BatchNormalization(name="bn"),
+                          layers.Flatten(), layers.Dense(2)])
+
+
+def test_images_of_the_wrong_shape_for_a_flatten_model_are_refused_naming_both_shapes():
+    model = keras.Sequential([keras.Input(shape=(4, 4)), layers.Flatten(), layers.Dense(2)])
+    for bad in (np.ones((3, 16)), np.ones((3, 4, 5)), np.ones((3, 4, 4, 1))):
+        with pytest.raises(ValueError, match=r"expected input of shape \(None, 4, 4\).*" + str(bad.shape)[1:-1]):
+            model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match="data_format"):
+        layers.Flatten(data_format="channels_first")
 
 
 def test_one_hot_targets_with_the_sparse_loss_are_refused_with_a_hint():

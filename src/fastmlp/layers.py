@@ -1,16 +1,19 @@
-"""Layers for dense stacks: ``Dense``, ``Dropout``, ``InputLayer``/``Input``.
+"""Layers for dense stacks: ``Dense``, ``Dropout``, ``BatchNormalization``,
+``Flatten``, ``InputLayer``/``Input``.
 
 A layer holds its configuration and, once built, its weights in Keras's
 layout (kernel ``(input_dim, units)``, bias ``(units,)``).  Inside a model the
 weights are views into the model's flat parameter vector, which the C engine
 trains in place.
 """
+import math
+
 import numpy as np
 
 from . import activations, initializers, regularizers, utils
 from . import config as _config
 
-__all__ = ["Layer", "Dense", "Dropout", "BatchNormalization", "InputLayer", "Input"]
+__all__ = ["Layer", "Dense", "Dropout", "BatchNormalization", "Flatten", "InputLayer", "Input"]
 
 _NAME_COUNTS = {}
 
@@ -315,6 +318,33 @@ class BatchNormalization(Layer):
                 "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
                 "beta_regularizer": regularizers.serialize(self.beta_regularizer),
                 "gamma_regularizer": regularizers.serialize(self.gamma_regularizer)}
+
+
+class Flatten(Layer):
+    """Flatten each sample to a vector, as ``keras.layers.Flatten``: an input of
+    shape ``(batch, 28, 28)`` becomes ``(batch, 784)`` (C order).  The engine
+    never sees it: the model reshapes its input, which costs nothing for a
+    contiguous array, and on already-flat data it is the identity."""
+    _base_name = "flatten"
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"fastmlp's Flatten supports data_format=None or 'channels_last' only. "
+                             f"Received: data_format={data_format!r}")
+        self.data_format = data_format
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+    def call(self, x, training=False):
+        return x.reshape(len(x), -1) if x.ndim > 1 else x.reshape(-1, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class InputLayer(Layer):

@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import BatchNormalization, Dense, Dropout, InputLayer, Layer, _assign_weights, _unique_name
+from .layers import BatchNormalization, Dense, Dropout, Flatten, InputLayer, Layer, _assign_weights, _unique_name
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
@@ -193,21 +193,24 @@ class Sequential:
                                  "whose first layer does not declare one.")
             input_shape = (None,) + tuple(self._input_shape)
         input_shape = tuple(input_shape)
-        if len(input_shape) != 2 or input_shape[-1] is None:
-            raise ValueError(f"A fastmlp Sequential model takes 2-D input (samples, features); "
-                             f"got input shape {input_shape}")
+        if len(input_shape) < 2 or None in input_shape[1:]:
+            raise ValueError(f"A fastmlp Sequential model takes input of shape (samples, features) or, "
+                             f"with a Flatten layer, (samples, d1, d2, ...); got input shape {input_shape}")
         if not self._layers:
             raise ValueError("The model has no layers to build")
         if not any(isinstance(l, (Dense, BatchNormalization)) for l in self._layers):
             raise ValueError("A fastmlp model needs at least one Dense or BatchNormalization layer")
+        self._check_flattened(input_shape[1:])
         dtypes = {l._dtype for l in self._layers if l._dtype is not None}
         self._dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
         for layer in self._layers:
             layer._dtype = self._dtype
-        self._input_shape = (int(input_shape[-1]),)
+        self._input_shape = tuple(int(d) for d in input_shape[1:])
+        self._n_features = math.prod(self._input_shape)
 
         # Lay out the flat parameter vector, then the engine's layer and variable tables.
-        plan, offset = _layout or _param_plan(self._layers, int(input_shape[-1]))
+        # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
+        plan, offset = _layout or _param_plan(self._layers, self._n_features)
         where = {(id(layer), wname): off for layer, wname, _, off, _ in plan}
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)
@@ -218,9 +221,9 @@ class Sequential:
                 raise ValueError(f"internal: params must be a contiguous {self._dtype} vector of "
                                  f"{max(offset, 1)} values")
             fill = False
-        shape = input_shape
+        shape = (None, self._n_features)
         table, variables = [], []
-        for layer in self._layers:
+        for layer in self._engine_layers:
             n_in = int(shape[-1])
             off = lambda wname: where.get((id(layer), wname), -1)  # noqa: E731
             if isinstance(layer, Dense):
@@ -268,6 +271,24 @@ class Sequential:
         self._seed = utils._next_seed()
         self.built = True
 
+    @property
+    def _engine_layers(self):
+        """The layers the engine runs, one entry of its layer table each."""
+        return [layer for layer in self._layers if not isinstance(layer, Flatten)]
+
+    def _check_flattened(self, sample_shape):
+        """Dense and BatchNormalization layers take flat feature vectors: samples
+        of higher rank must meet a Flatten first (only Dropout may come before it)."""
+        if len(sample_shape) == 1:
+            return
+        for layer in self._layers:
+            if isinstance(layer, Flatten):
+                return
+            if not isinstance(layer, Dropout):
+                break
+        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
+                         f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")
+
     def _make_network(self):
         """(Re)create the engine's network: the optimizer updates only the weights of
         layers that are trainable now (as in Keras, a change of ``layer.trainable``
@@ -275,7 +296,7 @@ class Sequential:
         self._variables = [var for layer, var in self._all_variables if layer.trainable and self.trainable]
         self._table = [entry[:-1] + (int(isinstance(layer, BatchNormalization)
                                          and not (layer.trainable and self.trainable)),)
-                       for layer, entry in zip(self._layers, self._table)]
+                       for layer, entry in zip(self._engine_layers, self._table)]
         self._net = _engine.Network(self._table, self._variables, self._n_params, self._dtype == "float64")
 
     @property
@@ -358,7 +379,7 @@ class Sequential:
         if self.built and ([v for layer, v in self._all_variables if layer.trainable and self.trainable]
                            != self._variables or any(entry[-1] != int(isinstance(layer, BatchNormalization) and
                                                                       not (layer.trainable and self.trainable))
-                                                      for layer, entry in zip(self._layers, self._table))):
+                                                      for layer, entry in zip(self._engine_layers, self._table))):
             self._make_network()
 
     def _compiled_metrics(self):
@@ -405,21 +426,26 @@ class Sequential:
             raise TypeError(f"Expected numeric input data for `{what}`; got an array of dtype "
                             f"{arr.dtype} (convert strings/objects to numbers first)")
         if arr.ndim == 1:
-            if self.built and self._input_shape[0] == 1:
+            if self.built and self._input_shape == (1,):
                 arr = arr.reshape(-1, 1)
             else:
                 raise ValueError(f"`{what}` must be 2-D (samples, features); got a 1-D array of shape "
                                  f"{arr.shape}. Use x.reshape(1, -1) for one sample or "
                                  f"x.reshape(-1, 1) for one feature.")
-        if arr.ndim != 2:
+        if arr.ndim > 2 and not any(isinstance(layer, Flatten) for layer in self._layers):
             raise ValueError(f"A dense stack expects 2-D input (samples, features); `{what}` has shape "
-                             f"{arr.shape}. Flatten it first, e.g. x.reshape(len(x), -1).")
+                             f"{arr.shape}. Add a Flatten() layer first, or flatten the data, e.g. "
+                             f"x.reshape(len(x), -1).")
         if not self.built:
-            self.build((None, arr.shape[1]))
-        if arr.shape[1] != self._input_shape[0]:
+            self.build((None,) + arr.shape[1:])
+        if arr.shape[1:] != self._input_shape:
+            expected = (f"axis -1 of input shape to have value {self._input_shape[0]}"
+                        if len(self._input_shape) == 1 and arr.ndim == 2 else
+                        f"input of shape {(None,) + self._input_shape}")
             raise ValueError(f"Input 0 of layer {self._layers[0].name!r} is incompatible with the layer: "
-                             f"expected axis -1 of input shape to have value {self._input_shape[0]}, "
-                             f"but received input with shape {arr.shape}")
+                             f"expected {expected}, but received input with shape {arr.shape}")
+        if arr.ndim > 2:
+            arr = arr.reshape(len(arr), self._n_features)
         return np.ascontiguousarray(arr, dtype=self._dtype)
 
     @staticmethod
@@ -757,7 +783,7 @@ class Sequential:
         fastmlp's own layer kinds are accepted)."""
         from . import layers as layers_module
         kinds = {"InputLayer": layers_module.InputLayer, "Dense": Dense, "Dropout": Dropout,
-                 "BatchNormalization": BatchNormalization}
+                 "BatchNormalization": BatchNormalization, "Flatten": Flatten}
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential config is a dict with a 'layers' list")
         model = cls(name=config.get("name"), trainable=bool(config.get("trainable", True)))
@@ -765,7 +791,8 @@ class Sequential:
             kind = entry.get("class_name") if isinstance(entry, dict) else None
             if kind not in kinds:
                 raise ValueError(f"Unknown layer class {kind!r} in the config; expected one of {sorted(kinds)}")
-            model.add(kinds[kind].from_config(dict(entry.get("config", {}))))
+            model.add(kinds[kind].from_config(dict(entry.get("config", {}))), rebuild=False)
+        model._maybe_build()
         return model
 
     def __repr__(self):
