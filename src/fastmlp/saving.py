@@ -25,7 +25,9 @@ import tempfile
 
 import numpy as np
 
-from . import _engine
+from . import _engine, layers as layers_module, losses, metrics as metrics_module, optimizers
+from . import config as _config
+from .models import Sequential, _param_plan
 
 __all__ = ["FormatError", "save_model", "load_model", "save_weights", "load_weights",
            "model_to_bytes", "model_from_bytes", "MAGIC", "FORMAT_VERSION"]
@@ -52,6 +54,9 @@ DTYPES = {
 COMPACT = ("float16", "bfloat16", "int8")
 _LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization")
 _LITTLE = sys.byteorder == "little"
+# Bytes read with os.pread, not through the mapping, on load: the preamble and the
+# header of most models at once, and paddings up to this length.
+_HEAD_READ = 4096
 
 
 class FormatError(ValueError):
@@ -92,7 +97,6 @@ def _quantize_int8(kernel):
 def _plan(layers, n_in, trainable_only=False):
     """[(tensor name, shape, weight kind, element offset)] in file order, and the
     flat length: the model's own layout (``models._param_plan``)."""
-    from .models import _param_plan
     plan, length = _param_plan(layers, n_in)
     return [(f"{layer.name}/{wname}", shape, wname, off)
             for layer, wname, shape, off, trainable in plan
@@ -120,7 +124,6 @@ def _model_config(model):
 
 
 def _compile_config(model):
-    from . import losses, metrics as metrics_module, optimizers
     if not model.compiled:
         return None
     metrics = []
@@ -378,63 +381,82 @@ def _reject_constant(name):
     raise FormatError(f"header: JSON constant {name} is not allowed")
 
 
+# One decoder for every load (it holds no state between calls): json.loads with
+# keyword arguments would build a new decoder and scanner each time.
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_table(table, section, section_len, what):
-    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)]."""
+    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)].
+
+    Runs on every load, so it is written for speed: values come from JSON, where
+    ``type(v) is int`` is ``_is_int(v)`` and ``type(v) is dict`` is ``isinstance(v, dict)``."""
     if not isinstance(table, list):
         _fail(f"{what}: the tensor table must be a list")
     out, end, names = [], 0, set()
     for i, t in enumerate(table):
-        if not isinstance(t, dict):
+        if type(t) is not dict:
             _fail(f"{what}: tensor #{i} is not an object")
-        name, dt, shape, off, length = (t.get("name"), t.get("dtype"), t.get("shape"), t.get("offset"),
-                                        t.get("length"))
-        if not isinstance(name, str) or not name:
+        get = t.get
+        name, dt, shape, off, length = get("name"), get("dtype"), get("shape"), get("offset"), get("length")
+        if type(name) is not str or not name:
             _fail(f"{what}: tensor #{i} has no name")
         if name in names:
             _fail(f"{what}: tensor {name!r} appears twice")
         names.add(name)
-        if not isinstance(dt, str) or dt not in DTYPES:
+        if type(dt) is not str or dt not in DTYPES:
             _fail(f"{what}: tensor {name!r} has unknown dtype {dt!r}")
-        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(_is_int(d) and d >= 0 for d in shape):
+        if type(shape) is not list or len(shape) > MAX_NDIM:
             _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
+        for d in shape:
+            if type(d) is not int or d < 0:
+                _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
         count = 1
         for d in shape:
             count *= d
             if count > MAX_ELEMENTS:
                 _fail(f"{what}: tensor {name!r}: the shape {shape} overflows (byte count too large)")
         nbytes = count * DTYPES[dt][1]
-        if not _is_int(length) or length != nbytes:
+        if type(length) is not int or length != nbytes:
             _fail(f"{what}: tensor {name!r}: length {length!r} does not match shape {shape} of {dt} "
                   f"({nbytes} bytes)")
-        if not _is_int(off) or off < 0:
+        if type(off) is not int or off < 0:
             _fail(f"{what}: tensor {name!r} has an invalid offset {off!r}")
         if off % ALIGN:
             _fail(f"{what}: tensor {name!r}: offset {off} is not {ALIGN}-byte aligned")
         if off < end:
             _fail(f"{what}: tensor {name!r}: offset {off} overlaps the previous tensor or is out of "
                   f"order (tensors must be sorted by offset)")
-        if off + length > section_len:
-            _fail(f"{what}: tensor {name!r}: bytes [{off}, {off + length}) lie outside the "
+        end = off + length
+        if end > section_len:
+            _fail(f"{what}: tensor {name!r}: bytes [{off}, {end}) lie outside the "
                   f"{section_len}-byte {section} section")
         out.append((name, dt, tuple(shape), off, length, t))
-        end = off + length
     if _align(end) != section_len:
         _fail(f"{what}: the {section} section is {section_len} bytes but its tensors end at {end} "
               f"(expected {_align(end)}: no trailing bytes)")
     return out
 
 
-def _check_padding(buf, base, entries, section_len, section):
+def _zero(buf, pread, start, n):
+    """True when the n bytes at ``start`` are zero; short runs come through ``pread``
+    when given, so checking them does not fault a page of a mapped file in."""
+    if pread is not None and n <= _HEAD_READ:
+        return _engine.all_zero(pread(n, start))
+    return _engine.all_zero(buf, start, n)
+
+
+def _check_padding(buf, base, entries, section_len, section, pread=None):
     pos = 0
     for name, _, _, off, length, _ in entries:
-        if off > pos and not _engine.all_zero(buf, base + pos, off - pos):
+        if off > pos and not _zero(buf, pread, base + pos, off - pos):
             _fail(f"{section} section: non-zero padding before tensor {name!r}")
         pos = off + length
-    if section_len > pos and not _engine.all_zero(buf, base + pos, section_len - pos):
+    if section_len > pos and not _zero(buf, pread, base + pos, section_len - pos):
         _fail(f"{section} section: non-zero padding at its end")
 
 
@@ -442,16 +464,24 @@ class _Parsed:
     pass
 
 
-def _parse(buf, size, verify):
-    """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs."""
+def _parse(buf, size, verify, pread=None):
+    """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs.
+
+    ``pread(n, offset)``, when given, reads the same file (``os.pread``): the
+    preamble, the header and short paddings are then checked from what it reads,
+    so a memory-mapped file's pages are touched only by the data checksums."""
     if size == 0:
         _fail("empty file: not a fastmlp model file")
-    head = bytes(buf[:min(size, PREAMBLE_SIZE)])
+    if pread is not None:
+        head = pread(min(size, _HEAD_READ), 0)
+    else:
+        head = bytes(buf[:min(size, PREAMBLE_SIZE)])
     if not head.startswith(MAGIC):
-        _fail(_identify(head))
+        _fail(_identify(head[:PREAMBLE_SIZE]))
     if size < PREAMBLE_SIZE:
         _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
-    (_, major, minor, bom, flags, h_len, w_len, t_len, h_crc, w_crc, t_crc, p_crc) = PREAMBLE.unpack(head)
+    (_, major, minor, bom, flags, h_len, w_len, t_len, h_crc, w_crc, t_crc, p_crc) = \
+        PREAMBLE.unpack_from(head)
     if _engine.crc32c(head, 0, 60) != p_crc:
         _fail("preamble checksum mismatch: the first 64 bytes are damaged")
     if major != FORMAT_VERSION[0]:
@@ -475,13 +505,14 @@ def _parse(buf, size, verify):
         _fail(f"truncated file: {size} bytes, the preamble announces {expected}")
     if size > expected:
         _fail(f"trailing bytes: the file has {size} bytes, the preamble announces {expected}")
-    if _engine.crc32c(buf, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE) != h_crc:
+    hbuf = head if len(head) >= data_off else buf
+    if _engine.crc32c(hbuf, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE) != h_crc:
         _fail("header checksum mismatch: the header is damaged")
-    if not _engine.all_zero(buf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
+    if not _engine.all_zero(hbuf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
         _fail("non-zero padding after the header")
     try:
-        text = bytes(buf[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
-        header = json.loads(text, parse_constant=_reject_constant)
+        text = bytes(hbuf[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
+        header = _HEADER_DECODER.decode(text)
     except FormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -507,16 +538,15 @@ def _parse(buf, size, verify):
             _fail("weights checksum mismatch: the weights section is damaged")
         if t_len and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
             _fail("training checksum mismatch: the training section is damaged")
-    _check_padding(buf, data_off, p.tensors, w_len, "weights")
+    _check_padding(buf, data_off, p.tensors, w_len, "weights", pread)
     if t_len:
-        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training")
+        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", pread)
     return p
 
 
 def _architecture(p):
     """Layers from the declarative config (whitelisted kinds only) and the checked
     correspondence between the tensor table and the architecture."""
-    from . import layers as layers_module
     model_cfg = p.header.get("model")
     if not isinstance(model_cfg, dict) or model_cfg.get("class_name") != "Sequential":
         _fail("header: 'model' must describe a Sequential model")
@@ -554,11 +584,9 @@ def _architecture(p):
     if not any(type(l).__name__ in ("Dense", "BatchNormalization") for l in built):
         _fail("header: the model has no Dense or BatchNormalization layer")
     n_in = input_shape[0]
-    from .models import _param_plan
     layout = _param_plan(built, n_in)      # computed once: the loader and build share it
     expected = [(f"{layer.name}/{wname}", shape, wname) for layer, wname, shape, _, _ in layout[0]]
     dtypes = {l._dtype for l in built if l._dtype is not None}
-    from . import config as _config
     model_dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
     # Match the table to the architecture: full precision, or a compact encoding.
     by_name = {t[0]: t for t in p.tensors}
@@ -614,8 +642,6 @@ def _decode(p, t, scale, dtype):
 
 
 def _build_model(p, compile, writable):
-    from . import losses, metrics as metrics_module, optimizers
-    from .models import Sequential
     name, input_shape, layers, dtype, plan, layout, trainable = _architecture(p)
     offsets, n_params = [entry[3] for entry in layout[0]], layout[1]
     item = np.dtype(dtype).itemsize
@@ -705,20 +731,29 @@ def load_model(filepath, compile=True, mmap=True, verify=True):
     weights are used in place without a copy; ``verify=False`` skips the data
     checksums (the header checksum and every structural check still run)."""
     path = os.fspath(filepath)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    pread = None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
         if size == 0:
-            _fail(f"{path}: empty file: not a fastmlp model file")
+            _fail("empty file: not a fastmlp model file")
         if mmap and size >= PREAMBLE_SIZE:
-            buf = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY)
+            buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_COPY)
+            if hasattr(os, "pread"):
+                pread = lambda n, offset: os.pread(fd, n, offset)  # noqa: E731
         else:
             raw = np.empty(size + ALIGN, dtype=np.uint8)
             start = (-raw.ctypes.data) % ALIGN
             buf = raw[start:start + size]
-            if f.readinto(memoryview(buf)) != size:
-                _fail(f"{path}: the file changed size while being read")
+            with open(fd, "rb", closefd=False) as f:
+                if f.readinto(memoryview(buf)) != size:
+                    _fail("the file changed size while being read")
+        p = _parse(buf, size, verify, pread)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    finally:
+        os.close(fd)
     try:
-        p = _parse(buf, size, verify)
         return _build_model(p, compile, writable=True)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
