@@ -479,6 +479,93 @@ def test_non_zero_padding(good):
     _bad(seal(pre, header, split(good)[2], header_bytes=hb, pad=b"\1"), "padding after the header")
 
 
+def _error(load):
+    """The FormatError message of ``load()``, or None when it loads."""
+    try:
+        load()
+    except fastmlp.FormatError as e:
+        return str(e)
+    return None
+
+
+def _damaged_files(good):
+    """The good file with one defect in every region: flipped bits, non-zero padding
+    before a tensor, after the last one and after the header, a resealed table."""
+    pre, header, body = split(good)
+    data_off = _align(64 + pre[5])
+    out = []
+    for pos in (3, 12, 26, 49, 53, 57, 61, 80, 64 + pre[5] - 20, data_off - 1, data_off + 100,
+                data_off + pre[6] - 1, data_off + pre[6] + 100, len(good) - 1):
+        b = bytearray(good)
+        b[pos] ^= 1
+        out.append(bytes(b))
+    t0 = header["tensors"][0]
+    b = bytearray(body)
+    b[t0["offset"] + t0["length"]] = 1
+    out.append(seal(pre, header, b))
+    b = bytearray(body)
+    b[pre[6] - 1] = 1      # the weights section's tail padding
+    out.append(seal(pre, header, b))
+    h = json.loads(json.dumps(header))
+    h["tensors"][1]["offset"] += 64
+    out.append(seal(pre, h, body))
+    return out
+
+
+def test_every_reader_reports_the_same_first_failure(good, tmp_path):
+    """load_model reads the preamble, the header and short paddings with os.pread and
+    maps the rest; it must report exactly what the in-memory reader reports."""
+    path = tmp_path / "damaged.fmlp"
+    for data in [good] + _damaged_files(good):
+        path.write_bytes(data)
+        for verify in (True, False):
+            expected = _error(lambda: fastmlp.models.from_bytes(data, verify=verify))
+            for mm in (True, False):
+                got = _error(lambda: fastmlp.load_model(path, mmap=mm, verify=verify))
+                assert got == (None if expected is None else f"{path}: {expected}")
+
+
+def test_header_longer_than_the_first_read_and_no_pread(tmp_path, monkeypatch):
+    """A header past the bytes read ahead (4 KiB) is checked from the mapping; without
+    os.pread (Windows) everything is; both give the same model and catch damage."""
+    fastmlp.utils.set_random_seed(5)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(3,))] + [layers.Dense(4, activation="tanh") for _ in range(24)])
+    m.compile("adam", "mse")
+    m.fit(np.ones((8, 3), np.float32), np.ones((8, 4), np.float32), verbose=0)
+    path = tmp_path / "deep.fmlp"
+    m.save(path)
+    data = path.read_bytes()
+    h_len = split(data)[0][5]
+    assert h_len > saving._HEAD_READ
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+    _assert_same_model(m, fastmlp.load_model(path), x)
+    b = bytearray(data)
+    b[64 + h_len - 10] ^= 1
+    path.write_bytes(bytes(b))
+    with pytest.raises(fastmlp.FormatError, match="header checksum"):
+        fastmlp.load_model(path, verify=False)
+    path.write_bytes(data)
+    monkeypatch.delattr(os, "pread")
+    r = fastmlp.load_model(path)
+    _assert_same_model(m, r, x)
+    assert r.optimizer.iterations == m.optimizer.iterations and np.array_equal(r.optimizer._slots,
+                                                                                 m.optimizer._slots)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_load_closes_the_file_on_success_and_on_failure(good, tmp_path):
+    path = tmp_path / "m.fmlp"
+    files = [good] + _damaged_files(good)[:4] + [b"", b"\x89FASTMLP"]
+    before = len(os.listdir("/proc/self/fd"))
+    for data in files * 3:
+        path.write_bytes(data)
+        for mm in (True, False):
+            _error(lambda: fastmlp.load_model(path, mmap=mm))
+    import gc
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_foreign_and_garbage_files(tmp_path):
     import io
     buf = io.BytesIO()
