@@ -525,6 +525,20 @@ def test_every_reader_reports_the_same_first_failure(good, tmp_path):
                 assert got == (None if expected is None else f"{path}: {expected}")
 
 
+@pytest.mark.parametrize("short", [lambda n: n // 2, lambda n: min(n, 10)], ids=["half", "10 bytes"])
+def test_short_reads_fall_back_to_the_mapping(good, tmp_path, monkeypatch, short):
+    """os.pread may return fewer bytes than asked (some file systems): the reader then
+    checks those bytes through the mapping and still reports the same failures."""
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, offset: real(fd, n, offset)[:short(n)])
+    path = tmp_path / "damaged.fmlp"
+    for data in [good] + _damaged_files(good):
+        path.write_bytes(data)
+        expected = _error(lambda: fastmlp.models.from_bytes(data, verify=False))
+        got = _error(lambda: fastmlp.load_model(path, verify=False))
+        assert got == (None if expected is None else f"{path}: {expected}")
+
+
 def test_header_longer_than_the_first_read_and_no_pread(tmp_path, monkeypatch):
     """A header past the bytes read ahead (4 KiB) is checked from the mapping; without
     os.pread (Windows) everything is; both give the same model and catch damage."""

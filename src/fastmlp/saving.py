@@ -446,7 +446,9 @@ def _zero(buf, pread, start, n):
     """True when the n bytes at ``start`` are zero; short runs come through ``pread``
     when given, so checking them does not fault a page of a mapped file in."""
     if pread is not None and n <= _HEAD_READ:
-        return _engine.all_zero(pread(n, start))
+        data = pread(n, start)
+        if len(data) == n:   # else a short read: the mapping answers
+            return _engine.all_zero(data)
     return _engine.all_zero(buf, start, n)
 
 
@@ -472,9 +474,8 @@ def _parse(buf, size, verify, pread=None):
     so a memory-mapped file's pages are touched only by the data checksums."""
     if size == 0:
         _fail("empty file: not a fastmlp model file")
-    if pread is not None:
-        head = pread(min(size, _HEAD_READ), 0)
-    else:
+    head = pread(min(size, _HEAD_READ), 0) if pread is not None else b""
+    if len(head) < min(size, PREAMBLE_SIZE):   # no pread, or a short read
         head = bytes(buf[:min(size, PREAMBLE_SIZE)])
     if not head.startswith(MAGIC):
         _fail(_identify(head[:PREAMBLE_SIZE]))
