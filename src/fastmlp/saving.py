@@ -586,14 +586,14 @@ def _architecture(p):
         _fail("header: the model has no Dense or BatchNormalization layer")
     n_in = input_shape[0]
     layout = _param_plan(built, n_in)      # computed once: the loader and build share it
-    expected = [(f"{layer.name}/{wname}", shape, wname) for layer, wname, shape, _, _ in layout[0]]
     dtypes = {l._dtype for l in built if l._dtype is not None}
     model_dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
     # Match the table to the architecture: full precision, or a compact encoding.
     by_name = {t[0]: t for t in p.tensors}
     used = set()
     plan = []
-    for vname, shape, kind in expected:
+    for layer, kind, shape, _, _ in layout[0]:
+        vname = f"{layer.name}/{kind}"
         t = by_name.get(vname)
         if t is None:
             _fail(f"tensor table: the architecture needs tensor {vname!r} of shape {list(shape)}, "
@@ -615,9 +615,8 @@ def _architecture(p):
             _fail(f"tensor {vname!r}: only int8 tensors have a scale")
         used.add(vname)
         plan.append((vname, shape, t, scale))
-    extra = set(by_name) - used
-    if extra:
-        _fail(f"tensor table: tensors {sorted(extra)[:5]} are not part of the architecture")
+    if len(used) != len(by_name):   # used is a subset of by_name
+        _fail(f"tensor table: tensors {sorted(set(by_name) - used)[:5]} are not part of the architecture")
     return name, input_shape, built, model_dtype, plan, layout, trainable
 
 
