@@ -5,10 +5,11 @@
  * 0xE3069283.  fm_crc32c(0, buf, len) gives the CRC of a buffer and calls can
  * be chained: fm_crc32c(fm_crc32c(0, a, na), b, nb) is the CRC of a || b.
  *
- * Two implementations, chosen at run time: SSE4.2's crc32 instruction over
- * three interleaved streams (x86-64 CPUs that have it; compiled for that target
- * inside checksum.c only), and portable slicing-by-8 tables everywhere else.
- * Both give identical results.  Buffers of several MiB are split across
+ * Three implementations, the fastest this CPU runs chosen at run time:
+ * carry-less-multiply folding on 512-bit registers (VPCLMULQDQ, "avx512"),
+ * SSE4.2's crc32 instruction over three interleaved streams ("sse4.2"), each
+ * compiled for its target inside checksum.c only, and portable slicing-by-8
+ * tables ("portable") everywhere else.  All give identical results.  Buffers of several MiB are split across
  * OpenMP threads when the extension was built with OpenMP.
  */
 #ifndef FASTMLP_CHECKSUM_H
@@ -34,8 +35,12 @@ uint32_t fm_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 /* CRC of a || b from crc(a), crc(b) and len(b). */
 uint32_t fm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b);
 
-/* Name of the implementation in use: "sse4.2" or "portable". */
+/* Name of the implementation in use: "avx512", "sse4.2" or "portable". */
 const char *fm_crc32c_impl(void);
+
+/* Force an implementation by name (for tests); returns 0 on success, -1 when the
+ * name is unknown or this CPU cannot run it.  "auto" restores detection. */
+int fm_crc32c_set_impl(const char *name);
 
 /* 1 when every byte of buf[0, len) is zero. */
 int fm_all_zero(const void *buf, size_t len);

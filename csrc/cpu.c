@@ -30,3 +30,22 @@ int fm_cpu_has_avx2_fma(void) {
     return 0;
 #endif
 }
+
+int fm_cpu_has_sse42(void) {
+#ifdef FM_HAVE_CPU_BUILTINS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2");
+#else
+    return 0;
+#endif
+}
+
+int fm_cpu_has_avx512_vpclmul(void) {
+#ifdef FM_HAVE_CPU_BUILTINS
+    return fm_cpu_has_sse42() && __builtin_cpu_supports("pclmul") &&
+           __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("vpclmulqdq");
+#else
+    return 0;
+#endif
+}

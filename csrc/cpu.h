@@ -17,6 +17,13 @@ int fm_cpu_has_avx512(void);
 /* AVX2 + FMA (what the "avx2" kernels are built for). */
 int fm_cpu_has_avx2_fma(void);
 
+/* SSE4.2 (the crc32 instruction). */
+int fm_cpu_has_sse42(void);
+
+/* SSE4.2, PCLMULQDQ, AVX-512 F and VPCLMULQDQ (carry-less multiply on 512-bit
+ * registers): the "avx512" CRC-32C. */
+int fm_cpu_has_avx512_vpclmul(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -461,6 +461,11 @@ def test_header_semantics(good):
     mutated(lambda h: h["training"].update(slots=["m"]), match="slots")
     mutated(lambda h: h["training"].update(iterations=-1), match="iterations")
     mutated(lambda h: h["training"]["tensors"][0].update(shape=[1]), match="length|slot")
+    first = lambda h: h["model"]["config"]["layers"][0]["config"]   # noqa: E731  the InputLayer
+    mutated(lambda h: first(h).update(batch_shape=[None, 2, 3]), match="flat feature vectors.*Flatten")
+    mutated(lambda h: first(h).update(batch_shape=[None, None]), match="fixed input shape")
+    mutated(lambda h: first(h).update(batch_shape=[None, 3, 2]) or h["model"]["config"]["layers"].insert(
+        1, {"class_name": "Flatten", "config": {"name": "f", "data_format": "channels_first"}}), match="data_format")
     _bad(seal(pre, header, body, header_bytes=b"{" * 200_000), "malformed JSON")
     _bad(seal(pre, header, body, header_bytes=b"[" * 200_000), "malformed JSON")
     _bad(seal(pre, header, body, header_bytes=b'{"format": NaN}'), "NaN")
@@ -477,6 +482,115 @@ def test_non_zero_padding(good):
     if _align(64 + len(hb)) == 64 + len(hb):
         hb += b" "
     _bad(seal(pre, header, split(good)[2], header_bytes=hb, pad=b"\1"), "padding after the header")
+
+
+def _error(load):
+    """The FormatError message of ``load()``, or None when it loads."""
+    try:
+        load()
+    except fastmlp.FormatError as e:
+        return str(e)
+    return None
+
+
+def _damaged_files(good):
+    """The good file with one defect in every region: flipped bits, non-zero padding
+    before a tensor, after the last one and after the header, a resealed table."""
+    pre, header, body = split(good)
+    data_off = _align(64 + pre[5])
+    out = []
+    for pos in (3, 12, 26, 49, 53, 57, 61, 80, 64 + pre[5] - 20, data_off - 1, data_off + 100,
+                data_off + pre[6] - 1, data_off + pre[6] + 100, len(good) - 1):
+        b = bytearray(good)
+        b[pos] ^= 1
+        out.append(bytes(b))
+    t0 = header["tensors"][0]
+    b = bytearray(body)
+    b[t0["offset"] + t0["length"]] = 1
+    out.append(seal(pre, header, b))
+    b = bytearray(body)
+    b[pre[6] - 1] = 1      # the weights section's tail padding
+    out.append(seal(pre, header, b))
+    h = json.loads(json.dumps(header))
+    h["tensors"][1]["offset"] += 64
+    out.append(seal(pre, h, body))
+    return out
+
+
+def test_every_reader_reports_the_same_first_failure(good, tmp_path):
+    """load_model reads the preamble, the header and short paddings with os.pread and
+    maps the rest; it must report exactly what the in-memory reader reports."""
+    path = tmp_path / "damaged.fmlp"
+    for data in [good] + _damaged_files(good):
+        path.write_bytes(data)
+        for verify in (True, False):
+            expected = _error(lambda: fastmlp.models.from_bytes(data, verify=verify))
+            for mm in (True, False):
+                got = _error(lambda: fastmlp.load_model(path, mmap=mm, verify=verify))
+                assert got == (None if expected is None else f"{path}: {expected}")
+
+
+@pytest.mark.parametrize("short", [lambda n: n // 2, lambda n: min(n, 10)], ids=["half", "10 bytes"])
+def test_short_reads_fall_back_to_the_mapping(good, tmp_path, monkeypatch, short):
+    """os.pread may return fewer bytes than asked (some file systems): the reader then
+    checks those bytes through the mapping and still reports the same failures."""
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, offset: real(fd, n, offset)[:short(n)])
+    path = tmp_path / "damaged.fmlp"
+    for data in [good] + _damaged_files(good):
+        path.write_bytes(data)
+        expected = _error(lambda: fastmlp.models.from_bytes(data, verify=False))
+        got = _error(lambda: fastmlp.load_model(path, verify=False))
+        assert got == (None if expected is None else f"{path}: {expected}")
+
+
+def test_header_longer_than_the_first_read_and_no_pread(tmp_path, monkeypatch):
+    """A header past the bytes read ahead (4 KiB) is checked from the mapping; without
+    os.pread (Windows) everything is; both give the same model and catch damage."""
+    fastmlp.utils.set_random_seed(5)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(3,))] + [layers.Dense(4, activation="tanh") for _ in range(24)])
+    m.compile("adam", "mse")
+    m.fit(np.ones((8, 3), np.float32), np.ones((8, 4), np.float32), verbose=0)
+    path = tmp_path / "deep.fmlp"
+    m.save(path)
+    data = path.read_bytes()
+    h_len = split(data)[0][5]
+    assert h_len > saving._HEAD_READ
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+    _assert_same_model(m, fastmlp.load_model(path), x)
+    b = bytearray(data)
+    b[64 + h_len - 10] ^= 1
+    path.write_bytes(bytes(b))
+    with pytest.raises(fastmlp.FormatError, match="header checksum"):
+        fastmlp.load_model(path, verify=False)
+    path.write_bytes(data)
+    monkeypatch.delattr(os, "pread")
+    r = fastmlp.load_model(path)
+    _assert_same_model(m, r, x)
+    assert r.optimizer.iterations == m.optimizer.iterations and np.array_equal(r.optimizer._slots,
+                                                                                 m.optimizer._slots)
+
+
+def _open_files(path):
+    """File descriptors of this process open on ``path``."""
+    fds = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                fds.append(fd)
+        except OSError:
+            pass
+    return fds
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_load_closes_the_file_on_success_and_on_failure(good, tmp_path):
+    path = tmp_path / "m.fmlp"
+    for data in [good] + _damaged_files(good)[:4] + [b"", b"\x89FASTMLP"]:
+        path.write_bytes(data)
+        for mm in (True, False):
+            _error(lambda: fastmlp.load_model(path, mmap=mm, compile=False))
+            assert _open_files(path) == []
 
 
 def test_foreign_and_garbage_files(tmp_path):
@@ -502,3 +616,41 @@ def test_foreign_and_garbage_files(tmp_path):
 def test_text_mode_damage(good):
     _bad(good.replace(b"\r\n", b"\n", 1), "text-mode")
     _bad(bytes([good[0] & 0x7F]) + good[1:], "text-mode")
+
+
+# ----------------------------------------------------------------------------- Flatten (format 1.2)
+def _image_model():
+    fastmlp.utils.set_random_seed(5)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(3, 2)), layers.Dropout(0.1), layers.Flatten(),
+                            layers.Dense(12, activation="relu"), layers.Dropout(0.25),
+                            layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def test_a_flatten_model_round_trips_and_resumes_bit_identically(tmp_path):
+    x, y = _data(200)
+    images = x.reshape(200, 3, 2)
+    full = _image_model()
+    full.fit(images, y, epochs=4, batch_size=16, verbose=0)
+    half = _image_model()
+    half.fit(images, y, epochs=2, batch_size=16, verbose=0)
+    half.save(tmp_path / "half.fmlp")
+    assert PRE.unpack(open(tmp_path / "half.fmlp", "rb").read(64))[1:3] == (1, 2)
+    resumed = fastmlp.load_model(tmp_path / "half.fmlp")
+    _assert_same_model(half, resumed, images)
+    assert resumed.input_shape == (None, 3, 2)
+    resumed.fit(images, y, epochs=4, initial_epoch=2, batch_size=16, verbose=0)
+    assert np.array_equal(resumed._params, full._params)
+    clone = pickle.loads(pickle.dumps(full))
+    _assert_same_model(full, clone, images)
+    weights_only = _image_model()
+    weights_only.load_weights(tmp_path / "half.fmlp")
+    assert np.array_equal(weights_only.predict(images), half.predict(images))
+
+
+def test_files_without_flatten_keep_their_minor_version(tmp_path):
+    m, _, _ = _trained()
+    assert PRE.unpack(m.to_bytes()[:64])[1:3] == (1, 0)
+    m.trainable = False
+    assert PRE.unpack(m.to_bytes()[:64])[1:3] == (1, 1)

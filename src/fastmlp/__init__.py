@@ -33,12 +33,13 @@ def get_num_threads():
 
 
 def show_config(print_fn=print):
-    """Print (and return) the build and run-time configuration: kernel target, OpenMP, threads."""
+    """Print (and return) the build and run-time configuration: kernel targets, OpenMP, threads."""
     import numpy
     info = {
         "fastmlp": __version__,
         "gemm_target": _engine.gemm_target(),
         "available_targets": ", ".join(_engine.available_gemm_targets()),
+        "crc32c": _engine.crc32c_impl(),
         "openmp": _engine.have_openmp(),
         "threads": _engine.get_num_threads(),
         "floatx": config.floatx(),

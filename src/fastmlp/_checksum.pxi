@@ -8,6 +8,7 @@ cdef extern from "checksum.h" nogil:
     uint32_t fm_crc32c_portable(uint32_t crc, const void *buf, size_t len)
     uint32_t fm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b)
     const char *fm_crc32c_impl()
+    int fm_crc32c_set_impl(const char *name)
     int fm_all_zero(const void *buf, size_t len)
 
 
@@ -48,8 +49,24 @@ def crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b):
 
 
 def crc32c_impl():
-    """Which CRC-32C implementation runs here: 'sse4.2' or 'portable'."""
+    """Which CRC-32C implementation runs here: 'avx512', 'sse4.2' or 'portable'."""
     return fm_crc32c_impl().decode()
+
+
+def set_crc32c_impl(str name):
+    """Force a CRC-32C implementation (for tests and benchmarks); 'auto' restores detection."""
+    if fm_crc32c_set_impl(name.encode()) != 0:
+        raise ValueError(f"unknown or unsupported CRC-32C implementation {name!r}; "
+                         f"available: {available_crc32c_impls()}")
+
+
+def available_crc32c_impls():
+    """The CRC-32C implementations this CPU can run, fastest first."""
+    current = crc32c_impl()
+    names = [n for n in ("avx512", "sse4.2", "portable")
+             if fm_crc32c_set_impl(n.encode()) == 0]
+    fm_crc32c_set_impl(current.encode())
+    return names
 
 
 def all_zero(data, Py_ssize_t start=0, Py_ssize_t length=-1):

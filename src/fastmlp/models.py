@@ -33,10 +33,6 @@ def _weight_shape(layer, wname, n_in):
     return (n_in,)
 
 
-def _weight_size(layer, wname, n_in):
-    return math.prod(_weight_shape(layer, wname, n_in))
-
-
 def _param_plan(layers, n_in):
     """Where every weight lives in the model's flat parameter vector.
 
@@ -61,6 +57,20 @@ def _param_plan(layers, n_in):
         if isinstance(layer, Dense):
             n_in = layer.units
     return plan, offset
+
+
+def _check_flattened(layers, sample_shape):
+    """Dense and BatchNormalization layers take flat feature vectors: samples of
+    higher rank must meet a Flatten first (only Dropout may come before it)."""
+    if len(sample_shape) == 1:
+        return
+    for layer in layers:
+        if isinstance(layer, Flatten):
+            return
+        if not isinstance(layer, Dropout):
+            break
+    raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
+                     f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")
 
 
 def _resolve_verbose(verbose, default_tty=1):
@@ -200,7 +210,7 @@ class Sequential:
             raise ValueError("The model has no layers to build")
         if not any(isinstance(l, (Dense, BatchNormalization)) for l in self._layers):
             raise ValueError("A fastmlp model needs at least one Dense or BatchNormalization layer")
-        self._check_flattened(input_shape[1:])
+        _check_flattened(self._layers, input_shape[1:])
         dtypes = {l._dtype for l in self._layers if l._dtype is not None}
         self._dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
         for layer in self._layers:
@@ -211,7 +221,9 @@ class Sequential:
         # Lay out the flat parameter vector, then the engine's layer and variable tables.
         # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
         plan, offset = _layout or _param_plan(self._layers, self._n_features)
-        where = {(id(layer), wname): off for layer, wname, _, off, _ in plan}
+        placed = {id(layer): [] for layer in self._layers}   # layer -> [(weight name, shape, offset)]
+        for layer, wname, wshape, off, _ in plan:
+            placed[id(layer)].append((wname, wshape, off))
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)
             fill = True
@@ -225,36 +237,35 @@ class Sequential:
         table, variables = [], []
         for layer in self._engine_layers:
             n_in = int(shape[-1])
-            off = lambda wname: where.get((id(layer), wname), -1)  # noqa: E731
+            weights = placed[id(layer)]
+            at = {wname: o for wname, _, o in weights}.get   # a weight's offset; -1: absent
             if isinstance(layer, Dense):
                 if layer.built and layer.input_dim != n_in:
                     raise ValueError(f"Layer {layer.name!r} was built for input dimension "
                                      f"{layer.input_dim} but receives {n_in}")
                 act = layer.activation
-                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, off("kernel"),
-                              off("bias"), 0.0, 0, -1, -1, 0.0, 0.0, 0))
+                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, at("kernel", -1),
+                              at("bias", -1), 0.0, 0, -1, -1, 0.0, 0.0, 0))
                 regs = {"kernel": layer.kernel_regularizer, "bias": layer.bias_regularizer}
             elif isinstance(layer, Dropout):
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
                 table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
                 regs = {}
             elif isinstance(layer, BatchNormalization):
-                table.append((2, n_in, n_in, 0, 0.0, off("gamma"), off("beta"), 0.0, 0,
-                              off("moving_mean"), off("moving_variance"), layer.momentum, layer.epsilon, 0))
+                table.append((2, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
+                              at("moving_mean", -1), at("moving_variance", -1), layer.momentum, layer.epsilon, 0))
                 regs = {"gamma": layer.gamma_regularizer, "beta": layer.beta_regularizer}
             else:
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             if fill and not layer.built:
                 layer.build((None, n_in))
-            for wname in _WEIGHT_NAMES.get(type(layer), ()):
-                o = off(wname)
-                if o < 0:
-                    continue
-                current = getattr(layer, wname)
-                view = params[o:o + current.size].reshape(current.shape) if fill else \
-                    params[o:o + _weight_size(layer, wname, n_in)].reshape(_weight_shape(layer, wname, n_in))
+            for wname, wshape, o in weights:   # in _WEIGHT_NAMES order, as the plan
                 if fill:
+                    current = getattr(layer, wname)
+                    view = params[o:o + current.size].reshape(current.shape)
                     view[...] = current
+                else:
+                    view = params[o:o + math.prod(wshape)].reshape(wshape)
                 setattr(layer, wname, view)
                 if wname in regs:
                     reg = regs[wname]
@@ -275,19 +286,6 @@ class Sequential:
     def _engine_layers(self):
         """The layers the engine runs, one entry of its layer table each."""
         return [layer for layer in self._layers if not isinstance(layer, Flatten)]
-
-    def _check_flattened(self, sample_shape):
-        """Dense and BatchNormalization layers take flat feature vectors: samples
-        of higher rank must meet a Flatten first (only Dropout may come before it)."""
-        if len(sample_shape) == 1:
-            return
-        for layer in self._layers:
-            if isinstance(layer, Flatten):
-                return
-            if not isinstance(layer, Dropout):
-                break
-        raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
-                         f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")
 
     def _make_network(self):
         """(Re)create the engine's network: the optimizer updates only the weights of

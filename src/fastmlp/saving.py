@@ -25,13 +25,15 @@ import tempfile
 
 import numpy as np
 
-from . import _engine
+from . import _engine, layers as layers_module, losses, metrics as metrics_module, optimizers
+from . import config as _config
+from .models import Sequential, _check_flattened, _param_plan
 
 __all__ = ["FormatError", "save_model", "load_model", "save_weights", "load_weights",
            "model_to_bytes", "model_from_bytes", "MAGIC", "FORMAT_VERSION"]
 
 MAGIC = b"\x89FASTMLP\r\n\x1a\n"
-FORMAT_VERSION = (1, 1)   # a file says 1.0 unless it uses a 1.1 key (see docs/FORMAT.md)
+FORMAT_VERSION = (1, 2)   # a file says the lowest minor version whose features it uses (docs/FORMAT.md)
 PREAMBLE = struct.Struct("<12sHHIIQQQIIII")   # 64 bytes
 PREAMBLE_SIZE = 64
 BYTE_ORDER_MARK = 0x01020304
@@ -50,8 +52,11 @@ DTYPES = {
     "int8": (np.dtype("i1"), 1),
 }
 COMPACT = ("float16", "bfloat16", "int8")
-_LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization")
+_LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization", "Flatten")
 _LITTLE = sys.byteorder == "little"
+# Bytes read with os.pread, not through the mapping, on load: the preamble and the
+# header of most models at once, and paddings up to this length.
+_HEAD_READ = 4096
 
 
 class FormatError(ValueError):
@@ -92,7 +97,6 @@ def _quantize_int8(kernel):
 def _plan(layers, n_in, trainable_only=False):
     """[(tensor name, shape, weight kind, element offset)] in file order, and the
     flat length: the model's own layout (``models._param_plan``)."""
-    from .models import _param_plan
     plan, length = _param_plan(layers, n_in)
     return [(f"{layer.name}/{wname}", shape, wname, off)
             for layer, wname, shape, off, trainable in plan
@@ -120,7 +124,6 @@ def _model_config(model):
 
 
 def _compile_config(model):
-    from . import losses, metrics as metrics_module, optimizers
     if not model.compiled:
         return None
     metrics = []
@@ -149,7 +152,7 @@ def _tensor_plan(model, dtype):
     model_dtype = np.dtype(model._dtype)
     store = model._dtype if dtype is None else dtype
     entries = []
-    plan, _ = _plan(model.layers, model._input_shape[0])
+    plan, _ = _plan(model.layers, model._n_features)
     for name, shape, kind, off in plan:
         w = model._params[off:off + math.prod(shape)].reshape(shape)
         if store in ("float32", "float64"):
@@ -172,7 +175,7 @@ def _tensor_plan(model, dtype):
     offsets = []
     if store == model._dtype:
         item = model_dtype.itemsize
-        layer_offsets, _ = _layout(model.layers, model._input_shape[0])
+        layer_offsets, _ = _layout(model.layers, model._n_features)
         offsets = [o * item for o in layer_offsets]
     else:
         pos = 0
@@ -188,8 +191,8 @@ def _training_plan(model):
         opt.build(model._n_params, model._dtype)
     n = model._n_params
     item_dtype = model._dtype
-    layer_offsets, _ = _layout(model.layers, model._input_shape[0], trainable_only=True)
-    variables = _variables(model.layers, model._input_shape[0], trainable_only=True)
+    layer_offsets, _ = _layout(model.layers, model._n_features, trainable_only=True)
+    variables = _variables(model.layers, model._n_features, trainable_only=True)
     entries, pos, offsets = [], 0, []
     for s, slot in enumerate(opt.slot_names):
         base = opt._slots[s * n:(s + 1) * n]
@@ -268,7 +271,10 @@ def _serialize(model, include_optimizer=True, dtype=None):
     h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
     w_crc = crc(out, data_off, w_len)
     t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
-    minor = FORMAT_VERSION[1] if not model.trainable else 0
+    if any(isinstance(layer, layers_module.Flatten) for layer in model.layers):
+        minor = 2      # a layer kind that 1.0 and 1.1 readers refuse as unknown
+    else:
+        minor = 1 if not model.trainable else 0
     pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], minor, BYTE_ORDER_MARK,
                         flags, len(hbytes), w_len, t_len, h_crc, w_crc, t_crc, 0)
     pre = pre[:60] + struct.pack("<I", crc(pre[:60]))
@@ -378,63 +384,84 @@ def _reject_constant(name):
     raise FormatError(f"header: JSON constant {name} is not allowed")
 
 
+# One decoder for every load (it holds no state between calls): json.loads with
+# keyword arguments would build a new decoder and scanner each time.
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _check_table(table, section, section_len, what):
-    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)]."""
+    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)].
+
+    Runs on every load, so it is written for speed: values come from JSON, where
+    ``type(v) is int`` is ``_is_int(v)`` and ``type(v) is dict`` is ``isinstance(v, dict)``."""
     if not isinstance(table, list):
         _fail(f"{what}: the tensor table must be a list")
     out, end, names = [], 0, set()
     for i, t in enumerate(table):
-        if not isinstance(t, dict):
+        if type(t) is not dict:
             _fail(f"{what}: tensor #{i} is not an object")
-        name, dt, shape, off, length = (t.get("name"), t.get("dtype"), t.get("shape"), t.get("offset"),
-                                        t.get("length"))
-        if not isinstance(name, str) or not name:
+        get = t.get
+        name, dt, shape, off, length = get("name"), get("dtype"), get("shape"), get("offset"), get("length")
+        if type(name) is not str or not name:
             _fail(f"{what}: tensor #{i} has no name")
         if name in names:
             _fail(f"{what}: tensor {name!r} appears twice")
         names.add(name)
-        if not isinstance(dt, str) or dt not in DTYPES:
+        if type(dt) is not str or dt not in DTYPES:
             _fail(f"{what}: tensor {name!r} has unknown dtype {dt!r}")
-        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(_is_int(d) and d >= 0 for d in shape):
+        if type(shape) is not list or len(shape) > MAX_NDIM:
             _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
+        for d in shape:
+            if type(d) is not int or d < 0:
+                _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
         count = 1
         for d in shape:
             count *= d
             if count > MAX_ELEMENTS:
                 _fail(f"{what}: tensor {name!r}: the shape {shape} overflows (byte count too large)")
         nbytes = count * DTYPES[dt][1]
-        if not _is_int(length) or length != nbytes:
+        if type(length) is not int or length != nbytes:
             _fail(f"{what}: tensor {name!r}: length {length!r} does not match shape {shape} of {dt} "
                   f"({nbytes} bytes)")
-        if not _is_int(off) or off < 0:
+        if type(off) is not int or off < 0:
             _fail(f"{what}: tensor {name!r} has an invalid offset {off!r}")
         if off % ALIGN:
             _fail(f"{what}: tensor {name!r}: offset {off} is not {ALIGN}-byte aligned")
         if off < end:
             _fail(f"{what}: tensor {name!r}: offset {off} overlaps the previous tensor or is out of "
                   f"order (tensors must be sorted by offset)")
-        if off + length > section_len:
-            _fail(f"{what}: tensor {name!r}: bytes [{off}, {off + length}) lie outside the "
+        end = off + length
+        if end > section_len:
+            _fail(f"{what}: tensor {name!r}: bytes [{off}, {end}) lie outside the "
                   f"{section_len}-byte {section} section")
         out.append((name, dt, tuple(shape), off, length, t))
-        end = off + length
     if _align(end) != section_len:
         _fail(f"{what}: the {section} section is {section_len} bytes but its tensors end at {end} "
               f"(expected {_align(end)}: no trailing bytes)")
     return out
 
 
-def _check_padding(buf, base, entries, section_len, section):
+def _zero(buf, pread, start, n):
+    """True when the n bytes at ``start`` are zero; short runs come through ``pread``
+    when given, so checking them does not fault a page of a mapped file in."""
+    if pread is not None and n <= _HEAD_READ:
+        data = pread(n, start)
+        if len(data) == n:   # else a short read: the mapping answers
+            return _engine.all_zero(data)
+    return _engine.all_zero(buf, start, n)
+
+
+def _check_padding(buf, base, entries, section_len, section, pread=None):
     pos = 0
     for name, _, _, off, length, _ in entries:
-        if off > pos and not _engine.all_zero(buf, base + pos, off - pos):
+        if off > pos and not _zero(buf, pread, base + pos, off - pos):
             _fail(f"{section} section: non-zero padding before tensor {name!r}")
         pos = off + length
-    if section_len > pos and not _engine.all_zero(buf, base + pos, section_len - pos):
+    if section_len > pos and not _zero(buf, pread, base + pos, section_len - pos):
         _fail(f"{section} section: non-zero padding at its end")
 
 
@@ -442,16 +469,23 @@ class _Parsed:
     pass
 
 
-def _parse(buf, size, verify):
-    """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs."""
+def _parse(buf, size, verify, pread=None):
+    """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs.
+
+    ``pread(n, offset)``, when given, reads the same file (``os.pread``): the
+    preamble, the header and short paddings are then checked from what it reads,
+    so a memory-mapped file's pages are touched only by the data checksums."""
     if size == 0:
         _fail("empty file: not a fastmlp model file")
-    head = bytes(buf[:min(size, PREAMBLE_SIZE)])
+    head = pread(min(size, _HEAD_READ), 0) if pread is not None else b""
+    if len(head) < min(size, PREAMBLE_SIZE):   # no pread, or a short read
+        head = bytes(buf[:min(size, PREAMBLE_SIZE)])
     if not head.startswith(MAGIC):
-        _fail(_identify(head))
+        _fail(_identify(head[:PREAMBLE_SIZE]))
     if size < PREAMBLE_SIZE:
         _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
-    (_, major, minor, bom, flags, h_len, w_len, t_len, h_crc, w_crc, t_crc, p_crc) = PREAMBLE.unpack(head)
+    (_, major, minor, bom, flags, h_len, w_len, t_len, h_crc, w_crc, t_crc, p_crc) = \
+        PREAMBLE.unpack_from(head)
     if _engine.crc32c(head, 0, 60) != p_crc:
         _fail("preamble checksum mismatch: the first 64 bytes are damaged")
     if major != FORMAT_VERSION[0]:
@@ -475,13 +509,14 @@ def _parse(buf, size, verify):
         _fail(f"truncated file: {size} bytes, the preamble announces {expected}")
     if size > expected:
         _fail(f"trailing bytes: the file has {size} bytes, the preamble announces {expected}")
-    if _engine.crc32c(buf, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE) != h_crc:
+    hbuf = head if len(head) >= data_off else buf
+    if _engine.crc32c(hbuf, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE) != h_crc:
         _fail("header checksum mismatch: the header is damaged")
-    if not _engine.all_zero(buf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
+    if not _engine.all_zero(hbuf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
         _fail("non-zero padding after the header")
     try:
-        text = bytes(buf[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
-        header = json.loads(text, parse_constant=_reject_constant)
+        text = bytes(hbuf[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
+        header = _HEADER_DECODER.decode(text)
     except FormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -507,16 +542,15 @@ def _parse(buf, size, verify):
             _fail("weights checksum mismatch: the weights section is damaged")
         if t_len and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
             _fail("training checksum mismatch: the training section is damaged")
-    _check_padding(buf, data_off, p.tensors, w_len, "weights")
+    _check_padding(buf, data_off, p.tensors, w_len, "weights", pread)
     if t_len:
-        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training")
+        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", pread)
     return p
 
 
 def _architecture(p):
     """Layers from the declarative config (whitelisted kinds only) and the checked
     correspondence between the tensor table and the architecture."""
-    from . import layers as layers_module
     model_cfg = p.header.get("model")
     if not isinstance(model_cfg, dict) or model_cfg.get("class_name") != "Sequential":
         _fail("header: 'model' must describe a Sequential model")
@@ -549,22 +583,24 @@ def _architecture(p):
             built.append(layer)
     if input_shape is None and built and built[0]._input_shape_arg is not None:
         input_shape = built[0]._input_shape_arg
-    if input_shape is None or len(input_shape) != 1 or input_shape[0] is None:
-        _fail(f"header: the model needs a 1-D input shape; got {input_shape!r}")
+    if input_shape is None or not input_shape or None in input_shape:
+        _fail(f"header: the model needs a fixed input shape; got {input_shape!r}")
     if not any(type(l).__name__ in ("Dense", "BatchNormalization") for l in built):
         _fail("header: the model has no Dense or BatchNormalization layer")
-    n_in = input_shape[0]
-    from .models import _param_plan
+    try:
+        _check_flattened(built, input_shape)
+    except ValueError as e:
+        _fail(f"header: {e}")
+    n_in = math.prod(input_shape)
     layout = _param_plan(built, n_in)      # computed once: the loader and build share it
-    expected = [(f"{layer.name}/{wname}", shape, wname) for layer, wname, shape, _, _ in layout[0]]
     dtypes = {l._dtype for l in built if l._dtype is not None}
-    from . import config as _config
     model_dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
     # Match the table to the architecture: full precision, or a compact encoding.
     by_name = {t[0]: t for t in p.tensors}
     used = set()
     plan = []
-    for vname, shape, kind in expected:
+    for layer, kind, shape, _, _ in layout[0]:
+        vname = f"{layer.name}/{kind}"
         t = by_name.get(vname)
         if t is None:
             _fail(f"tensor table: the architecture needs tensor {vname!r} of shape {list(shape)}, "
@@ -586,9 +622,8 @@ def _architecture(p):
             _fail(f"tensor {vname!r}: only int8 tensors have a scale")
         used.add(vname)
         plan.append((vname, shape, t, scale))
-    extra = set(by_name) - used
-    if extra:
-        _fail(f"tensor table: tensors {sorted(extra)[:5]} are not part of the architecture")
+    if len(used) != len(by_name):   # used is a subset of by_name
+        _fail(f"tensor table: tensors {sorted(set(by_name) - used)[:5]} are not part of the architecture")
     return name, input_shape, built, model_dtype, plan, layout, trainable
 
 
@@ -614,8 +649,6 @@ def _decode(p, t, scale, dtype):
 
 
 def _build_model(p, compile, writable):
-    from . import losses, metrics as metrics_module, optimizers
-    from .models import Sequential
     name, input_shape, layers, dtype, plan, layout, trainable = _architecture(p)
     offsets, n_params = [entry[3] for entry in layout[0]], layout[1]
     item = np.dtype(dtype).itemsize
@@ -679,8 +712,8 @@ def _restore_training(p, model, training, layers, input_shape, offsets, n_params
         _fail("training state: 'u_product' must be a number")
     if slots != list(opt.slot_names):
         _fail(f"training state: slots {slots!r} do not match the optimizer's {list(opt.slot_names)}")
-    variables = _variables(layers, input_shape[0], trainable_only=True)
-    offsets, _ = _layout(layers, input_shape[0], trainable_only=True)
+    variables = _variables(layers, math.prod(input_shape), trainable_only=True)
+    offsets, _ = _layout(layers, math.prod(input_shape), trainable_only=True)
     expected = [(f"optimizer/{s}/{v}", shape) for s in slots for v, shape, _ in variables]
     if [(t[0], t[2]) for t in p.t_tensors] != expected:
         _fail("training table: the slot tensors do not match the architecture and optimizer")
@@ -705,20 +738,29 @@ def load_model(filepath, compile=True, mmap=True, verify=True):
     weights are used in place without a copy; ``verify=False`` skips the data
     checksums (the header checksum and every structural check still run)."""
     path = os.fspath(filepath)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    pread = None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        size = os.fstat(fd).st_size
         if size == 0:
-            _fail(f"{path}: empty file: not a fastmlp model file")
+            _fail("empty file: not a fastmlp model file")
         if mmap and size >= PREAMBLE_SIZE:
-            buf = _mmap.mmap(f.fileno(), 0, access=_mmap.ACCESS_COPY)
+            buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_COPY)
+            if hasattr(os, "pread"):
+                pread = lambda n, offset: os.pread(fd, n, offset)  # noqa: E731
         else:
             raw = np.empty(size + ALIGN, dtype=np.uint8)
             start = (-raw.ctypes.data) % ALIGN
             buf = raw[start:start + size]
-            if f.readinto(memoryview(buf)) != size:
-                _fail(f"{path}: the file changed size while being read")
+            with open(fd, "rb", closefd=False) as f:
+                if f.readinto(memoryview(buf)) != size:
+                    _fail("the file changed size while being read")
+        p = _parse(buf, size, verify, pread)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    finally:
+        os.close(fd)
     try:
-        p = _parse(buf, size, verify)
         return _build_model(p, compile, writable=True)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
