@@ -221,45 +221,30 @@ class Sequential:
         # Lay out the flat parameter vector, then the engine's layer and variable tables.
         # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
         plan, offset = _layout or _param_plan(self._layers, self._n_features)
-        placed = {id(layer): [] for layer in self._layers}   # layer -> [(weight name, shape, offset)]
-        for layer, wname, wshape, off, _ in plan:
-            placed[id(layer)].append((wname, wshape, off))
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)
             fill = True
         else:
-            if params.dtype != np.dtype(self._dtype) or params.shape != (max(offset, 1),) \
+            if params.dtype != self._dtype or params.shape != (max(offset, 1),) \
                     or not params.flags.c_contiguous:
                 raise ValueError(f"internal: params must be a contiguous {self._dtype} vector of "
                                  f"{max(offset, 1)} values")
             fill = False
-        shape = (None, self._n_features)
+        n_in = self._n_features
         table, variables = [], []
-        for layer in self._engine_layers:
-            n_in = int(shape[-1])
-            weights = placed[id(layer)]
-            at = {wname: o for wname, _, o in weights}.get   # a weight's offset; -1: absent
-            if isinstance(layer, Dense):
-                if layer.built and layer.input_dim != n_in:
-                    raise ValueError(f"Layer {layer.name!r} was built for input dimension "
-                                     f"{layer.input_dim} but receives {n_in}")
-                act = layer.activation
-                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, at("kernel", -1),
-                              at("bias", -1), 0.0, 0, -1, -1, 0.0, 0.0, 0))
-                regs = {"kernel": layer.kernel_regularizer, "bias": layer.bias_regularizer}
-            elif isinstance(layer, Dropout):
-                seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
-                regs = {}
-            elif isinstance(layer, BatchNormalization):
-                table.append((2, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
-                              at("moving_mean", -1), at("moving_variance", -1), layer.momentum, layer.epsilon, 0))
-                regs = {"gamma": layer.gamma_regularizer, "beta": layer.beta_regularizer}
-            else:
+        k = 0   # the plan lists each layer's weights together, in layer order
+        for i, layer in enumerate(self._engine_layers):
+            if not isinstance(layer, (Dense, Dropout, BatchNormalization)):
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
+            if isinstance(layer, Dense) and layer.built and layer.input_dim != n_in:
+                raise ValueError(f"Layer {layer.name!r} was built for input dimension "
+                                 f"{layer.input_dim} but receives {n_in}")
             if fill and not layer.built:
                 layer.build((None, n_in))
-            for wname, wshape, o in weights:   # in _WEIGHT_NAMES order, as the plan
+            at = {}   # weight name -> offset
+            while k < len(plan) and plan[k][0] is layer:   # in _WEIGHT_NAMES order
+                _, wname, wshape, o, trainable = plan[k]
+                k += 1
                 if fill:
                     current = getattr(layer, wname)
                     view = params[o:o + current.size].reshape(current.shape)
@@ -267,18 +252,29 @@ class Sequential:
                 else:
                     view = params[o:o + math.prod(wshape)].reshape(wshape)
                 setattr(layer, wname, view)
-                if wname in regs:
-                    reg = regs[wname]
-                    variables.append((layer, (o, view.size, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0)))
+                at[wname] = o
+                if trainable:   # kernel, bias, gamma, beta: each has a `<name>_regularizer`
+                    reg = getattr(layer, f"{wname}_regularizer")
+                    variables.append((i, (o, view.size, reg.l1 if reg else 0.0, reg.l2 if reg else 0.0)))
+            at = at.get   # a weight's offset; -1: absent
             if isinstance(layer, Dense):
+                act = layer.activation
+                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, at("kernel", -1),
+                              at("bias", -1), 0.0, 0, -1, -1, 0.0, 0.0, 0))
                 layer.input_dim = n_in
+                n_in = layer.units
+            elif isinstance(layer, Dropout):
+                seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
+                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
+            else:
+                table.append((2, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
+                              at("moving_mean", -1), at("moving_variance", -1), layer.momentum, layer.epsilon, 0))
             layer.built = True
-            shape = layer.compute_output_shape(shape)
         self._params = params
         self._n_params = offset
         self._table, self._all_variables = table, variables
         self._make_network()
-        self._output_dim = int(shape[-1])
+        self._output_dim = n_in
         self._seed = utils._next_seed()
         self.built = True
 
@@ -287,14 +283,18 @@ class Sequential:
         """The layers the engine runs, one entry of its layer table each."""
         return [layer for layer in self._layers if not isinstance(layer, Flatten)]
 
+    def _trainable_layers(self):
+        """For each engine layer, whether the optimizer updates its weights now."""
+        return [bool(layer.trainable and self.trainable) for layer in self._engine_layers]
+
     def _make_network(self):
         """(Re)create the engine's network: the optimizer updates only the weights of
         layers that are trainable now (as in Keras, a change of ``layer.trainable``
-        takes effect at the next ``compile``)."""
-        self._variables = [var for layer, var in self._all_variables if layer.trainable and self.trainable]
-        self._table = [entry[:-1] + (int(isinstance(layer, BatchNormalization)
-                                         and not (layer.trainable and self.trainable)),)
-                       for layer, entry in zip(self._engine_layers, self._table)]
+        takes effect at the next ``compile``); a frozen BatchNormalization keeps its
+        moving statistics."""
+        self._net_trainable = trainable = self._trainable_layers()
+        self._variables = [var for i, var in self._all_variables if trainable[i]]
+        self._table = [entry[:-1] + (int(entry[0] == 2 and not t),) for entry, t in zip(self._table, trainable)]
         self._net = _engine.Network(self._table, self._variables, self._n_params, self._dtype == "float64")
 
     @property
@@ -374,10 +374,7 @@ class Sequential:
         self._metric_ids = list(metrics)
         self._metrics = None
         self.compiled = True
-        if self.built and ([v for layer, v in self._all_variables if layer.trainable and self.trainable]
-                           != self._variables or any(entry[-1] != int(isinstance(layer, BatchNormalization) and
-                                                                      not (layer.trainable and self.trainable))
-                                                      for layer, entry in zip(self._engine_layers, self._table))):
+        if self.built and self._trainable_layers() != self._net_trainable:
             self._make_network()
 
     def _compiled_metrics(self):
