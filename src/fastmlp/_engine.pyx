@@ -69,6 +69,7 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
 include "_ops.pxi"
 include "_kernels.pxi"
 include "_checksum.pxi"
+include "_format.pxi"
 
 
 def all_finite(a):

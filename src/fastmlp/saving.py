@@ -51,6 +51,7 @@ DTYPES = {
     "bfloat16": (np.dtype("<u2"), 2),
     "int8": (np.dtype("i1"), 1),
 }
+_ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
 COMPACT = ("float16", "bfloat16", "int8")
 _LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization", "Flatten")
 _LITTLE = sys.byteorder == "little"
@@ -394,55 +395,10 @@ def _is_int(v):
 
 
 def _check_table(table, section, section_len, what):
-    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)].
-
-    Runs on every load, so it is written for speed: values come from JSON, where
-    ``type(v) is int`` is ``_is_int(v)`` and ``type(v) is dict`` is ``isinstance(v, dict)``."""
-    if not isinstance(table, list):
-        _fail(f"{what}: the tensor table must be a list")
-    out, end, names = [], 0, set()
-    for i, t in enumerate(table):
-        if type(t) is not dict:
-            _fail(f"{what}: tensor #{i} is not an object")
-        get = t.get
-        name, dt, shape, off, length = get("name"), get("dtype"), get("shape"), get("offset"), get("length")
-        if type(name) is not str or not name:
-            _fail(f"{what}: tensor #{i} has no name")
-        if name in names:
-            _fail(f"{what}: tensor {name!r} appears twice")
-        names.add(name)
-        if type(dt) is not str or dt not in DTYPES:
-            _fail(f"{what}: tensor {name!r} has unknown dtype {dt!r}")
-        if type(shape) is not list or len(shape) > MAX_NDIM:
-            _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
-        for d in shape:
-            if type(d) is not int or d < 0:
-                _fail(f"{what}: tensor {name!r} has an invalid shape {shape!r}")
-        count = 1
-        for d in shape:
-            count *= d
-            if count > MAX_ELEMENTS:
-                _fail(f"{what}: tensor {name!r}: the shape {shape} overflows (byte count too large)")
-        nbytes = count * DTYPES[dt][1]
-        if type(length) is not int or length != nbytes:
-            _fail(f"{what}: tensor {name!r}: length {length!r} does not match shape {shape} of {dt} "
-                  f"({nbytes} bytes)")
-        if type(off) is not int or off < 0:
-            _fail(f"{what}: tensor {name!r} has an invalid offset {off!r}")
-        if off % ALIGN:
-            _fail(f"{what}: tensor {name!r}: offset {off} is not {ALIGN}-byte aligned")
-        if off < end:
-            _fail(f"{what}: tensor {name!r}: offset {off} overlaps the previous tensor or is out of "
-                  f"order (tensors must be sorted by offset)")
-        end = off + length
-        if end > section_len:
-            _fail(f"{what}: tensor {name!r}: bytes [{off}, {end}) lie outside the "
-                  f"{section_len}-byte {section} section")
-        out.append((name, dt, tuple(shape), off, length, t))
-    if _align(end) != section_len:
-        _fail(f"{what}: the {section} section is {section_len} bytes but its tensors end at {end} "
-              f"(expected {_align(end)}: no trailing bytes)")
-    return out
+    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)]
+    (compiled, as it runs on every load: ``_engine.check_tensor_table`` in ``_format.pxi``)."""
+    return _engine.check_tensor_table(table, section, section_len, what, _ITEMSIZES, MAX_NDIM,
+                                      MAX_ELEMENTS, ALIGN, FormatError)
 
 
 def _zero(buf, pread, start, n):
