@@ -137,13 +137,13 @@ class VarianceScaling(_Seeded):
 
 
 def _variance_scaling(name, scale, mode, distribution):
-    def __init__(self, seed=None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
-
+    """A named VarianceScaling: its fixed (valid) scale, mode and distribution are class
+    attributes, so construction only checks the seed."""
     def get_config(self):
         return {"seed": self.seed}
 
-    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
+    return type(name, (VarianceScaling,), {"__init__": _Seeded.__init__, "get_config": get_config,
+                                           "scale": float(scale), "mode": mode, "distribution": distribution,
                                            "__doc__": f"VarianceScaling({scale}, {mode!r}, {distribution!r})."})
 
 

@@ -28,11 +28,12 @@ def _shape_tuple(shape, what):
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:
-        shape = tuple(None if d is None else int(d) for d in shape)
+        shape = tuple([None if d is None else int(d) for d in shape])
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a tuple of integers. Received: {what}={shape!r}") from None
-    if any(d is not None and d <= 0 for d in shape):
-        raise ValueError(f"{what} must contain positive integers. Received: {what}={shape!r}")
+    for d in shape:
+        if d is not None and d <= 0:
+            raise ValueError(f"{what} must contain positive integers. Received: {what}={shape!r}")
     return shape
 
 
@@ -162,10 +163,11 @@ class Dense(Layer):
         if not utils._is_positive_int(units):
             raise ValueError(f"Received an invalid value for `units`, expected a positive integer. "
                              f"Received: units={units!r}")
-        for arg, value in (("activity_regularizer", activity_regularizer),
-                           ("kernel_constraint", kernel_constraint), ("bias_constraint", bias_constraint)):
-            if value is not None:
-                raise ValueError(f"Dense({arg}=...) is not supported by fastmlp yet")
+        if activity_regularizer is not None or kernel_constraint is not None or bias_constraint is not None:
+            arg = next(arg for arg, value in (("activity_regularizer", activity_regularizer),
+                                              ("kernel_constraint", kernel_constraint),
+                                              ("bias_constraint", bias_constraint)) if value is not None)
+            raise ValueError(f"Dense({arg}=...) is not supported by fastmlp yet")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -366,6 +368,10 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {"shape": self.shape, "batch_size": self.batch_size, "dtype": self.dtype, "name": self.name}
+
+
+# The layer kinds a model config (and a model file) may name.
+_CLASSES = {cls.__name__: cls for cls in (InputLayer, Dense, Dropout, BatchNormalization, Flatten)}
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):

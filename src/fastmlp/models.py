@@ -17,6 +17,7 @@ from . import _engine, callbacks as callbacks_module, losses, metrics as metrics
 from . import optimizers, utils
 from . import config as _config
 from .layers import BatchNormalization, Dense, Dropout, Flatten, InputLayer, Layer, _assign_weights, _unique_name
+from .layers import _CLASSES as _LAYER_CLASSES
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
@@ -25,12 +26,6 @@ _ALIGN = 16  # parameter segments start on 64-byte boundaries (float32)
 
 _WEIGHT_NAMES = {Dense: ("kernel", "bias"),
                  BatchNormalization: ("gamma", "beta", "moving_mean", "moving_variance")}
-
-
-def _weight_shape(layer, wname, n_in):
-    if isinstance(layer, Dense):
-        return (n_in, layer.units) if wname == "kernel" else (layer.units,)
-    return (n_in,)
 
 
 def _param_plan(layers, n_in):
@@ -43,15 +38,17 @@ def _param_plan(layers, n_in):
     """
     plan, offset = [], 0
     for layer in layers:
-        present = []
         if isinstance(layer, Dense):
-            present = [("kernel", True)] + ([("bias", True)] if layer.use_bias else [])
+            weights = [("kernel", (n_in, layer.units), True)]
+            if layer.use_bias:
+                weights.append(("bias", (layer.units,), True))
         elif isinstance(layer, BatchNormalization):
-            present = ([("gamma", True)] if layer.scale else []) + \
-                ([("beta", True)] if layer.center else []) + \
-                [("moving_mean", False), ("moving_variance", False)]
-        for wname, trainable in present:
-            shape = _weight_shape(layer, wname, n_in)
+            weights = [(wname, (n_in,), trainable) for wname, trainable, present in
+                       (("gamma", True, layer.scale), ("beta", True, layer.center),
+                        ("moving_mean", False, True), ("moving_variance", False, True)) if present]
+        else:
+            continue
+        for wname, shape, trainable in weights:
             plan.append((layer, wname, shape, offset, trainable))
             offset += -(-math.prod(shape) // _ALIGN) * _ALIGN
         if isinstance(layer, Dense):
@@ -776,17 +773,15 @@ class Sequential:
     def from_config(cls, config):
         """A new, unbuilt-or-built model from ``get_config()`` (declarative: only
         fastmlp's own layer kinds are accepted)."""
-        from . import layers as layers_module
-        kinds = {"InputLayer": layers_module.InputLayer, "Dense": Dense, "Dropout": Dropout,
-                 "BatchNormalization": BatchNormalization, "Flatten": Flatten}
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
             raise ValueError("A Sequential config is a dict with a 'layers' list")
         model = cls(name=config.get("name"), trainable=bool(config.get("trainable", True)))
         for entry in config["layers"]:
             kind = entry.get("class_name") if isinstance(entry, dict) else None
-            if kind not in kinds:
-                raise ValueError(f"Unknown layer class {kind!r} in the config; expected one of {sorted(kinds)}")
-            model.add(kinds[kind].from_config(dict(entry.get("config", {}))), rebuild=False)
+            if kind not in _LAYER_CLASSES:
+                raise ValueError(f"Unknown layer class {kind!r} in the config; expected one of "
+                                 f"{sorted(_LAYER_CLASSES)}")
+            model.add(_LAYER_CLASSES[kind].from_config(dict(entry.get("config", {}))), rebuild=False)
         model._maybe_build()
         return model
 

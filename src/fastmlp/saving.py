@@ -53,7 +53,7 @@ DTYPES = {
 }
 _ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
 COMPACT = ("float16", "bfloat16", "int8")
-_LAYER_KINDS = ("InputLayer", "Dense", "Dropout", "BatchNormalization", "Flatten")
+_LAYER_KINDS = tuple(layers_module._CLASSES)
 _LITTLE = sys.byteorder == "little"
 # Bytes read with os.pread, not through the mapping, on load: the preamble and the
 # header of most models at once, and paddings up to this length.
@@ -528,7 +528,7 @@ def _architecture(p):
         if kind not in _LAYER_KINDS:
             _fail(f"header: unknown layer kind {kind!r} (layer #{i}); known kinds: {list(_LAYER_KINDS)}")
         try:
-            layer = getattr(layers_module, kind).from_config(dict(entry["config"]))
+            layer = layers_module._CLASSES[kind].from_config(entry["config"])
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError) as e:
             _fail(f"header: invalid config for layer #{i} ({kind}): {e}")
         if kind == "InputLayer":
