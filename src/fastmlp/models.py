@@ -133,7 +133,7 @@ class Sequential:
                             f"Received: layer={layer!r} of type {type(layer)}.")
         if self.built:
             self._unbuild()
-        if any(existing.name == layer.name for existing in self._layers):
+        if layer.name in [existing.name for existing in self._layers]:
             raise ValueError(f"All layers added to a Sequential model should have unique names. "
                              f"Name {layer.name!r} is already the name of a layer in this model.")
         if not self._layers and self._input_shape is None and layer._input_shape_arg is not None:

@@ -506,7 +506,9 @@ def _parse(buf, size, verify, pread=None):
 
 def _architecture(p):
     """Layers from the declarative config (whitelisted kinds only) and the checked
-    correspondence between the tensor table and the architecture."""
+    correspondence between the tensor table and the architecture: ``plan`` has one
+    ``(tensor name, shape, table entry, scale entry or None, element offset)`` per weight,
+    in the model's order."""
     model_cfg = p.header.get("model")
     if not isinstance(model_cfg, dict) or model_cfg.get("class_name") != "Sequential":
         _fail("header: 'model' must describe a Sequential model")
@@ -555,13 +557,13 @@ def _architecture(p):
     by_name = {t[0]: t for t in p.tensors}
     used = set()
     plan = []
-    for layer, kind, shape, _, _ in layout[0]:
+    for layer, kind, shape, element_offset, _ in layout[0]:
         vname = f"{layer.name}/{kind}"
         t = by_name.get(vname)
         if t is None:
             _fail(f"tensor table: the architecture needs tensor {vname!r} of shape {list(shape)}, "
                   f"which the file lacks")
-        _, dt, tshape, off, length, entry = t
+        _, dt, tshape, _, _, entry = t
         if tshape != shape:
             _fail(f"tensor {vname!r} has shape {list(tshape)} but the architecture implies {list(shape)}")
         scale = None
@@ -577,7 +579,7 @@ def _architecture(p):
         elif "scale" in entry:
             _fail(f"tensor {vname!r}: only int8 tensors have a scale")
         used.add(vname)
-        plan.append((vname, shape, t, scale))
+        plan.append((vname, shape, t, scale, element_offset))
     if len(used) != len(by_name):   # used is a subset of by_name
         _fail(f"tensor table: tensors {sorted(set(by_name) - used)[:5]} are not part of the architecture")
     return name, input_shape, built, model_dtype, plan, layout, trainable
@@ -606,15 +608,15 @@ def _decode(p, t, scale, dtype):
 
 def _build_model(p, compile, writable):
     name, input_shape, layers, dtype, plan, layout, trainable = _architecture(p)
-    offsets, n_params = [entry[3] for entry in layout[0]], layout[1]
-    item = np.dtype(dtype).itemsize
+    n_params = layout[1]
+    item = DTYPES[dtype][1]
     zero_copy = (_LITTLE and writable and p.w_len == n_params * item and
-                 all(t[1] == dtype and t[3] == off * item for (_, _, t, _), off in zip(plan, offsets)))
+                 all(t[1] == dtype and t[3] == off * item for _, _, t, _, off in plan))
     if zero_copy:
         params = np.frombuffer(p.buf, dtype=dtype, count=n_params, offset=p.data_off)
     else:
         params = np.zeros(max(n_params, 1), dtype=dtype)
-        for (_, shape, t, scale), off in zip(plan, offsets):
+        for _, shape, t, scale, off in plan:
             size = math.prod(shape)
             params[off:off + size] = _decode(p, t, scale, dtype).reshape(-1)
     model = Sequential(name=name, trainable=trainable)
@@ -655,11 +657,11 @@ def _build_model(p, compile, writable):
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
             _fail(f"header: invalid compile config: {e}")
         if training is not None:
-            _restore_training(p, model, training, layers, input_shape, offsets, n_params, dtype)
+            _restore_training(p, model, training, layers, input_shape, n_params, dtype)
     return model
 
 
-def _restore_training(p, model, training, layers, input_shape, offsets, n_params, dtype):
+def _restore_training(p, model, training, layers, input_shape, n_params, dtype):
     opt = model.optimizer
     iterations, u_product, slots = training.get("iterations"), training.get("u_product"), training.get("slots")
     if not _is_int(iterations) or iterations < 0:
@@ -743,7 +745,7 @@ def load_weights(model, filepath):
     if not model.built:
         model.build((None,) + tuple(input_shape))
     dtype = model._dtype
-    weights = [_decode(p, t, scale, dtype) for _, _, t, scale in plan]
+    weights = [_decode(p, t, scale, dtype) for _, _, t, scale, _ in plan]
     current = model.weights
     if len(weights) != len(current):
         raise ValueError(f"{path} holds {len(weights)} weight arrays but model {model.name!r} has "

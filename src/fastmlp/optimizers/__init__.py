@@ -16,27 +16,33 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW"
            "Nadam", "get", "schedules"]
 
 
+# Keras optimizer arguments that are accepted (and, but for use_ema=True, ignored).
+_KERAS_ONLY_ARGS = frozenset({"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                              "gradient_accumulation_steps"})
+
+
 class Optimizer:
     _code = None
     _default_name = None
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
-        unknown = set(kwargs) - {"use_ema", "ema_momentum", "ema_overwrite_frequency",
-                                 "loss_scale_factor", "gradient_accumulation_steps"}
-        if unknown:
-            raise TypeError(f"Unexpected keyword argument(s) for {type(self).__name__}: {sorted(unknown)}")
-        if kwargs.get("use_ema"):
-            raise ValueError("use_ema=True is not supported by fastmlp")
-        set_clips = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                                    ("global_clipnorm", global_clipnorm)) if v is not None]
-        if len(set_clips) > 1:
-            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
-                             f"Received: {', '.join(set_clips)}")
-        for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
-                     ("weight_decay", weight_decay)):
-            if v is not None and (not np.isfinite(v) or v < 0):
-                raise ValueError(f"Argument `{n}` must be a non-negative number. Received: {n}={v}")
+        if kwargs:
+            unknown = set(kwargs) - _KERAS_ONLY_ARGS
+            if unknown:
+                raise TypeError(f"Unexpected keyword argument(s) for {type(self).__name__}: {sorted(unknown)}")
+            if kwargs.get("use_ema"):
+                raise ValueError("use_ema=True is not supported by fastmlp")
+        if clipnorm is not None or clipvalue is not None or global_clipnorm is not None or weight_decay is not None:
+            set_clips = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                        ("global_clipnorm", global_clipnorm)) if v is not None]
+            if len(set_clips) > 1:
+                raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                                 f"Received: {', '.join(set_clips)}")
+            for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
+                         ("weight_decay", weight_decay)):
+                if v is not None and (not np.isfinite(v) or v < 0):
+                    raise ValueError(f"Argument `{n}` must be a non-negative number. Received: {n}={v}")
         self.name = name or self._default_name
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
@@ -129,10 +135,9 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
         lr = config.get("learning_rate")
         if isinstance(lr, dict):
-            config["learning_rate"] = schedules.deserialize(lr)
+            config = {**config, "learning_rate": schedules.deserialize(lr)}
         return cls(**config)
 
 
