@@ -186,6 +186,8 @@ _CLASSES = {cls.__name__: cls for cls in _ALIASES.values()}
 
 def get(identifier):
     """An initializer from a name (``'glorot_uniform'``), a class name, a config or an instance."""
+    if isinstance(identifier, dict):   # first: what model configs and files hold
+        return deserialize(identifier)
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
@@ -193,8 +195,6 @@ def get(identifier):
         if cls is None:
             raise ValueError(f"Unknown initializer: {identifier!r}. Expected one of {sorted(_ALIASES)}")
         return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")

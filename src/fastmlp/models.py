@@ -215,8 +215,8 @@ class Sequential:
         self._input_shape = tuple(int(d) for d in input_shape[1:])
         self._n_features = math.prod(self._input_shape)
 
-        # Lay out the flat parameter vector, then the engine's layer and variable tables.
-        # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
+        # Lay out the flat parameter vector, then the engine's layer and variable tables,
+        # one entry per layer the engine runs (self._engine_layers, fixed while built).
         plan, offset = _layout or _param_plan(self._layers, self._n_features)
         if params is None:
             params = np.zeros(max(offset, 1), dtype=self._dtype)
@@ -230,6 +230,8 @@ class Sequential:
         n_in = self._n_features
         table, variables = [], []
         k = 0   # the plan lists each layer's weights together, in layer order
+        # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
+        self._engine_layers = [layer for layer in self._layers if not isinstance(layer, Flatten)]
         for i, layer in enumerate(self._engine_layers):
             if not isinstance(layer, (Dense, Dropout, BatchNormalization)):
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
@@ -274,11 +276,6 @@ class Sequential:
         self._output_dim = n_in
         self._seed = utils._next_seed()
         self.built = True
-
-    @property
-    def _engine_layers(self):
-        """The layers the engine runs, one entry of its layer table each."""
-        return [layer for layer in self._layers if not isinstance(layer, Flatten)]
 
     def _trainable_layers(self):
         """For each engine layer, whether the optimizer updates its weights now."""
