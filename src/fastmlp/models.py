@@ -212,7 +212,7 @@ class Sequential:
         self._dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
         for layer in self._layers:
             layer._dtype = self._dtype
-        self._input_shape = tuple(int(d) for d in input_shape[1:])
+        self._input_shape = tuple(map(int, input_shape[1:]))
         self._n_features = math.prod(self._input_shape)
 
         # Lay out the flat parameter vector, then the engine's layer and variable tables,

@@ -15,6 +15,7 @@ cover the preamble, the header (always verified) and each data section
 (verified unless ``verify=False``).  Every size, offset and shape is checked
 before any array is created; a bad file raises :class:`FormatError`.
 """
+import functools
 import json
 import math
 import mmap as _mmap
@@ -705,7 +706,7 @@ def load_model(filepath, compile=True, mmap=True, verify=True):
         if mmap and size >= PREAMBLE_SIZE:
             buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_COPY)
             if hasattr(os, "pread"):
-                pread = lambda n, offset: os.pread(fd, n, offset)  # noqa: E731
+                pread = functools.partial(os.pread, fd)   # pread(n, offset)
         else:
             raw = np.empty(size + ALIGN, dtype=np.uint8)
             start = (-raw.ctypes.data) % ALIGN
