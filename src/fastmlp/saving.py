@@ -509,7 +509,8 @@ def _architecture(p):
     """Layers from the declarative config (whitelisted kinds only) and the checked
     correspondence between the tensor table and the architecture: ``plan`` has one
     ``(tensor name, shape, table entry, scale entry or None, element offset)`` per weight,
-    in the model's order."""
+    in the model's order; ``own_layout`` says whether the weights section is laid out as
+    the model's parameter vector (full precision, same offsets)."""
     model_cfg = p.header.get("model")
     if not isinstance(model_cfg, dict) or model_cfg.get("class_name") != "Sequential":
         _fail("header: 'model' must describe a Sequential model")
@@ -558,6 +559,8 @@ def _architecture(p):
     by_name = {t[0]: t for t in p.tensors}
     used = set()
     plan = []
+    item = DTYPES[model_dtype][1]
+    own_layout = True   # every tensor stored at full precision where the model's vector has it
     for layer, kind, shape, element_offset, _ in layout[0]:
         vname = f"{layer.name}/{kind}"
         t = by_name.get(vname)
@@ -580,10 +583,11 @@ def _architecture(p):
         elif "scale" in entry:
             _fail(f"tensor {vname!r}: only int8 tensors have a scale")
         used.add(vname)
+        own_layout = own_layout and dt == model_dtype and t[3] == element_offset * item
         plan.append((vname, shape, t, scale, element_offset))
     if len(used) != len(by_name):   # used is a subset of by_name
         _fail(f"tensor table: tensors {sorted(set(by_name) - used)[:5]} are not part of the architecture")
-    return name, input_shape, built, model_dtype, plan, layout, trainable
+    return name, input_shape, built, model_dtype, plan, layout, trainable, own_layout
 
 
 def _array(p, base, t):
@@ -608,12 +612,9 @@ def _decode(p, t, scale, dtype):
 
 
 def _build_model(p, compile, writable):
-    name, input_shape, layers, dtype, plan, layout, trainable = _architecture(p)
+    name, input_shape, layers, dtype, plan, layout, trainable, own_layout = _architecture(p)
     n_params = layout[1]
-    item = DTYPES[dtype][1]
-    zero_copy = (_LITTLE and writable and p.w_len == n_params * item and
-                 all(t[1] == dtype and t[3] == off * item for _, _, t, _, off in plan))
-    if zero_copy:
+    if _LITTLE and writable and own_layout and p.w_len == n_params * DTYPES[dtype][1]:   # zero copy
         params = np.frombuffer(p.buf, dtype=dtype, count=n_params, offset=p.data_off)
     else:
         params = np.zeros(max(n_params, 1), dtype=dtype)
@@ -740,7 +741,7 @@ def load_weights(model, filepath):
         data = f.read()
     try:
         p = _parse(data, len(data), True)
-        _, input_shape, layers, _, plan, _, _ = _architecture(p)
+        _, input_shape, layers, _, plan, _, _, _ = _architecture(p)
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
     if not model.built:
