@@ -1,12 +1,20 @@
-/* Fused bias + activation (forward) and activation derivative (backward).
- * Template body: engine.c includes it with T (float/double) and SFX defined.
+/* Bias + activation (forward) and activation derivative (backward), on whole
+ * matrices and as GEMM epilogues.  Template body: engine.c includes it with T
+ * (float/double) and SFX defined.
  *
- * forward:  A = act(A + b) in place, row by row; when Z__bo is not NULL the
+ * forward:  A = act(A + b) in place, row by row; when Z is not NULL the
  *           pre-activation A + b is kept there (needed by gelu, swish and the
  *           fused softmax/sigmoid cross-entropies).
  * backward: dA *= act'(.) in place.  As in scikit-learn, derivatives come from
  *           the layer's output A wherever that is a simple function of it; gelu
  *           and swish read Z.  Softmax applies its Jacobian-vector product.
+ *
+ * Every function works on an m x n block with row strides, so that the same
+ * code serves a whole matrix and one finished tile of a GEMM (the epilogues at
+ * the end): fm_gemm_bias_act runs a dense layer's forward in one pass over C,
+ * fm_gemm_act_grad multiplies a GEMM's result by the derivative of the layer
+ * that receives it.  Softmax needs whole rows, which a tile may not hold, so
+ * there the epilogue does the bias (or nothing) and one pass over C follows.
  */
 #define SELU_ALPHA 1.6732632423543772
 #define SELU_SCALE 1.0507009873554805
@@ -21,82 +29,73 @@ static inline T FM_CAT(softplus, SFX)(T x) {
     return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x)));
 }
 
-void FM_CAT(fm_activation_forward, SFX)(int act, double alpha, T *A__bo, T *Z__bo,
-                                        const T *b__o, int64_t n_rows, int64_t n_out) {
-    const T a = (T)alpha;
-    for (int64_t r = 0; r < n_rows; r++) {
-        T *row = A__bo + r * n_out;
-        if (b__o) for (int64_t j = 0; j < n_out; j++) row[j] += b__o[j];
-        if (Z__bo) memcpy(Z__bo + r * n_out, row, (size_t)n_out * sizeof(T));
-        switch (act) {
-        case FM_ACT_LINEAR: break;
-        case FM_ACT_RELU:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] < 0 ? (T)0 : row[j];   /* NaN passes */
-            break;
-        case FM_ACT_SIGMOID:
-            for (int64_t j = 0; j < n_out; j++) row[j] = FM_CAT(sigmoid, SFX)(row[j]);
-            break;
-        case FM_ACT_TANH:
-            for (int64_t j = 0; j < n_out; j++) row[j] = tanh(row[j]);
-            break;
-        case FM_ACT_SOFTMAX: {
-            T mx = row[0];
-            for (int64_t j = 1; j < n_out; j++) mx = row[j] > mx ? row[j] : mx;
-            T s = 0;
-            for (int64_t j = 0; j < n_out; j++) { row[j] = exp(row[j] - mx); s += row[j]; }
-            T inv = (T)1 / s;
-            for (int64_t j = 0; j < n_out; j++) row[j] *= inv;
-            break;
+/* act(row) in place; softmax normalizes over the row's n values. */
+static inline void FM_CAT(act_forward_row, SFX)(int act, T a, T *row, int64_t n) {
+    switch (act) {
+    case FM_ACT_LINEAR: break;
+    case FM_ACT_RELU:
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] < 0 ? (T)0 : row[j];   /* NaN passes */
+        break;
+    case FM_ACT_SIGMOID:
+        for (int64_t j = 0; j < n; j++) row[j] = FM_CAT(sigmoid, SFX)(row[j]);
+        break;
+    case FM_ACT_TANH:
+        for (int64_t j = 0; j < n; j++) row[j] = tanh(row[j]);
+        break;
+    case FM_ACT_SOFTMAX: {
+        T mx = row[0];
+        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        T s = 0;
+        for (int64_t j = 0; j < n; j++) { row[j] = exp(row[j] - mx); s += row[j]; }
+        T inv = (T)1 / s;
+        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+        break;
+    }
+    case FM_ACT_ELU:
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : a * expm1(row[j]);
+        break;
+    case FM_ACT_SELU:
+        for (int64_t j = 0; j < n; j++)
+            row[j] = (T)SELU_SCALE * (row[j] > 0 ? row[j] : (T)SELU_ALPHA * expm1(row[j]));
+        break;
+    case FM_ACT_LEAKY_RELU:
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : a * row[j];
+        break;
+    case FM_ACT_GELU:
+        for (int64_t j = 0; j < n; j++)
+            row[j] = (T)0.5 * row[j] * ((T)1 + erf(row[j] * (T)0.70710678118654752440));
+        break;
+    case FM_ACT_SOFTPLUS:
+        for (int64_t j = 0; j < n; j++) row[j] = FM_CAT(softplus, SFX)(row[j]);
+        break;
+    case FM_ACT_SOFTSIGN:
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] / ((T)1 + fabs(row[j]));
+        break;
+    case FM_ACT_SWISH:
+        for (int64_t j = 0; j < n; j++) row[j] = row[j] * FM_CAT(sigmoid, SFX)(row[j]);
+        break;
+    case FM_ACT_HARD_SIGMOID:
+        for (int64_t j = 0; j < n; j++) {
+            T v = (row[j] + (T)3) / (T)6;
+            row[j] = v < 0 ? (T)0 : (v > 1 ? (T)1 : v);
         }
-        case FM_ACT_ELU:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] > 0 ? row[j] : a * expm1(row[j]);
-            break;
-        case FM_ACT_SELU:
-            for (int64_t j = 0; j < n_out; j++)
-                row[j] = (T)SELU_SCALE * (row[j] > 0 ? row[j] : (T)SELU_ALPHA * expm1(row[j]));
-            break;
-        case FM_ACT_LEAKY_RELU:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] > 0 ? row[j] : a * row[j];
-            break;
-        case FM_ACT_GELU:
-            for (int64_t j = 0; j < n_out; j++)
-                row[j] = (T)0.5 * row[j] * ((T)1 + erf(row[j] * (T)0.70710678118654752440));
-            break;
-        case FM_ACT_SOFTPLUS:
-            for (int64_t j = 0; j < n_out; j++) row[j] = FM_CAT(softplus, SFX)(row[j]);
-            break;
-        case FM_ACT_SOFTSIGN:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] / ((T)1 + fabs(row[j]));
-            break;
-        case FM_ACT_SWISH:
-            for (int64_t j = 0; j < n_out; j++) row[j] = row[j] * FM_CAT(sigmoid, SFX)(row[j]);
-            break;
-        case FM_ACT_HARD_SIGMOID:
-            for (int64_t j = 0; j < n_out; j++) {
-                T v = (row[j] + (T)3) / (T)6;
-                row[j] = v < 0 ? (T)0 : (v > 1 ? (T)1 : v);
-            }
-            break;
-        case FM_ACT_EXPONENTIAL:
-            for (int64_t j = 0; j < n_out; j++) row[j] = exp(row[j]);
-            break;
-        case FM_ACT_RELU6:
-            for (int64_t j = 0; j < n_out; j++) {
-                T v = row[j];
-                row[j] = v < 0 ? (T)0 : (v > 6 ? (T)6 : v);
-            }
-            break;
-        default: break;
+        break;
+    case FM_ACT_EXPONENTIAL:
+        for (int64_t j = 0; j < n; j++) row[j] = exp(row[j]);
+        break;
+    case FM_ACT_RELU6:
+        for (int64_t j = 0; j < n; j++) {
+            T v = row[j];
+            row[j] = v < 0 ? (T)0 : (v > 6 ? (T)6 : v);
         }
+        break;
+    default: break;
     }
 }
 
-void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, const T *Z__bo,
-                                         T *dA__bo, int64_t n_rows, int64_t n_out) {
-    const int64_t n = n_rows * n_out;
-    const T a = (T)alpha;
-    const T *A = A__bo;
-    T *d = dA__bo;
+/* d *= act'(.) along one row of n values, from the output A (and Z). */
+static inline void FM_CAT(act_backward_row, SFX)(int act, T a, const T *restrict A,
+                                                 const T *restrict Z, T *restrict d, int64_t n) {
     switch (act) {
     case FM_ACT_LINEAR: break;
     case FM_ACT_RELU:
@@ -108,15 +107,12 @@ void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, 
     case FM_ACT_TANH:
         for (int64_t i = 0; i < n; i++) d[i] *= (T)1 - A[i] * A[i];
         break;
-    case FM_ACT_SOFTMAX:
-        for (int64_t r = 0; r < n_rows; r++) {
-            const T *p = A + r * n_out;
-            T *g = d + r * n_out;
-            T dot = 0;
-            for (int64_t j = 0; j < n_out; j++) dot += g[j] * p[j];
-            for (int64_t j = 0; j < n_out; j++) g[j] = p[j] * (g[j] - dot);
-        }
+    case FM_ACT_SOFTMAX: {
+        T dot = 0;
+        for (int64_t j = 0; j < n; j++) dot += d[j] * A[j];
+        for (int64_t j = 0; j < n; j++) d[j] = A[j] * (d[j] - dot);
         break;
+    }
     case FM_ACT_ELU:
         for (int64_t i = 0; i < n; i++) d[i] *= A[i] > 0 ? (T)1 : A[i] + a;
         break;
@@ -125,11 +121,11 @@ void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, 
             d[i] *= A[i] > 0 ? (T)SELU_SCALE : A[i] + (T)(SELU_SCALE * SELU_ALPHA);
         break;
     case FM_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++) d[i] *= Z__bo ? (Z__bo[i] > 0 ? (T)1 : a) : (A[i] > 0 ? (T)1 : a);
+        for (int64_t i = 0; i < n; i++) d[i] *= Z ? (Z[i] > 0 ? (T)1 : a) : (A[i] > 0 ? (T)1 : a);
         break;
     case FM_ACT_GELU:
         for (int64_t i = 0; i < n; i++) {
-            T z = Z__bo[i];
+            T z = Z[i];
             T cdf = (T)0.5 * ((T)1 + erf(z * (T)0.70710678118654752440));
             T pdf = (T)0.39894228040143267794 * exp((T)-0.5 * z * z);
             d[i] *= cdf + z * pdf;
@@ -143,7 +139,7 @@ void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, 
         break;
     case FM_ACT_SWISH:
         for (int64_t i = 0; i < n; i++) {
-            T z = Z__bo[i];
+            T z = Z[i];
             T s = FM_CAT(sigmoid, SFX)(z);
             d[i] *= s + z * s * ((T)1 - s);
         }
@@ -159,6 +155,91 @@ void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, 
         break;
     default: break;
     }
+}
+
+/* Forward on an m x n block: C = act(C + b), Z = C + b (Z may be NULL; both
+ * with row stride ld).  Softmax normalizes over the block's n columns. */
+static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, int64_t ld,
+                                                     const T *b, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; r++) {
+        T *row = C + r * ld;
+        if (b) for (int64_t j = 0; j < n; j++) row[j] += b[j];
+        if (Z) memcpy(Z + r * ld, row, (size_t)n * sizeof(T));
+        FM_CAT(act_forward_row, SFX)(act, a, row, n);
+    }
+}
+
+/* Backward on an m x n block: d *= act'(.) from A and Z (row stride ld). */
+static FM_CLONES void FM_CAT(act_backward_block, SFX)(int act, T a, const T *A, const T *Z,
+                                                      T *d, int64_t ld, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; r++)
+        FM_CAT(act_backward_row, SFX)(act, a, A + r * ld, Z ? Z + r * ld : NULL, d + r * ld, n);
+}
+
+void FM_CAT(fm_activation_forward, SFX)(int act, double alpha, T *A__bo, T *Z__bo,
+                                        const T *b__o, int64_t n_rows, int64_t n_out) {
+    FM_CAT(act_forward_block, SFX)(act, (T)alpha, A__bo, Z__bo, n_out, b__o, n_rows, n_out);
+}
+
+void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, const T *Z__bo,
+                                         T *dA__bo, int64_t n_rows, int64_t n_out) {
+    FM_CAT(act_backward_block, SFX)(act, (T)alpha, A__bo, Z__bo, dA__bo, n_out, n_rows, n_out);
+}
+
+/* ---- GEMM epilogues (gemm.h).  C is the GEMM's whole output; a block's
+ * position in it, found from its pointer, locates its bias values and its
+ * values of Z (forward) or of the layer's A and Z (backward), which share C's
+ * row stride. */
+typedef struct {
+    fm_epilogue base;
+    int act;
+    T alpha;
+    const T *C;
+    const T *b;              /* forward: bias or NULL */
+    T *Z;                    /* forward: receives the pre-activation, or NULL */
+    const T *A, *Zin;        /* backward: the layer's output and pre-activation */
+} FM_CAT(fm_act_epilogue, SFX);
+
+static void FM_CAT(act_forward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
+                                              int64_t m, int64_t n) {
+    const FM_CAT(fm_act_epilogue, SFX) *e = (const FM_CAT(fm_act_epilogue, SFX) *)ep;
+    const int64_t off = (T *)c - e->C;
+    FM_CAT(act_forward_block, SFX)(e->act, e->alpha, (T *)c, e->Z ? e->Z + off : NULL, ldc,
+                                   e->b ? e->b + off % ldc : NULL, m, n);
+}
+
+static void FM_CAT(act_backward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
+                                               int64_t m, int64_t n) {
+    const FM_CAT(fm_act_epilogue, SFX) *e = (const FM_CAT(fm_act_epilogue, SFX) *)ep;
+    const int64_t off = (T *)c - e->C;
+    FM_CAT(act_backward_block, SFX)(e->act, e->alpha, e->A + off, e->Zin ? e->Zin + off : NULL,
+                                    (T *)c, ldc, m, n);
+}
+
+void FM_CAT(fm_gemm_bias_act, SFX)(int act, double act_alpha, const T *b__n, T *Z__mn,
+                                   int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
+                                   const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
+                                   T *C, int64_t ldc) {
+    const int tiled = act != FM_ACT_SOFTMAX;   /* softmax: bias in the epilogue, then rows */
+    FM_CAT(fm_act_epilogue, SFX) e = {{FM_CAT(act_forward_epilogue, SFX)}, tiled ? act : FM_ACT_LINEAR,
+                                      (T)act_alpha, C, b__n, Z__mn, NULL, NULL};
+    const int any = b__n || Z__mn || e.act != FM_ACT_LINEAR;
+    FM_CAT(fm_gemm_ep, SFX)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                            any ? &e.base : NULL);
+    if (!tiled) FM_CAT(act_forward_block, SFX)(act, (T)act_alpha, C, NULL, ldc, NULL, M, N);
+}
+
+void FM_CAT(fm_gemm_act_grad, SFX)(int act, double act_alpha, const T *A__mn, const T *Z__mn,
+                                   int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
+                                   const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
+                                   T *C, int64_t ldc) {
+    const int tiled = act != FM_ACT_SOFTMAX && act != FM_ACT_LINEAR;
+    FM_CAT(fm_act_epilogue, SFX) e = {{FM_CAT(act_backward_epilogue, SFX)}, act, (T)act_alpha, C,
+                                      NULL, NULL, A__mn, Z__mn};
+    FM_CAT(fm_gemm_ep, SFX)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                            tiled ? &e.base : NULL);
+    if (act == FM_ACT_SOFTMAX)
+        FM_CAT(act_backward_block, SFX)(act, (T)act_alpha, A__mn, Z__mn, C, ldc, M, N);
 }
 #undef SELU_ALPHA
 #undef SELU_SCALE

@@ -10,6 +10,8 @@
  *    thread in a fixed order: results are deterministic, and because splits
  *    fall on tile boundaries (FM_SPLIT_ALIGN_*) they are the same for any
  *    thread count.
+ *  - Passes the epilogue (gemm.h) to the kernels, which run it on each block
+ *    of C as soon as the block is final.
  *  - Owns the thread-local packing buffers (fm_gemm_buffer()).
  */
 #include "gemm.h"
@@ -171,9 +173,10 @@ static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
 /* ------------------------------------------------------------------------ */
 /* Entry points, one per element type (same code, written once as a macro). */
 
-#define FM_DEFINE_GEMM(NAME, T, FIELD)                                                      \
-void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                         \
-          const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc) {    \
+#define FM_DEFINE_GEMM(NAME, NAME_EP, T, FIELD)                                             \
+void NAME_EP(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                      \
+            const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc,    \
+            const fm_epilogue *ep) {                                                        \
     if (M <= 0 || N <= 0) return;                                                           \
     if (K <= 0 || alpha == (T)0) { /* C = beta*C; beta == 0 writes zeros */                 \
         for (int64_t i = 0; i < M; i++) {                                                   \
@@ -181,6 +184,7 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
             if (beta == (T)0) memset(c, 0, (size_t)N * sizeof(T));                          \
             else if (beta != (T)1) for (int64_t j = 0; j < N; j++) c[j] *= beta;            \
         }                                                                                   \
+        if (ep) ep->apply(ep, C, ldc, M, N);                                                \
         return;                                                                             \
     }                                                                                       \
     const fm_gemm_kernel_table *tab = fm_table();                                           \
@@ -193,13 +197,13 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
     int64_t units = ((split_m ? M : N) + align - 1) / align;                                \
     if (nt > units) nt = (int)units;                                                        \
     if (nt <= 1) {                                                                          \
-        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                           \
+        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);                       \
         return;                                                                             \
     }                                                                                       \
-    /* One piece per thread (more pieces would re-pack the shared operand),   */         \
-    /* handed out dynamically: if a worker starts late, the master takes its   */         \
-    /* piece.                                                                  */         \
-    int np = nt;                                                                        \
+    /* One piece per thread (more pieces would re-pack the shared operand),   */            \
+    /* handed out dynamically: if a worker starts late, the master takes its   */           \
+    /* piece.                                                                  */           \
+    int np = nt;                                                                            \
     if (np > units) np = (int)units;                                                        \
     FM_PARALLEL_FOR(nt)                                                                     \
     for (int t = 0; t < np; t++) {                                                          \
@@ -208,14 +212,18 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
             if (hi > M) hi = M;                                                             \
             if (lo >= hi) continue;                                                         \
             fn(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb,       \
-               beta, C + lo * ldc, ldc);                                                    \
+               beta, C + lo * ldc, ldc, ep);                                                \
         } else {                                                                            \
             if (hi > N) hi = N;                                                             \
             if (lo >= hi) continue;                                                         \
             fn(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb,       \
-               beta, C + lo, ldc);                                                          \
+               beta, C + lo, ldc, ep);                                                      \
         }                                                                                   \
     }                                                                                       \
+}                                                                                           \
+void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                         \
+          const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc) {    \
+    NAME_EP(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);                    \
 }
 
 #ifdef _OPENMP
@@ -225,5 +233,5 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
 #define FM_PARALLEL_FOR(nt)
 #endif
 
-FM_DEFINE_GEMM(fm_gemm_f32, float, f32)
-FM_DEFINE_GEMM(fm_gemm_f64, double, f64)
+FM_DEFINE_GEMM(fm_gemm_f32, fm_gemm_ep_f32, float, f32)
+FM_DEFINE_GEMM(fm_gemm_f64, fm_gemm_ep_f64, double, f64)

@@ -11,7 +11,8 @@
  *           shapes where packing costs more than it saves (needs op(B) = B).
  *
  * Both compute C = alpha*op(A)@op(B) + beta*C for a sub-problem with K > 0
- * and alpha != 0 (the driver handles the trivial cases).  They are filled into
+ * and alpha != 0 (the driver handles the trivial cases), then, when ep is not
+ * NULL, run the epilogue on every block of C once its last K block is done.  They are filled into
  * one table per target; gemm.c picks the table once from CPU detection.
  */
 #ifndef FASTMLP_GEMM_KERNELS_H
@@ -20,14 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm.h"
+
 typedef void (*fm_gemm_f32_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K,
                                float alpha, const float *A, int64_t lda,
                                const float *B, int64_t ldb,
-                               float beta, float *C, int64_t ldc);
+                               float beta, float *C, int64_t ldc, const fm_epilogue *ep);
 typedef void (*fm_gemm_f64_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K,
                                double alpha, const double *A, int64_t lda,
                                const double *B, int64_t ldb,
-                               double beta, double *C, int64_t ldc);
+                               double beta, double *C, int64_t ldc, const fm_epilogue *ep);
 
 typedef struct {
     const char *name;

@@ -28,6 +28,15 @@ static void FM_CAT(dropout_forward, SFX)(uint64_t seed, int layer, int64_t step,
     }
 }
 
+/* A dense layer: out = act(in @ W + b) in one GEMM (bias and activation in
+ * its epilogue); Z, when not NULL, receives the pre-activation. */
+static void FM_CAT(dense_forward, SFX)(const fm_layer *L, const T *params, const T *in, T *out,
+                                      T *Z, int64_t rows) {
+    FM_CAT(fm_gemm_bias_act, SFX)(L->activation, L->act_alpha, L->b_off >= 0 ? params + L->b_off : NULL,
+                                  Z, 0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in,
+                                  params + L->w_off, L->n_out, 0, out, L->n_out);
+}
+
 /* Forward through every layer for `rows` rows using the net's training
  * workspace; returns the output buffer. */
 static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t rows,
@@ -37,12 +46,7 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
         const fm_layer *L = &net->layers[l];
         T *out = (T *)net->A[l];
         if (L->kind == FM_LAYER_DENSE) {
-            FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in,
-                                 params + L->w_off, L->n_out, 0, out, L->n_out);
-            FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
-                                               net->Z[l] ? (T *)net->Z[l] : NULL,
-                                               L->b_off >= 0 ? params + L->b_off : NULL,
-                                               rows, L->n_out);
+            FM_CAT(dense_forward, SFX)(L, params, in, out, (T *)net->Z[l], rows);
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
             const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
@@ -117,8 +121,19 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                 }
             }
             if (l <= net->first_param_layer) break;
-            FM_CAT(fm_gemm, SFX)(0, 1, rows, L->n_in, L->n_out, 1, g, L->n_out,
-                                 params + L->w_off, L->n_out, 0, g2, L->n_in);
+            /* dX = g @ W^T; when a dense layer feeds this one, its activation
+             * derivative is applied to each tile of dX as it is finished */
+            const fm_layer *Lp = &net->layers[l - 1];
+            if (Lp->kind == FM_LAYER_DENSE) {
+                FM_CAT(fm_gemm_act_grad, SFX)(Lp->activation, Lp->act_alpha, (const T *)net->A[l - 1],
+                                              (const T *)net->Z[l - 1], 0, 1, rows, L->n_in, L->n_out,
+                                              1, g, L->n_out, params + L->w_off, L->n_out, 0, g2,
+                                              L->n_in);
+                pre = 1;
+            } else {
+                FM_CAT(fm_gemm, SFX)(0, 1, rows, L->n_in, L->n_out, 1, g, L->n_out,
+                                     params + L->w_off, L->n_out, 0, g2, L->n_in);
+            }
             T *tmp = g; g = g2; g2 = tmp;
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const int64_t n = L->n_out;
@@ -256,11 +271,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         T *out = l == last ? final_out : (flip ? buf1 : buf0);
         flip ^= 1;
         if (L->kind == FM_LAYER_DENSE) {
-            FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in, params + L->w_off,
-                                 L->n_out, 0, out, L->n_out);
-            FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
-                                               l == last ? last_Z : NULL,
-                                               L->b_off >= 0 ? params + L->b_off : NULL, rows, L->n_out);
+            FM_CAT(dense_forward, SFX)(L, params, in, out, l == last ? last_Z : NULL, rows);
         } else {
             FM_CAT(bn_forward_infer, SFX)(in, out, L->w_off >= 0 ? params + L->w_off : NULL,
                                           L->b_off >= 0 ? params + L->b_off : NULL,
