@@ -158,8 +158,7 @@ static int fm_use_small(const fm_gemm_kernel_table *tab, int tb, int64_t M, int6
     return (size_t)(N * K) * elem <= tab->small_max_b_bytes;
 }
 
-static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
-    double work = (double)M * (double)N * (double)K;
+int fm_threads_for_work(double work) {
     if (work < FM_GEMM_PAR_MIN_WORK) return 1;
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
@@ -168,6 +167,10 @@ static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
     double cap = work / FM_GEMM_PAR_WORK_PER_THREAD;
     if (cap < t) t = (int)cap;
     return t < 1 ? 1 : t;
+}
+
+static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
+    return fm_threads_for_work((double)M * (double)N * (double)K);
 }
 
 /* ------------------------------------------------------------------------ */

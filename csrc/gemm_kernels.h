@@ -58,6 +58,10 @@ extern const fm_gemm_kernel_table fm_gemm_table_avx512;
  * for GEMM packing, 2 for the engine's inference scratch. */
 void *fm_gemm_buffer(int which, size_t bytes);
 
+/* Threads worth using for `work` multiply-adds: 1 below the size where a
+ * parallel region pays off, or inside one; at most fm_get_num_threads(). */
+int fm_threads_for_work(double work);
+
 /* Thread splits must start at multiples of these (in rows / columns) so that
  * every target groups rows and columns into tiles exactly as a one-thread run
  * does: results then do not depend on the thread count.  Every MR and every

@@ -285,21 +285,51 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
 
 #define FM_INFER_CHUNK 1024
 
+/* predict for n_rows rows on the calling thread, in chunks, with its own
+ * reusable scratch (predict may run on several threads at once, and a fresh
+ * large allocation would cost page faults). */
+static int FM_CAT(predict_rows, SFX)(const fm_net *net, const T *params, const T *X, int64_t n_rows,
+                                    T *out) {
+    const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
+    const size_t sz = (size_t)(chunk * net->max_width) * sizeof(T);
+    T *buf = (T *)fm_gemm_buffer(2, 2 * sz);
+    if (!buf) return FM_ERR_NOMEM;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
+        const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
+        FM_CAT(infer_chunk, SFX)(net, params, X + r0 * net->n_in, rows, buf,
+                                 buf + chunk * net->max_width, out + r0 * net->n_out, NULL);
+    }
+    return FM_OK;
+}
+
 void FM_CAT(fm_predict, SFX)(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows,
                              T *out__bo, int *status) {
     *status = FM_OK;
     if (n_rows <= 0) return;
-    const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
-    const size_t sz = (size_t)(chunk * net->max_width) * sizeof(T);
-    /* per-thread scratch, reused across calls: predict may run on several
-     * threads at once, and a fresh large allocation would cost page faults */
-    T *buf = (T *)fm_gemm_buffer(2, 2 * sz);
-    if (!buf) { *status = FM_ERR_NOMEM; return; }
-    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
-        const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
-        FM_CAT(infer_chunk, SFX)(net, params, X__bi + r0 * net->n_in, rows, buf,
-                                 buf + chunk * net->max_width, out__bo + r0 * net->n_out, NULL);
+    /* Large batches: each thread runs the whole network on its own block of
+     * rows -- no synchronization between layers, and the element-wise work is
+     * split too; the GEMMs inside then stay on their thread.  Blocks start at
+     * multiples of FM_SPLIT_ALIGN_M, as the GEMM's own splits do. */
+    int nt = fm_threads_for_work((double)n_rows * (double)net->macs_per_row);
+    const int64_t units = (n_rows + FM_SPLIT_ALIGN_M - 1) / FM_SPLIT_ALIGN_M;
+    if (n_rows < (int64_t)nt * FM_INFER_MIN_ROWS_PER_THREAD) nt = 1;
+    if (nt <= 1) {
+        *status = FM_CAT(predict_rows, SFX)(net, params, X__bi, n_rows, out__bo);
+        return;
     }
+    int err = FM_OK;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(min: err)
+    for (int t = 0; t < nt; t++) {
+        const int64_t lo = units * t / nt * FM_SPLIT_ALIGN_M;
+        int64_t hi = units * (t + 1) / nt * FM_SPLIT_ALIGN_M;
+        if (hi > n_rows) hi = n_rows;
+        if (lo < hi) {
+            int st = FM_CAT(predict_rows, SFX)(net, params, X__bi + lo * net->n_in, hi - lo,
+                                               out__bo + lo * net->n_out);
+            if (st < err) err = st;
+        }
+    }
+    *status = err;
 }
 
 int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
