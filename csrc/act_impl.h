@@ -29,7 +29,80 @@ static inline T FM_CAT(softplus, SFX)(T x) {
     return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x)));
 }
 
-/* act(row) in place; softmax normalizes over the row's n values. */
+/* e^x for x <= 0 in plain arithmetic that the compiler vectorizes (libm's exp
+ * is one call per value): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
+ * parts, Cody-Waite), e^r by its Taylor polynomial (degree 7 for float, 13 for
+ * double: truncation below half an ulp), times 2^n built in the exponent bits.
+ * n comes from adding 1.5 * 2^(mantissa bits), which rounds x / ln2 to an
+ * integer and leaves it in the low bits.  Within 2 ulp of e^x; 0 below the
+ * smallest normal number (libm gives subnormals there); NaN stays NaN. */
+static inline T FM_CAT(exp_nonpos, SFX)(T x) {
+    const int f32 = sizeof(T) == 4;
+    const T lo = f32 ? (T)-87.33654 : (T)-708.3964185322641;
+    const T magic = f32 ? (T)12582912.0 : (T)6755399441055744.0;
+    const int under = x < lo;
+    x = under ? (T)0 : x;
+    const T t = x * (T)1.44269504088896340736 + magic;
+    const T n = t - magic;
+    const T r = (x - n * (T)(f32 ? 0.693359375 : 6.93147180369123816490e-01))
+                - n * (T)(f32 ? -2.12194440e-4 : 1.90821492927058770002e-10);
+    T p;
+    if (f32) {
+        p = (T)(1.0 / 5040);
+        p = p * r + (T)(1.0 / 720); p = p * r + (T)(1.0 / 120); p = p * r + (T)(1.0 / 24);
+        p = p * r + (T)(1.0 / 6); p = p * r + (T)0.5; p = p * r + (T)1; p = p * r + (T)1;
+    } else {
+        p = (T)(1.0 / 6227020800.0);
+        p = p * r + (T)(1.0 / 479001600.0); p = p * r + (T)(1.0 / 39916800.0);
+        p = p * r + (T)(1.0 / 3628800.0); p = p * r + (T)(1.0 / 362880.0);
+        p = p * r + (T)(1.0 / 40320.0); p = p * r + (T)(1.0 / 5040.0);
+        p = p * r + (T)(1.0 / 720.0); p = p * r + (T)(1.0 / 120.0); p = p * r + (T)(1.0 / 24.0);
+        p = p * r + (T)(1.0 / 6.0); p = p * r + (T)0.5; p = p * r + (T)1; p = p * r + (T)1;
+    }
+    T scale;
+    if (f32) {   /* bits of t: those of magic plus n */
+        float tf = (float)t, sf;
+        uint32_t bits;
+        memcpy(&bits, &tf, sizeof bits);
+        bits = (bits - 0x4B400000u + 127u) << 23;
+        memcpy(&sf, &bits, sizeof sf);
+        scale = (T)sf;
+    } else {
+        double td = (double)t, sd;
+        uint64_t bits;
+        memcpy(&bits, &td, sizeof bits);
+        bits = (bits - 0x4338000000000000ull + 1023u) << 52;
+        memcpy(&sd, &bits, sizeof sd);
+        scale = (T)sd;
+    }
+    return under ? (T)0 : p * scale;
+}
+
+/* Softmax of each row of an m x n block (row stride ld), in place: the
+ * exponentials run as one vectorized pass over the block. */
+static inline void FM_CAT(softmax_block, SFX)(T *C, int64_t ld, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; r++) {
+        T *row = C + r * ld;
+        T mx = row[0];
+        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        for (int64_t j = 0; j < n; j++) row[j] -= mx;
+    }
+    if (ld == n) {
+        for (int64_t i = 0; i < m * n; i++) C[i] = FM_CAT(exp_nonpos, SFX)(C[i]);
+    } else {
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t j = 0; j < n; j++) C[r * ld + j] = FM_CAT(exp_nonpos, SFX)(C[r * ld + j]);
+    }
+    for (int64_t r = 0; r < m; r++) {
+        T *row = C + r * ld;
+        T s = 0;
+        for (int64_t j = 0; j < n; j++) s += row[j];
+        const T inv = (T)1 / s;
+        for (int64_t j = 0; j < n; j++) row[j] *= inv;
+    }
+}
+
+/* act(row) in place, for every activation but softmax (softmax_block). */
 static inline void FM_CAT(act_forward_row, SFX)(int act, T a, T *row, int64_t n) {
     switch (act) {
     case FM_ACT_LINEAR: break;
@@ -42,15 +115,6 @@ static inline void FM_CAT(act_forward_row, SFX)(int act, T a, T *row, int64_t n)
     case FM_ACT_TANH:
         for (int64_t j = 0; j < n; j++) row[j] = tanh(row[j]);
         break;
-    case FM_ACT_SOFTMAX: {
-        T mx = row[0];
-        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
-        T s = 0;
-        for (int64_t j = 0; j < n; j++) { row[j] = exp(row[j] - mx); s += row[j]; }
-        T inv = (T)1 / s;
-        for (int64_t j = 0; j < n; j++) row[j] *= inv;
-        break;
-    }
     case FM_ACT_ELU:
         for (int64_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : a * expm1(row[j]);
         break;
@@ -165,8 +229,9 @@ static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, i
         T *row = C + r * ld;
         if (b) for (int64_t j = 0; j < n; j++) row[j] += b[j];
         if (Z) memcpy(Z + r * ld, row, (size_t)n * sizeof(T));
-        FM_CAT(act_forward_row, SFX)(act, a, row, n);
+        if (act != FM_ACT_SOFTMAX) FM_CAT(act_forward_row, SFX)(act, a, row, n);
     }
+    if (act == FM_ACT_SOFTMAX) FM_CAT(softmax_block, SFX)(C, ld, m, n);
 }
 
 /* Backward on an m x n block: d *= act'(.) from A and Z (row stride ld). */
