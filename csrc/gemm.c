@@ -36,6 +36,8 @@
 #define FM_GEMM_PAR_MIN_WORK (1 << 21)
 /* Each thread gets at least this much work. */
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
+/* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
+#define FM_GEMM_SMALL_PIECES 4
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
@@ -203,10 +205,12 @@ void NAME_EP(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,          
         fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);                       \
         return;                                                                             \
     }                                                                                       \
-    /* One piece per thread (more pieces would re-pack the shared operand),   */            \
-    /* handed out dynamically: if a worker starts late, the master takes its   */           \
-    /* piece.                                                                  */           \
-    int np = nt;                                                                            \
+    /* Pieces handed out dynamically, so that a worker that starts late (its   */           \
+    /* core busy with another process) leaves its share to the others.  The    */           \
+    /* packed path takes one piece per thread (more would re-pack the shared   */           \
+    /* operand); the small path packs nothing and takes FM_GEMM_SMALL_PIECES    */           \
+    /* per thread.                                                             */           \
+    int np = small ? nt * FM_GEMM_SMALL_PIECES : nt;                                        \
     if (np > units) np = (int)units;                                                        \
     FM_PARALLEL_FOR(nt)                                                                     \
     for (int t = 0; t < np; t++) {                                                          \
