@@ -34,8 +34,9 @@ static inline T FM_CAT(softplus, SFX)(T x) {
  * parts, Cody-Waite), e^r by its Taylor polynomial (degree 7 for float, 13 for
  * double: truncation below half an ulp), times 2^n built in the exponent bits.
  * n comes from adding 1.5 * 2^(mantissa bits), which rounds x / ln2 to an
- * integer and leaves it in the low bits.  Within 2 ulp of e^x; 0 below the
- * smallest normal number (libm gives subnormals there); NaN stays NaN. */
+ * integer and leaves it in the low bits (fm_pow2_* in engine.c).  Within 2 ulp
+ * of e^x; 0 below the smallest normal number (libm gives subnormals there);
+ * NaN stays NaN. */
 static inline T FM_CAT(exp_nonpos, SFX)(T x) {
     const int f32 = sizeof(T) == 4;
     const T lo = f32 ? (T)-87.33654 : (T)-708.3964185322641;
@@ -46,35 +47,10 @@ static inline T FM_CAT(exp_nonpos, SFX)(T x) {
     const T n = t - magic;
     const T r = (x - n * (T)(f32 ? 0.693359375 : 6.93147180369123816490e-01))
                 - n * (T)(f32 ? -2.12194440e-4 : 1.90821492927058770002e-10);
-    T p;
-    if (f32) {
-        p = (T)(1.0 / 5040);
-        p = p * r + (T)(1.0 / 720); p = p * r + (T)(1.0 / 120); p = p * r + (T)(1.0 / 24);
-        p = p * r + (T)(1.0 / 6); p = p * r + (T)0.5; p = p * r + (T)1; p = p * r + (T)1;
-    } else {
-        p = (T)(1.0 / 6227020800.0);
-        p = p * r + (T)(1.0 / 479001600.0); p = p * r + (T)(1.0 / 39916800.0);
-        p = p * r + (T)(1.0 / 3628800.0); p = p * r + (T)(1.0 / 362880.0);
-        p = p * r + (T)(1.0 / 40320.0); p = p * r + (T)(1.0 / 5040.0);
-        p = p * r + (T)(1.0 / 720.0); p = p * r + (T)(1.0 / 120.0); p = p * r + (T)(1.0 / 24.0);
-        p = p * r + (T)(1.0 / 6.0); p = p * r + (T)0.5; p = p * r + (T)1; p = p * r + (T)1;
-    }
-    T scale;
-    if (f32) {   /* bits of t: those of magic plus n */
-        float tf = (float)t, sf;
-        uint32_t bits;
-        memcpy(&bits, &tf, sizeof bits);
-        bits = (bits - 0x4B400000u + 127u) << 23;
-        memcpy(&sf, &bits, sizeof sf);
-        scale = (T)sf;
-    } else {
-        double td = (double)t, sd;
-        uint64_t bits;
-        memcpy(&bits, &td, sizeof bits);
-        bits = (bits - 0x4338000000000000ull + 1023u) << 52;
-        memcpy(&sd, &bits, sizeof sd);
-        scale = (T)sd;
-    }
+    T p = 1;   /* 1 + r (1 + r/2 (1 + r/3 (...))) */
+#pragma GCC unroll 16
+    for (int k = f32 ? 7 : 13; k >= 1; k--) p = p * (r * (T)(1.0 / k)) + (T)1;
+    const T scale = f32 ? (T)fm_pow2_f32((float)t) : (T)fm_pow2_f64((double)t);
     return under ? (T)0 : p * scale;
 }
 

@@ -172,6 +172,19 @@ FM_DEFINE_ALL_FINITE(fm_all_finite_f64, double, uint64_t, 0x7FF0000000000000ull)
 /* Variables of at least this many elements are updated by several threads. */
 #define FM_OPT_PAR_MIN ((int64_t)1 << 17)
 
+/* 2^n from t = 1.5 * 2^(mantissa bits) + n (|n| small): n sits in the low bits
+ * of t and goes to the exponent field.  Used by the vectorizable e^x. */
+#define FM_DEFINE_POW2(NAME, F, U, MAGIC_BITS, BIAS, SHIFT)                     \
+static inline F NAME(F t) {                                                     \
+    U bits;                                                                     \
+    memcpy(&bits, &t, sizeof bits);                                             \
+    bits = (bits - (MAGIC_BITS) + (BIAS)) << (SHIFT);                           \
+    memcpy(&t, &bits, sizeof t);                                                \
+    return t;                                                                   \
+}
+FM_DEFINE_POW2(fm_pow2_f32, float, uint32_t, 0x4B400000u, 127u, 23)
+FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
+
 /* ---- template instantiation ---- */
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
