@@ -78,151 +78,105 @@ static inline void FM_CAT(softmax_block, SFX)(T *C, int64_t ld, int64_t m, int64
     }
 }
 
-/* act(row) in place, for every activation but softmax (softmax_block). */
-static inline void FM_CAT(act_forward_row, SFX)(int act, T a, T *row, int64_t n) {
-    switch (act) {
-    case FM_ACT_LINEAR: break;
-    case FM_ACT_RELU:
-        for (int64_t j = 0; j < n; j++) row[j] = row[j] < 0 ? (T)0 : row[j];   /* NaN passes */
-        break;
-    case FM_ACT_SIGMOID:
-        for (int64_t j = 0; j < n; j++) row[j] = FM_CAT(sigmoid, SFX)(row[j]);
-        break;
-    case FM_ACT_TANH:
-        for (int64_t j = 0; j < n; j++) row[j] = tanh(row[j]);
-        break;
-    case FM_ACT_ELU:
-        for (int64_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : a * expm1(row[j]);
-        break;
-    case FM_ACT_SELU:
-        for (int64_t j = 0; j < n; j++)
-            row[j] = (T)SELU_SCALE * (row[j] > 0 ? row[j] : (T)SELU_ALPHA * expm1(row[j]));
-        break;
-    case FM_ACT_LEAKY_RELU:
-        for (int64_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : a * row[j];
-        break;
-    case FM_ACT_GELU:
-        for (int64_t j = 0; j < n; j++)
-            row[j] = (T)0.5 * row[j] * ((T)1 + erf(row[j] * (T)0.70710678118654752440));
-        break;
-    case FM_ACT_SOFTPLUS:
-        for (int64_t j = 0; j < n; j++) row[j] = FM_CAT(softplus, SFX)(row[j]);
-        break;
-    case FM_ACT_SOFTSIGN:
-        for (int64_t j = 0; j < n; j++) row[j] = row[j] / ((T)1 + fabs(row[j]));
-        break;
-    case FM_ACT_SWISH:
-        for (int64_t j = 0; j < n; j++) row[j] = row[j] * FM_CAT(sigmoid, SFX)(row[j]);
-        break;
-    case FM_ACT_HARD_SIGMOID:
-        for (int64_t j = 0; j < n; j++) {
-            T v = (row[j] + (T)3) / (T)6;
-            row[j] = v < 0 ? (T)0 : (v > 1 ? (T)1 : v);
-        }
-        break;
-    case FM_ACT_EXPONENTIAL:
-        for (int64_t j = 0; j < n; j++) row[j] = exp(row[j]);
-        break;
-    case FM_ACT_RELU6:
-        for (int64_t j = 0; j < n; j++) {
-            T v = row[j];
-            row[j] = v < 0 ? (T)0 : (v > 6 ? (T)6 : v);
-        }
-        break;
-    default: break;
+/* Forward on an m x n block (row stride ld), in one pass per row:
+ * v = C + b, Z = v (Z may be NULL, b too), C = act(v).  Softmax normalizes
+ * over the block's n columns.  The switch sits outside the loops so that every
+ * activation gets its own simple, vectorizable loop: the block may be one GEMM
+ * tile, and per-row overheads would then cost more than the arithmetic. */
+#define FM_ACT_ROWS(EXPR)                                                       \
+    for (int64_t r = 0; r < m; r++) {                                           \
+        T *restrict row = C + r * ld;                                           \
+        T *restrict zr = Z ? Z + r * ld : NULL;                                 \
+        for (int64_t j = 0; j < n; j++) {                                       \
+            const T v = b ? row[j] + b[j] : row[j];                             \
+            if (zr) zr[j] = v;                                                  \
+            row[j] = (EXPR);                                                    \
+        }                                                                       \
     }
-}
-
-/* d *= act'(.) along one row of n values, from the output A (and Z). */
-static inline void FM_CAT(act_backward_row, SFX)(int act, T a, const T *restrict A,
-                                                 const T *restrict Z, T *restrict d, int64_t n) {
-    switch (act) {
-    case FM_ACT_LINEAR: break;
-    case FM_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) d[i] = A[i] > 0 ? d[i] : (T)0;
-        break;
-    case FM_ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++) d[i] *= A[i] * ((T)1 - A[i]);
-        break;
-    case FM_ACT_TANH:
-        for (int64_t i = 0; i < n; i++) d[i] *= (T)1 - A[i] * A[i];
-        break;
-    case FM_ACT_SOFTMAX: {
-        T dot = 0;
-        for (int64_t j = 0; j < n; j++) dot += d[j] * A[j];
-        for (int64_t j = 0; j < n; j++) d[j] = A[j] * (d[j] - dot);
-        break;
-    }
-    case FM_ACT_ELU:
-        for (int64_t i = 0; i < n; i++) d[i] *= A[i] > 0 ? (T)1 : A[i] + a;
-        break;
-    case FM_ACT_SELU:
-        for (int64_t i = 0; i < n; i++)
-            d[i] *= A[i] > 0 ? (T)SELU_SCALE : A[i] + (T)(SELU_SCALE * SELU_ALPHA);
-        break;
-    case FM_ACT_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++) d[i] *= Z ? (Z[i] > 0 ? (T)1 : a) : (A[i] > 0 ? (T)1 : a);
-        break;
-    case FM_ACT_GELU:
-        for (int64_t i = 0; i < n; i++) {
-            T z = Z[i];
-            T cdf = (T)0.5 * ((T)1 + erf(z * (T)0.70710678118654752440));
-            T pdf = (T)0.39894228040143267794 * exp((T)-0.5 * z * z);
-            d[i] *= cdf + z * pdf;
-        }
-        break;
-    case FM_ACT_SOFTPLUS:
-        for (int64_t i = 0; i < n; i++) d[i] *= -expm1(-A[i]);
-        break;
-    case FM_ACT_SOFTSIGN:
-        for (int64_t i = 0; i < n; i++) { T t = (T)1 - fabs(A[i]); d[i] *= t * t; }
-        break;
-    case FM_ACT_SWISH:
-        for (int64_t i = 0; i < n; i++) {
-            T z = Z[i];
-            T s = FM_CAT(sigmoid, SFX)(z);
-            d[i] *= s + z * s * ((T)1 - s);
-        }
-        break;
-    case FM_ACT_HARD_SIGMOID:
-        for (int64_t i = 0; i < n; i++) d[i] *= (A[i] > 0 && A[i] < 1) ? (T)(1.0 / 6.0) : (T)0;
-        break;
-    case FM_ACT_EXPONENTIAL:
-        for (int64_t i = 0; i < n; i++) d[i] *= A[i];
-        break;
-    case FM_ACT_RELU6:
-        for (int64_t i = 0; i < n; i++) d[i] = (A[i] > 0 && A[i] < 6) ? d[i] : (T)0;
-        break;
-    default: break;
-    }
-}
-
-/* Forward on an m x n block: C = act(C + b), Z = C + b (Z may be NULL; both
- * with row stride ld).  Softmax normalizes over the block's n columns. */
 static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, int64_t ld,
-                                                     const T *b, int64_t m, int64_t n) {
-    for (int64_t r = 0; r < m; r++) {
-        T *row = C + r * ld;
-        if (b) for (int64_t j = 0; j < n; j++) row[j] += b[j];
-        if (Z) memcpy(Z + r * ld, row, (size_t)n * sizeof(T));
-        if (act != FM_ACT_SOFTMAX) FM_CAT(act_forward_row, SFX)(act, a, row, n);
+                                                     const T *restrict b, int64_t m, int64_t n) {
+    switch (act) {
+    case FM_ACT_RELU: FM_ACT_ROWS(v < 0 ? (T)0 : v); break;   /* NaN passes */
+    case FM_ACT_SIGMOID: FM_ACT_ROWS(FM_CAT(sigmoid, SFX)(v)); break;
+    case FM_ACT_TANH: FM_ACT_ROWS(tanh(v)); break;
+    case FM_ACT_ELU: FM_ACT_ROWS(v > 0 ? v : a * expm1(v)); break;
+    case FM_ACT_SELU: FM_ACT_ROWS((T)SELU_SCALE * (v > 0 ? v : (T)SELU_ALPHA * expm1(v))); break;
+    case FM_ACT_LEAKY_RELU: FM_ACT_ROWS(v > 0 ? v : a * v); break;
+    case FM_ACT_GELU: FM_ACT_ROWS((T)0.5 * v * ((T)1 + erf(v * (T)0.70710678118654752440))); break;
+    case FM_ACT_SOFTPLUS: FM_ACT_ROWS(FM_CAT(softplus, SFX)(v)); break;
+    case FM_ACT_SOFTSIGN: FM_ACT_ROWS(v / ((T)1 + fabs(v))); break;
+    case FM_ACT_SWISH: FM_ACT_ROWS(v * FM_CAT(sigmoid, SFX)(v)); break;
+    case FM_ACT_HARD_SIGMOID:
+        FM_ACT_ROWS((v + (T)3) / (T)6 < 0 ? (T)0 : ((v + (T)3) / (T)6 > 1 ? (T)1 : (v + (T)3) / (T)6));
+        break;
+    case FM_ACT_EXPONENTIAL: FM_ACT_ROWS(exp(v)); break;
+    case FM_ACT_RELU6: FM_ACT_ROWS(v < 0 ? (T)0 : (v > 6 ? (T)6 : v)); break;
+    default:   /* linear, softmax */
+        if (b || Z) FM_ACT_ROWS(v);
+        if (act == FM_ACT_SOFTMAX) FM_CAT(softmax_block, SFX)(C, ld, m, n);
+        break;
     }
-    if (act == FM_ACT_SOFTMAX) FM_CAT(softmax_block, SFX)(C, ld, m, n);
 }
+#undef FM_ACT_ROWS
 
-/* Backward on an m x n block: d *= act'(.) from A and Z (row stride ld). */
+/* Backward on an m x n block: d *= act'(.) from the output A and, for gelu,
+ * swish (and leaky_relu when given), the pre-activation Z; all with row
+ * stride ld.  EXPR gives the new d from y = A, z = Z (or A where Z is not
+ * needed or absent) and g = d. */
+#define FM_GRAD_ROWS(S, EXPR)                                                   \
+    for (int64_t r = 0; r < m; r++) {                                           \
+        const T *restrict yr = A + r * ld, *restrict zr = (S) + r * ld;         \
+        T *restrict dr = d + r * ld;                                            \
+        for (int64_t j = 0; j < n; j++) {                                       \
+            const T y = yr[j], z = zr[j], g = dr[j];                            \
+            (void)y; (void)z;                                                   \
+            dr[j] = (EXPR);                                                     \
+        }                                                                       \
+    }
 static FM_CLONES void FM_CAT(act_backward_block, SFX)(int act, T a, const T *A, const T *Z,
                                                       T *d, int64_t ld, int64_t m, int64_t n) {
-    for (int64_t r = 0; r < m; r++)
-        FM_CAT(act_backward_row, SFX)(act, a, A + r * ld, Z ? Z + r * ld : NULL, d + r * ld, n);
+    switch (act) {
+    case FM_ACT_RELU: FM_GRAD_ROWS(A, y > 0 ? g : (T)0); break;
+    case FM_ACT_SIGMOID: FM_GRAD_ROWS(A, g * (y * ((T)1 - y))); break;
+    case FM_ACT_TANH: FM_GRAD_ROWS(A, g * ((T)1 - y * y)); break;
+    case FM_ACT_SOFTMAX:
+        for (int64_t r = 0; r < m; r++) {
+            const T *p = A + r * ld;
+            T *gr = d + r * ld;
+            T dot = 0;
+            for (int64_t j = 0; j < n; j++) dot += gr[j] * p[j];
+            for (int64_t j = 0; j < n; j++) gr[j] = p[j] * (gr[j] - dot);
+        }
+        break;
+    case FM_ACT_ELU: FM_GRAD_ROWS(A, g * (y > 0 ? (T)1 : y + a)); break;
+    case FM_ACT_SELU:
+        FM_GRAD_ROWS(A, g * (y > 0 ? (T)SELU_SCALE : y + (T)(SELU_SCALE * SELU_ALPHA)));
+        break;
+    case FM_ACT_LEAKY_RELU: FM_GRAD_ROWS(Z ? Z : A, g * (z > 0 ? (T)1 : a)); break;
+    case FM_ACT_GELU:
+        FM_GRAD_ROWS(Z, g * ((T)0.5 * ((T)1 + erf(z * (T)0.70710678118654752440)) +
+                             z * ((T)0.39894228040143267794 * exp((T)-0.5 * z * z))));
+        break;
+    case FM_ACT_SOFTPLUS: FM_GRAD_ROWS(A, g * -expm1(-y)); break;
+    case FM_ACT_SOFTSIGN: FM_GRAD_ROWS(A, g * (((T)1 - fabs(y)) * ((T)1 - fabs(y)))); break;
+    case FM_ACT_SWISH:
+        FM_GRAD_ROWS(Z, g * (FM_CAT(sigmoid, SFX)(z) +
+                             z * FM_CAT(sigmoid, SFX)(z) * ((T)1 - FM_CAT(sigmoid, SFX)(z))));
+        break;
+    case FM_ACT_HARD_SIGMOID: FM_GRAD_ROWS(A, g * ((y > 0 && y < 1) ? (T)(1.0 / 6.0) : (T)0)); break;
+    case FM_ACT_EXPONENTIAL: FM_GRAD_ROWS(A, g * y); break;
+    case FM_ACT_RELU6: FM_GRAD_ROWS(A, (y > 0 && y < 6) ? g : (T)0); break;
+    default: break;   /* linear */
+    }
 }
+#undef FM_GRAD_ROWS
 
-void FM_CAT(fm_activation_forward, SFX)(int act, double alpha, T *A__bo, T *Z__bo,
+FM_CLONES void FM_CAT(fm_activation_forward, SFX)(int act, double alpha, T *A__bo, T *Z__bo,
                                         const T *b__o, int64_t n_rows, int64_t n_out) {
     FM_CAT(act_forward_block, SFX)(act, (T)alpha, A__bo, Z__bo, n_out, b__o, n_rows, n_out);
 }
 
-void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, const T *Z__bo,
+FM_CLONES void FM_CAT(fm_activation_backward, SFX)(int act, double alpha, const T *A__bo, const T *Z__bo,
                                          T *dA__bo, int64_t n_rows, int64_t n_out) {
     FM_CAT(act_backward_block, SFX)(act, (T)alpha, A__bo, Z__bo, dA__bo, n_out, n_rows, n_out);
 }
@@ -241,7 +195,7 @@ typedef struct {
     const T *A, *Zin;        /* backward: the layer's output and pre-activation */
 } FM_CAT(fm_act_epilogue, SFX);
 
-static void FM_CAT(act_forward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
+FM_CLONES static void FM_CAT(act_forward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
                                               int64_t m, int64_t n) {
     const FM_CAT(fm_act_epilogue, SFX) *e = (const FM_CAT(fm_act_epilogue, SFX) *)ep;
     const int64_t off = (T *)c - e->C;
@@ -249,7 +203,7 @@ static void FM_CAT(act_forward_epilogue, SFX)(const fm_epilogue *ep, void *c, in
                                    e->b ? e->b + off % ldc : NULL, m, n);
 }
 
-static void FM_CAT(act_backward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
+FM_CLONES static void FM_CAT(act_backward_epilogue, SFX)(const fm_epilogue *ep, void *c, int64_t ldc,
                                                int64_t m, int64_t n) {
     const FM_CAT(fm_act_epilogue, SFX) *e = (const FM_CAT(fm_act_epilogue, SFX) *)ep;
     const int64_t off = (T *)c - e->C;
@@ -257,7 +211,7 @@ static void FM_CAT(act_backward_epilogue, SFX)(const fm_epilogue *ep, void *c, i
                                     (T *)c, ldc, m, n);
 }
 
-void FM_CAT(fm_gemm_bias_act, SFX)(int act, double act_alpha, const T *b__n, T *Z__mn,
+FM_CLONES void FM_CAT(fm_gemm_bias_act, SFX)(int act, double act_alpha, const T *b__n, T *Z__mn,
                                    int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
                                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
                                    T *C, int64_t ldc) {
@@ -270,7 +224,7 @@ void FM_CAT(fm_gemm_bias_act, SFX)(int act, double act_alpha, const T *b__n, T *
     if (!tiled) FM_CAT(act_forward_block, SFX)(act, (T)act_alpha, C, NULL, ldc, NULL, M, N);
 }
 
-void FM_CAT(fm_gemm_act_grad, SFX)(int act, double act_alpha, const T *A__mn, const T *Z__mn,
+FM_CLONES void FM_CAT(fm_gemm_act_grad, SFX)(int act, double act_alpha, const T *A__mn, const T *Z__mn,
                                    int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
                                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
                                    T *C, int64_t ldc) {

@@ -21,9 +21,10 @@
  *   FMT_NAME(x)           symbol name for x (adds target and type)
  *
  * Provides FMT_NAME(packed) and FMT_NAME(small) with the fm_gemm_*_fn
- * signature of gemm_kernels.h.  Both run the epilogue on each micro-tile (or
- * small-path block) of C right after its last K block is stored, while the
- * tile is in L1.
+ * signature of gemm_kernels.h.  Both run the epilogue right after the last K
+ * block of a piece of C is stored, while it is in L1: the packed path on each
+ * MC x NR column panel (one call per MC/MR micro-tiles; per micro-tile measured
+ * no faster), the small path on each block of rows x up to SNV vectors.
  *
  * Summation order: every C element is accumulated over k in increasing order
  * inside each KC block (packed path) or with a fixed even/odd split (small
@@ -232,12 +233,12 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
                 for (int64_t jr = 0; jr < nc; jr += FMT_NR) {
                     int n = (int)(nc - jr < FMT_NR ? nc - jr : FMT_NR);
                     const FMT_T *bpan = bp + jr * kc;
+                    FMT_T *cpan = C + ic * ldc + jc + jr;
                     for (int64_t ir = 0; ir < mc; ir += FMT_MR) {
                         int m = (int)(mc - ir < FMT_MR ? mc - ir : FMT_MR);
-                        FMT_T *c = C + (ic + ir) * ldc + jc + jr;
-                        FMT_NAME(ukr)(kc, ap + ir * kc, bpan, c, ldc, alpha, beta_k, m, n);
-                        if (ep_k) ep_k->apply(ep_k, c, ldc, m, n);
+                        FMT_NAME(ukr)(kc, ap + ir * kc, bpan, cpan + ir * ldc, ldc, alpha, beta_k, m, n);
                     }
+                    if (ep_k) ep_k->apply(ep_k, cpan, ldc, mc, n);
                 }
             }
         }
