@@ -62,6 +62,15 @@ void *fm_gemm_buffer(int which, size_t bytes);
  * parallel region pays off, or inside one; at most fm_get_num_threads(). */
 int fm_threads_for_work(double work);
 
+/* `want`, or 1 inside a parallel region or while the contention guard of
+ * fm_parallel_pieces() holds (other processes busy on this machine's cores). */
+int fm_threads_available(int want);
+
+/* fn(ctx, piece) for every piece in [0, n_pieces) on up to nt threads, pieces
+ * handed out dynamically.  The master notes a long wait for a late worker,
+ * and fm_threads_available() then answers 1 for a while. */
+void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), void *ctx);
+
 /* Thread splits must start at multiples of these (in rows / columns) so that
  * every target groups rows and columns into tiles exactly as a one-thread run
  * does: results then do not depend on the thread count.  Every MR and every

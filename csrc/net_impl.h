@@ -302,34 +302,46 @@ static int FM_CAT(predict_rows, SFX)(const fm_net *net, const T *params, const T
     return FM_OK;
 }
 
+/* predict's split over threads: piece t of n_pieces is a block of rows. */
+typedef struct {
+    const fm_net *net;
+    const T *params, *X;
+    T *out;
+    int64_t n_rows, units;
+    int n_pieces;
+    int status;
+} FM_CAT(predict_split, SFX);
+
+static void FM_CAT(predict_piece, SFX)(void *ctx, int t) {
+    FM_CAT(predict_split, SFX) *s = (FM_CAT(predict_split, SFX) *)ctx;
+    const int64_t lo = s->units * t / s->n_pieces * FM_SPLIT_ALIGN_M;
+    int64_t hi = s->units * (t + 1) / s->n_pieces * FM_SPLIT_ALIGN_M;
+    if (hi > s->n_rows) hi = s->n_rows;
+    if (lo >= hi) return;
+    int st = FM_CAT(predict_rows, SFX)(s->net, s->params, s->X + lo * s->net->n_in, hi - lo,
+                                       s->out + lo * s->net->n_out);
+    if (st != FM_OK) __atomic_store_n(&s->status, st, __ATOMIC_RELAXED);   /* only FM_ERR_NOMEM */
+}
+
 void FM_CAT(fm_predict, SFX)(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows,
                              T *out__bo, int *status) {
     *status = FM_OK;
     if (n_rows <= 0) return;
-    /* Large batches: each thread runs the whole network on its own block of
+    /* Large batches: each thread runs the whole network on its own blocks of
      * rows -- no synchronization between layers, and the element-wise work is
      * split too; the GEMMs inside then stay on their thread.  Blocks start at
      * multiples of FM_SPLIT_ALIGN_M, as the GEMM's own splits do. */
     int nt = fm_threads_for_work((double)n_rows * (double)net->macs_per_row);
-    const int64_t units = (n_rows + FM_SPLIT_ALIGN_M - 1) / FM_SPLIT_ALIGN_M;
     if (n_rows < (int64_t)nt * FM_INFER_MIN_ROWS_PER_THREAD) nt = 1;
     if (nt <= 1) {
         *status = FM_CAT(predict_rows, SFX)(net, params, X__bi, n_rows, out__bo);
         return;
     }
-    int err = FM_OK;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) reduction(min: err)
-    for (int t = 0; t < nt; t++) {
-        const int64_t lo = units * t / nt * FM_SPLIT_ALIGN_M;
-        int64_t hi = units * (t + 1) / nt * FM_SPLIT_ALIGN_M;
-        if (hi > n_rows) hi = n_rows;
-        if (lo < hi) {
-            int st = FM_CAT(predict_rows, SFX)(net, params, X__bi + lo * net->n_in, hi - lo,
-                                               out__bo + lo * net->n_out);
-            if (st < err) err = st;
-        }
-    }
-    *status = err;
+    FM_CAT(predict_split, SFX) s = {net, params, X__bi, out__bo, n_rows,
+                                    (n_rows + FM_SPLIT_ALIGN_M - 1) / FM_SPLIT_ALIGN_M,
+                                    2 * nt, FM_OK};
+    fm_parallel_pieces(nt, s.n_pieces, FM_CAT(predict_piece, SFX), &s);
+    *status = s.status;
 }
 
 int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
