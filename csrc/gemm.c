@@ -40,10 +40,14 @@
 /* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
 #define FM_GEMM_SMALL_PIECES 4
 /* Contention guard (fm_parallel_pieces): a master wait at the end of a
- * parallel region longer than this, and longer than the master's own work,
- * makes calls run on one thread for the next FM_SOLO_NS. */
+ * parallel region longer than FM_LATE_NS, and longer than the master's own
+ * work, makes calls run on one thread for FM_SOLO_FACTOR times that wait (at
+ * most FM_SOLO_MAX_NS): a rare hiccup costs little, a core held by another
+ * process (waits of a scheduler slice, milliseconds) keeps calls on one
+ * thread for a good while. */
 #define FM_LATE_NS 100000
-#define FM_SOLO_NS 100000000
+#define FM_SOLO_FACTOR 16
+#define FM_SOLO_MAX_NS 100000000
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
@@ -207,8 +211,11 @@ void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), 
             if (omp_get_thread_num() == 0) master_done = fm_now_ns();
         }
         const int64_t end = fm_now_ns(), waited = end - master_done;
-        if (waited > FM_LATE_NS && waited > master_done - start)
-            __atomic_store_n(&g_solo_until_ns, end + FM_SOLO_NS, __ATOMIC_RELAXED);
+        if (waited > FM_LATE_NS && waited > master_done - start) {
+            const int64_t solo = FM_SOLO_FACTOR * waited;
+            __atomic_store_n(&g_solo_until_ns, end + (solo < FM_SOLO_MAX_NS ? solo : FM_SOLO_MAX_NS),
+                             __ATOMIC_RELAXED);
+        }
         return;
     }
 #else
