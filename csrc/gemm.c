@@ -39,9 +39,9 @@
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
 /* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
 #define FM_GEMM_SMALL_PIECES 4
-/* Contention guard (fm_parallel_pieces): a master wait at the end of a
- * parallel region longer than FM_LATE_NS, and longer than the master's own
- * work, makes calls run on one thread for FM_SOLO_FACTOR times that wait (at
+/* Contention guard (fm_parallel_pieces): master waits at the start and end of
+ * a parallel region longer than FM_LATE_NS in all, and longer than the
+ * master's own work, makes calls run on one thread for FM_SOLO_FACTOR times that wait (at
  * most FM_SOLO_MAX_NS): a rare hiccup costs little, a core held by another
  * process (waits of a scheduler slice, milliseconds) keeps calls on one
  * thread for a good while. */
@@ -202,16 +202,21 @@ int fm_threads_available(int want) {
 void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), void *ctx) {
 #ifdef _OPENMP
     if (nt > 1 && n_pieces > 1) {
+        /* The master can wait at both ends: at the start for a worker that
+         * has not yet come back from the previous region, at the end for one
+         * that has not finished (or started) its piece. */
         const int64_t start = fm_now_ns();
-        int64_t master_done = start;
+        int64_t entered = start, master_done = start;
 #pragma omp parallel num_threads(nt)
         {
+            if (omp_get_thread_num() == 0) entered = fm_now_ns();
 #pragma omp for schedule(dynamic, 1) nowait
             for (int p = 0; p < n_pieces; p++) fn(ctx, p);
             if (omp_get_thread_num() == 0) master_done = fm_now_ns();
         }
-        const int64_t end = fm_now_ns(), waited = end - master_done;
-        if (waited > FM_LATE_NS && waited > master_done - start) {
+        const int64_t end = fm_now_ns();
+        const int64_t waited = (entered - start) + (end - master_done);
+        if (waited > FM_LATE_NS && waited > master_done - entered) {
             const int64_t solo = FM_SOLO_FACTOR * waited;
             __atomic_store_n(&g_solo_until_ns, end + (solo < FM_SOLO_MAX_NS ? solo : FM_SOLO_MAX_NS),
                              __ATOMIC_RELAXED);
