@@ -39,13 +39,17 @@
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
 /* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
 #define FM_GEMM_SMALL_PIECES 4
-/* Contention guard (fm_parallel_pieces): master waits at the start and end of
- * a parallel region longer than FM_LATE_NS in all, and longer than the
- * master's own work, makes calls run on one thread for FM_SOLO_FACTOR times that wait (at
- * most FM_SOLO_MAX_NS): a rare hiccup costs little, a core held by another
- * process (waits of a scheduler slice, milliseconds) keeps calls on one
- * thread for a good while. */
+/* Contention guard (fm_parallel_pieces): a master wait at the end of a
+ * parallel region longer than FM_LATE_NS and longer than the master's own
+ * work, or a wait at its start (for a worker not yet back from the previous
+ * region) longer than FM_STALL_NS, makes calls run on one thread for
+ * FM_SOLO_FACTOR times the wait (at most FM_SOLO_MAX_NS): a rare hiccup costs
+ * little, a core held by another process (waits of a scheduler slice,
+ * milliseconds) keeps calls on one thread for a good while.  Start waits of
+ * a few hundred microseconds are frequent next to other libraries' spinning
+ * threads (numpy's OpenBLAS) and are not counted on their own. */
 #define FM_LATE_NS 100000
+#define FM_STALL_NS 1000000
 #define FM_SOLO_FACTOR 16
 #define FM_SOLO_MAX_NS 100000000
 
@@ -215,9 +219,9 @@ void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), 
             if (omp_get_thread_num() == 0) master_done = fm_now_ns();
         }
         const int64_t end = fm_now_ns();
-        const int64_t waited = (entered - start) + (end - master_done);
-        if (waited > FM_LATE_NS && waited > master_done - entered) {
-            const int64_t solo = FM_SOLO_FACTOR * waited;
+        const int64_t late_start = entered - start, waited = end - master_done;
+        if (late_start > FM_STALL_NS || (waited > FM_LATE_NS && waited > master_done - entered)) {
+            const int64_t solo = FM_SOLO_FACTOR * (late_start + waited);
             __atomic_store_n(&g_solo_until_ns, end + (solo < FM_SOLO_MAX_NS ? solo : FM_SOLO_MAX_NS),
                              __ATOMIC_RELAXED);
         }
