@@ -39,17 +39,14 @@
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
 /* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
 #define FM_GEMM_SMALL_PIECES 4
-/* Contention guard (fm_parallel_pieces): a master wait at the end of a
- * parallel region longer than FM_LATE_NS and longer than the master's own
- * work, or a wait at its start (for a worker not yet back from the previous
- * region) longer than FM_STALL_NS, makes calls run on one thread for
- * FM_SOLO_FACTOR times the wait (at most FM_SOLO_MAX_NS): a rare hiccup costs
- * little, a core held by another process (waits of a scheduler slice,
- * milliseconds) keeps calls on one thread for a good while.  Start waits of
- * a few hundred microseconds are frequent next to other libraries' spinning
- * threads (numpy's OpenBLAS) and are not counted on their own. */
+/* Contention guard (fm_parallel_pieces): when a parallel region takes more
+ * than FM_LATE_NS longer than the master alone would have (a worker late to
+ * start or to finish), calls run on one thread for FM_SOLO_FACTOR times the
+ * loss (at most FM_SOLO_MAX_NS): a rare hiccup costs little, a core held by
+ * another process (waits of a scheduler slice, milliseconds) keeps calls on
+ * one thread for a good while, and a worker that is merely slowed (sharing its
+ * core with another library's spinning threads) still helps and is kept. */
 #define FM_LATE_NS 100000
-#define FM_STALL_NS 1000000
 #define FM_SOLO_FACTOR 16
 #define FM_SOLO_MAX_NS 100000000
 
@@ -206,22 +203,28 @@ int fm_threads_available(int want) {
 void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), void *ctx) {
 #ifdef _OPENMP
     if (nt > 1 && n_pieces > 1) {
-        /* The master can wait at both ends: at the start for a worker that
-         * has not yet come back from the previous region, at the end for one
-         * that has not finished (or started) its piece. */
         const int64_t start = fm_now_ns();
         int64_t entered = start, master_done = start;
+        int mine = 0;   /* pieces the master did */
 #pragma omp parallel num_threads(nt)
         {
-            if (omp_get_thread_num() == 0) entered = fm_now_ns();
+            const int master = omp_get_thread_num() == 0;
+            if (master) entered = fm_now_ns();
 #pragma omp for schedule(dynamic, 1) nowait
-            for (int p = 0; p < n_pieces; p++) fn(ctx, p);
-            if (omp_get_thread_num() == 0) master_done = fm_now_ns();
+            for (int p = 0; p < n_pieces; p++) {
+                fn(ctx, p);
+                if (master) mine++;
+            }
+            if (master) master_done = fm_now_ns();
         }
+        /* What the threads cost over the master doing every piece alone
+         * (estimated from its own pieces): waiting for a worker at the start
+         * (not yet back from the previous region) or at the end. */
         const int64_t end = fm_now_ns();
-        const int64_t late_start = entered - start, waited = end - master_done;
-        if (late_start > FM_STALL_NS || (waited > FM_LATE_NS && waited > master_done - entered)) {
-            const int64_t solo = FM_SOLO_FACTOR * (late_start + waited);
+        const int64_t alone = mine ? (master_done - entered) * n_pieces / mine : 0;
+        const int64_t lost = mine ? (end - start) - alone : 0;
+        if (lost > FM_LATE_NS) {
+            const int64_t solo = FM_SOLO_FACTOR * lost;
             __atomic_store_n(&g_solo_until_ns, end + (solo < FM_SOLO_MAX_NS ? solo : FM_SOLO_MAX_NS),
                              __ATOMIC_RELAXED);
         }
