@@ -13,6 +13,7 @@ struct fm_net {
     fm_layer *layers;
     fm_var *vars;
     int64_t n_params, n_in, n_out, max_width;
+    int64_t macs_per_row;      /* multiply-adds of one row through the dense layers */
     int first_param_layer;     /* backward stops here */
     void *grads;               /* n_params */
     /* training workspace for up to cap_rows rows */
@@ -77,6 +78,7 @@ fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
     net->first_param_layer = n_layers;
     for (int l = 0; l < n_layers; l++) {
         if (layers[l].n_out > net->max_width) net->max_width = layers[l].n_out;
+        if (layers[l].kind == FM_LAYER_DENSE) net->macs_per_row += layers[l].n_in * layers[l].n_out;
         int has_params = layers[l].kind == FM_LAYER_DENSE ||
                          (layers[l].kind == FM_LAYER_BATCHNORM && (layers[l].w_off >= 0 || layers[l].b_off >= 0));
         if (has_params && l < net->first_param_layer) net->first_param_layer = l;
@@ -164,12 +166,34 @@ FM_CLONES int NAME(const T *x, int64_t n) {                              \
 FM_DEFINE_ALL_FINITE(fm_all_finite_f32, float, uint32_t, 0x7F800000u)
 FM_DEFINE_ALL_FINITE(fm_all_finite_f64, double, uint64_t, 0x7FF0000000000000ull)
 
+/* predict splits rows over threads when each gets at least this many. */
+#define FM_INFER_MIN_ROWS_PER_THREAD 96
+
 /* Variables of at least this many elements are updated by several threads. */
 #define FM_OPT_PAR_MIN ((int64_t)1 << 17)
+
+/* 2^n from t = 1.5 * 2^(mantissa bits) + n (|n| small): n sits in the low bits
+ * of t and goes to the exponent field.  Used by the vectorizable e^x. */
+#define FM_DEFINE_POW2(NAME, F, U, MAGIC_BITS, BIAS, SHIFT)                     \
+static inline F NAME(F t) {                                                     \
+    U bits;                                                                     \
+    memcpy(&bits, &t, sizeof bits);                                             \
+    bits = (bits - (MAGIC_BITS) + (BIAS)) << (SHIFT);                           \
+    memcpy(&t, &bits, sizeof t);                                                \
+    return t;                                                                   \
+}
+FM_DEFINE_POW2(fm_pow2_f32, float, uint32_t, 0x4B400000u, 127u, 23)
+FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
 
 /* ---- template instantiation ---- */
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
+
+/* No contraction of a*b + c into one fused multiply-add in the element-wise
+ * kernels: the compiler would contract some loop iterations (vectorized) and
+ * not others, so a value's rounding would depend on where the loop, or the
+ * GEMM tile it runs on, starts. */
+#pragma GCC optimize("fp-contract=off")
 
 #define fm_gemm_f32_ fm_gemm_f32
 #define T float

@@ -149,6 +149,22 @@ void fm_activation_forward##SFX(int act, double alpha, T *A__bo, T *Z__bo,      
                                 const T *b__o, int64_t n_rows, int64_t n_out);         \
 void fm_activation_backward##SFX(int act, double alpha, const T *A__bo, const T *Z__bo, \
                                  T *dA__bo, int64_t n_rows, int64_t n_out);            \
+/* A dense layer's forward as one GEMM: C = act(alpha*op(A)@op(B) + beta*C + b),  \
+ * bias and activation applied to each tile of C as it is finished; Z__mn (row    \
+ * stride ldc) receives the pre-activation when not NULL; b__n may be NULL.       \
+ * Arguments after Z__mn as fm_gemm_*. */                                          \
+void fm_gemm_bias_act##SFX(int act, double act_alpha, const T *b__n, T *Z__mn,          \
+                           int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,    \
+                           const T *A, int64_t lda, const T *B, int64_t ldb, T beta,    \
+                           T *C, int64_t ldc);                                         \
+/* C = (alpha*op(A)@op(B) + beta*C) * act'(.), the derivative taken from a layer's  \
+ * output A__mn and pre-activation Z__mn (row stride ldc; Z__mn may be NULL where   \
+ * fm_activation_backward allows) and applied to each tile of C as it is finished:  \
+ * the gradient a layer hands back, already through the previous layer's activation. */ \
+void fm_gemm_act_grad##SFX(int act, double act_alpha, const T *A__mn, const T *Z__mn,   \
+                           int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,    \
+                           const T *A, int64_t lda, const T *B, int64_t ldb, T beta,    \
+                           T *C, int64_t ldc);                                         \
 int fm_loss_forward_backward##SFX(const fm_loss_spec *loss, int act, const T *A__bo,   \
                                   const T *Z__bo, const T *Y__bo, const int64_t *y__b, \
                                   const T *w__b, int64_t n_rows, int64_t n_out,        \

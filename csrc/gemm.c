@@ -10,6 +10,8 @@
  *    thread in a fixed order: results are deterministic, and because splits
  *    fall on tile boundaries (FM_SPLIT_ALIGN_*) they are the same for any
  *    thread count.
+ *  - Passes the epilogue (gemm.h) to the kernels, which run it on each block
+ *    of C as soon as the block is final.
  *  - Owns the thread-local packing buffers (fm_gemm_buffer()).
  */
 #include "gemm.h"
@@ -18,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -34,6 +37,18 @@
 #define FM_GEMM_PAR_MIN_WORK (1 << 21)
 /* Each thread gets at least this much work. */
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
+/* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
+#define FM_GEMM_SMALL_PIECES 4
+/* Contention guard (fm_parallel_pieces): when a parallel region takes more
+ * than FM_LATE_NS longer than the master alone would have (a worker late to
+ * start or to finish), calls run on one thread for FM_SOLO_FACTOR times the
+ * loss (at most FM_SOLO_MAX_NS): a rare hiccup costs little, a core held by
+ * another process (waits of a scheduler slice, milliseconds) keeps calls on
+ * one thread for a good while, and a worker that is merely slowed (sharing its
+ * core with another library's spinning threads) still helps and is kept. */
+#define FM_LATE_NS 100000
+#define FM_SOLO_FACTOR 16
+#define FM_SOLO_MAX_NS 100000000
 
 /* ------------------------------------------------------------------------ */
 /* Threads */
@@ -156,24 +171,118 @@ static int fm_use_small(const fm_gemm_kernel_table *tab, int tb, int64_t M, int6
     return (size_t)(N * K) * elem <= tab->small_max_b_bytes;
 }
 
-static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
-    double work = (double)M * (double)N * (double)K;
-    if (work < FM_GEMM_PAR_MIN_WORK) return 1;
+/* ------------------------------------------------------------------------ */
+/* Parallel regions and the contention guard.
+ *
+ * On a machine shared with other busy processes a worker thread may wait for
+ * a core for a whole scheduler time slice (milliseconds), and a parallel
+ * region, which ends only when every thread has arrived, waits with it: a
+ * 20-microsecond GEMM then takes milliseconds.  Pieces are handed out
+ * dynamically, so the master does the work of a worker that has not started,
+ * and it measures how long it then waits for that worker at the end of the
+ * region.  After a long wait, calls run on one thread for a while (results do
+ * not depend on the thread count) and then try threads again. */
+
+static int64_t g_solo_until_ns = 0;
+
+static int64_t fm_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int fm_threads_available(int want) {
+    if (want <= 1) return 1;
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
 #endif
+    if (fm_now_ns() < __atomic_load_n(&g_solo_until_ns, __ATOMIC_RELAXED)) return 1;
+    return want;
+}
+
+void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), void *ctx) {
+#ifdef _OPENMP
+    if (nt > 1 && n_pieces > 1) {
+        const int64_t start = fm_now_ns();
+        int64_t entered = start, master_done = start;
+        int mine = 0;   /* pieces the master did */
+#pragma omp parallel num_threads(nt)
+        {
+            const int master = omp_get_thread_num() == 0;
+            if (master) entered = fm_now_ns();
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int p = 0; p < n_pieces; p++) {
+                fn(ctx, p);
+                if (master) mine++;
+            }
+            if (master) master_done = fm_now_ns();
+        }
+        /* What the threads cost over the master doing every piece alone
+         * (estimated from its own pieces): waiting for a worker at the start
+         * (not yet back from the previous region) or at the end. */
+        const int64_t end = fm_now_ns();
+        const int64_t alone = mine ? (master_done - entered) * n_pieces / mine : 0;
+        const int64_t lost = mine ? (end - start) - alone : 0;
+        if (lost > FM_LATE_NS) {
+            const int64_t solo = FM_SOLO_FACTOR * lost;
+            __atomic_store_n(&g_solo_until_ns, end + (solo < FM_SOLO_MAX_NS ? solo : FM_SOLO_MAX_NS),
+                             __ATOMIC_RELAXED);
+        }
+        return;
+    }
+#else
+    (void)nt;
+#endif
+    for (int p = 0; p < n_pieces; p++) fn(ctx, p);
+}
+
+int fm_threads_for_work(double work) {
+    if (work < FM_GEMM_PAR_MIN_WORK) return 1;
     int t = fm_get_num_threads();
     double cap = work / FM_GEMM_PAR_WORK_PER_THREAD;
     if (cap < t) t = (int)cap;
-    return t < 1 ? 1 : t;
+    return fm_threads_available(t);
+}
+
+static int fm_threads_for(int64_t M, int64_t N, int64_t K) {
+    return fm_threads_for_work((double)M * (double)N * (double)K);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Entry points, one per element type (same code, written once as a macro). */
+/* Entry points, one per element type (same code, written once as a macro).
+ * A split call runs its pieces through fm_parallel_pieces(); a piece is a
+ * range of tile-aligned units of M (split_m) or N. */
 
-#define FM_DEFINE_GEMM(NAME, T, FIELD)                                                      \
-void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                         \
-          const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc) {    \
+#define FM_DEFINE_GEMM(NAME, NAME_EP, T, FIELD)                                             \
+typedef struct {                                                                            \
+    fm_gemm_##FIELD##_fn fn;                                                                \
+    int ta, tb, split_m, np;                                                                \
+    int64_t M, N, K, lda, ldb, ldc, units, align;                                           \
+    T alpha, beta;                                                                          \
+    const T *A, *B;                                                                         \
+    T *C;                                                                                   \
+    const fm_epilogue *ep;                                                                  \
+} NAME##_split;                                                                             \
+static void NAME##_piece(void *ctx, int t) {                                                \
+    const NAME##_split *s = (const NAME##_split *)ctx;                                      \
+    int64_t lo = s->units * t / s->np * s->align, hi = s->units * (t + 1) / s->np * s->align; \
+    if (s->split_m) {                                                                       \
+        if (hi > s->M) hi = s->M;                                                           \
+        if (lo >= hi) return;                                                               \
+        s->fn(s->ta, s->tb, hi - lo, s->N, s->K, s->alpha,                                  \
+              s->ta ? s->A + lo : s->A + lo * s->lda, s->lda, s->B, s->ldb, s->beta,        \
+              s->C + lo * s->ldc, s->ldc, s->ep);                                           \
+    } else {                                                                                \
+        if (hi > s->N) hi = s->N;                                                           \
+        if (lo >= hi) return;                                                               \
+        s->fn(s->ta, s->tb, s->M, hi - lo, s->K, s->alpha, s->A, s->lda,                    \
+              s->tb ? s->B + lo * s->ldb : s->B + lo, s->ldb, s->beta, s->C + lo, s->ldc,   \
+              s->ep);                                                                       \
+    }                                                                                       \
+}                                                                                           \
+void NAME_EP(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                      \
+             const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc,   \
+             const fm_epilogue *ep) {                                                       \
     if (M <= 0 || N <= 0) return;                                                           \
     if (K <= 0 || alpha == (T)0) { /* C = beta*C; beta == 0 writes zeros */                 \
         for (int64_t i = 0; i < M; i++) {                                                   \
@@ -181,6 +290,7 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
             if (beta == (T)0) memset(c, 0, (size_t)N * sizeof(T));                          \
             else if (beta != (T)1) for (int64_t j = 0; j < N; j++) c[j] *= beta;            \
         }                                                                                   \
+        if (ep) ep->apply(ep, C, ldc, M, N);                                                \
         return;                                                                             \
     }                                                                                       \
     const fm_gemm_kernel_table *tab = fm_table();                                           \
@@ -193,37 +303,23 @@ void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,             
     int64_t units = ((split_m ? M : N) + align - 1) / align;                                \
     if (nt > units) nt = (int)units;                                                        \
     if (nt <= 1) {                                                                          \
-        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);                           \
+        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);                       \
         return;                                                                             \
     }                                                                                       \
-    /* One piece per thread (more pieces would re-pack the shared operand),   */         \
-    /* handed out dynamically: if a worker starts late, the master takes its   */         \
-    /* piece.                                                                  */         \
-    int np = nt;                                                                        \
+    /* The packed path takes one piece per thread (more would re-pack the      */           \
+    /* shared operand); the small path packs nothing and takes                 */           \
+    /* FM_GEMM_SMALL_PIECES per thread, so that a worker that starts late (its */           \
+    /* core busy with another process) leaves its share to the others.         */           \
+    int np = small ? nt * FM_GEMM_SMALL_PIECES : nt;                                        \
     if (np > units) np = (int)units;                                                        \
-    FM_PARALLEL_FOR(nt)                                                                     \
-    for (int t = 0; t < np; t++) {                                                          \
-        int64_t lo = units * t / np * align, hi = units * (t + 1) / np * align;             \
-        if (split_m) {                                                                      \
-            if (hi > M) hi = M;                                                             \
-            if (lo >= hi) continue;                                                         \
-            fn(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb,       \
-               beta, C + lo * ldc, ldc);                                                    \
-        } else {                                                                            \
-            if (hi > N) hi = N;                                                             \
-            if (lo >= hi) continue;                                                         \
-            fn(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb,       \
-               beta, C + lo, ldc);                                                          \
-        }                                                                                   \
-    }                                                                                       \
+    NAME##_split s = {fn, ta, tb, split_m, np, M, N, K, lda, ldb, ldc, units, align,        \
+                      alpha, beta, A, B, C, ep};                                            \
+    fm_parallel_pieces(nt, np, NAME##_piece, &s);                                           \
+}                                                                                           \
+void NAME(int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,                         \
+          const T *A, int64_t lda, const T *B, int64_t ldb, T beta, T *C, int64_t ldc) {    \
+    NAME_EP(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);                    \
 }
 
-#ifdef _OPENMP
-#define FM_PRAGMA(x) _Pragma(#x)
-#define FM_PARALLEL_FOR(nt) FM_PRAGMA(omp parallel for num_threads(nt) schedule(dynamic, 1))
-#else
-#define FM_PARALLEL_FOR(nt)
-#endif
-
-FM_DEFINE_GEMM(fm_gemm_f32, float, f32)
-FM_DEFINE_GEMM(fm_gemm_f64, double, f64)
+FM_DEFINE_GEMM(fm_gemm_f32, fm_gemm_ep_f32, float, f32)
+FM_DEFINE_GEMM(fm_gemm_f64, fm_gemm_ep_f64, double, f64)

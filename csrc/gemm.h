@@ -30,6 +30,30 @@ void fm_gemm_f64(int transa, int transb, int64_t M, int64_t N, int64_t K,
                  const double *B, int64_t ldb,
                  double beta, double *C, int64_t ldc);
 
+/* An epilogue: work done on every finished block of C (all of K summed, alpha
+ * and beta applied) while the block is still in cache -- bias + activation in a
+ * layer's forward, the activation derivative in its backward.  The kernels call
+ * ep->apply(ep, c, ldc, m, n) once per block: c points at the block's first
+ * element inside the C given to fm_gemm_ep_*, the block is m x n with row
+ * stride ldc, and the blocks cover C exactly once.  Blocks are disjoint and
+ * apply may run on several threads at once.  Implementations embed this struct
+ * as their first member to carry their own data. */
+typedef struct fm_epilogue fm_epilogue;
+struct fm_epilogue {
+    void (*apply)(const fm_epilogue *ep, void *c, int64_t ldc, int64_t m, int64_t n);
+};
+
+/* fm_gemm_* followed by the epilogue ep (NULL: none, as fm_gemm_*). */
+void fm_gemm_ep_f32(int transa, int transb, int64_t M, int64_t N, int64_t K,
+                    float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc, const fm_epilogue *ep);
+
+void fm_gemm_ep_f64(int transa, int transb, int64_t M, int64_t N, int64_t K,
+                    double alpha, const double *A, int64_t lda,
+                    const double *B, int64_t ldb,
+                    double beta, double *C, int64_t ldc, const fm_epilogue *ep);
+
 /* Name of the kernel family in use: "avx512", "avx2", "neon" or "generic". */
 const char *fm_gemm_target_name(void);
 

@@ -11,7 +11,8 @@
  *           shapes where packing costs more than it saves (needs op(B) = B).
  *
  * Both compute C = alpha*op(A)@op(B) + beta*C for a sub-problem with K > 0
- * and alpha != 0 (the driver handles the trivial cases).  They are filled into
+ * and alpha != 0 (the driver handles the trivial cases), then, when ep is not
+ * NULL, run the epilogue on every block of C once its last K block is done.  They are filled into
  * one table per target; gemm.c picks the table once from CPU detection.
  */
 #ifndef FASTMLP_GEMM_KERNELS_H
@@ -20,14 +21,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gemm.h"
+
 typedef void (*fm_gemm_f32_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K,
                                float alpha, const float *A, int64_t lda,
                                const float *B, int64_t ldb,
-                               float beta, float *C, int64_t ldc);
+                               float beta, float *C, int64_t ldc, const fm_epilogue *ep);
 typedef void (*fm_gemm_f64_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K,
                                double alpha, const double *A, int64_t lda,
                                const double *B, int64_t ldb,
-                               double beta, double *C, int64_t ldc);
+                               double beta, double *C, int64_t ldc, const fm_epilogue *ep);
 
 typedef struct {
     const char *name;
@@ -54,6 +57,19 @@ extern const fm_gemm_kernel_table fm_gemm_table_avx512;
 /* A thread-local, 64-byte aligned buffer that grows and is reused: which = 0, 1
  * for GEMM packing, 2 for the engine's inference scratch. */
 void *fm_gemm_buffer(int which, size_t bytes);
+
+/* Threads worth using for `work` multiply-adds: 1 below the size where a
+ * parallel region pays off, or inside one; at most fm_get_num_threads(). */
+int fm_threads_for_work(double work);
+
+/* `want`, or 1 inside a parallel region or while the contention guard of
+ * fm_parallel_pieces() holds (other processes busy on this machine's cores). */
+int fm_threads_available(int want);
+
+/* fn(ctx, piece) for every piece in [0, n_pieces) on up to nt threads, pieces
+ * handed out dynamically.  The master notes a long wait for a late worker,
+ * and fm_threads_available() then answers 1 for a while. */
+void fm_parallel_pieces(int nt, int n_pieces, void (*fn)(void *ctx, int piece), void *ctx);
 
 /* Thread splits must start at multiples of these (in rows / columns) so that
  * every target groups rows and columns into tiles exactly as a one-thread run

@@ -21,7 +21,10 @@
  *   FMT_NAME(x)           symbol name for x (adds target and type)
  *
  * Provides FMT_NAME(packed) and FMT_NAME(small) with the fm_gemm_*_fn
- * signature of gemm_kernels.h.
+ * signature of gemm_kernels.h.  Both run the epilogue right after the last K
+ * block of a piece of C is stored, while it is in L1: the packed path on each
+ * MC x NR column panel (one call per MC/MR micro-tiles; per micro-tile measured
+ * no faster), the small path on each block of rows x up to SNV vectors.
  *
  * Summation order: every C element is accumulated over k in increasing order
  * inside each KC block (packed path) or with a fixed even/odd split (small
@@ -179,7 +182,7 @@ static void FMT_NAME(pack_b)(int tb, int64_t kc, int64_t nc, const FMT_T *B, int
 /* Plain loops, used only if a packing buffer cannot be allocated. */
 static void FMT_NAME(fallback)(int ta, int tb, int64_t M, int64_t N, int64_t K, FMT_T alpha,
                                const FMT_T *A, int64_t lda, const FMT_T *B, int64_t ldb,
-                               FMT_T beta, FMT_T *C, int64_t ldc)
+                               FMT_T beta, FMT_T *C, int64_t ldc, const fm_epilogue *ep)
 {
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
@@ -189,6 +192,7 @@ static void FMT_NAME(fallback)(int ta, int tb, int64_t M, int64_t N, int64_t K, 
             FMT_T *cp = C + i * ldc + j;
             *cp = beta == (FMT_T)0 ? alpha * s : alpha * s + beta * *cp;
         }
+    if (ep) ep->apply(ep, C, ldc, M, N);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -197,7 +201,7 @@ static void FMT_NAME(fallback)(int ta, int tb, int64_t M, int64_t N, int64_t K, 
  *        > jr (NR panel of B stays in L1) > ir (MR panel of A from L2).    */
 static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FMT_T alpha,
                              const FMT_T *A, int64_t lda, const FMT_T *B, int64_t ldb,
-                             FMT_T beta, FMT_T *C, int64_t ldc)
+                             FMT_T beta, FMT_T *C, int64_t ldc, const fm_epilogue *ep)
 {
     int64_t kc_max = K < FMT_KC ? K : FMT_KC;
     int64_t mc_max = M < FMT_MC ? M : FMT_MC;
@@ -207,7 +211,7 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
     FMT_T *ap = (FMT_T *)fm_gemm_buffer(0, (size_t)(mc_max * kc_max) * sizeof(FMT_T));
     FMT_T *bp = (FMT_T *)fm_gemm_buffer(1, (size_t)(nc_max * kc_max) * sizeof(FMT_T));
     if (!ap || !bp) {
-        FMT_NAME(fallback)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        FMT_NAME(fallback)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ep);
         return;
     }
 
@@ -219,6 +223,7 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
         for (int64_t pc = 0; pc < K; pc += kc_even) {
             int64_t kc = K - pc < kc_even ? K - pc : kc_even;
             FMT_T beta_k = pc == 0 ? beta : (FMT_T)1;
+            const fm_epilogue *ep_k = pc + kc >= K ? ep : NULL; /* C final after this block */
             const FMT_T *bsrc = tb ? B + jc * ldb + pc : B + pc * ldb + jc;
             FMT_NAME(pack_b)(tb, kc, nc, bsrc, ldb, bp);
             for (int64_t ic = 0; ic < M; ic += FMT_MC) {
@@ -228,11 +233,12 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
                 for (int64_t jr = 0; jr < nc; jr += FMT_NR) {
                     int n = (int)(nc - jr < FMT_NR ? nc - jr : FMT_NR);
                     const FMT_T *bpan = bp + jr * kc;
+                    FMT_T *cpan = C + ic * ldc + jc + jr;
                     for (int64_t ir = 0; ir < mc; ir += FMT_MR) {
                         int m = (int)(mc - ir < FMT_MR ? mc - ir : FMT_MR);
-                        FMT_NAME(ukr)(kc, ap + ir * kc, bpan, C + (ic + ir) * ldc + jc + jr, ldc,
-                                      alpha, beta_k, m, n);
+                        FMT_NAME(ukr)(kc, ap + ir * kc, bpan, cpan + ir * ldc, ldc, alpha, beta_k, m, n);
                     }
+                    if (ep_k) ep_k->apply(ep_k, cpan, ldc, mc, n);
                 }
             }
         }
@@ -318,7 +324,7 @@ FMT_NAME(small_block)(const int R, const int NVB, const int KS, int64_t sai, int
  * switch turns (rows, vectors) into compile-time constants.  Only tb == 0. */
 static void FMT_NAME(small)(int ta, int tb, int64_t M, int64_t N, int64_t K, FMT_T alpha,
                             const FMT_T *A, int64_t lda, const FMT_T *B, int64_t ldb,
-                            FMT_T beta, FMT_T *C, int64_t ldc)
+                            FMT_T beta, FMT_T *C, int64_t ldc, const fm_epilogue *ep)
 {
     (void)tb;
     const int64_t sai = ta ? 1 : lda, sak = ta ? lda : 1;
@@ -344,6 +350,7 @@ static void FMT_NAME(small)(int ta, int tb, int64_t M, int64_t N, int64_t K, FMT
                 FMT_SB_ROW(5) FMT_SB_ROW(6) FMT_SB_ROW(7) FMT_SB_ROW(8)
             default: break;
             }
+            if (ep) ep->apply(ep, c, ldc, r, n);
 #undef FMT_SB_ROW
 #undef FMT_SB
         }

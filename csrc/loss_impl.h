@@ -16,22 +16,24 @@
 
 static inline T FM_CAT(sign, SFX)(T x) { return (T)((x > 0) - (x < 0)); }
 
-/* Cross-entropy over logits x with targets y (already smoothed). */
+/* Cross-entropy over logits x with targets y (already smoothed); the
+ * softmax's exponentials are taken once, into g. */
 static inline T FM_CAT(ce_logits_row, SFX)(const T *x, const T *y, int64_t label, int64_t C,
-                                           T scale, T *g) {
+                                           T scale, T *restrict g) {
     T mx = x[0];
     for (int64_t j = 1; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+    for (int64_t j = 0; j < C; j++) g[j] = FM_CAT(exp_nonpos, SFX)(x[j] - mx);
     T s = 0;
-    for (int64_t j = 0; j < C; j++) s += exp(x[j] - mx);
+    for (int64_t j = 0; j < C; j++) s += g[j];
     const T lse = mx + log(s);
     const T inv = (T)1 / s;
     if (y) {
         T sy = 0, l = 0;
         for (int64_t j = 0; j < C; j++) { sy += y[j]; l += y[j] * (lse - x[j]); }
-        for (int64_t j = 0; j < C; j++) g[j] = scale * (sy * exp(x[j] - mx) * inv - y[j]);
+        for (int64_t j = 0; j < C; j++) g[j] = scale * (sy * g[j] * inv - y[j]);
         return l;
     }
-    for (int64_t j = 0; j < C; j++) g[j] = scale * exp(x[j] - mx) * inv;
+    for (int64_t j = 0; j < C; j++) g[j] = scale * g[j] * inv;
     g[label] -= scale;
     return lse - x[label];
 }
@@ -58,7 +60,7 @@ static inline T FM_CAT(ce_probs_row, SFX)(const T *p, const T *y, int64_t label,
     return l;
 }
 
-int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, int act, const T *A__bo,
+FM_CLONES int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, int act, const T *A__bo,
                                           const T *Z__bo, const T *Y__bo, const int64_t *y__b,
                                           const T *w__b, int64_t n_rows, int64_t n_out,
                                           double grad_scale, double *loss_sum, T *dZ__bo,

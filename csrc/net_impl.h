@@ -28,6 +28,15 @@ static void FM_CAT(dropout_forward, SFX)(uint64_t seed, int layer, int64_t step,
     }
 }
 
+/* A dense layer: out = act(in @ W + b) in one GEMM (bias and activation in
+ * its epilogue); Z, when not NULL, receives the pre-activation. */
+static void FM_CAT(dense_forward, SFX)(const fm_layer *L, const T *params, const T *in, T *out,
+                                      T *Z, int64_t rows) {
+    FM_CAT(fm_gemm_bias_act, SFX)(L->activation, L->act_alpha, L->b_off >= 0 ? params + L->b_off : NULL,
+                                  Z, 0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in,
+                                  params + L->w_off, L->n_out, 0, out, L->n_out);
+}
+
 /* Forward through every layer for `rows` rows using the net's training
  * workspace; returns the output buffer. */
 static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t rows,
@@ -37,12 +46,7 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
         const fm_layer *L = &net->layers[l];
         T *out = (T *)net->A[l];
         if (L->kind == FM_LAYER_DENSE) {
-            FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in,
-                                 params + L->w_off, L->n_out, 0, out, L->n_out);
-            FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
-                                               net->Z[l] ? (T *)net->Z[l] : NULL,
-                                               L->b_off >= 0 ? params + L->b_off : NULL,
-                                               rows, L->n_out);
+            FM_CAT(dense_forward, SFX)(L, params, in, out, (T *)net->Z[l], rows);
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
             const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
@@ -117,8 +121,19 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                 }
             }
             if (l <= net->first_param_layer) break;
-            FM_CAT(fm_gemm, SFX)(0, 1, rows, L->n_in, L->n_out, 1, g, L->n_out,
-                                 params + L->w_off, L->n_out, 0, g2, L->n_in);
+            /* dX = g @ W^T; when a dense layer feeds this one, its activation
+             * derivative is applied to each tile of dX as it is finished */
+            const fm_layer *Lp = &net->layers[l - 1];
+            if (Lp->kind == FM_LAYER_DENSE) {
+                FM_CAT(fm_gemm_act_grad, SFX)(Lp->activation, Lp->act_alpha, (const T *)net->A[l - 1],
+                                              (const T *)net->Z[l - 1], 0, 1, rows, L->n_in, L->n_out,
+                                              1, g, L->n_out, params + L->w_off, L->n_out, 0, g2,
+                                              L->n_in);
+                pre = 1;
+            } else {
+                FM_CAT(fm_gemm, SFX)(0, 1, rows, L->n_in, L->n_out, 1, g, L->n_out,
+                                     params + L->w_off, L->n_out, 0, g2, L->n_in);
+            }
             T *tmp = g; g = g2; g2 = tmp;
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const int64_t n = L->n_out;
@@ -256,11 +271,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         T *out = l == last ? final_out : (flip ? buf1 : buf0);
         flip ^= 1;
         if (L->kind == FM_LAYER_DENSE) {
-            FM_CAT(fm_gemm, SFX)(0, 0, rows, L->n_out, L->n_in, 1, in, L->n_in, params + L->w_off,
-                                 L->n_out, 0, out, L->n_out);
-            FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out,
-                                               l == last ? last_Z : NULL,
-                                               L->b_off >= 0 ? params + L->b_off : NULL, rows, L->n_out);
+            FM_CAT(dense_forward, SFX)(L, params, in, out, l == last ? last_Z : NULL, rows);
         } else {
             FM_CAT(bn_forward_infer, SFX)(in, out, L->w_off >= 0 ? params + L->w_off : NULL,
                                           L->b_off >= 0 ? params + L->b_off : NULL,
@@ -274,21 +285,63 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
 
 #define FM_INFER_CHUNK 1024
 
+/* predict for n_rows rows on the calling thread, in chunks, with its own
+ * reusable scratch (predict may run on several threads at once, and a fresh
+ * large allocation would cost page faults). */
+static int FM_CAT(predict_rows, SFX)(const fm_net *net, const T *params, const T *X, int64_t n_rows,
+                                    T *out) {
+    const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
+    const size_t sz = (size_t)(chunk * net->max_width) * sizeof(T);
+    T *buf = (T *)fm_gemm_buffer(2, 2 * sz);
+    if (!buf) return FM_ERR_NOMEM;
+    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
+        const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
+        FM_CAT(infer_chunk, SFX)(net, params, X + r0 * net->n_in, rows, buf,
+                                 buf + chunk * net->max_width, out + r0 * net->n_out, NULL);
+    }
+    return FM_OK;
+}
+
+/* predict's split over threads: piece t of n_pieces is a block of rows. */
+typedef struct {
+    const fm_net *net;
+    const T *params, *X;
+    T *out;
+    int64_t n_rows, units;
+    int n_pieces;
+    int status;
+} FM_CAT(predict_split, SFX);
+
+static void FM_CAT(predict_piece, SFX)(void *ctx, int t) {
+    FM_CAT(predict_split, SFX) *s = (FM_CAT(predict_split, SFX) *)ctx;
+    const int64_t lo = s->units * t / s->n_pieces * FM_SPLIT_ALIGN_M;
+    int64_t hi = s->units * (t + 1) / s->n_pieces * FM_SPLIT_ALIGN_M;
+    if (hi > s->n_rows) hi = s->n_rows;
+    if (lo >= hi) return;
+    int st = FM_CAT(predict_rows, SFX)(s->net, s->params, s->X + lo * s->net->n_in, hi - lo,
+                                       s->out + lo * s->net->n_out);
+    if (st != FM_OK) __atomic_store_n(&s->status, st, __ATOMIC_RELAXED);   /* only FM_ERR_NOMEM */
+}
+
 void FM_CAT(fm_predict, SFX)(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows,
                              T *out__bo, int *status) {
     *status = FM_OK;
     if (n_rows <= 0) return;
-    const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
-    const size_t sz = (size_t)(chunk * net->max_width) * sizeof(T);
-    /* per-thread scratch, reused across calls: predict may run on several
-     * threads at once, and a fresh large allocation would cost page faults */
-    T *buf = (T *)fm_gemm_buffer(2, 2 * sz);
-    if (!buf) { *status = FM_ERR_NOMEM; return; }
-    for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
-        const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
-        FM_CAT(infer_chunk, SFX)(net, params, X__bi + r0 * net->n_in, rows, buf,
-                                 buf + chunk * net->max_width, out__bo + r0 * net->n_out, NULL);
+    /* Large batches: each thread runs the whole network on its own blocks of
+     * rows -- no synchronization between layers, and the element-wise work is
+     * split too; the GEMMs inside then stay on their thread.  Blocks start at
+     * multiples of FM_SPLIT_ALIGN_M, as the GEMM's own splits do. */
+    int nt = fm_threads_for_work((double)n_rows * (double)net->macs_per_row);
+    if (n_rows < (int64_t)nt * FM_INFER_MIN_ROWS_PER_THREAD) nt = 1;
+    if (nt <= 1) {
+        *status = FM_CAT(predict_rows, SFX)(net, params, X__bi, n_rows, out__bo);
+        return;
     }
+    FM_CAT(predict_split, SFX) s = {net, params, X__bi, out__bo, n_rows,
+                                    (n_rows + FM_SPLIT_ALIGN_M - 1) / FM_SPLIT_ALIGN_M,
+                                    2 * nt, FM_OK};
+    fm_parallel_pieces(nt, s.n_pieces, FM_CAT(predict_piece, SFX), &s);
+    *status = s.status;
 }
 
 int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,

@@ -180,7 +180,7 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
         /* Element-wise and memory-bound: large variables are split over threads
          * (each element is updated by one thread, so results do not depend on
          * the thread count). */
-        int nt = n >= FM_OPT_PAR_MIN ? fm_get_num_threads() : 1;
+        int nt = n >= FM_OPT_PAR_MIN ? fm_threads_available(fm_get_num_threads()) : 1;
         if (nt > 1) {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)

@@ -175,3 +175,135 @@ def test_matmul(target, dtype, M, K, N):
     res = ops.matmul(a, b, out=out)
     assert res is out
     np.testing.assert_array_equal(out, got)
+
+
+# --------------------------------------------------------------------------- epilogues
+# A dense layer's forward (bias + activation) and the activation derivative of
+# its backward run on each finished tile of C.  The fused result must equal, bit
+# for bit, the GEMM followed by the whole-matrix kernel (same order of
+# operations), and must match the float64 NumPy reference (tests/reference.py).
+import reference as ref  # noqa: E402
+
+ACT_NAMES = list(ref.ACTIVATION_CODES)
+ACT_TOL = {np.float32: (2e-5, 2e-6), np.float64: (1e-12, 1e-13)}
+
+
+def _act_operands(rng, dtype, M, N, K, transa, transb, name):
+    A, B, C0 = _operands(rng, dtype, M, N, K, transa, transb)
+    # keep pre-activations of order one to a few, where every activation is smooth
+    A *= dtype(1.5 / np.sqrt(max(K, 1)))
+    if name == "exponential":
+        A *= dtype(0.5)
+    return A, B, C0
+
+
+def _close_ref(actual, expected, dtype, what):
+    rtol, atol = ACT_TOL[dtype]
+    err = np.abs(actual.astype(np.float64) - expected)
+    bad = err > atol + rtol * np.abs(expected)
+    assert not bad.any(), f"{what}: {bad.sum()} of {bad.size} differ, worst {err.max():.3g}"
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(M=sizes_nonzero, N=sizes_nonzero, K=sizes,
+       dtype=st.sampled_from(DTYPES), name=st.sampled_from(ACT_NAMES),
+       transa=st.booleans(), transb=st.booleans(), with_bias=st.booleans(),
+       with_z=st.booleans(), beta=st.sampled_from([0.0, 1.0]),
+       seed=st.integers(0, 2**32 - 1))
+def test_gemm_bias_activation_epilogue_equals_gemm_then_activation(
+        target, M, N, K, dtype, name, transa, transb, with_bias, with_z, beta, seed):
+    rng = np.random.default_rng(seed)
+    code, alpha = ref.ACTIVATION_CODES[name], ref.DEFAULT_ALPHA.get(name, 0.0)
+    A, B, C0 = _act_operands(rng, dtype, M, N, K, transa, transb, name)
+    b = (rng.standard_normal(N) * 0.5).astype(dtype) if with_bias else None
+    # unfused: the plain GEMM, then bias + activation over the whole matrix
+    plain = C0.copy()
+    _engine.gemm(transa, transb, 1.0, A, B, beta, plain)
+    _check(A, B, C0, plain, transa, transb, 1.0, beta)
+    Zu = np.zeros_like(plain)
+    unfused = _engine.activation_forward(code, alpha, plain.copy(), b, Zu)
+    # fused
+    C = C0.copy()
+    if beta == 0:
+        C[...] = np.nan
+    Z = np.full_like(C, np.nan) if with_z else None
+    _engine.gemm(transa, transb, 1.0, A, B, beta, C, act=code, act_alpha=alpha, bias=b, Z=Z)
+    np.testing.assert_array_equal(C, unfused)
+    if with_z:
+        np.testing.assert_array_equal(Z, Zu)
+    # and the reference, from the pre-activation the GEMM produced
+    _close_ref(C, ref.activation(name, Zu, alpha or None), dtype, name)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(M=sizes_nonzero, N=sizes_nonzero, K=sizes,
+       dtype=st.sampled_from(DTYPES), name=st.sampled_from(ACT_NAMES),
+       transa=st.booleans(), transb=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_gemm_derivative_epilogue_equals_gemm_then_activation_backward(
+        target, M, N, K, dtype, name, transa, transb, seed):
+    rng = np.random.default_rng(seed)
+    code, alpha = ref.ACTIVATION_CODES[name], ref.DEFAULT_ALPHA.get(name, 0.0)
+    A, B, _ = _operands(rng, dtype, M, N, K, transa, transb)
+    # the layer whose derivative is applied: output Aout = act(Z)
+    Z = (rng.standard_normal((M, N)) * (0.5 if name == "exponential" else 1.5)).astype(dtype)
+    Aout = _engine.activation_forward(code, alpha, Z.copy())
+    plain = np.empty((M, N), dtype)
+    _engine.gemm(transa, transb, 1.0, A, B, 0.0, plain)
+    unfused = _engine.activation_backward(code, alpha, Aout, Z, plain.copy())
+    C = np.full((M, N), np.nan, dtype)
+    _engine.gemm(transa, transb, 1.0, A, B, 0.0, C, act=code, act_alpha=alpha, Z=Z, Aout=Aout,
+                 grad=True)
+    np.testing.assert_array_equal(C, unfused)
+    expected = ref.activation_backward(name, Z, plain, alpha or None)
+    rtol, atol = ACT_TOL[dtype]
+    scale = np.abs(plain).astype(np.float64) * (np.exp(Z.astype(np.float64)) if name == "exponential" else 1)
+    err = np.abs(C.astype(np.float64) - expected)
+    assert np.all(err <= 10 * (atol + rtol) * np.maximum(1, scale) + rtol * np.abs(expected)), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["relu", "gelu", "softmax", "tanh"])
+@pytest.mark.parametrize("transb", [False, True])
+def test_epilogues_are_bitwise_reproducible_and_independent_of_threads(target, dtype, name, transb):
+    """Large enough to split over threads and, on the packed path (op(B) = B^T),
+    to span several K blocks: the epilogue must run after the last one only."""
+    M, N, K = 300, 200, 700
+    rng = np.random.default_rng(5)
+    code, alpha = ref.ACTIVATION_CODES[name], 0.0
+    A, B, _ = _act_operands(rng, dtype, M, N, K, False, transb, name)
+    b = rng.standard_normal(N).astype(dtype)
+
+    def run():
+        C, Z = np.empty((M, N), dtype), np.empty((M, N), dtype)
+        _engine.gemm(False, transb, 1.0, A, B, 0.0, C, act=code, bias=b, Z=Z)
+        G = np.empty((M, N), dtype)
+        _engine.gemm(False, transb, 1.0, A, B, 0.0, G, act=code, Z=Z, Aout=C, grad=True)
+        return C, Z, G
+
+    first = run()
+    plain = np.empty((M, N), dtype)
+    _engine.gemm(False, transb, 1.0, A, B, 0.0, plain)
+    np.testing.assert_array_equal(first[1], plain + b)
+    saved = _engine.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            _engine.set_num_threads(nt)
+            for got, want in zip(run(), first):
+                np.testing.assert_array_equal(got, want)
+    finally:
+        _engine.set_num_threads(saved)
+
+
+def test_epilogue_runs_when_k_is_zero_and_checks_its_arguments():
+    A, B = np.zeros((3, 0)), np.zeros((0, 4))
+    C, Z = np.full((3, 4), np.nan), np.empty((3, 4))
+    b = np.array([1.0, -2.0, 3.0, -4.0])
+    _engine.gemm(False, False, 1.0, A, B, 0.0, C, act=ref.ACTIVATION_CODES["relu"], bias=b, Z=Z)
+    np.testing.assert_array_equal(C, np.tile([1.0, 0.0, 3.0, 0.0], (3, 1)))
+    np.testing.assert_array_equal(Z, np.tile(b, (3, 1)))
+    with pytest.raises(ValueError, match="bias"):
+        _engine.gemm(False, False, 1.0, A, B, 0.0, C, act=1, bias=b[:3])
+    with pytest.raises(ValueError, match="Aout"):
+        _engine.gemm(False, False, 1.0, A, B, 0.0, C, act=1, grad=True)

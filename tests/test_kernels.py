@@ -148,6 +148,28 @@ def test_softmax_rows_sum_to_one_and_match_reference(dtype, seed, rows, cols, sh
 
 
 @per_dtype
+def test_softmax_exponential_is_within_a_few_ulp_over_the_whole_range(dtype):
+    """Softmax takes its own vectorized e^x (x <= 0): rows (0, x) sweep every x down
+    to underflow, where the small value becomes exactly 0; NaN stays NaN."""
+    info = np.finfo(dtype)
+    lo = np.log(info.tiny)
+    x = np.concatenate([np.linspace(lo, 0, 200_001), -np.geomspace(1e-12, 1, 1001)]).astype(dtype)
+    A = np.stack([np.zeros_like(x), x], axis=1)
+    _engine.activation_forward(4, 0.0, A)
+    e = np.exp(x.astype(np.longdouble))
+    expected = np.stack([1 / (1 + e), e / (1 + e)], axis=1)
+    err = np.abs(A - expected)
+    normal = expected >= 4 * info.tiny
+    ulps = err[normal] / np.spacing(expected[normal].astype(dtype)).astype(np.longdouble)
+    assert float(ulps.max()) <= 4, float(ulps.max())
+    assert float(err[~normal].max()) <= 4 * info.tiny
+    B = np.array([[0.0, 2 * lo, -np.inf], [np.nan, 0.0, 1.0]], dtype)
+    _engine.activation_forward(4, 0.0, B)
+    np.testing.assert_array_equal(B[0], [1, 0, 0])
+    assert np.isnan(B[1]).all()
+
+
+@per_dtype
 @pytest.mark.parametrize("name", ["sigmoid", "softmax", "softplus", "tanh", "swish", "softsign", "gelu"])
 @pytest.mark.parametrize("sign", [1, -1])
 def test_saturating_activations_stay_finite_for_inputs_up_to_80(dtype, name, sign):

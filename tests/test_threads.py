@@ -67,3 +67,25 @@ def test_training_does_not_depend_on_the_thread_count(restore_threads):
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(p1, p2)
+
+
+def test_predict_of_a_large_batch_splits_rows_over_threads_without_changing_the_result(
+        restore_threads):
+    """Large batches run the whole network per thread on blocks of rows: each row's
+    output is the same whatever the thread count or the batch it comes in (up to
+    float rounding), and bit-identical from call to call."""
+    fastmlp.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    x = rng.random((1001, 784), dtype=np.float32)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(784,)), layers.Dense(64, activation="relu"),
+                            layers.Dense(33, activation="tanh"),
+                            layers.Dense(10, activation="softmax")])
+    fastmlp.set_num_threads(1)
+    one = m.predict(x, verbose=0)
+    for threads in (2, 3):
+        fastmlp.set_num_threads(threads)
+        got = m.predict(x, verbose=0)
+        np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(m.predict(x, verbose=0), got)
+    rows = np.concatenate([m.predict(x[i:i + 7], verbose=0) for i in range(0, len(x), 7)])
+    np.testing.assert_allclose(rows, one, rtol=1e-5, atol=1e-7)

@@ -110,6 +110,22 @@ cdef extern from "fastmlp.h" nogil:
                                     float *dA, int64_t n_rows, int64_t n_out)
     void fm_activation_backward_f64(int act, double alpha, const double *A, const double *Z,
                                     double *dA, int64_t n_rows, int64_t n_out)
+    void fm_gemm_bias_act_f32(int act, double act_alpha, const float *b, float *Z, int ta, int tb,
+                              int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                              int64_t ldc)
+    void fm_gemm_bias_act_f64(int act, double act_alpha, const double *b, double *Z, int ta,
+                              int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                              const double *A, int64_t lda, const double *B, int64_t ldb,
+                              double beta, double *C, int64_t ldc)
+    void fm_gemm_act_grad_f32(int act, double act_alpha, const float *Aout, const float *Z, int ta,
+                              int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                              int64_t ldc)
+    void fm_gemm_act_grad_f64(int act, double act_alpha, const double *Aout, const double *Z,
+                              int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha,
+                              const double *A, int64_t lda, const double *B, int64_t ldb,
+                              double beta, double *C, int64_t ldc)
     int fm_loss_forward_backward_f32(const fm_loss_spec *loss, int act, const float *A,
                                      const float *Z, const float *Y, const int64_t *y,
                                      const float *w, int64_t n_rows, int64_t n_out,

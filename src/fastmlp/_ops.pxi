@@ -1,7 +1,13 @@
 # GEMM, CPU dispatch and thread control (included by _engine.pyx).
 
-def gemm(bint transa, bint transb, double alpha, A, B, double beta, C):
-    """C = alpha * op(A) @ op(B) + beta * C in place; all C-contiguous 2-D, one float dtype."""
+def gemm(bint transa, bint transb, double alpha, A, B, double beta, C, act=None,
+         double act_alpha=0.0, bias=None, Z=None, Aout=None, bint grad=False):
+    """C = alpha * op(A) @ op(B) + beta * C in place; all C-contiguous 2-D, one float dtype.
+
+    With ``act`` (an activation code) the product goes through a GEMM epilogue:
+    forward (``grad=False``), C = act(C + bias) with Z receiving C + bias (both
+    optional); backward (``grad=True``), C *= act'(.) taken from the layer's output
+    ``Aout`` and pre-activation ``Z`` (both of C's shape)."""
     for name, a in (("A", A), ("B", B), ("C", C)):
         if not isinstance(a, np.ndarray) or a.ndim != 2 or not a.flags.c_contiguous:
             raise TypeError(f"{name} must be a C-contiguous 2-D numpy array")
@@ -15,18 +21,46 @@ def gemm(bint transa, bint transb, double alpha, A, B, double beta, C):
     cdef int64_t N = B.shape[0] if transb else B.shape[1]
     if K != KB or C.shape[0] != M or C.shape[1] != N:
         raise ValueError(f"shapes do not align: op(A) is {M}x{K}, op(B) is {KB}x{N}, C is {C.shape[0]}x{C.shape[1]}")
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>C)
+    if bias is not None and bias.shape != (N,):
+        raise ValueError("bias must have one value per column of C")
+    for name, a in (("Z", Z), ("Aout", Aout)):
+        if a is not None and a.shape != C.shape:
+            raise ValueError(f"{name} must have C's shape")
+    if act is not None and grad and Aout is None:
+        raise ValueError("the backward epilogue needs the layer output Aout")
+    cdef int code = -1 if act is None else act
     cdef int64_t lda = A.shape[1], ldb = B.shape[1], ldc = C.shape[1]
     cdef void *pa = cnp.PyArray_DATA(<cnp.ndarray>A)
     cdef void *pb = cnp.PyArray_DATA(<cnp.ndarray>B)
     cdef void *pc = cnp.PyArray_DATA(<cnp.ndarray>C)
-    cdef bint f64 = A.dtype == np.float64
+    cdef void *pbias = _ptr(bias, t, "bias")
+    cdef void *pz = _ptr(Z, t, "Z")
+    cdef void *pout = _ptr(Aout, t, "Aout")
+    cdef bint f64 = t == _F64
     with nogil:
-        if f64:
+        if code < 0 and f64:
             fm_gemm_f64(transa, transb, M, N, K, alpha, <double *>pa, lda, <double *>pb, ldb,
                         beta, <double *>pc, ldc)
-        else:
+        elif code < 0:
             fm_gemm_f32(transa, transb, M, N, K, <float>alpha, <float *>pa, lda, <float *>pb, ldb,
                         <float>beta, <float *>pc, ldc)
+        elif grad and f64:
+            fm_gemm_act_grad_f64(code, act_alpha, <double *>pout, <double *>pz, transa, transb,
+                                 M, N, K, alpha, <double *>pa, lda, <double *>pb, ldb, beta,
+                                 <double *>pc, ldc)
+        elif grad:
+            fm_gemm_act_grad_f32(code, act_alpha, <float *>pout, <float *>pz, transa, transb,
+                                 M, N, K, <float>alpha, <float *>pa, lda, <float *>pb, ldb,
+                                 <float>beta, <float *>pc, ldc)
+        elif f64:
+            fm_gemm_bias_act_f64(code, act_alpha, <double *>pbias, <double *>pz, transa, transb,
+                                 M, N, K, alpha, <double *>pa, lda, <double *>pb, ldb, beta,
+                                 <double *>pc, ldc)
+        else:
+            fm_gemm_bias_act_f32(code, act_alpha, <float *>pbias, <float *>pz, transa, transb,
+                                 M, N, K, <float>alpha, <float *>pa, lda, <float *>pb, ldb,
+                                 <float>beta, <float *>pc, ldc)
     return C
 
 
