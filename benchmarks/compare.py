@@ -283,12 +283,25 @@ def print_machine():
         print(f"- skipped peer {peer}: {why}")
     print(f"- load average at start (1/5/15 min): {loadavg()} -- other processes on the machine "
           "add noise; the systems are interleaved so that it hits all of them alike")
-    print(f"- timing: {ROUNDS} interleaved rounds, ~{WINDOW:g} s per training chunk, medians"
+    print(f"- timing: {ROUNDS} interleaved rounds, ~{WINDOW:g} s per training chunk, medians; "
+          f"{SETTLE_S:g} s idle before each timed burst (see settle())"
           + (" (--quick)" if QUICK else ""))
     sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------- timing core
+
+SETTLE_S = 0.15
+
+
+def settle():
+    """Let the previous system's idle worker threads stop spinning before the next one is
+    timed: OpenBLAS's spin for about 2^28 cycles (~0.1 s) after a call, torch's OpenMP pool
+    for a while too, and a spinning thread holds a core that the next system's workers need
+    (on 2 cores this halved fastmlp's 2-thread GEMMs measured right after numpy's).  Each
+    system is thus timed on an otherwise idle machine, as when it runs alone."""
+    time.sleep(SETTLE_S)
+
 
 def interleave(runners, rounds):
     """``runners``: {name: fn() -> units of work done}.  Returns {name: [units/s per round]}.
@@ -300,6 +313,7 @@ def interleave(runners, rounds):
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            settle()
             t0 = time.perf_counter()
             units = runners[name]()
             dt = time.perf_counter() - t0
@@ -729,7 +743,9 @@ def run_predict():
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn = systems[name][0]
+            settle()
             lat[name] += time_calls(lambda: fn(x1), n1[name])
+            settle()
             thr[name] += time_calls(lambda: fn(xb), nb[name])
     med1 = {n: statistics.median(v) / 1e3 for n, v in lat.items()}        # µs
     medb = {n: 1024 / (statistics.median(v) / 1e9) for n, v in thr.items()}  # samples/s
@@ -809,6 +825,7 @@ def run_gemm():
             k = r % len(names)
             for nm in names[k:] + names[:k]:
                 fn, cnt = fns[nm], reps[nm]
+                settle()
                 t0 = time.perf_counter()
                 for _ in range(cnt):
                     fn()
