@@ -62,7 +62,10 @@ enum fm_metric {
     FM_MET_COUNT
 };
 
-enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2 };
+/* ACTIVATION: out = activation(in), n_in == n_out, no parameters (keras.layers.Activation) */
+enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2, FM_LAYER_ACTIVATION = 3 };
+/* Layers that end in an activation (its output in A, its pre-activation in Z where needed). */
+#define FM_HAS_ACTIVATION(L) ((L)->kind == FM_LAYER_DENSE || (L)->kind == FM_LAYER_ACTIVATION)
 
 #define FM_MAX_METRICS 16
 

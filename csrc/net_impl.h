@@ -37,6 +37,13 @@ static void FM_CAT(dense_forward, SFX)(const fm_layer *L, const T *params, const
                                   params + L->w_off, L->n_out, 0, out, L->n_out);
 }
 
+/* An activation layer: out = act(in); Z, when not NULL, receives in. */
+static void FM_CAT(activation_layer_forward, SFX)(const fm_layer *L, const T *in, T *out, T *Z,
+                                                 int64_t rows) {
+    memcpy(out, in, (size_t)(rows * L->n_out) * sizeof(T));
+    FM_CAT(fm_activation_forward, SFX)(L->activation, L->act_alpha, out, Z, NULL, rows, L->n_out);
+}
+
 /* Forward through every layer for `rows` rows using the net's training
  * workspace; returns the output buffer. */
 static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t rows,
@@ -47,6 +54,8 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
         T *out = (T *)net->A[l];
         if (L->kind == FM_LAYER_DENSE) {
             FM_CAT(dense_forward, SFX)(L, params, in, out, (T *)net->Z[l], rows);
+        } else if (L->kind == FM_LAYER_ACTIVATION) {
+            FM_CAT(activation_layer_forward, SFX)(L, in, out, (T *)net->Z[l], rows);
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const T *g = L->w_off >= 0 ? params + L->w_off : NULL;
             const T *b = L->b_off >= 0 ? params + L->b_off : NULL;
@@ -92,8 +101,8 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                                       const fm_loss_spec *loss, int training, double *loss_sum) {
     const int last = net->n_layers - 1;
     const fm_layer *LL = &net->layers[last];
-    int act = LL->kind == FM_LAYER_DENSE ? LL->activation : FM_ACT_LINEAR;
-    const T *Zlast = LL->kind == FM_LAYER_DENSE && net->Z[last] ? (const T *)net->Z[last] : NULL;
+    int act = FM_HAS_ACTIVATION(LL) ? LL->activation : FM_ACT_LINEAR;
+    const T *Zlast = FM_HAS_ACTIVATION(LL) && net->Z[last] ? (const T *)net->Z[last] : NULL;
     T *g = (T *)net->dA, *g2 = (T *)net->dB;
     int pre = 0;
     int status = FM_CAT(fm_loss_forward_backward, SFX)(loss, act, (const T *)net->A[last], Zlast,
@@ -124,7 +133,7 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
             /* dX = g @ W^T; when a dense layer feeds this one, its activation
              * derivative is applied to each tile of dX as it is finished */
             const fm_layer *Lp = &net->layers[l - 1];
-            if (Lp->kind == FM_LAYER_DENSE) {
+            if (FM_HAS_ACTIVATION(Lp)) {
                 FM_CAT(fm_gemm_act_grad, SFX)(Lp->activation, Lp->act_alpha, (const T *)net->A[l - 1],
                                               (const T *)net->Z[l - 1], 0, 1, rows, L->n_in, L->n_out,
                                               1, g, L->n_out, params + L->w_off, L->n_out, 0, g2,
@@ -135,6 +144,13 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *X,
                                      params + L->w_off, L->n_out, 0, g2, L->n_in);
             }
             T *tmp = g; g = g2; g2 = tmp;
+        } else if (L->kind == FM_LAYER_ACTIVATION) {
+            if (l <= net->first_param_layer) break;
+            if (!pre)
+                FM_CAT(fm_activation_backward, SFX)(L->activation, L->act_alpha, (const T *)net->A[l],
+                                                    net->Z[l] ? (const T *)net->Z[l] : NULL, g,
+                                                    rows, L->n_out);
+            pre = 0;
         } else if (L->kind == FM_LAYER_BATCHNORM) {
             const int64_t n = L->n_out;
             const T *gamma = L->w_off >= 0 ? params + L->w_off : NULL;
@@ -272,6 +288,8 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         flip ^= 1;
         if (L->kind == FM_LAYER_DENSE) {
             FM_CAT(dense_forward, SFX)(L, params, in, out, l == last ? last_Z : NULL, rows);
+        } else if (L->kind == FM_LAYER_ACTIVATION) {
+            FM_CAT(activation_layer_forward, SFX)(L, in, out, l == last ? last_Z : NULL, rows);
         } else {
             FM_CAT(bn_forward_infer, SFX)(in, out, L->w_off >= 0 ? params + L->w_off : NULL,
                                           L->b_off >= 0 ? params + L->b_off : NULL,
@@ -359,20 +377,20 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
     const fm_layer *LL = &net->layers[net->n_layers - 1];
     int last_compute = net->n_layers - 1;
     while (last_compute > 0 && net->layers[last_compute].kind == FM_LAYER_DROPOUT) last_compute--;
-    if (net->layers[last_compute].kind == FM_LAYER_DENSE) LL = &net->layers[last_compute];
-    const int act = LL->kind == FM_LAYER_DENSE ? LL->activation : FM_ACT_LINEAR;
+    if (FM_HAS_ACTIVATION(&net->layers[last_compute])) LL = &net->layers[last_compute];
+    const int act = FM_HAS_ACTIVATION(LL) ? LL->activation : FM_ACT_LINEAR;
     int status = FM_OK;
     for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
         const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
         FM_CAT(infer_chunk, SFX)(net, params, X__bi + r0 * net->n_in, rows, buf, buf + chunk * mw,
-                                 P, LL->kind == FM_LAYER_DENSE ? Zl : NULL);
+                                 P, FM_HAS_ACTIVATION(LL) ? Zl : NULL);
         const T *Yc = Y__bo ? Y__bo + r0 * no : NULL;
         const int64_t *yc = y__b ? y__b + r0 : NULL;
         const T *wc = w__b ? w__b + r0 : NULL;
         double lsum = 0;
         int pre;
         int st = FM_CAT(fm_loss_forward_backward, SFX)(loss, act, P,
-                                                       LL->kind == FM_LAYER_DENSE ? Zl : NULL,
+                                                       FM_HAS_ACTIVATION(LL) ? Zl : NULL,
                                                        Yc, yc, wc, rows, no, 0.0, &lsum, G, &pre);
         if (st != FM_OK) status = st;
         if (loss->sum_reduction) lsum *= (double)rows;

@@ -1,5 +1,5 @@
-"""Layers for dense stacks: ``Dense``, ``Dropout``, ``BatchNormalization``,
-``Flatten``, ``InputLayer``/``Input``.
+"""Layers for dense stacks: ``Dense``, ``Activation``, ``Dropout``,
+``BatchNormalization``, ``Flatten``, ``InputLayer``/``Input``.
 
 A layer holds its configuration and, once built, its weights in Keras's
 layout (kernel ``(input_dim, units)``, bias ``(units,)``).  Inside a model the
@@ -13,7 +13,7 @@ import numpy as np
 from . import activations, initializers, regularizers, utils
 from . import config as _config
 
-__all__ = ["Layer", "Dense", "Dropout", "BatchNormalization", "Flatten", "InputLayer", "Input"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "Flatten", "InputLayer", "Input"]
 
 _NAME_COUNTS = {}
 
@@ -222,6 +222,29 @@ class Dense(Layer):
         }
 
 
+class Activation(Layer):
+    """Applies an activation to its input, as ``keras.layers.Activation``: e.g.
+    ``Dense(64)``, ``BatchNormalization()``, ``Activation("relu")``.  Any fastmlp
+    activation; a final ``Activation("softmax")`` or ``("sigmoid")`` gets the same
+    fused, stable cross-entropy as a Dense layer's."""
+    _base_name = "activation"
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+        self.built = True
+
+    def call(self, x, training=False):
+        from . import _engine
+        out = np.array(x, dtype=self.dtype, order="C", copy=True)
+        _engine.activation_forward(self.activation._fm_code, self.activation._fm_alpha,
+                                   out.reshape(-1, out.shape[-1] if out.ndim else 1), None)
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
 class Dropout(Layer):
     """Inverted dropout: in training, zero each input with probability ``rate``
     and scale the rest by ``1 / (1 - rate)``; the identity at inference.  Masks
@@ -371,7 +394,7 @@ class InputLayer(Layer):
 
 
 # The layer kinds a model config (and a model file) may name.
-_CLASSES = {cls.__name__: cls for cls in (InputLayer, Dense, Dropout, BatchNormalization, Flatten)}
+_CLASSES = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Flatten)}
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):

@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import BatchNormalization, Dense, Dropout, Flatten, InputLayer, Layer, _assign_weights, _unique_name
+from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, InputLayer, Layer, _assign_weights, _unique_name
 from .layers import _CLASSES as _LAYER_CLASSES
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
@@ -233,7 +233,7 @@ class Sequential:
         # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
         self._engine_layers = [layer for layer in self._layers if not isinstance(layer, Flatten)]
         for i, layer in enumerate(self._engine_layers):
-            if not isinstance(layer, (Dense, Dropout, BatchNormalization)):
+            if not isinstance(layer, (Dense, Activation, Dropout, BatchNormalization)):
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             if isinstance(layer, Dense) and layer.built and layer.input_dim != n_in:
                 raise ValueError(f"Layer {layer.name!r} was built for input dimension "
@@ -262,6 +262,9 @@ class Sequential:
                               at("bias", -1), 0.0, 0, -1, -1, 0.0, 0.0, 0))
                 layer.input_dim = n_in
                 n_in = layer.units
+            elif isinstance(layer, Activation):
+                act = layer.activation
+                table.append((3, n_in, n_in, act._fm_code, act._fm_alpha, -1, -1, 0.0, 0, -1, -1, 0.0, 0.0, 0))
             elif isinstance(layer, Dropout):
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
                 table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
