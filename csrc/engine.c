@@ -120,7 +120,7 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
     for (int l = 0; l < net->n_layers; l++) {
         const fm_layer *L = &net->layers[l];
         net->A[l] = malloc((size_t)(rows * L->n_out) * es);
-        int want_z = FM_HAS_ACTIVATION(L) ? needs_z(L->activation) : 1;
+        int want_z = FM_HAS_ACTIVATION(L) ? needs_z(L->activation) : L->kind != FM_LAYER_NOISE;
         /* batch normalization keeps xhat and, after it, 1/std per feature */
         if (want_z) net->Z[l] = malloc((size_t)((rows + 1) * L->n_out) * es);
         if (!net->A[l] || (want_z && !net->Z[l])) { free_workspace(net); return FM_ERR_NOMEM; }

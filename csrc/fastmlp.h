@@ -62,8 +62,12 @@ enum fm_metric {
     FM_MET_COUNT
 };
 
-/* ACTIVATION: out = activation(in), n_in == n_out, no parameters (keras.layers.Activation) */
-enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2, FM_LAYER_ACTIVATION = 3 };
+/* ACTIVATION: out = activation(in), n_in == n_out, no parameters (keras.layers.Activation);
+ * NOISE: out = in + rate * N(0, 1) in training, the identity otherwise (keras.layers.GaussianNoise) */
+enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2, FM_LAYER_ACTIVATION = 3,
+                     FM_LAYER_NOISE = 4 };
+/* Layers that are the identity at inference. */
+#define FM_INFERENCE_IDENTITY(L) ((L)->kind == FM_LAYER_DROPOUT || (L)->kind == FM_LAYER_NOISE)
 /* Layers that end in an activation (its output in A, its pre-activation in Z where needed). */
 #define FM_HAS_ACTIVATION(L) ((L)->kind == FM_LAYER_DENSE || (L)->kind == FM_LAYER_ACTIVATION)
 

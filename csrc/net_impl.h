@@ -28,6 +28,22 @@ static void FM_CAT(dropout_forward, SFX)(uint64_t seed, int layer, int64_t step,
     }
 }
 
+/* Gaussian noise for (layer, step): out = in + stddev * N(0, 1).  One 64-bit
+ * hash gives two 32-bit uniforms and, by Box-Muller, two normal values. */
+static void FM_CAT(noise_forward, SFX)(uint64_t seed, int layer, int64_t step, double stddev,
+                                      const T *in, T *out, int64_t n) {
+    const uint64_t key = fm_hash64(seed ^ 0x6a0551a4u, ((uint64_t)layer << 48) ^ (uint64_t)step);
+    const double two_pi = 6.283185307179586476925;
+    for (int64_t i = 0; i < n; i += 2) {
+        const uint64_t h = fm_hash64(key, (uint64_t)(i >> 1));
+        const double u1 = ((double)(h >> 32) + 0.5) * 0x1p-32;   /* in (0, 1) */
+        const double u2 = (double)(h & 0xFFFFFFFFu) * 0x1p-32;
+        const double r = stddev * sqrt(-2.0 * log(u1));
+        out[i] = in[i] + (T)(r * cos(two_pi * u2));
+        if (i + 1 < n) out[i + 1] = in[i + 1] + (T)(r * sin(two_pi * u2));
+    }
+}
+
 /* A dense layer: out = act(in @ W + b) in one GEMM (bias and activation in
  * its epilogue); Z, when not NULL, receives the pre-activation. */
 static void FM_CAT(dense_forward, SFX)(const fm_layer *L, const T *params, const T *in, T *out,
@@ -66,6 +82,12 @@ static T *FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *X, int64_t
                                               L->momentum, L->epsilon, rows, L->n_out);
             else
                 FM_CAT(bn_forward_infer, SFX)(in, out, g, b, mm, mv, L->epsilon, rows, L->n_out);
+        } else if (L->kind == FM_LAYER_NOISE) {
+            if (training && L->rate > 0)
+                FM_CAT(noise_forward, SFX)(L->seed ? L->seed : seed, l, step, L->rate, in, out,
+                                           rows * L->n_out);
+            else
+                memcpy(out, in, (size_t)(rows * L->n_out) * sizeof(T));
         } else if (training && L->rate > 0) {
             FM_CAT(dropout_forward, SFX)(L->seed ? L->seed : seed, l, step, L->rate, in, out, (T *)net->Z[l],
                                          rows * L->n_out);
@@ -279,11 +301,11 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
                                     T *buf0, T *buf1, T *final_out, T *last_Z) {
     const T *in = X;
     int last = -1;   /* the last layer that computes something at inference */
-    for (int l = 0; l < net->n_layers; l++) if (net->layers[l].kind != FM_LAYER_DROPOUT) last = l;
+    for (int l = 0; l < net->n_layers; l++) if (!FM_INFERENCE_IDENTITY(&net->layers[l])) last = l;
     int flip = 0;
     for (int l = 0; l <= last; l++) {
         const fm_layer *L = &net->layers[l];
-        if (L->kind == FM_LAYER_DROPOUT) continue;
+        if (FM_INFERENCE_IDENTITY(L)) continue;
         T *out = l == last ? final_out : (flip ? buf1 : buf0);
         flip ^= 1;
         if (L->kind == FM_LAYER_DENSE) {
@@ -376,7 +398,7 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const T *X__bi,
     const double reg = FM_CAT(regularization_loss, SFX)(net, params);
     const fm_layer *LL = &net->layers[net->n_layers - 1];
     int last_compute = net->n_layers - 1;
-    while (last_compute > 0 && net->layers[last_compute].kind == FM_LAYER_DROPOUT) last_compute--;
+    while (last_compute > 0 && FM_INFERENCE_IDENTITY(&net->layers[last_compute])) last_compute--;
     if (FM_HAS_ACTIVATION(&net->layers[last_compute])) LL = &net->layers[last_compute];
     const int act = FM_HAS_ACTIVATION(LL) ? LL->activation : FM_ACT_LINEAR;
     int status = FM_OK;

@@ -1,5 +1,5 @@
 """Layers for dense stacks: ``Dense``, ``Activation``, ``Dropout``,
-``BatchNormalization``, ``Flatten``, ``InputLayer``/``Input``.
+``GaussianNoise``, ``BatchNormalization``, ``Flatten``, ``InputLayer``/``Input``.
 
 A layer holds its configuration and, once built, its weights in Keras's
 layout (kernel ``(input_dim, units)``, bias ``(units,)``).  Inside a model the
@@ -13,7 +13,8 @@ import numpy as np
 from . import activations, initializers, regularizers, utils
 from . import config as _config
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNormalization", "Flatten", "InputLayer", "Input"]
+__all__ = ["Layer", "Dense", "Activation", "Dropout", "GaussianNoise", "BatchNormalization", "Flatten",
+           "InputLayer", "Input"]
 
 _NAME_COUNTS = {}
 
@@ -268,6 +269,34 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+class GaussianNoise(Layer):
+    """Additive zero-mean Gaussian noise of standard deviation ``stddev`` in
+    training, the identity at inference (``keras.layers.GaussianNoise``).  The
+    noise comes from the engine's counter-based generator, like Dropout's masks,
+    so runs repeat and resume exactly."""
+    _base_name = "gaussian_noise"
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(stddev) or stddev < 0:
+            raise ValueError(f"Invalid value received for argument `stddev`. Expected a non-negative "
+                             f"float. Received: stddev={stddev!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"GaussianNoise seed must be a non-negative integer. Received: seed={seed!r}")
+        self.stddev = float(stddev)
+        self.seed = seed
+
+    def call(self, x, training=False):
+        if not training or self.stddev == 0:
+            return x
+        rng = np.random.default_rng(self.seed)
+        return (x + rng.normal(0.0, self.stddev, np.shape(x))).astype(self.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
 class BatchNormalization(Layer):
     """Normalize each feature over the batch (Keras 3 semantics).
 
@@ -394,7 +423,8 @@ class InputLayer(Layer):
 
 
 # The layer kinds a model config (and a model file) may name.
-_CLASSES = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Flatten)}
+_CLASSES = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, GaussianNoise, BatchNormalization,
+                                           Flatten)}
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):

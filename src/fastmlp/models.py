@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, InputLayer, Layer, _assign_weights, _unique_name
+from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, GaussianNoise, InputLayer, Layer, _assign_weights, _unique_name
 from .layers import _CLASSES as _LAYER_CLASSES
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
@@ -58,13 +58,14 @@ def _param_plan(layers, n_in):
 
 def _check_flattened(layers, sample_shape):
     """Dense and BatchNormalization layers take flat feature vectors: samples of
-    higher rank must meet a Flatten first (only Dropout may come before it)."""
+    higher rank must meet a Flatten first (only Dropout or GaussianNoise, element-wise,
+    may come before it)."""
     if len(sample_shape) == 1:
         return
     for layer in layers:
         if isinstance(layer, Flatten):
             return
-        if not isinstance(layer, Dropout):
+        if not isinstance(layer, (Dropout, GaussianNoise)):
             break
     raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
                      f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")
@@ -233,7 +234,7 @@ class Sequential:
         # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
         self._engine_layers = [layer for layer in self._layers if not isinstance(layer, Flatten)]
         for i, layer in enumerate(self._engine_layers):
-            if not isinstance(layer, (Dense, Activation, Dropout, BatchNormalization)):
+            if not isinstance(layer, (Dense, Activation, Dropout, GaussianNoise, BatchNormalization)):
                 raise TypeError(f"fastmlp's engine does not support layer type {type(layer).__name__}")
             if isinstance(layer, Dense) and layer.built and layer.input_dim != n_in:
                 raise ValueError(f"Layer {layer.name!r} was built for input dimension "
@@ -265,9 +266,10 @@ class Sequential:
             elif isinstance(layer, Activation):
                 act = layer.activation
                 table.append((3, n_in, n_in, act._fm_code, act._fm_alpha, -1, -1, 0.0, 0, -1, -1, 0.0, 0.0, 0))
-            elif isinstance(layer, Dropout):
+            elif isinstance(layer, (Dropout, GaussianNoise)):   # the layer's own seed, 0: the model's
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                table.append((1, n_in, n_in, 0, 0.0, -1, -1, layer.rate, seed, -1, -1, 0.0, 0.0, 0))
+                kind, amount = (1, layer.rate) if isinstance(layer, Dropout) else (4, layer.stddev)
+                table.append((kind, n_in, n_in, 0, 0.0, -1, -1, amount, seed, -1, -1, 0.0, 0.0, 0))
             else:
                 table.append((2, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
                               at("moving_mean", -1), at("moving_variance", -1), layer.momentum, layer.epsilon, 0))

@@ -273,7 +273,8 @@ def _serialize(model, include_optimizer=True, dtype=None):
     h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
     w_crc = crc(out, data_off, w_len)
     t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
-    if any(isinstance(layer, (layers_module.Flatten, layers_module.Activation)) for layer in model.layers):
+    if any(isinstance(layer, (layers_module.Flatten, layers_module.Activation, layers_module.GaussianNoise))
+           for layer in model.layers):
         minor = 2      # layer kinds that 1.0 and 1.1 readers refuse as unknown
     else:
         minor = 1 if not model.trainable else 0
