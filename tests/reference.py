@@ -17,6 +17,8 @@ Contents
 * ``forward(layers, x)``: a dense stack, ``layers = [(kernel, bias, act), ...]``.
 * ``optimizer_step(name, config, w, g, state, t)``: one Keras 3 update of a
   list of variables.
+* ``assert_gradient_by_central_difference(f, params, segments)``: checks a
+  function's analytic gradient parameter by parameter.
 """
 import math
 
@@ -435,3 +437,18 @@ def optimizer_step(name, config, w, g, state, t):
             raise ValueError(f"unknown optimizer {name!r}")
         out.append(x)
     return out
+
+
+def assert_gradient_by_central_difference(f, params, segments, h=1e-6, rel=1e-5, abs_tol=1e-8):
+    """``f(p) -> (loss, grads)``; checks ``grads`` against (loss(p + h e_i) -
+    loss(p - h e_i)) / 2h for every index i of the ``(offset, size, ...)`` segments."""
+    _, grads = f(params.copy())
+    for seg in segments:
+        off, size = seg[0], seg[1]
+        for i in range(off, off + size):
+            up, dn = params.copy(), params.copy()
+            up[i] += h
+            dn[i] -= h
+            numeric = (f(up)[0] - f(dn)[0]) / (2 * h)
+            assert abs(grads[i] - numeric) <= max(abs_tol, rel * abs(numeric)), \
+                f"parameter {i}: analytic {grads[i]!r}, central difference {numeric!r}"

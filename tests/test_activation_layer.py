@@ -68,16 +68,8 @@ def test_gradients_through_activation_layers_after_batchnorm_and_dropout_match_c
     X = rng.standard_normal((9, 4))
     y = rng.integers(0, 3, 9).astype(np.int64)
     spec = model.loss._spec()
-    params = model._params.copy()
-    loss_at = lambda p: model._net.loss_and_grads(p.copy(), X, None, y, None, spec, 7, 0, True)[0]  # noqa: E731
-    _, grads = model._net.loss_and_grads(params.copy(), X, None, y, None, spec, 7, 0, True)
-    h = 1e-6
-    for off, size, _, _ in model._variables:
-        for i in range(off, off + size):
-            up, dn = params.copy(), params.copy()
-            up[i] += h
-            dn[i] -= h
-            assert grads[i] == pytest.approx((loss_at(up) - loss_at(dn)) / (2 * h), rel=1e-5, abs=1e-8)
+    ref.assert_gradient_by_central_difference(
+        lambda p: model._net.loss_and_grads(p, X, None, y, None, spec, 7, 0, True), model._params, model._variables)
     fastmlp.config.set_floatx("float32")
 
 

@@ -6,6 +6,8 @@ import pytest
 import fastmlp
 from fastmlp.layers import Dense, Dropout, Flatten, GaussianNoise
 
+import reference as ref
+
 
 def _probe(stddev, d=8, dtype="float64", seed=None):
     """Input -> GaussianNoise -> Dense(identity kernel, no bias): the output is the noisy input."""
@@ -61,16 +63,8 @@ def test_gradients_through_noise_match_central_differences():
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6).astype(np.int64)
     spec = model.loss._spec()
-    f = lambda p: model._net.loss_and_grads(p.copy(), X, None, y, None, spec, 5, 2, True)  # noqa: E731
-    params = model._params.copy()
-    _, grads = f(params)
-    h = 1e-6
-    for off, size, _, _ in model._variables:
-        for i in range(off, off + size):
-            up, dn = params.copy(), params.copy()
-            up[i] += h
-            dn[i] -= h
-            assert grads[i] == pytest.approx((f(up)[0] - f(dn)[0]) / (2 * h), rel=1e-5, abs=1e-8)
+    ref.assert_gradient_by_central_difference(
+        lambda p: model._net.loss_and_grads(p, X, None, y, None, spec, 5, 2, True), model._params, model._variables)
 
 
 def test_runs_repeat_resume_and_round_trip_through_files(tmp_path):
