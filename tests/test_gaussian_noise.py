@@ -106,4 +106,19 @@ def test_noise_before_flatten_and_bad_arguments():
         GaussianNoise(0.1, seed=-1)
     x = np.ones((3, 4), np.float32)
     assert GaussianNoise(0.5)(x) is x                 # inference: the identity
-    assert not np.array_equal(GaussianNoise(0.5).call(x, training=True), x)
+    noise = GaussianNoise(0.5, seed=1)
+    first, second = noise(x, training=True), noise(x, training=True)
+    assert first.shape == x.shape and not np.array_equal(first, x)
+    assert not np.array_equal(first, second)          # a fresh draw per call, as Keras
+    np.testing.assert_array_equal(GaussianNoise(0.5, seed=1)(x, training=True), first)   # seeded
+
+
+def test_a_standalone_dropout_call_drops_in_training_only():
+    x = np.ones((200, 50), np.float32)
+    drop = Dropout(0.25, seed=3)
+    assert drop(x) is not None and np.array_equal(drop(x), x)
+    out = drop(x, training=True)
+    assert set(np.unique(out)) <= {0.0, np.float32(1 / 0.75)}
+    assert np.mean(out == 0) == pytest.approx(0.25, abs=0.02)
+    assert not np.array_equal(out, drop(x, training=True))
+    assert np.array_equal(Dropout(1.0)(x, training=True), np.zeros_like(x))

@@ -264,6 +264,13 @@ class Dropout(Layer):
             raise ValueError(f"Dropout seed must be a non-negative integer. Received: seed={seed!r}")
         self.rate = float(rate)
         self.seed = seed
+        self._rng = np.random.default_rng(seed)   # for calls outside a model only
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        keep = self._rng.random(np.shape(x)) >= self.rate
+        return np.where(keep, x / (1 - self.rate) if self.rate < 1 else 0, 0).astype(self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -286,12 +293,12 @@ class GaussianNoise(Layer):
             raise ValueError(f"GaussianNoise seed must be a non-negative integer. Received: seed={seed!r}")
         self.stddev = float(stddev)
         self.seed = seed
+        self._rng = np.random.default_rng(seed)   # for calls outside a model only
 
     def call(self, x, training=False):
         if not training or self.stddev == 0:
             return x
-        rng = np.random.default_rng(self.seed)
-        return (x + rng.normal(0.0, self.stddev, np.shape(x))).astype(self.dtype)
+        return (x + self._rng.normal(0.0, self.stddev, np.shape(x))).astype(self.dtype)
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}

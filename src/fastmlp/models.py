@@ -16,13 +16,17 @@ import numpy as np
 from . import _engine, callbacks as callbacks_module, losses, metrics as metrics_module
 from . import optimizers, utils
 from . import config as _config
-from .layers import Activation, BatchNormalization, Dense, Dropout, Flatten, GaussianNoise, InputLayer, Layer, _assign_weights, _unique_name
+from .layers import (Activation, BatchNormalization, Dense, Dropout, Flatten, GaussianNoise, InputLayer, Layer,
+                     _assign_weights, _unique_name)
 from .layers import _CLASSES as _LAYER_CLASSES
 
 __all__ = ["Sequential", "load_model", "from_bytes"]
 
 _ALIGN = 16  # parameter segments start on 64-byte boundaries (float32)
 
+
+# Engine layer kinds (enum fm_layer_kind in csrc/fastmlp.h).
+_DENSE, _DROPOUT, _BATCHNORM, _ACTIVATION, _NOISE = range(5)
 
 _WEIGHT_NAMES = {Dense: ("kernel", "bias"),
                  BatchNormalization: ("gamma", "beta", "moving_mean", "moving_variance")}
@@ -259,19 +263,19 @@ class Sequential:
             at = at.get   # a weight's offset; -1: absent
             if isinstance(layer, Dense):
                 act = layer.activation
-                table.append((0, n_in, layer.units, act._fm_code, act._fm_alpha, at("kernel", -1),
+                table.append((_DENSE, n_in, layer.units, act._fm_code, act._fm_alpha, at("kernel", -1),
                               at("bias", -1), 0.0, 0, -1, -1, 0.0, 0.0, 0))
                 layer.input_dim = n_in
                 n_in = layer.units
             elif isinstance(layer, Activation):
                 act = layer.activation
-                table.append((3, n_in, n_in, act._fm_code, act._fm_alpha, -1, -1, 0.0, 0, -1, -1, 0.0, 0.0, 0))
+                table.append((_ACTIVATION, n_in, n_in, act._fm_code, act._fm_alpha, -1, -1, 0.0, 0, -1, -1, 0.0, 0.0, 0))
             elif isinstance(layer, (Dropout, GaussianNoise)):   # the layer's own seed, 0: the model's
                 seed = 0 if layer.seed is None else (int(layer.seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
-                kind, amount = (1, layer.rate) if isinstance(layer, Dropout) else (4, layer.stddev)
+                kind, amount = (_DROPOUT, layer.rate) if isinstance(layer, Dropout) else (_NOISE, layer.stddev)
                 table.append((kind, n_in, n_in, 0, 0.0, -1, -1, amount, seed, -1, -1, 0.0, 0.0, 0))
             else:
-                table.append((2, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
+                table.append((_BATCHNORM, n_in, n_in, 0, 0.0, at("gamma", -1), at("beta", -1), 0.0, 0,
                               at("moving_mean", -1), at("moving_variance", -1), layer.momentum, layer.epsilon, 0))
             layer.built = True
         self._params = params
@@ -293,7 +297,8 @@ class Sequential:
         moving statistics."""
         self._net_trainable = trainable = self._trainable_layers()
         self._variables = [var for i, var in self._all_variables if trainable[i]]
-        self._table = [entry[:-1] + (int(entry[0] == 2 and not t),) for entry, t in zip(self._table, trainable)]
+        self._table = [entry[:-1] + (int(entry[0] == _BATCHNORM and not t),)
+                       for entry, t in zip(self._table, trainable)]
         self._net = _engine.Network(self._table, self._variables, self._n_params, self._dtype == "float64")
 
     @property
