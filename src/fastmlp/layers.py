@@ -74,6 +74,7 @@ def _assign_weights(current, weights, owner, shape_message=None):
 class Layer:
     """Base class of fastmlp layers."""
     _base_name = "layer"
+    _format_minor = 0   # the model-file minor version that introduced this kind (docs/FORMAT.md)
 
     def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
                  batch_input_shape=None, **kwargs):
@@ -229,6 +230,7 @@ class Activation(Layer):
     activation; a final ``Activation("softmax")`` or ``("sigmoid")`` gets the same
     fused, stable cross-entropy as a Dense layer's."""
     _base_name = "activation"
+    _format_minor = 2
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -282,6 +284,7 @@ class GaussianNoise(Layer):
     noise comes from the engine's counter-based generator, like Dropout's masks,
     so runs repeat and resume exactly."""
     _base_name = "gaussian_noise"
+    _format_minor = 2
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -387,6 +390,7 @@ class Flatten(Layer):
     never sees it: the model reshapes its input, which costs nothing for a
     contiguous array, and on already-flat data it is the identity."""
     _base_name = "flatten"
+    _format_minor = 2
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)

@@ -273,11 +273,9 @@ def _serialize(model, include_optimizer=True, dtype=None):
     h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
     w_crc = crc(out, data_off, w_len)
     t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
-    if any(isinstance(layer, (layers_module.Flatten, layers_module.Activation, layers_module.GaussianNoise))
-           for layer in model.layers):
-        minor = 2      # layer kinds that 1.0 and 1.1 readers refuse as unknown
-    else:
-        minor = 1 if not model.trainable else 0
+    # the lowest minor version whose features the file uses: 1 for the model's
+    # "trainable" key, a layer kind's own version for the kinds added later
+    minor = max([0 if model.trainable else 1] + [layer._format_minor for layer in model.layers])
     pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], minor, BYTE_ORDER_MARK,
                         flags, len(hbytes), w_len, t_len, h_crc, w_crc, t_crc, 0)
     pre = pre[:60] + struct.pack("<I", crc(pre[:60]))
