@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastmlp
-from fastmlp import layers, optimizers, regularizers, saving
+from fastmlp import _engine, layers, optimizers, regularizers, saving
 from fastmlp._engine import crc32c
 from fastmlp.callbacks import ModelCheckpoint
 
@@ -518,7 +518,7 @@ def _damaged_files(good):
 
 
 def test_every_reader_reports_the_same_first_failure(good, tmp_path):
-    """load_model reads the preamble, the header and short paddings with os.pread and
+    """load_model reads the preamble, the header and short paddings with pread and
     maps the rest; it must report exactly what the in-memory reader reports."""
     path = tmp_path / "damaged.fmlp"
     for data in [good] + _damaged_files(good):
@@ -530,23 +530,56 @@ def test_every_reader_reports_the_same_first_failure(good, tmp_path):
                 assert got == (None if expected is None else f"{path}: {expected}")
 
 
-@pytest.mark.parametrize("short", [lambda n: n // 2, lambda n: min(n, 10)], ids=["half", "10 bytes"])
-def test_short_reads_fall_back_to_the_mapping(good, tmp_path, monkeypatch, short):
-    """os.pread may return fewer bytes than asked (some file systems): the reader then
-    checks those bytes through the mapping and still reports the same failures."""
-    real = os.pread
-    monkeypatch.setattr(os, "pread", lambda fd, n, offset: real(fd, n, offset)[:short(n)])
+@pytest.mark.parametrize("short", [lambda n: n // 2, lambda n: min(n, 10), lambda n: 0],
+                         ids=["half", "10 bytes", "none"])
+def test_a_short_head_falls_back_to_the_mapping(good, tmp_path, short):
+    """pread may return fewer bytes than asked (some file systems): the reader then
+    checks the rest through the mapping and still reports the same failures."""
     path = tmp_path / "damaged.fmlp"
     for data in [good] + _damaged_files(good):
         path.write_bytes(data)
         expected = _error(lambda: fastmlp.models.from_bytes(data, verify=False))
-        got = _error(lambda: fastmlp.load_model(path, verify=False))
-        assert got == (None if expected is None else f"{path}: {expected}")
+        fmap, head, size = _engine.map_file(os.fsencode(path), saving._HEAD_READ, saving.PREAMBLE_SIZE)
+        assert size == len(data) and head == data[:saving._HEAD_READ]
+        try:
+            got = _error(lambda: saving._parse(fmap, size, False, head[:short(len(head))]))
+        finally:
+            fmap.close_file()
+        assert got == expected
 
 
-def test_header_longer_than_the_first_read_and_no_pread(tmp_path, monkeypatch):
+def test_file_map(tmp_path):
+    """map_file: the head, a copy-on-write mapping that writes never reach, reads
+    through the descriptor until close_file, and open's errors."""
+    path = tmp_path / "f.bin"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    fmap, head, size = _engine.map_file(os.fsencode(path), 100, 64)
+    assert head == data[:100] and size == len(data) == len(fmap)
+    view = np.frombuffer(fmap, dtype=np.uint8)
+    assert view.flags.writeable and bytes(view) == data
+    assert fmap.pread(10, len(data) - 4) == data[-4:] and fmap.pread(3, 5) == data[5:8]
+    view[:4] = 7
+    fmap.close_file()
+    with pytest.raises(OSError):
+        fmap.pread(1, 0)
+    assert path.read_bytes() == data and bytes(view[:5]) == b"\x07\x07\x07\x07\x04"
+    del fmap   # the array keeps the mapping alive
+    assert bytes(view[4:8]) == data[4:8]
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"abc")
+    assert _engine.map_file(os.fsencode(short), 100, 64) == (None, b"abc", 3)
+    with pytest.raises(FileNotFoundError):
+        _engine.map_file(os.fsencode(tmp_path / "missing"), 100, 64)
+    with pytest.raises(IsADirectoryError):
+        _engine.map_file(os.fsencode(tmp_path), 100, 64)
+    with pytest.raises(ValueError, match="null byte"):
+        _engine.map_file(b"a\0b", 100, 64)
+
+
+def test_header_longer_than_the_first_read_and_no_mmap(tmp_path, monkeypatch):
     """A header past the bytes read ahead (4 KiB) is checked from the mapping; without
-    os.pread (Windows) everything is; both give the same model and catch damage."""
+    mmap (Windows) the file is read; both give the same model and catch damage."""
     fastmlp.utils.set_random_seed(5)
     m = fastmlp.Sequential([fastmlp.Input(shape=(3,))] + [layers.Dense(4, activation="tanh") for _ in range(24)])
     m.compile("adam", "mse")
@@ -564,7 +597,7 @@ def test_header_longer_than_the_first_read_and_no_pread(tmp_path, monkeypatch):
     with pytest.raises(fastmlp.FormatError, match="header checksum"):
         fastmlp.load_model(path, verify=False)
     path.write_bytes(data)
-    monkeypatch.delattr(os, "pread")
+    monkeypatch.setattr(saving._engine, "map_file", lambda *args: (None, b"", -1))
     r = fastmlp.load_model(path)
     _assert_same_model(m, r, x)
     assert r.optimizer.iterations == m.optimizer.iterations and np.array_equal(r.optimizer._slots,

@@ -70,6 +70,7 @@ include "_ops.pxi"
 include "_kernels.pxi"
 include "_checksum.pxi"
 include "_format.pxi"
+include "_filemap.pxi"
 
 
 def all_finite(a):

@@ -15,10 +15,8 @@ cover the preamble, the header (always verified) and each data section
 (verified unless ``verify=False``).  Every size, offset and shape is checked
 before any array is created; a bad file raises :class:`FormatError`.
 """
-import functools
 import json
 import math
-import mmap as _mmap
 import os
 import struct
 import sys
@@ -56,8 +54,8 @@ _ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
 COMPACT = ("float16", "bfloat16", "int8")
 _LAYER_KINDS = tuple(layers_module._CLASSES)
 _LITTLE = sys.byteorder == "little"
-# Bytes read with os.pread, not through the mapping, on load: the preamble and the
-# header of most models at once, and paddings up to this length.
+# Bytes read with pread, not through the mapping, on load: the preamble and the
+# header of most models, and the paddings that lie within them.
 _HEAD_READ = 4096
 
 
@@ -401,23 +399,25 @@ def _check_table(table, section, section_len, what):
                                       MAX_ELEMENTS, ALIGN, FormatError)
 
 
-def _zero(buf, pread, start, n):
-    """True when the n bytes at ``start`` are zero; short runs come through ``pread``
-    when given, so checking them does not fault a page of a mapped file in."""
-    if pread is not None and n <= _HEAD_READ:
-        data = pread(n, start)
-        if len(data) == n:   # else a short read: the mapping answers
-            return _engine.all_zero(data)
+def _zero(buf, head, start, n):
+    """True when the n bytes at ``start`` are zero.  In a mapped file they are
+    checked in ``head`` (the file's first bytes, already read) when they lie
+    there, else short runs are read from the file: faulting in a page of a fresh
+    mapping, and unmapping it, cost more than the read."""
+    if head is not None and start + n <= len(head):
+        return _engine.all_zero(head, start, n)
+    if type(buf) is _engine.FileMap and n <= _HEAD_READ:
+        return _engine.all_zero(buf.pread(n, start))
     return _engine.all_zero(buf, start, n)
 
 
-def _check_padding(buf, base, entries, section_len, section, pread=None):
+def _check_padding(buf, base, entries, section_len, section, head=None):
     pos = 0
     for name, _, _, off, length, _ in entries:
-        if off > pos and not _zero(buf, pread, base + pos, off - pos):
+        if off > pos and not _zero(buf, head, base + pos, off - pos):
             _fail(f"{section} section: non-zero padding before tensor {name!r}")
         pos = off + length
-    if section_len > pos and not _zero(buf, pread, base + pos, section_len - pos):
+    if section_len > pos and not _zero(buf, head, base + pos, section_len - pos):
         _fail(f"{section} section: non-zero padding at its end")
 
 
@@ -425,17 +425,18 @@ class _Parsed:
     pass
 
 
-def _parse(buf, size, verify, pread=None):
+def _parse(buf, size, verify, head=None):
     """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs.
 
-    ``pread(n, offset)``, when given, reads the same file (``os.pread``): the
-    preamble, the header and short paddings are then checked from what it reads,
-    so a memory-mapped file's pages are touched only by the data checksums."""
+    ``head``, when given, holds the file's first bytes, read apart from ``buf``:
+    the preamble, the header and paddings within it are then checked from
+    there, so a memory-mapped file's pages are touched only by the data checksums."""
     if size == 0:
         _fail("empty file: not a fastmlp model file")
-    head = pread(min(size, _HEAD_READ), 0) if pread is not None else b""
-    if len(head) < min(size, PREAMBLE_SIZE):   # no pread, or a short read
-        head = bytes(buf[:min(size, PREAMBLE_SIZE)])
+    if head is None:
+        head = b""
+    if len(head) < min(size, PREAMBLE_SIZE):   # no head, or a short read
+        head = bytes(memoryview(buf)[:min(size, PREAMBLE_SIZE)])
     if not head.startswith(MAGIC):
         _fail(_identify(head[:PREAMBLE_SIZE]))
     if size < PREAMBLE_SIZE:
@@ -471,7 +472,7 @@ def _parse(buf, size, verify, pread=None):
     if not _engine.all_zero(hbuf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
         _fail("non-zero padding after the header")
     try:
-        text = bytes(hbuf[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
+        text = bytes(memoryview(hbuf)[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
         header = _HEADER_DECODER.decode(text)
     except FormatError:
         raise
@@ -498,9 +499,9 @@ def _parse(buf, size, verify, pread=None):
             _fail("weights checksum mismatch: the weights section is damaged")
         if t_len and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
             _fail("training checksum mismatch: the training section is damaged")
-    _check_padding(buf, data_off, p.tensors, w_len, "weights", pread)
+    _check_padding(buf, data_off, p.tensors, w_len, "weights", head)
     if t_len:
-        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", pread)
+        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", head)
     return p
 
 
@@ -692,33 +693,38 @@ def _restore_training(p, model, training, layers, input_shape, n_params, dtype):
     opt._u_product = float(u_product)
 
 
+def _read_file(path):
+    """The whole file in a 64-byte-aligned, writable uint8 array."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = np.empty(size + ALIGN, dtype=np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        buf = raw[start:start + size]
+        if f.readinto(memoryview(buf)) != size or f.read(1):
+            _fail("the file changed size while being read")
+    return buf
+
+
 def load_model(filepath, compile=True, mmap=True, verify=True):
     """Load a model file.  ``mmap`` maps the file copy-on-write, so full-precision
     weights are used in place without a copy; ``verify=False`` skips the data
     checksums (the header checksum and every structural check still run)."""
     path = os.fspath(filepath)
-    pread = None
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            _fail("empty file: not a fastmlp model file")
-        if mmap and size >= PREAMBLE_SIZE:
-            buf = _mmap.mmap(fd, 0, access=_mmap.ACCESS_COPY)
-            if hasattr(os, "pread"):
-                pread = functools.partial(os.pread, fd)   # pread(n, offset)
+        buf = None
+        if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)
+            buf, head, size = _engine.map_file(os.fsencode(path), _HEAD_READ, PREAMBLE_SIZE)
+        if buf is None:
+            buf, head, size = _read_file(path), None, None
+            size = len(buf)
+            p = _parse(buf, size, verify, head)
         else:
-            raw = np.empty(size + ALIGN, dtype=np.uint8)
-            start = (-raw.ctypes.data) % ALIGN
-            buf = raw[start:start + size]
-            with open(fd, "rb", closefd=False) as f:
-                if f.readinto(memoryview(buf)) != size:
-                    _fail("the file changed size while being read")
-        p = _parse(buf, size, verify, pread)
+            try:
+                p = _parse(buf, size, verify, head)
+            finally:
+                buf.close_file()
     except FormatError as e:
         raise FormatError(f"{path}: {e}") from None
-    finally:
-        os.close(fd)
     try:
         return _build_model(p, compile, writable=True)
     except FormatError as e:

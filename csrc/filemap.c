@@ -1,0 +1,128 @@
+/* See filemap.h. */
+#include "filemap.h"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
+                size_t min_map, fm_file_map *out)
+{
+    out->addr = NULL;
+    out->size = 0;
+    out->fd = -1;
+    *head_len = 0;
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno;
+    int err = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        goto done;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        err = EISDIR;
+        goto done;
+    }
+    out->size = (size_t)st.st_size;
+    size_t want = head_cap < out->size ? head_cap : out->size;
+    while (*head_len < want) {   /* a short read is retried; end of file stops it */
+        ssize_t got = pread(fd, head + *head_len, want - *head_len, (off_t)*head_len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            err = errno;
+            goto done;
+        }
+        if (got == 0)
+            break;
+        *head_len += (size_t)got;
+    }
+    if (S_ISREG(st.st_mode) && out->size >= min_map && out->size > 0) {
+        void *addr = mmap(NULL, out->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+        if (addr == MAP_FAILED) {
+            err = errno;
+            goto done;
+        }
+        out->addr = addr;
+        out->fd = fd;
+        return 0;
+    }
+done:
+    close(fd);
+    if (err) {
+        out->size = 0;
+        *head_len = 0;
+    }
+    return err;
+}
+
+long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
+{
+    size_t got = 0;
+    if (map->fd < 0)
+        return -1;
+    while (got < n) {
+        ssize_t r = pread(map->fd, (char *)dst + got, n - got, (off_t)(offset + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
+void fm_close_file(fm_file_map *map)
+{
+    if (map->fd >= 0)
+        close(map->fd);
+    map->fd = -1;
+}
+
+void fm_unmap_file(fm_file_map *map)
+{
+    fm_close_file(map);
+    if (map->addr != NULL)
+        munmap(map->addr, map->size);
+    map->addr = NULL;
+}
+
+#else   /* no POSIX mmap: the loader reads the file */
+
+int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
+                size_t min_map, fm_file_map *out)
+{
+    (void)path; (void)head; (void)head_cap; (void)min_map;
+    out->addr = NULL;
+    out->size = 0;
+    out->fd = -1;
+    *head_len = 0;
+    return FM_MAP_UNSUPPORTED;
+}
+
+long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
+{
+    (void)map; (void)dst; (void)n; (void)offset;
+    return -1;
+}
+
+void fm_close_file(fm_file_map *map)
+{
+    map->fd = -1;
+}
+
+void fm_unmap_file(fm_file_map *map)
+{
+    map->addr = NULL;
+}
+#endif

@@ -1,0 +1,50 @@
+/* Opening a model file for loading: one call opens it, reads its head and maps
+ * the whole file copy-on-write, so the loader pays five system calls and no
+ * Python objects for what it needs before the header is checked.
+ *
+ * The mapping is private and writable (MAP_PRIVATE, PROT_READ | PROT_WRITE):
+ * arrays over it can be trained in place while the file stays as it was, and
+ * saving over the file (write a new file, rename) never changes what a mapping
+ * shows.  The head is read with pread, not through the mapping, so checking
+ * the preamble and the header does not fault in the mapping's pages.
+ */
+#ifndef FASTMLP_FILEMAP_H
+#define FASTMLP_FILEMAP_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    void *addr;         /* NULL when nothing is mapped */
+    size_t size;        /* the file's size in bytes */
+    int fd;             /* the open file while mapped, until fm_close_file; else -1 */
+} fm_file_map;
+
+/* Open `path` read-only, read up to `head_cap` bytes from its start into `head`
+ * (*head_len: how many were read) and, when the file has at least `min_map`
+ * bytes, map all of it and keep it open (fm_pread reads it; fm_close_file closes it).  Returns 0, or an errno value with nothing left open or
+ * mapped; FM_MAP_UNSUPPORTED where this platform has no mmap (the caller then
+ * reads the file instead).  A file shorter than min_map is read, not mapped. */
+int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
+                size_t min_map, fm_file_map *out);
+
+/* Read up to n bytes at `offset` of a mapped file through its descriptor, not
+ * the mapping (no page of the mapping is faulted in); returns the count read
+ * (short at the end of the file) or -1 when the file is closed or the read fails. */
+long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset);
+
+/* Close the file's descriptor; the mapping stays. */
+void fm_close_file(fm_file_map *map);
+
+/* Close the descriptor if still open, and undo the mapping (nothing when addr is NULL). */
+void fm_unmap_file(fm_file_map *map);
+
+#define FM_MAP_UNSUPPORTED (-1)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,81 @@
+# Opening a model file for the loader (included by _engine.pyx; C in csrc/filemap.c).
+from cpython.buffer cimport PyBuffer_FillInfo
+from cpython.bytes cimport PyBytes_FromStringAndSize
+
+cdef extern from "filemap.h" nogil:
+    ctypedef struct fm_file_map:
+        void *addr
+        size_t size
+        int fd
+    int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
+                    size_t min_map, fm_file_map *out)
+    long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
+    void fm_close_file(fm_file_map *map)
+    void fm_unmap_file(fm_file_map *map)
+    enum: FM_MAP_UNSUPPORTED
+
+
+cdef class FileMap:
+    """A whole file mapped copy-on-write: a writable buffer whose writes never
+    reach the file.  The mapping lives while anything (an array made with
+    ``np.frombuffer``) holds the object; the file stays open until ``close_file``."""
+    cdef fm_file_map map
+
+    def pread(self, Py_ssize_t n, Py_ssize_t offset):
+        """Up to n bytes at ``offset``, read from the file rather than the mapping,
+        so no page of the mapping is faulted in (shorter at the end of the file)."""
+        if n < 0 or offset < 0:
+            raise ValueError("internal: negative size or offset")
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+        cdef char *dst = out
+        cdef long long got
+        with nogil:
+            got = fm_pread(&self.map, dst, <size_t>n, <size_t>offset)
+        if got < 0:
+            raise OSError("the model file could not be read (closed, or a read error)")
+        return out if got == n else out[:got]
+
+    def close_file(self):
+        """Close the file; the mapping stays."""
+        fm_close_file(&self.map)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.map.addr, <Py_ssize_t>self.map.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+    def __len__(self):
+        return <Py_ssize_t>self.map.size
+
+    def __dealloc__(self):
+        fm_unmap_file(&self.map)
+
+
+def map_file(bytes path, Py_ssize_t head_cap, Py_ssize_t min_map):
+    """Open ``path`` (bytes, as ``os.fsencode`` gives), read up to ``head_cap`` bytes
+    from its start and, when it is a regular file of at least ``min_map`` bytes, map it.
+
+    Returns ``(FileMap or None, head bytes, file size)``; ``None`` for the map where
+    this platform has no mmap or the file is short or not a regular file (the
+    caller then reads it).  A map keeps the file open until its ``close_file``.  Raises OSError (FileNotFoundError, ...) as ``open`` does."""
+    if b"\0" in path:
+        raise ValueError("embedded null byte in the file path")
+    if head_cap < 0 or min_map < 0:
+        raise ValueError("internal: negative size")
+    cdef FileMap fmap = FileMap.__new__(FileMap)
+    cdef bytes head = PyBytes_FromStringAndSize(NULL, head_cap)
+    cdef size_t got = 0
+    cdef const char *cpath = path
+    cdef unsigned char *hp = <unsigned char *><char *>head
+    cdef int err
+    with nogil:
+        err = fm_map_file(cpath, hp, <size_t>head_cap, &got,
+                          <size_t>min_map, &fmap.map)
+    if err == FM_MAP_UNSUPPORTED:
+        return None, b"", -1
+    if err != 0:
+        import os
+        raise OSError(err, os.strerror(err), os.fsdecode(path))
+    size = fmap.map.size
+    return (fmap if fmap.map.addr != NULL else None), head[:got], size
