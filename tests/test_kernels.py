@@ -644,3 +644,40 @@ def test_metric_objects_accumulate_a_weighted_mean_over_updates(cls, name, kw):
         num += np.sum(w * ref.metric_value(name, y, P, param))
         den += w.sum()
     _close(metric.result(), num / den, 1e-12, 1e-12, name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_weight_views_are_the_slices_numpy_gives(dtype, data):
+    """weight_views(params, [(offset, shape)]) == params[off:off + size].reshape(shape):
+    same values, sharing memory, writeable only when params is, bounds checked."""
+    n = data.draw(st.integers(1, 300))
+    params = np.arange(n, dtype=dtype)
+    shapes = data.draw(st.lists(st.lists(st.integers(0, 6), max_size=3).map(tuple), max_size=5))
+    segments = []
+    for shape in shapes:
+        size = int(np.prod(shape))
+        if size <= n:
+            segments.append((data.draw(st.integers(0, n - size)), shape))
+    views = _engine.weight_views(params, segments)
+    assert len(views) == len(segments)
+    for (off, shape), v in zip(segments, views):
+        expected = params[off:off + int(np.prod(shape))].reshape(shape)
+        assert v.shape == shape and v.dtype == params.dtype and v.flags.c_contiguous
+        assert np.array_equal(v, expected) and v.base is params
+        if v.size:
+            v.reshape(-1)[0] = -1
+            assert params[off] == -1
+            params[off] = off
+    frozen = params.copy()
+    frozen.flags.writeable = False
+    assert not any(v.flags.writeable for v in _engine.weight_views(frozen, segments))
+    with pytest.raises(ValueError, match="outside"):
+        _engine.weight_views(params, [(n - 1, (2,))])
+    with pytest.raises(ValueError, match="outside"):
+        _engine.weight_views(params, [(-1, (1,))])
+    with pytest.raises(ValueError, match="negative"):
+        _engine.weight_views(params, [(0, (-1,))])
+    with pytest.raises(TypeError):
+        _engine.weight_views(params.reshape(1, -1), [])

@@ -87,6 +87,45 @@ def all_finite(a):
     return bool(ok)
 
 
+def weight_views(params, list segments):
+    """Views into the flat parameter vector ``params`` (a 1-D C-contiguous array),
+    one per ``(element offset, shape tuple)`` of ``segments``: what
+    ``params[off:off + size].reshape(shape)`` gives, in one call."""
+    cdef cnp.ndarray flat = <cnp.ndarray?>params
+    if cnp.PyArray_NDIM(flat) != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(flat):
+        raise TypeError("internal: params must be a 1-D C-contiguous array")
+    cdef cnp.npy_intp dims[32]
+    cdef Py_ssize_t nd, k
+    cdef int64_t off, size, n = cnp.PyArray_DIM(flat, 0)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(flat)
+    cdef char *base = <char *>cnp.PyArray_DATA(flat)
+    cdef int typenum = cnp.PyArray_TYPE(flat)
+    cdef bint writeable = cnp.PyArray_ISWRITEABLE(flat)
+    cdef cnp.ndarray view
+    cdef list out = []
+    cdef tuple shape
+    for segment in segments:
+        off, shape = segment
+        nd = len(shape)
+        if nd > 32:
+            raise ValueError("internal: too many dimensions")
+        size = 1
+        for k in range(nd):
+            dims[k] = <cnp.npy_intp>shape[k]
+            if dims[k] < 0:
+                raise ValueError("internal: negative dimension")
+            size *= dims[k]
+        if off < 0 or size > n or off > n - size:
+            raise ValueError(f"internal: segment at {off} of {size} elements is outside the {n}-element vector")
+        view = cnp.PyArray_SimpleNewFromData(<int>nd, dims, typenum, base + off * item)
+        if not writeable:
+            cnp.PyArray_CLEARFLAGS(view, cnp.NPY_ARRAY_WRITEABLE)
+        cnp.Py_INCREF(flat)   # the reference PyArray_SetBaseObject steals
+        cnp.PyArray_SetBaseObject(view, flat)
+        out.append(view)
+    return out
+
+
 def permutation(uint64_t seed, uint64_t epoch, int64_t n):
     """The shuffle order of one epoch, from the counter-based generator."""
     out = np.empty(n, dtype=np.int64)

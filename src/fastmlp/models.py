@@ -234,6 +234,7 @@ class Sequential:
             fill = False
         n_in = self._n_features
         table, variables = [], []
+        views = _engine.weight_views(params, [(o, wshape) for _, _, wshape, o, _ in plan])
         k = 0   # the plan lists each layer's weights together, in layer order
         # The engine sees flat rows: a Flatten is a reshape of the input, not a layer.
         self._engine_layers = [layer for layer in self._layers if not isinstance(layer, Flatten)]
@@ -248,13 +249,14 @@ class Sequential:
             at = {}   # weight name -> offset
             while k < len(plan) and plan[k][0] is layer:   # in _WEIGHT_NAMES order
                 _, wname, wshape, o, trainable = plan[k]
+                view = views[k]
                 k += 1
                 if fill:
                     current = getattr(layer, wname)
-                    view = params[o:o + current.size].reshape(current.shape)
+                    if current.shape != wshape:
+                        raise ValueError(f"internal: {layer.name}/{wname} has shape {current.shape}, "
+                                         f"the layout says {wshape}")
                     view[...] = current
-                else:
-                    view = params[o:o + math.prod(wshape)].reshape(wshape)
                 setattr(layer, wname, view)
                 at[wname] = o
                 if trainable:   # kernel, bias, gamma, beta: each has a `<name>_regularizer`

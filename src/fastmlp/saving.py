@@ -52,7 +52,7 @@ DTYPES = {
 }
 _ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
 COMPACT = ("float16", "bfloat16", "int8")
-_LAYER_KINDS = tuple(layers_module._CLASSES)
+_LAYER_KINDS = layers_module._CLASSES   # class name -> layer class: the kinds a file may name
 _LITTLE = sys.byteorder == "little"
 # Bytes read with pread, not through the mapping, on load: the preamble and the
 # header of most models, and the paddings that lie within them.
@@ -525,27 +525,30 @@ def _architecture(p):
         _fail("header: the model's 'trainable' must be true or false")
     built = []
     input_shape = None
+    has_weights = False
     for i, entry in enumerate(cfg["layers"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        if type(entry) is not dict or type(entry.get("config")) is not dict:
             _fail(f"header: layer #{i} must be an object with a 'config' object")
         kind = entry.get("class_name")
-        if kind not in _LAYER_KINDS:
+        cls = _LAYER_KINDS.get(kind) if type(kind) is str else None
+        if cls is None:
             _fail(f"header: unknown layer kind {kind!r} (layer #{i}); known kinds: {list(_LAYER_KINDS)}")
         try:
-            layer = layers_module._CLASSES[kind].from_config(entry["config"])
+            layer = cls.from_config(entry["config"])
         except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError) as e:
             _fail(f"header: invalid config for layer #{i} ({kind}): {e}")
-        if kind == "InputLayer":
+        if cls is layers_module.InputLayer:
             if i != 0:
                 _fail("header: an InputLayer may only come first")
             input_shape = layer.shape
         else:
             built.append(layer)
+            has_weights = has_weights or cls is layers_module.Dense or cls is layers_module.BatchNormalization
     if input_shape is None and built and built[0]._input_shape_arg is not None:
         input_shape = built[0]._input_shape_arg
     if input_shape is None or not input_shape or None in input_shape:
         _fail(f"header: the model needs a fixed input shape; got {input_shape!r}")
-    if not any(type(l).__name__ in ("Dense", "BatchNormalization") for l in built):
+    if not has_weights:
         _fail("header: the model has no Dense or BatchNormalization layer")
     try:
         _check_flattened(built, input_shape)
