@@ -68,3 +68,71 @@ def check_tensor_table(table, str section, section_len, str what, dict itemsizes
         raise error(f"{what}: the {section} section is {section_len} bytes but its tensors end at {end} "
                     f"(expected {aligned_end}: no trailing bytes)")
     return out
+
+
+cdef inline uint64_t _le(const unsigned char *p, int n) noexcept:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n - 1, -1, -1):
+        v = (v << 8) | p[i]
+    return v
+
+
+def check_preamble(bytes head, buf, size, tuple rules, error):
+    """Validate the 64-byte preamble in ``head`` (the file's first bytes; the magic is
+    already checked), then the header's checksum and its zero padding, from
+    ``head`` when it holds them, else from ``buf`` (the whole file, ``size`` bytes).
+
+    ``rules`` is ``(preamble size, format major version, byte order mark, the
+    training flag (the only flag defined), header cap, alignment)`` from saving.py.  Returns ``(flags, header
+    length, weights length, training length, weights CRC, training CRC, data
+    offset, the buffer holding the header)``; raises ``error`` naming the first
+    problem, with the messages ``docs/FORMAT.md`` lists."""
+    cdef Py_ssize_t pre_size = rules[0]
+    major_version, bom_mark, training_flag, header_cap, align = rules[1:]
+    if len(head) < pre_size:
+        raise ValueError("internal: the head must hold the preamble")
+    cdef const unsigned char *p = head
+    cdef uint64_t major = _le(p + 12, 2), minor = _le(p + 14, 2), bom = _le(p + 16, 4)
+    cdef uint64_t flags = _le(p + 20, 4), h_len = _le(p + 24, 8), w_len = _le(p + 32, 8)
+    cdef uint64_t t_len = _le(p + 40, 8)
+    cdef uint32_t h_crc = <uint32_t>_le(p + 48, 4), w_crc = <uint32_t>_le(p + 52, 4)
+    cdef uint32_t t_crc = <uint32_t>_le(p + 56, 4), p_crc = <uint32_t>_le(p + 60, 4)
+    if fm_crc32c(0, p, 60) != p_crc:
+        raise error("preamble checksum mismatch: the first 64 bytes are damaged")
+    if major != major_version:
+        raise error(f"unsupported format version {major}.{minor}: this fastmlp reads version "
+                    f"{major_version}.x files")
+    if bom != bom_mark:
+        raise error(f"unsupported byte order mark 0x{bom:08x} (files are little-endian, mark 0x{bom_mark:08x})")
+    if flags & ~<uint64_t>training_flag:
+        raise error(f"unknown flags 0x{flags:08x} in the preamble")
+    if not 2 <= h_len <= header_cap:
+        raise error(f"header length {h_len} is outside [2, {header_cap}] (the cap is 1 MiB)")
+    if w_len % <uint64_t>align or t_len % <uint64_t>align:
+        raise error("section lengths must be multiples of 64 bytes")
+    if t_len and not flags & <uint64_t>training_flag:
+        raise error("a training section is present but the training flag is clear")
+    if not t_len and t_crc:
+        raise error("a checksum is given for an absent training section")
+    cdef uint64_t data_off = (pre_size + h_len + <uint64_t>align - 1) // <uint64_t>align * <uint64_t>align
+    expected = data_off + <object>w_len + <object>t_len   # Python integers: no overflow
+    if size < expected:
+        raise error(f"truncated file: {size} bytes, the preamble announces {expected}")
+    if size > expected:
+        raise error(f"trailing bytes: the file has {size} bytes, the preamble announces {expected}")
+    hbuf = head if <uint64_t>len(head) >= data_off else buf
+    cdef Py_buffer view
+    cdef const unsigned char *h
+    cdef bint crc_ok, zero_ok
+    _span(hbuf, &view, 0, <Py_ssize_t>data_off, &h)
+    try:
+        crc_ok = fm_crc32c(0, h + pre_size, <size_t>(data_off - pre_size)) == h_crc
+        zero_ok = fm_all_zero(h + pre_size + h_len, <size_t>(data_off - pre_size - h_len)) != 0
+    finally:
+        PyBuffer_Release(&view)
+    if not crc_ok:
+        raise error("header checksum mismatch: the header is damaged")
+    if not zero_ok:
+        raise error("non-zero padding after the header")
+    return flags, h_len, w_len, t_len, w_crc, t_crc, data_off, hbuf

@@ -41,6 +41,8 @@ HEADER_CAP = 1 << 20
 ALIGN = 64
 MAX_NDIM = 8
 MAX_ELEMENTS = 1 << 62
+# What _engine.check_preamble checks the preamble against (docs/FORMAT.md).
+_PREAMBLE_RULES = (PREAMBLE_SIZE, FORMAT_VERSION[0], BYTE_ORDER_MARK, FLAG_TRAINING, HEADER_CAP, ALIGN)
 
 # storage dtype name -> (numpy dtype of the stored values, item size)
 DTYPES = {
@@ -441,36 +443,8 @@ def _parse(buf, size, verify, head=None):
         _fail(_identify(head[:PREAMBLE_SIZE]))
     if size < PREAMBLE_SIZE:
         _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
-    (_, major, minor, bom, flags, h_len, w_len, t_len, h_crc, w_crc, t_crc, p_crc) = \
-        PREAMBLE.unpack_from(head)
-    if _engine.crc32c(head, 0, 60) != p_crc:
-        _fail("preamble checksum mismatch: the first 64 bytes are damaged")
-    if major != FORMAT_VERSION[0]:
-        _fail(f"unsupported format version {major}.{minor}: this fastmlp reads version "
-              f"{FORMAT_VERSION[0]}.x files")
-    if bom != BYTE_ORDER_MARK:
-        _fail(f"unsupported byte order mark 0x{bom:08x} (files are little-endian, mark 0x{BYTE_ORDER_MARK:08x})")
-    if flags & ~FLAG_TRAINING:
-        _fail(f"unknown flags 0x{flags:08x} in the preamble")
-    if not 2 <= h_len <= HEADER_CAP:
-        _fail(f"header length {h_len} is outside [2, {HEADER_CAP}] (the cap is 1 MiB)")
-    if w_len % ALIGN or t_len % ALIGN:
-        _fail("section lengths must be multiples of 64 bytes")
-    if t_len and not flags & FLAG_TRAINING:
-        _fail("a training section is present but the training flag is clear")
-    if not t_len and t_crc:
-        _fail("a checksum is given for an absent training section")
-    data_off = _align(PREAMBLE_SIZE + h_len)
-    expected = data_off + w_len + t_len
-    if size < expected:
-        _fail(f"truncated file: {size} bytes, the preamble announces {expected}")
-    if size > expected:
-        _fail(f"trailing bytes: the file has {size} bytes, the preamble announces {expected}")
-    hbuf = head if len(head) >= data_off else buf
-    if _engine.crc32c(hbuf, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE) != h_crc:
-        _fail("header checksum mismatch: the header is damaged")
-    if not _engine.all_zero(hbuf, PREAMBLE_SIZE + h_len, data_off - PREAMBLE_SIZE - h_len):
-        _fail("non-zero padding after the header")
+    flags, h_len, w_len, t_len, w_crc, t_crc, data_off, hbuf = \
+        _engine.check_preamble(head, buf, size, _PREAMBLE_RULES, FormatError)   # in _format.pxi
     try:
         text = bytes(memoryview(hbuf)[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
         header = _HEADER_DECODER.decode(text)
