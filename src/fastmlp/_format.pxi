@@ -87,7 +87,7 @@ def check_preamble(bytes head, buf, size, tuple rules, error):
     training flag (the only flag defined), header cap, alignment)`` from saving.py.  Returns ``(flags, header
     length, weights length, training length, weights CRC, training CRC, data
     offset, the buffer holding the header)``; raises ``error`` naming the first
-    problem, with the messages ``docs/FORMAT.md`` lists."""
+    problem (steps 2 to 4 of the validation in ``docs/FORMAT.md``, up to the JSON)."""
     cdef Py_ssize_t pre_size = rules[0]
     major_version, bom_mark, training_flag, header_cap, align = rules[1:]
     if len(head) < pre_size:
