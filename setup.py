@@ -60,7 +60,8 @@ ext = Extension(
     sources=[os.path.join("src", "fastmlp", "_engine.pyx")] + csources,
     depends=sorted(glob.glob(os.path.join("csrc", "*.h"))) +
     [os.path.join("src", "fastmlp", f)
-     for f in ("_engine.pxd", "_ops.pxi", "_kernels.pxi", "_checksum.pxi", "_format.pxi", "_filemap.pxi")],
+     for f in ("_engine.pxd", "_ops.pxi", "_kernels.pxi", "_checksum.pxi", "_format.pxi", "_filemap.pxi",
+               "_json.pxi")],
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=extra_compile,
