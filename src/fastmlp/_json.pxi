@@ -10,10 +10,12 @@
 #
 # Short ASCII strings without escapes (keys and values such as "float32") come
 # from a fixed-size, module-level cache keyed by their bytes, so repeated loads
-# share them and skip building and hashing new str objects.
+# share them and skip building and hashing new str objects (the cache is what
+# makes this parser fast: without it the header takes ~6.5 us instead of ~4).
+# The cache relies on the GIL: nothing here releases it or runs Python code.
 from libc.string cimport memcmp, memset
 from libc.stdint cimport uint32_t, uint64_t
-from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from cpython.ref cimport PyObject
 
 cdef extern from "Python.h":
@@ -48,7 +50,7 @@ cdef extern from "Python.h":
 
 
 cdef enum:
-    _JKEY_SLOTS = 1024      # a power of two
+    _JKEY_SLOTS = 4096      # cache slots (a power of two; 40 bytes each)
     _JKEY_MAX = 32          # longest cached string, in bytes
     _JSTACK = 32            # nesting held on the C stack before the heap is used
     _JMAX_INT_DIGITS = 4300  # CPython's default int_max_str_digits
@@ -101,30 +103,17 @@ cdef inline Py_ssize_t _jskip(const unsigned char *s, Py_ssize_t p, Py_ssize_t e
 
 
 # ---- the string cache ------------------------------------------------------
-# A string of 1..32 plain ASCII bytes is identified by its length and its bytes
-# zero-padded to 32, read as four little-endian words (its "canonical words").
-# The cache is a table of two-way sets: slots i and i + 1, the most recently
-# added first.  It holds one reference to each string; an empty slot has n == 0.
+# A string of 1..32 plain ASCII bytes is identified by its bytes zero-padded to
+# 32, read as four 8-byte words in memory order (its "canonical words"; as it
+# holds no NUL byte, they also give its length).  The cache is a table of two-way sets,
+# slots i and i + 1, the most recently added first; it holds one reference to
+# each string.  An empty slot has s == NULL and zero words, which no string has.
 
 cdef struct _JKey:
     PyObject *s
-    Py_ssize_t n
     uint64_t w[4]
 
 cdef _JKey _jkeys[_JKEY_SLOTS]
-cdef uint64_t _jmasks[_JKEY_MAX + 1][4]   # [n][i]: the bytes of word i among the first n
-
-
-cdef void _jinit_cache_tables() noexcept:
-    cdef int n, i, k
-    for n in range(_JKEY_MAX + 1):
-        for i in range(4):
-            k = n - 8 * i
-            _jmasks[n][i] = 0 if k <= 0 else (<uint64_t>0xFFFFFFFFFFFFFFFFULL if k >= 8
-                                              else (<uint64_t>1 << (8 * k)) - 1)
-
-
-_jinit_cache_tables()
 
 
 cdef inline uint64_t _jload8(const unsigned char *p) noexcept:
@@ -133,20 +122,19 @@ cdef inline uint64_t _jload8(const unsigned char *p) noexcept:
     return v
 
 
-cdef inline bint _jkey_is(const _JKey *k, Py_ssize_t n, const uint64_t *w) noexcept:
-    return k.n == n and k.w[0] == w[0] and k.w[1] == w[1] and k.w[2] == w[2] and k.w[3] == w[3]
+cdef inline bint _jkey_is(const _JKey *k, const uint64_t *w) noexcept:
+    return ((k.w[0] ^ w[0]) | (k.w[1] ^ w[1]) | (k.w[2] ^ w[2]) | (k.w[3] ^ w[3])) == 0
 
 
 cdef inline PyObject *_jcached(const unsigned char *p, Py_ssize_t n, const uint64_t *w) except NULL:
     """The str of the n (1..32) plain ASCII bytes at p, whose canonical words are w."""
-    cdef uint64_t h = (w[0] * <uint64_t>0x9E3779B97F4A7C15ULL + w[1] * <uint64_t>0xC2B2AE3D27D4EB4FULL
-                       + w[2] * <uint64_t>0x165667B19E3779F9ULL + w[3] * <uint64_t>0xFF51AFD7ED558CCDULL
-                       + <uint64_t>n)
+    cdef uint64_t h = ((w[0] * <uint64_t>0x9E3779B97F4A7C15ULL) ^ w[1] ^ (w[2] << 1) ^ (w[3] << 2)
+                       ) * <uint64_t>0xFF51AFD7ED558CCDULL
     cdef _JKey *k = &_jkeys[(h >> 50) & (_JKEY_SLOTS - 2)]
     cdef PyObject *u
-    if _jkey_is(k, n, w):
+    if _jkey_is(k, w):
         u = k.s
-    elif _jkey_is(k + 1, n, w):
+    elif _jkey_is(k + 1, w):
         u = k[1].s
     else:
         return _jcache_add(k, p, n, w)
@@ -162,7 +150,6 @@ cdef PyObject *_jcache_add(_JKey *k, const unsigned char *p, Py_ssize_t n, const
     old = k[1].s
     k[1] = k[0]
     k.s = u
-    k.n = n
     memcpy(k.w, w, sizeof(k.w))
     _jp_incref(u)         # the cache's reference
     _jp_xdecref(old)      # a str: its deallocation runs no Python code
@@ -189,7 +176,7 @@ def _json_key_cache_clear():
     for i in range(_JKEY_SLOTS):
         old = _jkeys[i].s
         _jkeys[i].s = NULL
-        _jkeys[i].n = 0
+        memset(_jkeys[i].w, 0, sizeof(_jkeys[i].w))
         _jp_xdecref(old)
 
 
@@ -290,28 +277,31 @@ cdef inline Py_ssize_t _jfirst(uint64_t m) noexcept:
 cdef inline PyObject *_jstring(const unsigned char *s, Py_ssize_t *ppos, Py_ssize_t end) except NULL:
     """The string whose opening quote is at ppos[0]; ppos[0] moves past its closing quote.
 
-    Fast path: a word-at-a-time scan finds the first byte that is not plain
-    ASCII; when it is the closing quote within 32 bytes, the string comes from
-    the cache, its canonical words read directly from the buffer."""
-    cdef Py_ssize_t q = ppos[0] + 1, p = q, n
+    Fast path: the 32 bytes after the quote are scanned a word at a time, and
+    the words read are the string's canonical words; when the first byte that
+    is not plain ASCII is the closing quote, the string comes from the cache."""
+    cdef Py_ssize_t q = ppos[0] + 1, n, i = 0
     cdef uint64_t w[4]
-    cdef uint64_t m
+    cdef uint64_t x, m, low
     if _jle and q + 32 <= end:
-        while p < q + 32:
-            m = _jspecial(_jload8(s + p))
+        w[0] = w[1] = w[2] = w[3] = 0
+        while True:
+            x = _jload8(s + q + 8 * i)
+            m = _jspecial(x)
             if m != 0:
-                p += _jfirst(m)
-                n = p - q
-                if s[p] != 34 or n == 0:
-                    break
-                ppos[0] = p + 1
-                w[0] = _jload8(s + q) & _jmasks[n][0]
-                w[1] = _jload8(s + q + 8) & _jmasks[n][1]
-                w[2] = _jload8(s + q + 16) & _jmasks[n][2]
-                w[3] = _jload8(s + q + 24) & _jmasks[n][3]
-                return _jcached(s + q, n, w)
-            p += 8
-    return _jstring_slow(s, q, p, ppos, end)
+                break
+            w[i] = x
+            i += 1
+            if i == 4:   # 32 plain bytes: longer than the cache holds
+                return _jstring_slow(s, q, q + 32, ppos, end)
+        low = (m & (~m + 1)) >> 7           # 1 << (8 * the index of the special byte)
+        n = 8 * i + <Py_ssize_t>((low * <uint64_t>0x0001020304050607ULL) >> 56)
+        if s[q + n] != 34 or n == 0:
+            return _jstring_slow(s, q, q + n, ppos, end)
+        w[i] = x & (low - 1)                # the bytes before the quote
+        ppos[0] = q + n + 1
+        return _jcached(s + q, n, w)
+    return _jstring_slow(s, q, q, ppos, end)
 
 
 cdef PyObject *_jstring_slow(const unsigned char *s, Py_ssize_t q, Py_ssize_t p, Py_ssize_t *ppos,
@@ -498,11 +488,16 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
     cdef PyObject *value = NULL
     cdef PyObject *top
     cdef unsigned char c
+    cdef bint want_key = False
     cdef object result
     if pos >= end:
         raise ValueError(f"empty input at byte {pos}")
     try:
         while True:
+            if want_key:   # a member of the innermost object starts here
+                pos = _jskip(s, pos, end)
+                stack[2 * depth - 1] = _jkey(s, &pos, end)
+                want_key = False
             # A value starts here.
             pos = _jskip(s, pos, end)
             if pos >= end:
@@ -540,7 +535,7 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
                         stack[2 * depth + 1] = NULL
                         depth += 1
                         value = NULL
-                        stack[2 * depth - 1] = _jkey(s, &pos, end)
+                        want_key = True
                         continue
             else:
                 value = _jscalar(s, &pos, end)
@@ -576,8 +571,8 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
                 _jp_decref(stack[2 * depth - 1])
                 stack[2 * depth - 1] = NULL
                 if pos < end and s[pos] == 44:
-                    pos = _jskip(s, pos + 1, end)
-                    stack[2 * depth - 1] = _jkey(s, &pos, end)
+                    pos += 1
+                    want_key = True
                     break
                 if pos < end and s[pos] == 125:
                     pos += 1
