@@ -275,6 +275,18 @@ def test_integers_are_limited_to_4300_digits():
         parse_json(b"9" * 4301)
 
 
+def test_a_lower_int_max_str_digits_is_honoured_as_json_honours_it():
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        assert agrees(b"7" * 640) == int("7" * 640)
+        agrees(b"7" * 641)
+        with pytest.raises(ValueError):
+            parse_json(b"[" + b"7" * 641 + b"]")
+    finally:
+        sys.set_int_max_str_digits(old)
+
+
 def test_the_error_names_the_problem_and_the_byte_offset():
     with pytest.raises(ValueError, match=r"expecting ',' or '}' at byte 7"):
         parse_json(b'{"a":1 "b":2}')
