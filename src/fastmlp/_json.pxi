@@ -54,6 +54,11 @@ cdef enum:
     _JKEY_MAX = 32          # longest cached string, in bytes
     _JSTACK = 32            # nesting held on the C stack before the heap is used
     _JMAX_INT_DIGITS = 4300  # CPython's default int_max_str_digits
+    _JNUM_MAX = 24          # longest cached number token, in bytes
+
+# A number token's canonical words have this fourth word (strings of ASCII bytes
+# never set a high bit), so numbers and strings share the cache.
+cdef uint64_t _JNUM_TAG = <uint64_t>1 << 63
 
 # Byte classes inside a string: 0 plain ASCII, then the bytes that stop the scan.
 cdef enum:
@@ -126,37 +131,69 @@ cdef inline bint _jkey_is(const _JKey *k, const uint64_t *w) noexcept:
     return ((k.w[0] ^ w[0]) | (k.w[1] ^ w[1]) | (k.w[2] ^ w[2]) | (k.w[3] ^ w[3])) == 0
 
 
-cdef inline PyObject *_jcached(const unsigned char *p, Py_ssize_t n, const uint64_t *w) except NULL:
-    """The str of the n (1..32) plain ASCII bytes at p, whose canonical words are w."""
+cdef inline _JKey *_jcache_set(const uint64_t *w) noexcept:
+    """The two-way set of the cache where the canonical words w belong."""
     cdef uint64_t h = ((w[0] * <uint64_t>0x9E3779B97F4A7C15ULL) ^ w[1] ^ (w[2] << 1) ^ (w[3] << 2)
                        ) * <uint64_t>0xFF51AFD7ED558CCDULL
-    cdef _JKey *k = &_jkeys[(h >> 50) & (_JKEY_SLOTS - 2)]
-    cdef PyObject *u
+    return &_jkeys[(h >> 50) & (_JKEY_SLOTS - 2)]
+
+
+cdef inline PyObject *_jcache_get(_JKey *k, const uint64_t *w) noexcept:
+    """A new reference to the object cached for w in the set k, or NULL."""
+    cdef PyObject *o
     if _jkey_is(k, w):
-        u = k.s
+        o = k.s
     elif _jkey_is(k + 1, w):
-        u = k[1].s
+        o = k[1].s
     else:
-        return _jcache_add(k, p, n, w)
-    _jp_incref(u)
-    return u
+        return NULL
+    _jp_incref(o)
+    return o
 
 
-cdef PyObject *_jcache_add(_JKey *k, const unsigned char *p, Py_ssize_t n, const uint64_t *w) except NULL:
-    """A new str for the n bytes at p, put first in the set k (the second is evicted)."""
-    cdef PyObject *u = _jp_unicode_new(n, 127)
-    cdef PyObject *old
-    memcpy(_jp_unicode_data(u), p, <size_t>n)
-    old = k[1].s
+cdef void _jcache_put(_JKey *k, const uint64_t *w, PyObject *o) noexcept:
+    """Cache o (a str, int or float) for w, first in the set k; the second is evicted."""
+    cdef PyObject *old = k[1].s
     k[1] = k[0]
-    k.s = u
+    k.s = o
     memcpy(k.w, w, sizeof(k.w))
-    _jp_incref(u)         # the cache's reference
-    _jp_xdecref(old)      # a str: its deallocation runs no Python code
+    _jp_incref(o)
+    _jp_xdecref(old)   # a str, int or float: its deallocation runs no Python code
+
+
+cdef inline PyObject *_jcached(const unsigned char *p, Py_ssize_t n, const uint64_t *w) except NULL:
+    """The str of the n (1..32) plain ASCII bytes at p, whose canonical words are w."""
+    cdef _JKey *k = _jcache_set(w)
+    cdef PyObject *u = _jcache_get(k, w)
+    if u == NULL:
+        u = _jp_unicode_new(n, 127)
+        memcpy(_jp_unicode_data(u), p, <size_t>n)
+        _jcache_put(k, w, u)
     return u
 
 
-cdef PyObject *_jascii(const unsigned char *p, Py_ssize_t n) except NULL:
+cdef inline uint64_t _jlow_bytes(Py_ssize_t k) noexcept:
+    """A mask of the low k bytes of a word (k clamped to 0..8)."""
+    if k <= 0:
+        return 0
+    if k >= 8:
+        return <uint64_t>0xFFFFFFFFFFFFFFFFULL
+    return (<uint64_t>1 << (8 * k)) - 1
+
+
+cdef inline void _jwords(const unsigned char *p, Py_ssize_t n, Py_ssize_t avail, uint64_t *w) noexcept:
+    """The canonical words of the n (0..32) bytes at p, with avail >= n bytes readable there."""
+    if _jle and avail >= 32:
+        w[0] = _jload8(p) & _jlow_bytes(n)
+        w[1] = _jload8(p + 8) & _jlow_bytes(n - 8)
+        w[2] = _jload8(p + 16) & _jlow_bytes(n - 16)
+        w[3] = _jload8(p + 24) & _jlow_bytes(n - 24)
+    else:
+        memset(w, 0, 4 * sizeof(uint64_t))
+        memcpy(w, p, <size_t>n)
+
+
+cdef PyObject *_jascii(const unsigned char *p, Py_ssize_t n, Py_ssize_t avail) except NULL:
     """The str of n plain ASCII bytes (through the cache when 1 <= n <= 32)."""
     cdef uint64_t w[4]
     cdef PyObject *u
@@ -164,9 +201,8 @@ cdef PyObject *_jascii(const unsigned char *p, Py_ssize_t n) except NULL:
         u = _jp_unicode_new(n, 127)
         memcpy(_jp_unicode_data(u), p, <size_t>n)
         return u
-    memset(w, 0, sizeof(w))
-    memcpy(w, p, <size_t>n)   # the canonical words (on a big-endian machine only
-    return _jcached(p, n, w)  # this path is used, so they agree with themselves)
+    _jwords(p, n, avail, w)
+    return _jcached(p, n, w)
 
 
 def _json_key_cache_clear():
@@ -354,7 +390,7 @@ cdef PyObject *_jstring_slow(const unsigned char *s, Py_ssize_t q, Py_ssize_t p,
         return _jescaped(s, q, p - q, high)
     if high:
         return _jdecode_utf8(s, q, p - q)
-    return _jascii(s + q, p - q)
+    return _jascii(s + q, p - q, end - q)
 
 
 cdef PyObject *_jbig(const unsigned char *p, Py_ssize_t n, bint isfloat) except NULL:
@@ -418,12 +454,26 @@ cdef PyObject *_jnumber(const unsigned char *s, Py_ssize_t *ppos, Py_ssize_t end
             p += 1
         isfloat = True
     ppos[0] = p
-    if not isfloat:
-        if nd <= 18:
+    if not isfloat and nd <= 18:
+        if v <= 256:   # CPython's own small ints (and -0 to -256)
             return _jp_long_ll(-<long long>v if neg else <long long>v)
-        if nd > _JMAX_INT_DIGITS:
-            raise ValueError(f"integer of {nd} digits at byte {q} (more than {_JMAX_INT_DIGITS})")
-    return _jbig(s + q, p - q, isfloat)
+    elif not isfloat and nd > _JMAX_INT_DIGITS:
+        raise ValueError(f"integer of {nd} digits at byte {q} (more than {_JMAX_INT_DIGITS})")
+    if p - q > _JNUM_MAX:
+        return _jbig(s + q, p - q, isfloat)
+    # Numbers are immutable: one object per token text is shared by every parse.
+    cdef uint64_t w[4]
+    _jwords(s + q, p - q, end - q, w)
+    w[3] = _JNUM_TAG
+    cdef _JKey *k = _jcache_set(w)
+    cdef PyObject *o = _jcache_get(k, w)
+    if o == NULL:
+        if not isfloat and nd <= 18:
+            o = _jp_long_ll(-<long long>v if neg else <long long>v)
+        else:
+            o = _jbig(s + q, p - q, isfloat)
+        _jcache_put(k, w, o)
+    return o
 
 
 # Held in variables: gcc warns (wrongly) about Py_INCREF on the address of Py_True.
