@@ -325,6 +325,17 @@ def test_many_distinct_keys_thrash_the_cache_but_stay_correct():
     assert same(parse_json(json.dumps(near).encode()), near)
 
 
+def test_long_and_nested_lists_are_built_with_their_items_in_order():
+    # List items wait on a value stack until their ']' (first on the C stack, then the heap).
+    value = [list(range(i)) for i in range(150)] + [[[["x"] * 70, [None] * 3]] * 3, [], [[]]]
+    assert same(agrees(json.dumps(value).encode()), value)
+    n = 300   # open lists each holding a pending item: [1,[1,[1,...[1,2]...]]]
+    want = [1, 2]
+    for _ in range(n - 1):
+        want = [1, want]
+    assert parse_json(b"[1," * n + b"2" + b"]" * n, max_depth=n) == want
+
+
 # ---- nesting -----------------------------------------------------------------
 
 def test_deep_nesting_raises_value_error_not_recursion_error():
@@ -398,7 +409,8 @@ def test_inputs_without_a_contiguous_byte_buffer_are_refused():
 
 def test_no_references_leak_on_success_or_on_errors():
     bad = [HEADER[:-1], HEADER[:1500] + b"}" + HEADER[1501:], b'{"a":[1,2,{"b":"\\ud800x"}],"c":' + b"[" * 200,
-           b'{"a":[1,"\xff"]}', b'{"' + b"k" * 40 + b'":1,"x":NaN}', b'[' + b'"a",' * 50 + b'"\\q"]']
+           b'{"a":[1,"\xff"]}', b'{"' + b"k" * 40 + b'":1,"x":NaN}', b'[' + b'"a",' * 200 + b'"\\q"]',
+           b'[[1,2,[3,' + b'4,' * 100 + b'{"k":[5,6,{]']
 
     def run():
         for _ in range(300):

@@ -24,7 +24,7 @@ cdef extern from "Python.h":
     PyObject *_jp_dict_new "PyDict_New"() except NULL
     int _jp_dict_setitem "PyDict_SetItem"(PyObject *d, PyObject *k, PyObject *v) except -1
     PyObject *_jp_list_new "PyList_New"(Py_ssize_t n) except NULL
-    int _jp_list_append "PyList_Append"(PyObject *l, PyObject *v) except -1
+    void _jp_list_set "PyList_SET_ITEM"(PyObject *l, Py_ssize_t i, PyObject *v)   # steals v
     PyObject *_jp_unicode_new "PyUnicode_New"(Py_ssize_t n, Py_UCS4 maxchar) except NULL
     void *_jp_unicode_data "PyUnicode_DATA"(PyObject *u)
     int _jp_unicode_kind "PyUnicode_KIND"(PyObject *u)
@@ -53,6 +53,7 @@ cdef enum:
     _JKEY_SLOTS = 4096      # cache slots (a power of two; 40 bytes each)
     _JKEY_MAX = 32          # longest cached string, in bytes
     _JSTACK = 32            # nesting held on the C stack before the heap is used
+    _JITEMS = 64            # pending list items held on the C stack before the heap is used
     _JMAX_INT_DIGITS = 4300  # CPython's default int_max_str_digits
     _JNUM_MAX = 24          # longest cached number token, in bytes
 
@@ -527,16 +528,37 @@ cdef inline PyObject *_jkey(const unsigned char *s, Py_ssize_t *ppos, Py_ssize_t
     return k
 
 
+cdef struct _JFrame:
+    PyObject *obj       # the dict being filled, or NULL for a list
+    PyObject *key       # the member name whose value is being parsed (dicts)
+    Py_ssize_t start    # where the list's items begin on the value stack (lists)
+
+
+cdef int _jgrow(void **arr, Py_ssize_t *cap, size_t item, void *small) except -1:
+    """Double a stack that starts on the C stack (small) and moves to the heap."""
+    cdef void *grown = PyMem_Malloc(<size_t>(2 * cap[0]) * item)
+    if grown == NULL:
+        raise MemoryError()
+    memcpy(grown, arr[0], <size_t>cap[0] * item)
+    if arr[0] != small:
+        PyMem_Free(arr[0])
+    arr[0] = grown
+    cap[0] *= 2
+    return 0
+
+
 cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_ssize_t max_depth):
     """The value of the JSON text s[pos:end]; offsets in messages count from s."""
-    # The open containers, innermost last: stack[2i] is the list or dict, stack[2i+1]
-    # the key whose value is being parsed (NULL for a list).  All references owned.
-    cdef PyObject *small[2 * _JSTACK]
-    cdef PyObject **stack = small
-    cdef PyObject **grown
-    cdef Py_ssize_t cap = _JSTACK, depth = 0, i
+    # The open containers, innermost last, and a stack of the items of the open
+    # lists (a list is made at its ']' with its exact size).  All references
+    # held here are owned.
+    cdef _JFrame small_frames[_JSTACK]
+    cdef PyObject *small_items[_JITEMS]
+    cdef _JFrame *frames = small_frames
+    cdef PyObject **items = small_items
+    cdef Py_ssize_t frames_cap = _JSTACK, items_cap = _JITEMS, depth = 0, n_items = 0, i, n
+    cdef _JFrame *f
     cdef PyObject *value = NULL
-    cdef PyObject *top
     cdef unsigned char c
     cdef bint want_key = False
     cdef object result
@@ -546,7 +568,7 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
         while True:
             if want_key:   # a member of the innermost object starts here
                 pos = _jskip(s, pos, end)
-                stack[2 * depth - 1] = _jkey(s, &pos, end)
+                frames[depth - 1].key = _jkey(s, &pos, end)
                 want_key = False
             # A value starts here.
             pos = _jskip(s, pos, end)
@@ -556,35 +578,31 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
             if c == 123 or c == 91:   # { or [
                 if depth >= max_depth:
                     raise ValueError(f"nesting deeper than {max_depth} at byte {pos}")
-                if depth == cap:
-                    grown = <PyObject **>PyMem_Malloc(<size_t>(4 * cap) * sizeof(PyObject *))
-                    if grown == NULL:
-                        raise MemoryError()
-                    memcpy(grown, stack, <size_t>(2 * cap) * sizeof(PyObject *))
-                    if stack != small:
-                        PyMem_Free(stack)
-                    stack = grown
-                    cap *= 2
                 pos = _jskip(s, pos + 1, end)
                 if c == 91:
-                    value = _jp_list_new(0)
                     if pos < end and s[pos] == 93:   # []
                         pos += 1
+                        value = _jp_list_new(0)
                     else:
-                        stack[2 * depth] = value
-                        stack[2 * depth + 1] = NULL
+                        if depth == frames_cap:
+                            _jgrow(<void **>&frames, &frames_cap, sizeof(_JFrame), small_frames)
+                        f = &frames[depth]
+                        f.obj = NULL
+                        f.key = NULL
+                        f.start = n_items
                         depth += 1
-                        value = NULL
                         continue
                 else:
-                    value = _jp_dict_new()
                     if pos < end and s[pos] == 125:   # {}
                         pos += 1
+                        value = _jp_dict_new()
                     else:
-                        stack[2 * depth] = value
-                        stack[2 * depth + 1] = NULL
+                        if depth == frames_cap:
+                            _jgrow(<void **>&frames, &frames_cap, sizeof(_JFrame), small_frames)
+                        f = &frames[depth]
+                        f.key = NULL
+                        f.obj = _jp_dict_new()
                         depth += 1
-                        value = NULL
                         want_key = True
                         continue
             else:
@@ -600,42 +618,54 @@ cdef object _jparse(const unsigned char *s, Py_ssize_t pos, Py_ssize_t end, Py_s
                     _jp_decref(value)
                     value = NULL
                     return result
-                top = stack[2 * depth - 2]
+                f = &frames[depth - 1]
                 pos = _jskip(s, pos, end)
-                if stack[2 * depth - 1] == NULL:   # a list
-                    _jp_list_append(top, value)
-                    _jp_decref(value)
+                if f.obj == NULL:   # a list
+                    if n_items == items_cap:
+                        _jgrow(<void **>&items, &items_cap, sizeof(PyObject *), small_items)
+                    items[n_items] = value
+                    n_items += 1
                     value = NULL
                     if pos < end and s[pos] == 44:
                         pos += 1
                         break
                     if pos < end and s[pos] == 93:
                         pos += 1
+                        n = n_items - f.start
+                        value = _jp_list_new(n)
+                        for i in range(n):   # the list takes over the references
+                            _jp_list_set(value, i, items[f.start + i])
+                        n_items = f.start
                         depth -= 1
-                        value = top
                         continue
                     raise ValueError(f"expecting ',' or ']' at byte {pos}")
-                _jp_dict_setitem(top, stack[2 * depth - 1], value)
+                _jp_dict_setitem(f.obj, f.key, value)
                 _jp_decref(value)
                 value = NULL
-                _jp_decref(stack[2 * depth - 1])
-                stack[2 * depth - 1] = NULL
+                _jp_decref(f.key)
+                f.key = NULL
                 if pos < end and s[pos] == 44:
                     pos += 1
                     want_key = True
                     break
                 if pos < end and s[pos] == 125:
                     pos += 1
+                    value = f.obj
+                    f.obj = NULL
                     depth -= 1
-                    value = top
                     continue
                 raise ValueError(f"expecting ',' or '}}' at byte {pos}")
     finally:
         _jp_xdecref(value)
-        for i in range(2 * depth):
-            _jp_xdecref(stack[i])
-        if stack != small:
-            PyMem_Free(stack)
+        for i in range(depth):
+            _jp_xdecref(frames[i].obj)
+            _jp_xdecref(frames[i].key)
+        for i in range(n_items):
+            _jp_decref(items[i])
+        if frames != small_frames:
+            PyMem_Free(frames)
+        if items != small_items:
+            PyMem_Free(items)
 
 
 def parse_json(data, Py_ssize_t start=0, Py_ssize_t length=-1, int max_depth=128):
