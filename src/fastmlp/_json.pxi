@@ -8,11 +8,11 @@
 # builds objects with the CPython C API.  Containers are kept on an explicit
 # stack, so nesting costs no C recursion; it is capped at ``max_depth``.
 #
-# Short ASCII strings without escapes (keys and values such as "float32") come
-# from a fixed-size, module-level cache keyed by their bytes, so repeated loads
-# share them and skip building and hashing new str objects (the cache is what
-# makes this parser fast: without it the header takes ~6.5 us instead of ~4).
-# The cache relies on the GIL: nothing here releases it or runs Python code.
+# Short ASCII strings without escapes (keys and values such as "float32") and
+# short number tokens come from a fixed-size, module-level cache keyed by their
+# bytes, so repeated loads share them and skip building (and hashing) new
+# objects: without it the real header takes ~6.5 us instead of ~3.8.  The cache
+# relies on the GIL: nothing here releases it or runs Python code.
 from libc.string cimport memcmp, memset
 from libc.stdint cimport uint32_t, uint64_t
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -207,7 +207,7 @@ cdef PyObject *_jascii(const unsigned char *p, Py_ssize_t n, Py_ssize_t avail) e
 
 
 def _json_key_cache_clear():
-    """Empty the string cache (for tests and leak checks)."""
+    """Empty the cache of strings and numbers (for tests and leak checks)."""
     cdef Py_ssize_t i
     cdef PyObject *old
     for i in range(_JKEY_SLOTS):
@@ -456,7 +456,7 @@ cdef PyObject *_jnumber(const unsigned char *s, Py_ssize_t *ppos, Py_ssize_t end
         isfloat = True
     ppos[0] = p
     if not isfloat and nd <= 18:
-        if v <= 256:   # CPython's own small ints (and -0 to -256)
+        if v <= 256:   # small magnitudes: cheap to make (CPython keeps -5..256)
             return _jp_long_ll(-<long long>v if neg else <long long>v)
     elif not isfloat and nd > _JMAX_INT_DIGITS:
         raise ValueError(f"integer of {nd} digits at byte {q} (more than {_JMAX_INT_DIGITS})")
@@ -677,7 +677,10 @@ def parse_json(data, Py_ssize_t start=0, Py_ssize_t length=-1, int max_depth=128
     malformed text (including NaN/Infinity, invalid UTF-8, a BOM, trailing data)
     raises ValueError naming the problem and its byte offset in ``data``.
     Containers nested deeper than ``max_depth`` raise ValueError, and integers
-    are limited to 4300 digits (CPython's default int_max_str_digits)."""
+    are limited to 4300 digits (CPython's default int_max_str_digits).
+
+    Short ASCII strings and short number tokens come from a module-level cache,
+    so equal values in repeated parses are the same (immutable) objects."""
     cdef Py_buffer view
     cdef const unsigned char *p
     cdef Py_ssize_t size
