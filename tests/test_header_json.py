@@ -115,6 +115,16 @@ def test_repeated_parses_share_cached_strings_and_stay_equal():
     assert same(parse_json(HEADER), a)
 
 
+
+def test_cached_strings_are_interned_so_config_keys_match_keyword_names_by_identity():
+    _engine._json_key_cache_clear()
+    for header in (parse_json(HEADER), parse_json(HEADER)):   # entering the cache, then from it
+        config = header["model"]["config"]["layers"][1]["config"]
+        assert all(k is sys.intern(k) for k in config)
+        assert config["activation"] is sys.intern("relu")
+    long_key = "k" * 40   # past the cache: a plain new string
+    assert parse_json(json.dumps({long_key: 1}).encode()) == {long_key: 1}
+
 # ---- round trips -------------------------------------------------------------
 
 FLOATS = (st.floats(allow_nan=False, allow_infinity=False)

@@ -37,6 +37,7 @@ cdef extern from "Python.h":
     PyObject *_jp_float "PyFloat_FromDouble"(double v) except NULL
     double _jp_strtod "PyOS_string_to_double"(const char *s, char **endptr, PyObject *overflow) except? -1.0
     void _jp_incref "Py_INCREF"(PyObject *o)
+    void _jp_intern "PyUnicode_InternInPlace"(PyObject **u)
     void _jp_decref "Py_DECREF"(PyObject *o)
     void _jp_xdecref "Py_XDECREF"(PyObject *o)
     bint _jp_is_bytes "PyBytes_CheckExact"(object o)
@@ -169,6 +170,9 @@ cdef inline PyObject *_jcached(const unsigned char *p, Py_ssize_t n, const uint6
     if u == NULL:
         u = _jp_unicode_new(n, 127)
         memcpy(_jp_unicode_data(u), p, <size_t>n)
+        # Interned once, as it enters the cache: keys passed on as keyword arguments
+        # (Dense(**config)) then match the parameter names by identity, not by comparison.
+        _jp_intern(&u)
         _jcache_put(k, w, u)
     return u
 

@@ -381,13 +381,8 @@ def _fail(msg):
     raise FormatError(msg)
 
 
-def _reject_constant(name):
-    raise FormatError(f"header: JSON constant {name} is not allowed")
-
-
-# One decoder for every load (it holds no state between calls): json.loads with
-# keyword arguments would build a new decoder and scanner each time.
-_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# Containers in a header nest four deep; no valid header comes near this.
+_HEADER_MAX_DEPTH = 64
 
 
 def _is_int(v):
@@ -445,13 +440,10 @@ def _parse(buf, size, verify, head=None):
         _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
     flags, h_len, w_len, t_len, w_crc, t_crc, data_off, hbuf = \
         _engine.check_preamble(head, buf, size, _PREAMBLE_RULES, FormatError)   # in _format.pxi
-    try:
-        text = bytes(memoryview(hbuf)[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8")
-        header = _HEADER_DECODER.decode(text)
-    except FormatError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        _fail(f"header: malformed JSON ({type(e).__name__}: {str(e)[:200]})")
+    try:   # strict JSON, compiled (_json.pxi): what json.loads gives, NaN and Infinity refused
+        header = _engine.parse_json(hbuf, PREAMBLE_SIZE, h_len, _HEADER_MAX_DEPTH)
+    except ValueError as e:
+        _fail(f"header: malformed JSON ({str(e)[:200]})")
     if not isinstance(header, dict):
         _fail("header: the JSON must be an object")
     if header.get("format") != "fastmlp-model":
