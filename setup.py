@@ -6,6 +6,14 @@ boundary and every C11 kernel in ``csrc/``.
 * OpenMP is optional: we probe for it and build sequential kernels, with a
   warning, when the compiler lacks it.
 * ``FASTMLP_DEBUG=1`` turns Cython bounds checking back on and drops to -O0 -g.
+* The plain-Python modules of the model, layer and file code are also compiled
+  by Cython, as they are, with Python's semantics kept (no C typing from
+  annotations, Python division, no FP contraction): the source stays the
+  readable reference and the compiled module runs it about 1.4x faster, which
+  is most of what loading a model or a small predict costs.  Python imports
+  the compiled module in preference to the ``.py`` next to it, so after
+  editing one rebuild (``python setup.py build_ext --inplace``); set
+  ``FASTMLP_PURE_PYTHON=1`` to build the engine only and run the ``.py`` files.
 """
 import glob
 import os
@@ -68,6 +76,16 @@ ext = Extension(
     extra_link_args=omp_link,
 )
 
+# The Python modules on the paths that load, build, compile and call a model.
+COMPILED_PY = ["activations", "callbacks", "initializers", "layers", "losses", "metrics", "models",
+               "regularizers", "saving", "utils"]
+PURE_PYTHON = os.environ.get("FASTMLP_PURE_PYTHON", "") not in ("", "0") or DEBUG
+
+py_exts = [] if PURE_PYTHON else [
+    Extension("fastmlp." + m, [os.path.join("src", "fastmlp", m + ".py")],
+              extra_compile_args=["-O2", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2"])
+    for m in COMPILED_PY]
+
 setup(
     ext_modules=cythonize(
         [ext],
@@ -79,5 +97,10 @@ setup(
             "initializedcheck": DEBUG,
             "embedsignature": True,
         },
-    ),
+    ) + (cythonize(
+        py_exts,
+        language_level=3,
+        compiler_directives={"binding": True, "annotation_typing": False, "cdivision": False,
+                             "boundscheck": True, "wraparound": True},
+    ) if py_exts else []),
 )

@@ -89,3 +89,14 @@ def test_predict_of_a_large_batch_splits_rows_over_threads_without_changing_the_
         np.testing.assert_array_equal(m.predict(x, verbose=0), got)
     rows = np.concatenate([m.predict(x[i:i + 7], verbose=0) for i in range(0, len(x), 7)])
     np.testing.assert_allclose(rows, one, rtol=1e-5, atol=1e-7)
+
+
+def test_show_config_names_the_python_modules_that_run_compiled():
+    import sys
+    info = fastmlp.show_config(print_fn=None)
+    compiled = fastmlp._compiled_modules()
+    for name in compiled:
+        assert not sys.modules["fastmlp." + name].__file__.endswith(".py")
+        assert name in info["compiled_python"]
+    # the modules a compiled build leaves as Python
+    assert "config" not in compiled and "ops" not in compiled

@@ -142,7 +142,8 @@ def _variance_scaling(name, scale, mode, distribution):
     def get_config(self):
         return {"seed": self.seed}
 
-    return type(name, (VarianceScaling,), {"__init__": _Seeded.__init__, "get_config": get_config,
+    return type(name, (VarianceScaling,), {"__module__": __name__, "__init__": _Seeded.__init__,
+                                           "get_config": get_config,
                                            "scale": float(scale), "mode": mode, "distribution": distribution,
                                            "__doc__": f"VarianceScaling({scale}, {mode!r}, {distribution!r})."})
 

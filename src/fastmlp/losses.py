@@ -95,7 +95,7 @@ class Loss:
 def _loss_class(class_name, code, default_name, doc):
     def __init__(self, reduction="sum_over_batch_size", name=None):
         Loss.__init__(self, name=name, reduction=reduction)
-    return type(class_name, (Loss,), {"__init__": __init__, "_code": code,
+    return type(class_name, (Loss,), {"__module__": __name__, "__init__": __init__, "_code": code,
                                       "_default_name": default_name, "__doc__": doc})
 
 
