@@ -81,6 +81,11 @@ COMPILED_PY = ["activations", "callbacks", "initializers", "layers", "losses", "
                "regularizers", "saving", "utils"]
 PURE_PYTHON = os.environ.get("FASTMLP_PURE_PYTHON", "") not in ("", "0") or DEBUG
 
+if PURE_PYTHON:   # an earlier in-place build's compiled modules would shadow the .py files
+    for m in COMPILED_PY:
+        for stale in glob.glob(os.path.join(HERE, "src", "fastmlp", m + sysconfig.get_config_var("EXT_SUFFIX"))):
+            os.remove(stale)
+
 py_exts = [] if PURE_PYTHON else [
     Extension("fastmlp." + m, [os.path.join("src", "fastmlp", m + ".py")],
               extra_compile_args=["-O2", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2"])
