@@ -88,7 +88,7 @@ if PURE_PYTHON:   # an earlier in-place build's compiled modules would shadow th
 
 py_exts = [] if PURE_PYTHON else [
     Extension("fastmlp." + m, [os.path.join("src", "fastmlp", m + ".py")],
-              extra_compile_args=["-O2", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2"])
+              extra_compile_args=["-O2", "-g0", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2"])
     for m in COMPILED_PY]
 
 setup(
