@@ -2,7 +2,7 @@
 against safetensors.numpy.load_file, torch.load and Keras, on the same weights.
 
     pytest benchmarks/bench_load.py --benchmark-only --benchmark-group-by=group
-    python benchmarks/bench_load.py          # a table, one run, same process
+    python benchmarks/bench_load.py          # a table: 7 interleaved rounds in one process
 """
 import os
 import tempfile
@@ -109,23 +109,38 @@ def test_keras(benchmark):
     benchmark(keras.saving.load_model, FILES["keras"])
 
 
-def _median_us(fn, seconds=1.0, max_runs=2000):
+def _times_us(fn, seconds, max_runs=2000):
     fn()
     times, start = [], time.perf_counter()
     while len(times) < max_runs and (time.perf_counter() - start < seconds or len(times) < 10):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return 1e6 * float(np.median(times)), len(times)
+    return [1e6 * t for t in times]
 
 
-def main():
+def main(rounds=7, seconds=0.2):
+    """Every loader runs `seconds` of calls per round, the loaders interleaved, so that
+    drifts of this machine's speed reach them alike; a loader's figure is the median of
+    its calls in all rounds (and the spread of its per-round medians)."""
     raw = sum(w.nbytes for w in MODEL.get_weights())
     print(f"784-512-512-10, {raw:,} bytes of float32 weights; crc32c: {fastmlp._engine.crc32c_impl()}")
-    print(f"{'loader':<50}{'median us':>12}{'runs':>8}")
-    for name, fn in loaders().items():
-        us, n = _median_us(fn)
-        print(f"{name:<50}{us:>12.1f}{n:>8}")
+    fns = loaders()
+    times = {name: [] for name in fns}
+    medians = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = _times_us(fn, seconds)
+            times[name] += t
+            medians[name].append(float(np.median(t)))
+    print(f"{'loader':<50}{'median us':>12}{'runs':>8}{'round medians':>24}")
+    for name in fns:
+        lo, hi = min(medians[name]), max(medians[name])
+        print(f"{name:<50}{np.median(times[name]):>12.1f}{len(times[name]):>8}{f'{lo:.1f} .. {hi:.1f}':>24}")
+    if "safetensors.numpy.load_file" in times:
+        st = np.median(times["safetensors.numpy.load_file"])
+        for name in [n for n in fns if n.startswith("fastmlp")]:
+            print(f"  safetensors / {name}: {st / np.median(times[name]):.2f}x")
     print(f"\n{'file':<22}{'bytes':>12}{'x float32':>11}")
     for name, path in FILES.items():
         size = os.path.getsize(path)
