@@ -483,3 +483,11 @@ def test_global_settings_refuse_bad_values():
         keras.utils.set_random_seed(-1)
     with pytest.raises(ValueError, match="non-negative integer"):
         keras.set_num_threads(-1)
+
+
+@pytest.mark.parametrize("cls, arg", [(layers.Dropout, 0.5), (layers.GaussianNoise, 0.1)])
+@pytest.mark.parametrize("seed", [-1, 1.5, "1", True])
+def test_random_layers_refuse_a_seed_that_is_not_a_non_negative_integer(cls, arg, seed):
+    with pytest.raises(ValueError, match=f"{cls.__name__} seed must be a non-negative integer"):
+        cls(arg, seed=seed)
+    assert cls(arg, seed=np.int64(3)).seed == 3

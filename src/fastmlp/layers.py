@@ -147,6 +147,14 @@ class Layer:
     def call(self, x, training=False):
         return x
 
+    def _set_seed(self, seed):
+        """The seed of a random layer (Dropout, GaussianNoise): None (the model's) or a
+        non-negative integer; standalone calls draw from a generator of their own."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"{type(self).__name__} seed must be a non-negative integer. Received: seed={seed!r}")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)   # for calls outside a model only
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
@@ -262,11 +270,8 @@ class Dropout(Layer):
                              f"between 0 and 1. Received: rate={rate!r}")
         if noise_shape is not None:
             raise ValueError("Dropout(noise_shape=...) is not supported by fastmlp")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"Dropout seed must be a non-negative integer. Received: seed={seed!r}")
         self.rate = float(rate)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)   # for calls outside a model only
+        self._set_seed(seed)
 
     def call(self, x, training=False):
         if not training or self.rate == 0:
@@ -292,11 +297,8 @@ class GaussianNoise(Layer):
                 or not math.isfinite(stddev) or stddev < 0:
             raise ValueError(f"Invalid value received for argument `stddev`. Expected a non-negative "
                              f"float. Received: stddev={stddev!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"GaussianNoise seed must be a non-negative integer. Received: seed={seed!r}")
         self.stddev = float(stddev)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)   # for calls outside a model only
+        self._set_seed(seed)
 
     def call(self, x, training=False):
         if not training or self.stddev == 0:
