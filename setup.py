@@ -6,14 +6,13 @@ boundary and every C11 kernel in ``csrc/``.
 * OpenMP is optional: we probe for it and build sequential kernels, with a
   warning, when the compiler lacks it.
 * ``FASTMLP_DEBUG=1`` turns Cython bounds checking back on and drops to -O0 -g.
-* The plain-Python modules of the model, layer and file code are also compiled
-  by Cython, as they are, with Python's semantics kept (no C typing from
-  annotations, Python division, no FP contraction): the source stays the
-  readable reference and the compiled module runs it about 1.4x faster, which
-  is most of what loading a model or a small predict costs.  Python imports
-  the compiled module in preference to the ``.py`` next to it, so after
-  editing one rebuild (``python setup.py build_ext --inplace``); set
-  ``FASTMLP_PURE_PYTHON=1`` to build the engine only and run the ``.py`` files.
+* Values never depend on the compiler's choices: floating-point contraction
+  (a*b + c fused into one FMA where the compiler likes) is off for every
+  compiler we build with, so a value's rounding does not depend on where a
+  vectorized loop or a GEMM tile starts.  The SIMD micro-kernels use FMA
+  explicitly, through intrinsics, where they mean to.
+* The layer kinds live one per file in ``csrc/kinds/``; every ``.c`` file
+  under ``csrc/`` is compiled.
 """
 import glob
 import os
@@ -59,37 +58,29 @@ def _openmp_flags():
 
 omp_compile, omp_link = _openmp_flags()
 opt = ["-O0", "-g"] if DEBUG else ["-O3"]
-extra_compile = ["-std=gnu11", "-fno-math-errno"] + opt + omp_compile if sys.platform != "win32" else ["/O2"]
+if sys.platform == "win32":
+    extra_compile = ["/O2", "/fp:precise"]          # MSVC: precise mode does not contract
+else:
+    extra_compile = ["-std=gnu11", "-fno-math-errno", "-ffp-contract=off"] + opt + omp_compile
 
-csources = sorted(glob.glob(os.path.join("csrc", "*.c")))
+csources = sorted(glob.glob(os.path.join("csrc", "*.c")) + glob.glob(os.path.join("csrc", "kinds", "*.c")))
 
 ext = Extension(
     "fastmlp._engine",
     sources=[os.path.join("src", "fastmlp", "_engine.pyx")] + csources,
-    depends=sorted(glob.glob(os.path.join("csrc", "*.h"))) +
-    [os.path.join("src", "fastmlp", f)
-     for f in ("_engine.pxd", "_ops.pxi", "_kernels.pxi", "_checksum.pxi", "_format.pxi", "_filemap.pxi",
-               "_json.pxi")],
-    include_dirs=["csrc", np.get_include()],
+    depends=sorted(glob.glob(os.path.join("csrc", "*.h")) + glob.glob(os.path.join("csrc", "kinds", "*.h"))) +
+    sorted(glob.glob(os.path.join("src", "fastmlp", "_*.p*"))),
+    include_dirs=["csrc", os.path.join("csrc", "kinds"), np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=extra_compile,
     extra_link_args=omp_link,
 )
 
-# The Python modules on the paths that load, build, compile and call a model.
-COMPILED_PY = ["activations", "callbacks", "initializers", "layers", "losses", "metrics", "models",
-               "regularizers", "saving", "utils"]
-PURE_PYTHON = os.environ.get("FASTMLP_PURE_PYTHON", "") not in ("", "0") or DEBUG
-
-if PURE_PYTHON:   # an earlier in-place build's compiled modules would shadow the .py files
-    for m in COMPILED_PY:
-        for stale in glob.glob(os.path.join(HERE, "src", "fastmlp", m + sysconfig.get_config_var("EXT_SUFFIX"))):
-            os.remove(stale)
-
-py_exts = [] if PURE_PYTHON else [
-    Extension("fastmlp." + m, [os.path.join("src", "fastmlp", m + ".py")],
-              extra_compile_args=["-O2", "-g0", "-ffp-contract=off"] if sys.platform != "win32" else ["/O2"])
-    for m in COMPILED_PY]
+# In-place builds of earlier versions compiled the Python modules too; such a
+# module would shadow its .py file.
+for stale in glob.glob(os.path.join(HERE, "src", "fastmlp", "*" + sysconfig.get_config_var("EXT_SUFFIX"))):
+    if not os.path.basename(stale).startswith("_engine."):
+        os.remove(stale)
 
 setup(
     ext_modules=cythonize(
@@ -102,10 +93,5 @@ setup(
             "initializedcheck": DEBUG,
             "embedsignature": True,
         },
-    ) + (cythonize(
-        py_exts,
-        language_level=3,
-        compiler_directives={"binding": True, "annotation_typing": False, "cdivision": False,
-                             "boundscheck": True, "wraparound": True},
-    ) if py_exts else []),
+    ),
 )

@@ -189,11 +189,10 @@ FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
 #define FM_CAT_(a, b) a##b
 #define FM_CAT(a, b) FM_CAT_(a, b)
 
-/* No contraction of a*b + c into one fused multiply-add in the element-wise
- * kernels: the compiler would contract some loop iterations (vectorized) and
- * not others, so a value's rounding would depend on where the loop, or the
- * GEMM tile it runs on, starts. */
-#pragma GCC optimize("fp-contract=off")
+/* No contraction of a*b + c into one fused multiply-add: setup.py turns it off
+ * for every compiler (-ffp-contract=off), since the compiler would contract some
+ * loop iterations (vectorized) and not others, and a value's rounding would
+ * depend on where the loop, or the GEMM tile it runs on, starts. */
 
 #define fm_gemm_f32_ fm_gemm_f32
 #define T float

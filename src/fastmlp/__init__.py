@@ -32,16 +32,6 @@ def get_num_threads():
     return _engine.get_num_threads()
 
 
-def _compiled_modules():
-    """The Python modules of fastmlp that run compiled by Cython (setup.py builds them
-    unless FASTMLP_PURE_PYTHON is set); the others run from their .py files."""
-    import sys
-    from importlib.machinery import EXTENSION_SUFFIXES
-    return sorted(name.split(".", 1)[1] for name, mod in list(sys.modules.items())
-                  if name.startswith("fastmlp.") and name != "fastmlp._engine"
-                  and str(getattr(mod, "__file__", None) or "").endswith(tuple(EXTENSION_SUFFIXES)))
-
-
 def show_config(print_fn=print):
     """Print (and return) the build and run-time configuration: kernel targets, OpenMP, threads."""
     import numpy
@@ -53,7 +43,6 @@ def show_config(print_fn=print):
         "openmp": _engine.have_openmp(),
         "threads": _engine.get_num_threads(),
         "floatx": config.floatx(),
-        "compiled_python": ", ".join(_compiled_modules()) or "none (FASTMLP_PURE_PYTHON build)",
         "numpy": numpy.__version__,
     }
     if print_fn is not None:

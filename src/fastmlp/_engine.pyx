@@ -71,7 +71,6 @@ include "_kernels.pxi"
 include "_checksum.pxi"
 include "_format.pxi"
 include "_filemap.pxi"
-include "_json.pxi"
 
 
 def all_finite(a):

@@ -381,8 +381,11 @@ def _fail(msg):
     raise FormatError(msg)
 
 
-# Containers in a header nest four deep; no valid header comes near this.
-_HEADER_MAX_DEPTH = 64
+def _reject_constant(name):
+    raise ValueError(f"the JSON constant {name} is not allowed")
+
+
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _is_int(v):
@@ -440,9 +443,9 @@ def _parse(buf, size, verify, head=None):
         _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
     flags, h_len, w_len, t_len, w_crc, t_crc, data_off, hbuf = \
         _engine.check_preamble(head, buf, size, _PREAMBLE_RULES, FormatError)   # in _format.pxi
-    try:   # strict JSON, compiled (_json.pxi): what json.loads gives, NaN and Infinity refused
-        header = _engine.parse_json(hbuf, PREAMBLE_SIZE, h_len, _HEADER_MAX_DEPTH)
-    except ValueError as e:
+    try:   # strict JSON: NaN and Infinity refused; nesting deeper than Python's stack allows fails too
+        header = _HEADER_DECODER.decode(bytes(memoryview(hbuf)[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8"))
+    except (ValueError, RecursionError) as e:
         _fail(f"header: malformed JSON ({str(e)[:200]})")
     if not isinstance(header, dict):
         _fail("header: the JSON must be an object")
