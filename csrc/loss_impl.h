@@ -211,6 +211,21 @@ FM_CLONES int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, in
     return status;
 }
 
+#ifndef FM_LOSS_IMPL_ONCE
+#define FM_LOSS_IMPL_ONCE
+/* x truncated toward zero and clamped to [lo, hi]; NaN gives lo.  Converting a
+ * double outside int64's range to int64 is undefined behaviour (x86 yields
+ * INT64_MIN), so every double-to-integer conversion of a metric parameter or a
+ * float label goes through here.  Requires lo <= hi; (double)INT64_MAX rounds
+ * up to 2^63, so x >= (double)hi catches everything that cannot convert. */
+static inline int64_t fm_double_to_i64_clamped(double x, int64_t lo, int64_t hi) {
+    if (!(x >= (double)lo)) return lo;
+    if (x >= (double)hi) return hi;
+    const int64_t v = (int64_t)x;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+#endif
+
 /* The stateful metrics: confusion counts, AUC threshold histograms and
  * per-class counts.  Targets are read as in the simple metrics. */
 static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *P__bo,
@@ -236,7 +251,9 @@ static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *
             }
             case FM_MET_THRESHOLD_HISTOGRAM: {
                 /* thresholds: -eps, 1/(n-1), ..., (n-2)/(n-1), 1+eps; bucket = how many lie below p */
-                const int64_t nt = (int64_t)ms->param;
+                /* Python caps num_thresholds at 10**6 and sizes the state from it; the
+                 * clamp only keeps the conversion (and nt - 1 below) defined */
+                const int64_t nt = fm_double_to_i64_clamped(ms->param, 2, INT32_MAX);
                 const double v = (double)p[j];
                 int64_t b;
                 if (!(v > -1e-7)) b = 0;
@@ -272,6 +289,8 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
     for (int m = 0; m < n_metrics; m++) {
         const int kind = metrics[m].kind;
         const double param = metrics[m].param;
+        /* top-k's k; any k >= C counts every in-range target */
+        const int64_t k = fm_double_to_i64_clamped(param, 0, INT64_MAX);
         if (kind >= FM_MET_CONFUSION) {
             if (metrics[m].state)
                 FM_CAT(metric_state_update, SFX)(&metrics[m], P__bo, Y__bo, y__b, w__b, n_rows, n_out);
@@ -285,7 +304,8 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
             double v = 0;
             int64_t target = 0;
             if (kind == FM_MET_SPARSE_CATEGORICAL_ACCURACY || kind == FM_MET_SPARSE_TOP_K) {
-                target = y ? (int64_t)y[0] : y__b[r];
+                /* a float label outside [-1, C] matches no column, as -1 and C do */
+                target = y ? fm_double_to_i64_clamped((double)y[0], -1, C) : y__b[r];
             } else if (kind == FM_MET_CATEGORICAL_ACCURACY || kind == FM_MET_TOP_K) {
                 if (y) { for (int64_t j = 1; j < C; j++) if (y[j] > y[target]) target = j; }
                 else target = y__b[r];
@@ -308,7 +328,7 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
                 int64_t above = 0;
                 if (target >= 0 && target < C) {
                     for (int64_t j = 0; j < C; j++) above += p[j] > p[target];
-                    v = above < (int64_t)param;
+                    v = above < k;
                 }
                 break;
             }

@@ -20,10 +20,17 @@ __all__ = ["Sequential", "Input", "models", "layers", "activations", "losses", "
            "ops", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
 
 
+_MAX_THREADS = 1024
+
+
 def set_num_threads(n):
-    """Threads used by the kernels; 0 restores the default (``OMP_NUM_THREADS`` or all cores)."""
+    """Threads used by the kernels: an integer in [0, 1024]; 0 restores
+    the default (``OMP_NUM_THREADS`` or all cores, which may exceed 1024)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"`n` must be a non-negative integer. Received: n={n!r}")
+    if n > _MAX_THREADS:
+        raise ValueError(f"`n` must be a non-negative integer of at most {_MAX_THREADS} "
+                         f"(0 uses every core). Received: n={n!r}")
     _engine.set_num_threads(n)
 
 

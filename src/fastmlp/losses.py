@@ -9,7 +9,7 @@ probabilities they clip as Keras does.
 """
 import numpy as np
 
-from . import _engine
+from . import _engine, _validate
 
 __all__ = [
     "Loss", "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError",
@@ -24,9 +24,12 @@ class Loss:
     _code = None
     _default_name = None
 
+    _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none", None)
+
     def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if reduction not in ("sum_over_batch_size", "sum", "mean", "none", None):
-            raise ValueError(f"Invalid value for argument `reduction`: {reduction!r}")
+        if not (reduction is None or isinstance(reduction, str)) or reduction not in self._REDUCTIONS:
+            raise ValueError(f"Invalid value for argument `reduction`: {reduction!r}. "
+                             f"Expected one of {list(self._REDUCTIONS)}")
         self.name = name or self._default_name
         self.reduction = reduction
         self.from_logits = False
@@ -113,13 +116,16 @@ Poisson = _loss_class("Poisson", 13, "poisson", "mean(p - y * log(p + eps)).")
 
 
 class Huber(Loss):
-    """0.5 e^2 where |e| <= delta, else delta * (|e| - 0.5 delta); mean over the last axis."""
+    """0.5 e^2 where |e| <= delta, else delta * (|e| - 0.5 delta); mean over the last axis.
+
+    ``delta`` is a finite number > 0 (0 makes the loss identically zero, a negative
+    delta makes it negative)."""
     _code = 4
     _default_name = "huber_loss"
 
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name=None):
         super().__init__(name=name, reduction=reduction)
-        self.delta = float(delta)
+        self.delta = _validate.number("delta", delta, low=0, low_open=True)
 
     def get_config(self):
         return {**super().get_config(), "delta": self.delta}
@@ -152,10 +158,7 @@ class SquaredHinge(_Hinge):
 
 
 def _check_smoothing(value):
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`label_smoothing` must be in [0, 1]. Received: label_smoothing={value}")
-    return value
+    return _validate.number("label_smoothing", value, 0, 1)
 
 
 class BinaryCrossentropy(Loss):

@@ -8,7 +8,7 @@ predictions at once.  Standalone, a metric object is used as in Keras:
 """
 import numpy as np
 
-from . import _engine
+from . import _engine, _validate
 
 __all__ = [
     "Metric", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
@@ -40,7 +40,9 @@ class Metric:
     def reset_state(self):
         self._total = 0.0
         self._count = 0.0
-        self._state = None
+        state = getattr(self, "_state", None)
+        # a metric that has seen data keeps its shape (F1Score's number of classes), as Keras's do
+        self._state = None if state is None else np.zeros_like(state)
 
     # engine plumbing for stateful metrics
     def _state_size(self, n_out):
@@ -88,8 +90,12 @@ class Metric:
 
     def result(self):
         if self._stateful:
-            return self._finish(self._state) if self._state is not None else 0.0
+            return self._finish(self._state) if self._state is not None else self._empty_result()
         return self._finish_sum(self._total, self._count)
+
+    def _empty_result(self):
+        """The result before any update (Keras's metrics give 0)."""
+        return 0.0
 
     def get_config(self):
         return {"name": self.name}
@@ -129,12 +135,16 @@ class SparseCategoricalAccuracy(Metric):
 
 
 class TopKCategoricalAccuracy(Metric):
-    """How often the one-hot target is among the k highest predictions."""
+    """How often the one-hot target is among the k highest predictions.
+
+    ``k`` is an integer in [1, 2**31 - 1]; a k of at least the number of
+    classes counts every target."""
     _code = 3
     _default_name = "top_k_categorical_accuracy"
+    MAX_K = 2 ** 31 - 1
 
     def __init__(self, k=5, name=None, dtype=None):
-        self.k = int(k)
+        self.k = _validate.integer("k", k, 1, self.MAX_K)
         super().__init__(name, dtype)
 
     def _spec(self):
@@ -181,10 +191,14 @@ class _Confusion(Metric):
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         if top_k is not None:
             raise ValueError(f"{type(self).__name__}(top_k=...) is not supported by fastmlp")
-        if thresholds is not None and not isinstance(thresholds, (int, float)):
+        if isinstance(thresholds, (list, tuple, np.ndarray)):
             raise ValueError(f"{type(self).__name__} takes a single float threshold in fastmlp")
-        self.thresholds = 0.5 if thresholds is None else float(thresholds)
-        self.class_id = class_id
+        # Keras: "Threshold values must be in [0, 1]"
+        self.thresholds = 0.5 if thresholds is None else _validate.number("thresholds", thresholds, 0, 1)
+        # an output column: None (all outputs pooled) or a non-negative int (checked against the
+        # model's outputs when it runs)
+        self.class_id = None if class_id is None else _validate.integer("class_id", class_id, 0,
+                                                                        _validate.INT64_MAX)
         super().__init__(name, dtype)
 
     def _spec(self):
@@ -218,16 +232,19 @@ class Recall(_Confusion):
 
 class AUC(Metric):
     """Area under the ROC or PR curve from ``num_thresholds`` evenly spaced
-    thresholds, with Keras's interpolation; counts accumulate in C."""
+    thresholds, with Keras's interpolation; counts accumulate in C.
+
+    ``num_thresholds`` is an integer in [2, 1_000_000] (Keras's default is 200;
+    the state holds 16 bytes per threshold, 16 MB at the cap)."""
     _code = 8
     _stateful = True
     _default_name = "auc"
+    MAX_THRESHOLDS = 10 ** 6
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None,
                  dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
                  from_logits=False):
-        if num_thresholds <= 1:
-            raise ValueError(f"Argument `num_thresholds` must be an integer > 1. Received: {num_thresholds}")
+        num_thresholds = _validate.integer("num_thresholds", num_thresholds, 2, self.MAX_THRESHOLDS)
         if curve not in ("ROC", "PR"):
             raise ValueError(f"Invalid AUC curve value: {curve!r}. Expected 'ROC' or 'PR'")
         if summation_method != "interpolation":
@@ -279,9 +296,8 @@ class F1Score(Metric):
         if average not in (None, "micro", "macro", "weighted"):
             raise ValueError(f"Invalid `average` argument value. Expected one of: None, 'micro', "
                              f"'macro', 'weighted'. Received: average={average!r}")
-        if threshold is not None and not 0 < threshold <= 1:
-            raise ValueError(f"Invalid `threshold` argument value. It should be a Python float in "
-                             f"the range ]0, 1]. Received: threshold={threshold}")
+        if threshold is not None:   # Keras: "It should verify 0 < threshold <= 1"
+            threshold = _validate.number("threshold", threshold, 0, 1, low_open=True)
         self.average, self.threshold = average, threshold
         super().__init__(name, dtype)
 
@@ -290,6 +306,12 @@ class F1Score(Metric):
 
     def _state_size(self, n_out):
         return 4 * n_out
+
+    def _empty_result(self):
+        # per class before any update: no classes seen yet, so an empty vector (of the type
+        # average=None always returns; Keras 3.15 raises AttributeError here, its variables
+        # being created by the first update)
+        return np.zeros(0) if self.average is None else 0.0
 
     def _finish(self, state):
         tp, fp, fn, support = (state.reshape(-1, 4)[:, i] for i in range(4))

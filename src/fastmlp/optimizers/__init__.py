@@ -4,11 +4,19 @@ The rules run inside the C engine (``csrc/optim_impl.h``) in one pass over the
 flat parameter, gradient and slot vectors.  Each class's docstring shows its
 rule; ``iterations`` counts steps taken, and ``learning_rate`` is a float or a
 ``schedules.LearningRateSchedule`` evaluated at ``iterations``.
-"""
-import math
 
+Constructors refuse, with a ``TypeError`` or ``ValueError`` naming the argument,
+values of the wrong type and values that can only give NaN or infinite updates:
+``learning_rate``, ``epsilon``, ``weight_decay`` and the clipping limits must be
+finite and >= 0 (Adagrad's ``initial_accumulator_value`` too, as Keras documents);
+``momentum`` and ``rho`` lie in [0, 1] (Keras checks SGD's momentum so); Adam's,
+Adamax's and Nadam's ``beta_1`` and ``beta_2`` lie in [0, 1), as in the Adam paper
+and torch.optim (Keras does not check them).  ``from_config`` and ``deserialize``
+go through the same constructors, and ``iterations`` must fit an int64.
+"""
 import numpy as np
 
+from .. import _validate
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -19,6 +27,14 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW"
 # Keras optimizer arguments that are accepted (and, but for use_ema=True, ignored).
 _KERAS_ONLY_ARGS = frozenset({"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                               "gradient_accumulation_steps"})
+
+
+def _betas_and_epsilon(beta_1, beta_2, epsilon):
+    """The Adam family's decay rates lie in [0, 1) (Kingma & Ba, Algorithm 1: at 1 a moment
+    never moves and its bias correction 1 - beta^t is 0); epsilon >= 0."""
+    return (_validate.number("beta_1", beta_1, 0, 1, high_open=True),
+            _validate.number("beta_2", beta_2, 0, 1, high_open=True),
+            _validate.number("epsilon", epsilon, low=0))
 
 
 class Optimizer:
@@ -41,8 +57,8 @@ class Optimizer:
                                  f"Received: {', '.join(set_clips)}")
             for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
                          ("weight_decay", weight_decay)):
-                if v is not None and (not np.isfinite(v) or v < 0):
-                    raise ValueError(f"Argument `{n}` must be a non-negative number. Received: {n}={v}")
+                if v is not None:
+                    _validate.number(n, v, low=0)
         self.name = name or self._default_name
         self.weight_decay = weight_decay
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
@@ -67,10 +83,17 @@ class Optimizer:
         if callable(value):
             raise TypeError("learning_rate must be a float or a "
                             "fastmlp.optimizers.schedules.LearningRateSchedule")
-        value = float(value)
-        if not math.isfinite(value) or value < 0:   # a Python float: math is 25x faster than numpy
-            raise ValueError(f"learning_rate must be a non-negative finite number. Received: {value}")
-        self._learning_rate = value
+        self._learning_rate = _validate.number("learning_rate", value, low=0)
+
+    # ---- step count ----
+    @property
+    def iterations(self):
+        """Optimizer steps taken (an int64 in the engine and in saved files)."""
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        self._iterations = _validate.integer("iterations", value, 0, _validate.INT64_MAX)
 
     def _learning_rates(self, n_steps):
         """One rate per step for the next n_steps (float64, contiguous)."""
@@ -156,9 +179,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        if not isinstance(momentum, (int, float)) or momentum < 0 or momentum > 1:
-            raise ValueError(f"`momentum` must be a float between [0, 1]. Received: momentum={momentum}")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum, self.nesterov = _validate.number("momentum", momentum, 0, 1), bool(nesterov)
 
     @property
     def slot_names(self):
@@ -188,7 +209,9 @@ class RMSprop(Optimizer):
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
                  **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho = _validate.number("rho", rho, 0, 1)
+        self.momentum = _validate.number("momentum", momentum, 0, 1)
+        self.epsilon = _validate.number("epsilon", epsilon, low=0)
         self.centered = bool(centered)
 
     @property
@@ -215,7 +238,10 @@ class Adagrad(Optimizer):
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
                  **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+        # Keras: "Must be non-negative" (a negative start puts sqrt of a negative in the first steps)
+        self.initial_accumulator_value = _validate.number("initial_accumulator_value",
+                                                          initial_accumulator_value, low=0)
+        self.epsilon = _validate.number("epsilon", epsilon, low=0)
 
     @property
     def slot_names(self):
@@ -245,7 +271,8 @@ class Adadelta(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None, clipnorm=None,
                  clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.rho, self.epsilon = float(rho), float(epsilon)
+        self.rho = _validate.number("rho", rho, 0, 1)
+        self.epsilon = _validate.number("epsilon", epsilon, low=0)
 
     @property
     def slot_names(self):
@@ -275,7 +302,7 @@ class Adam(Optimizer):
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
                  **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2, self.epsilon = _betas_and_epsilon(beta_1, beta_2, epsilon)
         self.amsgrad = bool(amsgrad)
 
     @property
@@ -316,7 +343,7 @@ class Adamax(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2, self.epsilon = _betas_and_epsilon(beta_1, beta_2, epsilon)
 
     @property
     def slot_names(self):
@@ -372,6 +399,9 @@ def serialize(opt):
 
 
 def deserialize(config):
+    if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
+        raise TypeError(f"An optimizer config must be a dict with a 'class_name' and a 'config' dict. "
+                        f"Received: {config!r}")
     cls = _ALIASES.get(str(config.get("class_name", "")).lower())
     if cls is None:
         raise ValueError(f"Unknown optimizer class: {config.get('class_name')!r}")

@@ -3,10 +3,25 @@
 A schedule maps the optimizer's step (0-based, before the update) to a
 learning rate.  ``fit`` evaluates it for a whole chunk of steps at once with
 NumPy and hands the engine one rate per batch, so the C loop never calls back.
+
+Constructors (and so ``from_config``/``deserialize``) refuse what can only give
+NaN or infinite rates: every rate, factor and step count must be a finite number
+(``TypeError`` for a non-number, ``ValueError`` for NaN or infinity, naming the
+argument); ``decay_steps``/``first_decay_steps`` must be > 0 and ``t_mul`` > 0;
+``PiecewiseConstantDecay`` needs strictly increasing numeric ``boundaries`` and
+one more numeric value than boundaries.
 """
 import math
 
 import numpy as np
+
+from .. import _validate
+
+
+def _decay_steps(name, value):
+    """A finite step count > 0, kept as given (an int stays an int in the config)."""
+    _validate.number(name, value, low=0, low_open=True)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class LearningRateSchedule:
@@ -25,10 +40,9 @@ class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored when staircase)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
-        if decay_steps <= 0:
-            raise ValueError(f"Argument `decay_steps` must be > 0. Received: decay_steps={decay_steps}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps, self.decay_rate = decay_steps, float(decay_rate)
+        self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps("decay_steps", decay_steps)
+        self.decay_rate = _validate.number("decay_rate", decay_rate)
         self.staircase, self.name = bool(staircase), name
 
     def __call__(self, step):
@@ -52,13 +66,27 @@ class InverseTimeDecay(ExponentialDecay):
         return self.initial_learning_rate / (1 + self.decay_rate * p)
 
 
+def _numbers(name, seq):
+    """A list of finite numbers (each checked as ``name[i]``), kept as given."""
+    if isinstance(seq, (str, bytes, dict)) or not hasattr(seq, "__len__"):
+        raise TypeError(f"Argument `{name}` must be a list of numbers. Received: {name}={seq!r}")
+    seq = list(seq)
+    for i, v in enumerate(seq):
+        _validate.number(f"{name}[{i}]", v)
+    return [v.item() if isinstance(v, np.generic) else v for v in seq]
+
+
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]``."""
 
     def __init__(self, boundaries, values, name=None):
+        boundaries, values = _numbers("boundaries", boundaries), _numbers("values", values)
         if len(values) != len(boundaries) + 1:
-            raise ValueError("The length of `values` must be one more than the length of `boundaries`")
-        self.boundaries, self.values, self.name = list(boundaries), list(values), name
+            raise ValueError(f"The length of `values` must be one more than the length of `boundaries`. "
+                             f"Received: boundaries of length {len(boundaries)}, values of length {len(values)}")
+        if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"Argument `boundaries` must be strictly increasing. Received: boundaries={boundaries}")
+        self.boundaries, self.values, self.name = boundaries, values, name
 
     def __call__(self, step):
         idx = np.searchsorted(np.asarray(self.boundaries, dtype=np.float64),
@@ -74,8 +102,10 @@ class PolynomialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
                  cycle=False, name=None):
-        self.initial_learning_rate, self.decay_steps = float(initial_learning_rate), decay_steps
-        self.end_learning_rate, self.power = float(end_learning_rate), float(power)
+        self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps("decay_steps", decay_steps)
+        self.end_learning_rate = _validate.number("end_learning_rate", end_learning_rate)
+        self.power = _validate.number("power", power)
         self.cycle, self.name = bool(cycle), name
 
     def __call__(self, step):
@@ -101,8 +131,12 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name=None,
                  warmup_target=None, warmup_steps=0):
-        self.initial_learning_rate, self.decay_steps = float(initial_learning_rate), decay_steps
-        self.alpha, self.name = float(alpha), name
+        self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps("decay_steps", decay_steps)
+        self.alpha, self.name = _validate.number("alpha", alpha), name
+        if warmup_target is not None:
+            _validate.number("warmup_target", warmup_target)
+        _validate.number("warmup_steps", warmup_steps, low=0)
         self.warmup_target, self.warmup_steps = warmup_target, warmup_steps
 
     def __call__(self, step):
@@ -133,10 +167,11 @@ class CosineDecayRestarts(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
                  name=None):
-        if first_decay_steps <= 0:
-            raise ValueError(f"Argument `first_decay_steps` must be > 0. Received: {first_decay_steps}")
-        self.initial_learning_rate, self.first_decay_steps = float(initial_learning_rate), first_decay_steps
-        self.t_mul, self.m_mul, self.alpha, self.name = float(t_mul), float(m_mul), float(alpha), name
+        self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
+        self.first_decay_steps = _decay_steps("first_decay_steps", first_decay_steps)
+        self.t_mul = _validate.number("t_mul", t_mul, low=0, low_open=True)   # log(t_mul) divides
+        self.m_mul, self.alpha = _validate.number("m_mul", m_mul), _validate.number("alpha", alpha)
+        self.name = name
 
     def __call__(self, step):
         frac = np.asarray(step, dtype=np.float64) / self.first_decay_steps
@@ -166,6 +201,9 @@ def serialize(schedule):
 
 
 def deserialize(config):
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise TypeError(f"A learning-rate schedule config must be a dict with a 'class_name' and a "
+                        f"'config' dict. Received: {config!r}")
     cls = _CLASSES.get(config.get("class_name"))
     if cls is None:
         raise ValueError(f"Unknown learning-rate schedule: {config.get('class_name')!r}")
