@@ -111,6 +111,7 @@ static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, i
         break;
     case FM_ACT_EXPONENTIAL: FM_ACT_ROWS(exp(v)); break;
     case FM_ACT_RELU6: FM_ACT_ROWS(v < 0 ? (T)0 : (v > 6 ? (T)6 : v)); break;
+    case FM_ACT_RELU_CAP: FM_ACT_ROWS(v < 0 ? (T)0 : (v > a ? a : v)); break;
     default:   /* linear, softmax */
         if (b || Z) FM_ACT_ROWS(v);
         if (act == FM_ACT_SOFTMAX) FM_CAT(softmax_block, SFX)(C, ld, m, n);
@@ -166,6 +167,7 @@ static FM_CLONES void FM_CAT(act_backward_block, SFX)(int act, T a, const T *A, 
     case FM_ACT_HARD_SIGMOID: FM_GRAD_ROWS(A, g * ((y > 0 && y < 1) ? (T)(1.0 / 6.0) : (T)0)); break;
     case FM_ACT_EXPONENTIAL: FM_GRAD_ROWS(A, g * y); break;
     case FM_ACT_RELU6: FM_GRAD_ROWS(A, (y > 0 && y < 6) ? g : (T)0); break;
+    case FM_ACT_RELU_CAP: FM_GRAD_ROWS(A, (y > 0 && y < a) ? g : (T)0); break;
     default: break;   /* linear */
     }
 }

@@ -2,6 +2,7 @@
  * instantiations (float, double) of the kernel templates in *_impl.h. */
 #include "fastmlp.h"
 #include "gemm_kernels.h"   /* fm_gemm_buffer: thread-local scratch */
+#include "kinds/kind.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -9,19 +10,42 @@
 
 struct fm_net {
     int is_f64;
-    int n_layers, n_vars;
-    fm_layer *layers;
+    int n_nodes, n_inputs, n_outputs, n_vars;
+    fm_node *nodes;
+    const fm_kind **kinds;     /* per node */
+    int32_t *edges;            /* node inputs (fm_node.in_begin) */
+    int64_t n_edges;
+    int64_t *edge_width;       /* the width of each edge's producer */
+    int32_t outputs[FM_MAX_OUTPUTS];
     fm_var *vars;
-    int64_t n_params, n_in, n_out, max_width;
-    int64_t macs_per_row;      /* multiply-adds of one row through the dense layers */
-    int first_param_layer;     /* backward stops here */
+    int64_t n_params, max_width, max_out_width, max_inputs;
+    int64_t macs_per_row;      /* multiply-adds of one row through the dense nodes */
+    /* what the graph implies, computed once */
+    int32_t *input_index;      /* INPUT nodes: which model input (else -1) */
+    uint8_t *needs_backward;   /* the node or something it reads has trainable weights */
+    uint8_t *fusable;          /* its activation may be folded into its only reader's backward */
+    uint8_t *accumulate_w;     /* another node of the same layer writes its weight gradients first */
+    uint8_t *is_output;
+    /* inference: nodes that are the identity there read through to their source;
+     * computed nodes share max_width-sized slots by liveness */
+    int32_t *alias;            /* the node whose output this node's output is */
+    int32_t *slot;             /* -1: an input or an alias */
+    int n_slots;
+    int32_t loss_node[FM_MAX_OUTPUTS];   /* alias[outputs[k]] */
+    int32_t z_owner[FM_MAX_OUTPUTS];     /* the first output with the same loss node */
     void *grads;               /* n_params */
     /* training workspace for up to cap_rows rows */
     int64_t cap_rows;
-    void **A, **Z;             /* per layer output; pre-activation or dropout mask */
-    void *dA, *dB;             /* gradient ping-pong, cap x max(max_width, n_in) */
-    void *Xb, *Yb, *wb;        /* gathered batch */
-    int64_t *yb;
+    void **A, **Z, **WS, **G;  /* per node: output, pre-activation, kind workspace, gradient */
+    const void **out;          /* per node: where its output is in this pass */
+    void *L;                   /* a loss gradient, cap x max_out_width */
+    void **Xb, **Yb, *wb;      /* gathered batch */
+    int64_t **yb;
+    int *written, *pre;        /* per node, during backward */
+    const void **in_ptr;       /* max_inputs: a node's input blocks */
+    void **din;
+    int *din_add, *din_pre;
+    fm_act_ref *din_act;
 };
 
 /* ---- random numbers: a stateless 64-bit mixer (SplitMix64 finaliser over a
@@ -48,65 +72,230 @@ void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out) {
     }
 }
 
+const char *fm_activation_name(int act) {
+    static const char *const names[FM_ACT_COUNT] = {
+        [FM_ACT_LINEAR] = "linear", [FM_ACT_RELU] = "relu", [FM_ACT_SIGMOID] = "sigmoid",
+        [FM_ACT_TANH] = "tanh", [FM_ACT_SOFTMAX] = "softmax", [FM_ACT_ELU] = "elu", [FM_ACT_SELU] = "selu",
+        [FM_ACT_LEAKY_RELU] = "leaky_relu", [FM_ACT_GELU] = "gelu", [FM_ACT_SOFTPLUS] = "softplus",
+        [FM_ACT_SOFTSIGN] = "softsign", [FM_ACT_SWISH] = "swish", [FM_ACT_HARD_SIGMOID] = "hard_sigmoid",
+        [FM_ACT_EXPONENTIAL] = "exponential", [FM_ACT_RELU6] = "relu6", [FM_ACT_RELU_CAP] = "relu_cap",
+    };
+    return act >= 0 && act < FM_ACT_COUNT ? names[act] : NULL;
+}
+
 /* ---- the network ---- */
 static int needs_z(int act) {
     return act == FM_ACT_GELU || act == FM_ACT_SWISH || act == FM_ACT_SOFTMAX ||
            act == FM_ACT_SIGMOID;
 }
 
-fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
-                      int n_vars, const fm_var *vars, int64_t n_params) {
-    if (n_layers <= 0) return NULL;
+static int has_weights(const fm_net *net, int n) {
+    const fm_node *nd = &net->nodes[n];
+    return net->kinds[n]->has_weights && (nd->w_off >= 0 || nd->b_off >= 0);
+}
+
+/* Check the graph and work out what every pass needs to know about it. */
+static int fm_net_analyse(fm_net *net) {
+    const int nn = net->n_nodes;
+    int32_t *consumers = (int32_t *)calloc((size_t)nn, sizeof(int32_t));
+    int32_t *last_use = (int32_t *)malloc(sizeof(int32_t) * (size_t)nn);
+    int32_t *free_slots = (int32_t *)malloc(sizeof(int32_t) * (size_t)nn);
+    int64_t *seen_w = (int64_t *)malloc(sizeof(int64_t) * (size_t)nn);
+    int n_seen = 0, n_free = 0;
+    int status = FM_ERR_ARG;
+    if (!consumers || !last_use || !free_slots || !seen_w) { status = FM_ERR_NOMEM; goto done; }
+    net->max_width = 1;
+    for (int n = 0; n < nn; n++) {
+        const fm_node *nd = &net->nodes[n];
+        const fm_kind *k = fm_kind_get(nd->kind);
+        net->kinds[n] = k;
+        net->input_index[n] = -1;
+        net->alias[n] = n;
+        net->slot[n] = -1;
+        last_use[n] = -1;
+        if (!k || nd->n_out <= 0 || nd->n_inputs < 0 || nd->n_inputs > FM_MAX_NODE_INPUTS ||
+            nd->in_begin < 0 || nd->in_begin > net->n_edges - nd->n_inputs ||
+            nd->activation < 0 || nd->activation >= FM_ACT_COUNT) goto done;
+        if (nd->kind == FM_KIND_INPUT) {
+            if (n != net->n_inputs) goto done;   /* the inputs come first */
+            net->input_index[n] = net->n_inputs++;
+        }
+        int64_t *w = net->edge_width + nd->in_begin;
+        for (int i = 0; i < nd->n_inputs; i++) {
+            const int32_t p = net->edges[nd->in_begin + i];
+            if (p < 0 || p >= n) goto done;      /* topological order */
+            w[i] = net->nodes[p].n_out;
+            consumers[p]++;
+        }
+        if (k->check(nd, w, net->n_params) != FM_OK) goto done;
+        if (nd->n_inputs > net->max_inputs) net->max_inputs = nd->n_inputs;
+        if (nd->n_out > net->max_width) net->max_width = nd->n_out;
+        if (nd->kind == FM_KIND_DENSE) net->macs_per_row += w[0] * nd->n_out;
+        /* backward reaches this node when it or something it reads has weights */
+        int nb = has_weights(net, n);
+        for (int i = 0; i < nd->n_inputs; i++) nb |= net->needs_backward[net->edges[nd->in_begin + i]];
+        net->needs_backward[n] = (uint8_t)nb;
+        if (k->identity_at_inference) net->alias[n] = net->alias[net->edges[nd->in_begin]];
+    }
+    if (net->n_inputs == 0 || net->n_inputs > FM_MAX_INPUTS || net->n_outputs <= 0 || net->n_outputs > FM_MAX_OUTPUTS) goto done;
+    net->max_out_width = 1;
+    for (int k = 0; k < net->n_outputs; k++) {
+        const int32_t o = net->outputs[k];
+        if (o < net->n_inputs || o >= nn) goto done;   /* a computed node */
+        net->is_output[o] = 1;
+        net->loss_node[k] = net->alias[o];
+        net->z_owner[k] = k;
+        for (int j = 0; j < k; j++) if (net->loss_node[j] == net->loss_node[k]) { net->z_owner[k] = j; break; }
+        if (net->nodes[o].n_out > net->max_out_width) net->max_out_width = net->nodes[o].n_out;
+    }
+    /* a node's activation can be folded into the backward of its only reader */
+    for (int n = net->n_inputs; n < nn; n++)
+        net->fusable[n] = consumers[n] == 1 && !net->is_output[n] && net->nodes[n].activation != FM_ACT_LINEAR;
+    /* shared layers: the last node (first in backward) writes the weight gradients, the others add */
+    for (int n = nn - 1; n >= net->n_inputs; n--) {
+        if (!has_weights(net, n)) continue;
+        const fm_node *nd = &net->nodes[n];
+        const int64_t key = nd->w_off >= 0 ? nd->w_off : nd->b_off;
+        int seen = 0;
+        for (int j = 0; j < n_seen; j++) if (seen_w[j] == key) seen = 1;
+        net->accumulate_w[n] = (uint8_t)seen;
+        if (!seen) seen_w[n_seen++] = key;
+    }
+    /* inference slots: a computed node takes a free slot; a slot is free again after
+     * the last node that reads it (outputs keep theirs to the end) */
+    for (int n = net->n_inputs; n < nn; n++) {
+        const fm_node *nd = &net->nodes[n];
+        if (net->alias[n] != n) continue;
+        for (int i = 0; i < nd->n_inputs; i++) last_use[net->alias[net->edges[nd->in_begin + i]]] = n;
+    }
+    for (int k = 0; k < net->n_outputs; k++) last_use[net->loss_node[k]] = nn;
+    for (int n = net->n_inputs; n < nn; n++) {
+        const fm_node *nd = &net->nodes[n];
+        if (net->alias[n] != n) continue;
+        net->slot[n] = n_free ? free_slots[--n_free] : net->n_slots++;
+        for (int i = 0; i < nd->n_inputs; i++) {
+            const int32_t p = net->alias[net->edges[nd->in_begin + i]];
+            if (net->slot[p] >= 0 && last_use[p] == n) { free_slots[n_free++] = net->slot[p]; last_use[p] = -1; }
+        }
+    }
+    status = FM_OK;
+done:
+    free(consumers); free(last_use); free(free_slots); free(seen_w);
+    return status;
+}
+
+fm_net *fm_net_create(int is_f64, int n_nodes, const fm_node *nodes, int64_t n_edges, const int32_t *edges,
+                      int n_outputs, const int32_t *outputs, int n_vars, const fm_var *vars, int64_t n_params,
+                      int *status) {
+    *status = FM_ERR_ARG;
+    if (n_nodes <= 0 || n_nodes > FM_MAX_NODES || n_edges < 0 || n_outputs <= 0 || n_outputs > FM_MAX_OUTPUTS ||
+        n_vars < 0 || n_params < 0)
+        return NULL;
+    for (int v = 0; v < n_vars; v++)
+        if (vars[v].size < 0 || !(vars[v].off >= 0 && vars[v].off <= n_params && vars[v].size <= n_params - vars[v].off))
+            return NULL;
+    *status = FM_ERR_NOMEM;
     fm_net *net = (fm_net *)calloc(1, sizeof(fm_net));
     if (!net) return NULL;
+    const size_t nn = (size_t)n_nodes;
     net->is_f64 = is_f64;
-    net->n_layers = n_layers;
+    net->n_nodes = n_nodes;
+    net->n_outputs = n_outputs;
     net->n_vars = n_vars;
     net->n_params = n_params;
-    net->layers = (fm_layer *)malloc(sizeof(fm_layer) * (size_t)n_layers);
+    net->n_edges = n_edges;
+    memcpy(net->outputs, outputs, sizeof(int32_t) * (size_t)n_outputs);
+    net->nodes = (fm_node *)malloc(sizeof(fm_node) * nn);
+    net->kinds = (const fm_kind **)calloc(nn, sizeof(fm_kind *));
+    net->edges = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n_edges > 0 ? n_edges : 1));
+    net->edge_width = (int64_t *)malloc(sizeof(int64_t) * (size_t)(n_edges > 0 ? n_edges : 1));
     net->vars = (fm_var *)malloc(sizeof(fm_var) * (size_t)(n_vars > 0 ? n_vars : 1));
-    net->A = (void **)calloc((size_t)n_layers, sizeof(void *));
-    net->Z = (void **)calloc((size_t)n_layers, sizeof(void *));
-    /* the gradient buffer is allocated with the training workspace (fm_net_reserve):
-     * a network used only for inference never pays for it */
-    if (!net->layers || !net->vars || !net->A || !net->Z) { fm_net_free(net); return NULL; }
-    memcpy(net->layers, layers, sizeof(fm_layer) * (size_t)n_layers);
-    if (n_vars) memcpy(net->vars, vars, sizeof(fm_var) * (size_t)n_vars);
-    net->n_in = layers[0].n_in;
-    net->n_out = layers[n_layers - 1].n_out;
-    net->max_width = 1;
-    net->first_param_layer = n_layers;
-    for (int l = 0; l < n_layers; l++) {
-        if (layers[l].n_out > net->max_width) net->max_width = layers[l].n_out;
-        if (layers[l].kind == FM_LAYER_DENSE) net->macs_per_row += layers[l].n_in * layers[l].n_out;
-        int has_params = layers[l].kind == FM_LAYER_DENSE ||
-                         (layers[l].kind == FM_LAYER_BATCHNORM && (layers[l].w_off >= 0 || layers[l].b_off >= 0));
-        if (has_params && l < net->first_param_layer) net->first_param_layer = l;
+    net->input_index = (int32_t *)malloc(sizeof(int32_t) * nn);
+    net->alias = (int32_t *)malloc(sizeof(int32_t) * nn);
+    net->slot = (int32_t *)malloc(sizeof(int32_t) * nn);
+    net->needs_backward = (uint8_t *)calloc(nn, 1);
+    net->fusable = (uint8_t *)calloc(nn, 1);
+    net->accumulate_w = (uint8_t *)calloc(nn, 1);
+    net->is_output = (uint8_t *)calloc(nn, 1);
+    net->A = (void **)calloc(nn, sizeof(void *));
+    net->Z = (void **)calloc(nn, sizeof(void *));
+    net->WS = (void **)calloc(nn, sizeof(void *));
+    net->G = (void **)calloc(nn, sizeof(void *));
+    net->out = (const void **)calloc(nn, sizeof(void *));
+    net->written = (int *)calloc(nn, sizeof(int));
+    net->pre = (int *)calloc(nn, sizeof(int));
+    if (!net->nodes || !net->kinds || !net->edges || !net->edge_width || !net->vars || !net->input_index ||
+        !net->alias || !net->slot || !net->needs_backward || !net->fusable || !net->accumulate_w ||
+        !net->is_output || !net->A || !net->Z || !net->WS || !net->G || !net->out || !net->written || !net->pre) {
+        fm_net_free(net);
+        return NULL;
     }
+    memcpy(net->nodes, nodes, sizeof(fm_node) * nn);
+    if (n_edges) memcpy(net->edges, edges, sizeof(int32_t) * (size_t)n_edges);
+    if (n_vars) memcpy(net->vars, vars, sizeof(fm_var) * (size_t)n_vars);
+    int st = fm_net_analyse(net);
+    if (st == FM_OK) {
+        const size_t mi = (size_t)(net->max_inputs > 0 ? net->max_inputs : 1);
+        net->in_ptr = (const void **)calloc(mi, sizeof(void *));
+        net->din = (void **)calloc(mi, sizeof(void *));
+        net->din_add = (int *)calloc(mi, sizeof(int));
+        net->din_pre = (int *)calloc(mi, sizeof(int));
+        net->din_act = (fm_act_ref *)calloc(mi, sizeof(fm_act_ref));
+        net->Xb = (void **)calloc((size_t)net->n_inputs, sizeof(void *));
+        net->Yb = (void **)calloc((size_t)n_outputs, sizeof(void *));
+        net->yb = (int64_t **)calloc((size_t)n_outputs, sizeof(int64_t *));
+        if (!net->in_ptr || !net->din || !net->din_add || !net->din_pre || !net->din_act || !net->Xb ||
+            !net->Yb || !net->yb)
+            st = FM_ERR_NOMEM;
+    }
+    if (st != FM_OK) {
+        fm_net_free(net);
+        *status = st;
+        return NULL;
+    }
+    *status = FM_OK;
     return net;
 }
 
 static void free_workspace(fm_net *net) {
-    for (int l = 0; l < net->n_layers; l++) {
-        free(net->A[l]); net->A[l] = NULL;
-        free(net->Z[l]); net->Z[l] = NULL;
+    for (int n = 0; n < net->n_nodes; n++) {
+        free(net->A[n]); net->A[n] = NULL;
+        free(net->Z[n]); net->Z[n] = NULL;
+        free(net->WS[n]); net->WS[n] = NULL;
+        free(net->G[n]); net->G[n] = NULL;
     }
-    free(net->dA); free(net->dB); free(net->Xb); free(net->Yb); free(net->wb); free(net->yb);
-    net->dA = net->dB = net->Xb = net->Yb = net->wb = NULL;
-    net->yb = NULL;
+    if (net->Xb) for (int k = 0; k < net->n_inputs; k++) { free(net->Xb[k]); net->Xb[k] = NULL; }
+    if (net->Yb) for (int k = 0; k < net->n_outputs; k++) {
+        free(net->Yb[k]); net->Yb[k] = NULL;
+        free(net->yb[k]); net->yb[k] = NULL;
+    }
+    free(net->L); free(net->wb);
+    net->L = net->wb = NULL;
     net->cap_rows = 0;
 }
 
 void fm_net_free(fm_net *net) {
     if (!net) return;
-    if (net->A && net->Z) free_workspace(net);
-    free(net->A); free(net->Z); free(net->layers); free(net->vars); free(net->grads);
+    if (net->A && net->Z && net->WS && net->G) free_workspace(net);
+    free(net->nodes); free(net->kinds); free(net->edges); free(net->edge_width); free(net->vars);
+    free(net->input_index); free(net->alias); free(net->slot); free(net->needs_backward); free(net->fusable);
+    free(net->accumulate_w); free(net->is_output); free(net->A); free(net->Z); free(net->WS); free(net->G);
+    free(net->out); free(net->written); free(net->pre); free(net->in_ptr); free(net->din); free(net->din_add);
+    free(net->din_pre); free(net->din_act); free(net->Xb); free(net->Yb); free(net->yb); free(net->grads);
     free(net);
 }
 
 int fm_net_is_f64(const fm_net *net) { return net->is_f64; }
 int64_t fm_net_n_params(const fm_net *net) { return net->n_params; }
 void *fm_net_grads(fm_net *net) { return net->grads; }
+int fm_net_n_inputs(const fm_net *net) { return net->n_inputs; }
+int fm_net_n_outputs(const fm_net *net) { return net->n_outputs; }
+int64_t fm_net_input_width(const fm_net *net, int k) {
+    return k >= 0 && k < net->n_inputs ? net->nodes[k].n_out : -1;
+}
+int64_t fm_net_output_width(const fm_net *net, int k) {
+    return k >= 0 && k < net->n_outputs ? net->nodes[net->outputs[k]].n_out : -1;
+}
 
 /* Grow the training workspace to hold `rows` rows (never shrinks). */
 static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
@@ -116,22 +305,35 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
     }
     if (rows <= net->cap_rows) return FM_OK;
     free_workspace(net);
-    int64_t gw = net->max_width > net->n_in ? net->max_width : net->n_in;
-    for (int l = 0; l < net->n_layers; l++) {
-        const fm_layer *L = &net->layers[l];
-        net->A[l] = malloc((size_t)(rows * L->n_out) * es);
-        int want_z = FM_HAS_ACTIVATION(L) ? needs_z(L->activation) : L->kind != FM_LAYER_NOISE;
-        /* batch normalization keeps xhat and, after it, 1/std per feature */
-        if (want_z) net->Z[l] = malloc((size_t)((rows + 1) * L->n_out) * es);
-        if (!net->A[l] || (want_z && !net->Z[l])) { free_workspace(net); return FM_ERR_NOMEM; }
+    int ok = 1;
+    for (int n = 0; n < net->n_nodes && ok; n++) {
+        const fm_node *nd = &net->nodes[n];
+        const size_t width = (size_t)(rows * nd->n_out);
+        if (nd->kind == FM_KIND_INPUT) {
+            net->Xb[net->input_index[n]] = malloc(width * es);
+            ok = net->Xb[net->input_index[n]] != NULL;
+            continue;
+        }
+        net->A[n] = malloc(width * es);
+        ok = net->A[n] != NULL;
+        if (needs_z(nd->activation)) { net->Z[n] = malloc(width * es); ok = ok && net->Z[n]; }
+        if (net->kinds[n]->workspace) {
+            net->WS[n] = malloc((size_t)net->kinds[n]->workspace(nd, rows) * es);
+            ok = ok && net->WS[n];
+        }
+        if (net->needs_backward[n] || net->is_output[n]) { net->G[n] = malloc(width * es); ok = ok && net->G[n]; }
     }
-    net->dA = malloc((size_t)(rows * gw) * es);
-    net->dB = malloc((size_t)(rows * gw) * es);
-    net->Xb = malloc((size_t)(rows * net->n_in) * es);
-    net->Yb = malloc((size_t)(rows * net->n_out) * es);
-    net->wb = malloc((size_t)rows * es);
-    net->yb = (int64_t *)malloc((size_t)rows * sizeof(int64_t));
-    if (!net->dA || !net->dB || !net->Xb || !net->Yb || !net->wb || !net->yb) {
+    for (int k = 0; k < net->n_outputs && ok; k++) {
+        net->Yb[k] = malloc((size_t)(rows * net->nodes[net->outputs[k]].n_out) * es);
+        net->yb[k] = (int64_t *)malloc((size_t)rows * sizeof(int64_t));
+        ok = net->Yb[k] && net->yb[k];
+    }
+    if (ok) {
+        net->L = malloc((size_t)(rows * net->max_out_width) * es);
+        net->wb = malloc((size_t)rows * es);
+        ok = net->L && net->wb;
+    }
+    if (!ok) {
         free_workspace(net);
         return FM_ERR_NOMEM;
     }
@@ -186,8 +388,6 @@ FM_DEFINE_POW2(fm_pow2_f32, float, uint32_t, 0x4B400000u, 127u, 23)
 FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
 
 /* ---- template instantiation ---- */
-#define FM_CAT_(a, b) a##b
-#define FM_CAT(a, b) FM_CAT_(a, b)
 
 /* No contraction of a*b + c into one fused multiply-add: setup.py turns it off
  * for every compiler (-ffp-contract=off), since the compiler would contract some
@@ -199,7 +399,6 @@ FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
 #define SFX _f32
 #include <tgmath.h>
 #include "act_impl.h"
-#include "bn_impl.h"
 #include "loss_impl.h"
 #include "optim_impl.h"
 #include "net_impl.h"
@@ -209,7 +408,6 @@ FM_DEFINE_POW2(fm_pow2_f64, double, uint64_t, 0x4338000000000000ull, 1023u, 52)
 #define T double
 #define SFX _f64
 #include "act_impl.h"
-#include "bn_impl.h"
 #include "loss_impl.h"
 #include "optim_impl.h"
 #include "net_impl.h"

@@ -31,7 +31,9 @@ enum fm_activation {
     FM_ACT_LINEAR = 0, FM_ACT_RELU, FM_ACT_SIGMOID, FM_ACT_TANH, FM_ACT_SOFTMAX,
     FM_ACT_ELU, FM_ACT_SELU, FM_ACT_LEAKY_RELU, FM_ACT_GELU, FM_ACT_SOFTPLUS,
     FM_ACT_SOFTSIGN, FM_ACT_SWISH, FM_ACT_HARD_SIGMOID, FM_ACT_EXPONENTIAL,
-    FM_ACT_RELU6, FM_ACT_COUNT
+    FM_ACT_RELU6,
+    FM_ACT_RELU_CAP,          /* min(max(x, 0), alpha): keras.layers.ReLU(max_value=alpha) */
+    FM_ACT_COUNT
 };
 
 enum fm_loss {
@@ -62,33 +64,56 @@ enum fm_metric {
     FM_MET_COUNT
 };
 
-/* ACTIVATION: out = activation(in), n_in == n_out, no parameters (keras.layers.Activation);
- * NOISE: out = in + rate * N(0, 1) in training, the identity otherwise (keras.layers.GaussianNoise) */
-enum fm_layer_kind { FM_LAYER_DENSE = 0, FM_LAYER_DROPOUT = 1, FM_LAYER_BATCHNORM = 2, FM_LAYER_ACTIVATION = 3,
-                     FM_LAYER_NOISE = 4 };
-/* Layers that are the identity at inference. */
-#define FM_INFERENCE_IDENTITY(L) ((L)->kind == FM_LAYER_DROPOUT || (L)->kind == FM_LAYER_NOISE)
-/* Layers that end in an activation (its output in A, its pre-activation in Z where needed). */
-#define FM_HAS_ACTIVATION(L) ((L)->kind == FM_LAYER_DENSE || (L)->kind == FM_LAYER_ACTIVATION)
+/* Layer kinds: each is one file in csrc/kinds/ behind the table of functions in
+ * csrc/kinds/kind.h, registered in csrc/kinds/registry.c.  The Python registry
+ * (src/fastmlp/layers/registry.py) reads these names and values through Cython:
+ * this enum is the only place the codes are written down.  Several Keras layer
+ * classes may run as one engine kind (ReLU, Softmax, ELU and LeakyReLU are
+ * ACTIVATION nodes). */
+enum fm_kind {
+    FM_KIND_INPUT = 0,        /* a model input: its rows are the node's output */
+    FM_KIND_DENSE,            /* out = act(in @ W + b) */
+    FM_KIND_DROPOUT,          /* inverted dropout in training, the identity otherwise */
+    FM_KIND_BATCHNORM,        /* batch normalization over the feature axis */
+    FM_KIND_ACTIVATION,       /* out = act(in) */
+    FM_KIND_NOISE,            /* out = in + rate * N(0, 1) in training, the identity otherwise */
+    FM_KIND_CONCATENATE,      /* inputs side by side along the feature axis */
+    FM_KIND_ADD,              /* element-wise merges of inputs of one width */
+    FM_KIND_SUBTRACT,
+    FM_KIND_MULTIPLY,
+    FM_KIND_AVERAGE,
+    FM_KIND_MAXIMUM,
+    FM_KIND_MINIMUM,
+    FM_KIND_COUNT
+};
 
-#define FM_MAX_METRICS 16
+#define FM_MAX_METRICS 64
+#define FM_MAX_INPUTS 64
+#define FM_MAX_OUTPUTS 16
+#define FM_MAX_NODES 65536
+#define FM_MAX_NODE_INPUTS 1024
 
+/* One node of the network graph: one call of a layer.  A layer called twice is
+ * two nodes that share their parameter offsets.  Nodes are stored in
+ * topological order; the model inputs come first (kind INPUT). */
 typedef struct {
-    int kind;                 /* fm_layer_kind */
-    int64_t n_in, n_out;
-    int activation;           /* fm_activation (dense) */
+    int kind;                 /* fm_kind */
+    int n_inputs;             /* its inputs are edges[in_begin .. in_begin + n_inputs) */
+    int64_t in_begin;
+    int64_t n_out;            /* output width (features per row) */
+    int activation;           /* fm_activation applied after the kind's own work (linear: none) */
     double act_alpha;         /* elu alpha, leaky_relu negative slope */
-    int64_t w_off, b_off;     /* offsets into the flat parameter vector; b_off < 0: no bias */
-    double rate;              /* dropout rate */
-    uint64_t seed;            /* dropout: the layer's own seed, 0 = the network's */
-    /* batch normalization: gamma at w_off, beta at b_off (either may be < 0:
-     * absent), moving mean at aux_off and moving variance at var_off
-     * (non-trainable, in the same flat vector) */
-    int64_t aux_off, var_off;
-    double momentum, epsilon;
+    int64_t w_off, b_off;     /* offsets into the flat parameter vector; < 0: absent */
+    int64_t aux_off, var_off; /* batch normalization: moving mean and variance */
+    double rate;              /* dropout rate, noise standard deviation */
+    uint64_t seed;            /* dropout, noise: the layer's own seed, 0 = the network's */
+    int64_t stream;           /* dropout, noise: the random stream's number (the node's
+                               * place among the non-input nodes of a Sequential) */
+    double momentum, epsilon; /* batch normalization */
+    int64_t param;            /* a kind's own integer parameter (prelu: its number of slopes) */
     int frozen;               /* batch normalization of a non-trainable layer: inference mode
                                * (moving statistics, not updated) in training too, as Keras 3 */
-} fm_layer;
+} fm_node;
 
 /* One trainable variable: a segment of the flat parameter vector. */
 typedef struct {
@@ -103,6 +128,7 @@ typedef struct {
     double delta;             /* huber */
     int sum_reduction;        /* Keras reduction "sum": a batch's loss is the sum over its rows,
                                * not the mean ("sum_over_batch_size") */
+    double weight;            /* the output's loss weight (Keras loss_weights; 1 by default) */
 } fm_loss_spec;
 
 typedef struct {
@@ -110,6 +136,7 @@ typedef struct {
     double param;             /* threshold (binary accuracy) or k (top-k) */
     int64_t class_id;         /* confusion: one unit only when >= 0 */
     double *state;            /* stateful metrics: their counts */
+    int output;               /* the model output it watches */
 } fm_metric_spec;
 
 typedef struct {
@@ -124,18 +151,43 @@ typedef struct {
 
 /* Sums a pass accumulates; the wrapper divides. */
 typedef struct {
-    double loss_sum;          /* sum over batches of batch_loss * batch_rows */
+    double loss_sum;          /* sum over batches of batch_loss * batch_rows (all outputs,
+                               * weighted, with regularization) */
+    double output_loss_sum[FM_MAX_OUTPUTS];   /* the same for each output's loss, before its weight */
     double rows;              /* rows seen */
     double weight_sum;        /* sum of sample weights (metric denominator) */
     double metric_sum[FM_MAX_METRICS];
 } fm_stats;
 
-/* The network: a layer table over a flat parameter vector owned by the caller,
- * plus gradient and workspace buffers owned by the net. */
+/* The rows a pass reads: one array per model input, targets per output (dense
+ * targets Y or sparse labels y, as that output's loss wants), and one sample
+ * weight per row (NULL: all 1). */
+typedef struct {
+    const void *const *X;     /* n_inputs arrays, rows x the input's width */
+    const void *const *Y;     /* n_outputs: rows x the output's width, or NULL */
+    const int64_t *const *y;  /* n_outputs: one label per row, or NULL */
+    const void *w;
+} fm_data;
+
+/* The names by which Python knows the codes (NULL past the last): the layer
+ * kinds' (their fm_kind tables) and the activations'. */
+const char *fm_kind_name(int kind);
+const char *fm_activation_name(int act);
+
+/* The network: a graph of nodes over a flat parameter vector owned by the
+ * caller, plus gradient and workspace buffers owned by the net. */
 typedef struct fm_net fm_net;
 
-fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
-                      int n_vars, const fm_var *vars, int64_t n_params);
+/* Status FM_ERR_ARG (and NULL) when the graph is malformed: a node that reads a
+ * later node, widths a kind does not accept, parameter segments outside the
+ * vector, outputs that are not nodes. */
+fm_net *fm_net_create(int is_f64, int n_nodes, const fm_node *nodes, int64_t n_edges, const int32_t *edges,
+                      int n_outputs, const int32_t *outputs, int n_vars, const fm_var *vars, int64_t n_params,
+                      int *status);
+int fm_net_n_inputs(const fm_net *net);
+int fm_net_n_outputs(const fm_net *net);
+int64_t fm_net_input_width(const fm_net *net, int k);
+int64_t fm_net_output_width(const fm_net *net, int k);
 void fm_net_free(fm_net *net);
 int fm_net_is_f64(const fm_net *net);
 int64_t fm_net_n_params(const fm_net *net);
@@ -183,21 +235,22 @@ void fm_metrics_update##SFX(int n_metrics, const fm_metric_spec *metrics,       
                             double *metric_sum);                                       \
 void fm_optimizer_step##SFX(fm_optim *opt, int n_vars, const fm_var *vars,             \
                             T *params, T *grads, T *slots, int64_t n_params, double lr); \
-void fm_predict##SFX(const fm_net *net, const T *params, const T *X__bi, int64_t n_rows, \
-                     T *out__bo, int *status);                                         \
-int fm_loss_and_grads##SFX(fm_net *net, const T *params, const T *X__bi,               \
-                           const T *Y__bo, const int64_t *y__b, const T *w__b,         \
-                           int64_t n_rows, const fm_loss_spec *loss, uint64_t seed,    \
+/* Outputs of the network for n_rows rows (inference mode): out[k] is rows x \
+ * output k's width. */                                                               \
+void fm_predict##SFX(const fm_net *net, const T *params, const T *const *X, int64_t n_rows, \
+                     T *const *out, int *status);                                     \
+/* One batch: loss (with regularization) and the flat gradient (fm_net_grads). */      \
+int fm_loss_and_grads##SFX(fm_net *net, const T *params, const fm_data *data,          \
+                           int64_t n_rows, const fm_loss_spec *losses, uint64_t seed,  \
                            int64_t step, int training, double *loss_value);            \
-int fm_evaluate##SFX(const fm_net *net, const T *params, const T *X__bi,               \
-                     const T *Y__bo, const int64_t *y__b, const T *w__b,               \
-                     int64_t n_rows, int64_t batch_size, const fm_loss_spec *loss,     \
+int fm_evaluate##SFX(const fm_net *net, const T *params, const fm_data *data,          \
+                     int64_t n_rows, int64_t batch_size, const fm_loss_spec *losses,   \
                      int n_metrics, const fm_metric_spec *metrics, fm_stats *stats);   \
-int fm_train##SFX(fm_net *net, T *params, T *slots, fm_optim *opt,                     \
-                  const T *X__ni, const T *Y__no, const int64_t *y__n, const T *w__n,  \
+/* Batches [batch_begin, batch_end) of an epoch (rows in `order`, or as they are). */  \
+int fm_train##SFX(fm_net *net, T *params, T *slots, fm_optim *opt, const fm_data *data, \
                   const int64_t *order__n, int64_t n_rows, int64_t batch_size,         \
                   int64_t batch_begin, int64_t batch_end, const double *lr_per_batch,  \
-                  const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics, \
+                  const fm_loss_spec *losses, int n_metrics, const fm_metric_spec *metrics, \
                   uint64_t seed, fm_stats *stats);
 
 FM_DECLARE(float, _f32)

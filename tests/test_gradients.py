@@ -325,7 +325,7 @@ def test_network_evaluate_in_chunks_reports_the_same_loss_as_loss_and_grads(setu
     Y, labels = model.loss.prepare_targets(_targets(loss_name, rng, 7, 3), 3, np.float64)
     w = rng.uniform(0.2, 2.0, 7)
     value, _ = model._net.loss_and_grads(model._params, X, Y, labels, w, model.loss._spec())
-    loss_sum, rows, weight_sum, _ = model._net.evaluate(model._params, X, Y, labels, w, 3,
+    loss_sum, rows, weight_sum, _, _ = model._net.evaluate(model._params, X, Y, labels, w, 3,
                                                         model.loss._spec(), [])
     assert rows == 7 and weight_sum == pytest.approx(w.sum())
     np.testing.assert_allclose(loss_sum / rows, value, rtol=1e-12)

@@ -8,14 +8,14 @@
 """
 from . import _engine
 from . import activations, callbacks, config, datasets, initializers, layers, losses, metrics
-from . import models, ops, optimizers, regularizers, utils
+from . import models, ops, optimizers, regularizers, saving, utils
 from .layers import Input
-from .models import Sequential
+from .models import Model, Sequential
 from .saving import FormatError, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
+__all__ = ["Model", "Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
            "ops", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
 

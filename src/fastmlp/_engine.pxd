@@ -1,21 +1,27 @@
 # Declarations of the C11 engine in csrc/ — nothing else lives here.
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "fastmlp.h" nogil:
     enum: FM_OK, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_ARG
     enum: FM_MAX_METRICS
-    enum: FM_LAYER_DENSE, FM_LAYER_DROPOUT
+    enum: FM_MAX_INPUTS, FM_MAX_OUTPUTS, FM_MAX_NODES, FM_MAX_NODE_INPUTS
+    enum: FM_ACT_GELU, FM_ACT_SWISH, FM_ACT_COUNT, FM_KIND_COUNT
+    const char *fm_kind_name(int kind)
+    const char *fm_activation_name(int act)
 
-    ctypedef struct fm_layer:
+    ctypedef struct fm_node:
         int kind
-        int64_t n_in, n_out
+        int n_inputs
+        int64_t in_begin
+        int64_t n_out
         int activation
         double act_alpha
-        int64_t w_off, b_off
+        int64_t w_off, b_off, aux_off, var_off
         double rate
         uint64_t seed
-        int64_t aux_off, var_off
+        int64_t stream
         double momentum, epsilon
+        int64_t param
         int frozen
 
     ctypedef struct fm_var:
@@ -28,12 +34,14 @@ cdef extern from "fastmlp.h" nogil:
         double label_smoothing
         double delta
         int sum_reduction
+        double weight
 
     ctypedef struct fm_metric_spec:
         int kind
         double param
         int64_t class_id
         double *state
+        int output
 
     ctypedef struct fm_optim:
         int kind
@@ -45,15 +53,28 @@ cdef extern from "fastmlp.h" nogil:
         double u_product
 
     ctypedef struct fm_stats:
-        double loss_sum, rows, weight_sum
-        double metric_sum[16]
+        double loss_sum
+        double output_loss_sum[16]
+        double rows, weight_sum
+        double metric_sum[64]
+
+    ctypedef struct fm_data:
+        const void *const *X
+        const void *const *Y
+        const int64_t *const *y
+        const void *w
 
     ctypedef struct fm_net:
         pass
 
-    fm_net *fm_net_create(int is_f64, int n_layers, const fm_layer *layers,
-                          int n_vars, const fm_var *vars, int64_t n_params)
+    fm_net *fm_net_create(int is_f64, int n_nodes, const fm_node *nodes, int64_t n_edges, const int32_t *edges,
+                          int n_outputs, const int32_t *outputs, int n_vars, const fm_var *vars, int64_t n_params,
+                          int *status)
     void fm_net_free(fm_net *net)
+    int fm_net_n_inputs(const fm_net *net)
+    int fm_net_n_outputs(const fm_net *net)
+    int64_t fm_net_input_width(const fm_net *net, int k)
+    int64_t fm_net_output_width(const fm_net *net, int k)
     void *fm_net_grads(fm_net *net)
     void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out)
     int fm_all_finite_f32(const float *x, int64_t n)
@@ -71,35 +92,29 @@ cdef extern from "fastmlp.h" nogil:
     void fm_set_num_threads(int n)
     int fm_have_openmp()
 
-    void fm_predict_f32(const fm_net *net, const float *params, const float *X, int64_t n_rows,
-                        float *out, int *status)
-    void fm_predict_f64(const fm_net *net, const double *params, const double *X, int64_t n_rows,
-                        double *out, int *status)
-    int fm_loss_and_grads_f32(fm_net *net, const float *params, const float *X, const float *Y,
-                              const int64_t *y, const float *w, int64_t n_rows,
-                              const fm_loss_spec *loss, uint64_t seed, int64_t step,
-                              int training, double *loss_value)
-    int fm_loss_and_grads_f64(fm_net *net, const double *params, const double *X, const double *Y,
-                              const int64_t *y, const double *w, int64_t n_rows,
-                              const fm_loss_spec *loss, uint64_t seed, int64_t step,
-                              int training, double *loss_value)
-    int fm_evaluate_f32(const fm_net *net, const float *params, const float *X, const float *Y,
-                        const int64_t *y, const float *w, int64_t n_rows, int64_t batch_size,
-                        const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics,
-                        fm_stats *stats)
-    int fm_evaluate_f64(const fm_net *net, const double *params, const double *X, const double *Y,
-                        const int64_t *y, const double *w, int64_t n_rows, int64_t batch_size,
-                        const fm_loss_spec *loss, int n_metrics, const fm_metric_spec *metrics,
-                        fm_stats *stats)
-    int fm_train_f32(fm_net *net, float *params, float *slots, fm_optim *opt, const float *X,
-                     const float *Y, const int64_t *y, const float *w, const int64_t *order,
-                     int64_t n_rows, int64_t batch_size, int64_t batch_begin, int64_t batch_end,
-                     const double *lr_per_batch, const fm_loss_spec *loss, int n_metrics,
+    void fm_predict_f32(const fm_net *net, const float *params, const float *const *X, int64_t n_rows,
+                        float *const *out, int *status)
+    void fm_predict_f64(const fm_net *net, const double *params, const double *const *X, int64_t n_rows,
+                        double *const *out, int *status)
+    int fm_loss_and_grads_f32(fm_net *net, const float *params, const fm_data *data, int64_t n_rows,
+                              const fm_loss_spec *losses, uint64_t seed, int64_t step, int training,
+                              double *loss_value)
+    int fm_loss_and_grads_f64(fm_net *net, const double *params, const fm_data *data, int64_t n_rows,
+                              const fm_loss_spec *losses, uint64_t seed, int64_t step, int training,
+                              double *loss_value)
+    int fm_evaluate_f32(const fm_net *net, const float *params, const fm_data *data, int64_t n_rows,
+                        int64_t batch_size, const fm_loss_spec *losses, int n_metrics,
+                        const fm_metric_spec *metrics, fm_stats *stats)
+    int fm_evaluate_f64(const fm_net *net, const double *params, const fm_data *data, int64_t n_rows,
+                        int64_t batch_size, const fm_loss_spec *losses, int n_metrics,
+                        const fm_metric_spec *metrics, fm_stats *stats)
+    int fm_train_f32(fm_net *net, float *params, float *slots, fm_optim *opt, const fm_data *data,
+                     const int64_t *order, int64_t n_rows, int64_t batch_size, int64_t batch_begin,
+                     int64_t batch_end, const double *lr_per_batch, const fm_loss_spec *losses, int n_metrics,
                      const fm_metric_spec *metrics, uint64_t seed, fm_stats *stats)
-    int fm_train_f64(fm_net *net, double *params, double *slots, fm_optim *opt, const double *X,
-                     const double *Y, const int64_t *y, const double *w, const int64_t *order,
-                     int64_t n_rows, int64_t batch_size, int64_t batch_begin, int64_t batch_end,
-                     const double *lr_per_batch, const fm_loss_spec *loss, int n_metrics,
+    int fm_train_f64(fm_net *net, double *params, double *slots, fm_optim *opt, const fm_data *data,
+                     const int64_t *order, int64_t n_rows, int64_t batch_size, int64_t batch_begin,
+                     int64_t batch_end, const double *lr_per_batch, const fm_loss_spec *losses, int n_metrics,
                      const fm_metric_spec *metrics, uint64_t seed, fm_stats *stats)
 
     void fm_activation_forward_f32(int act, double alpha, float *A, float *Z, const float *b,

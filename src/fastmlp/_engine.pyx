@@ -10,7 +10,7 @@ memoryviews: single-row ``predict`` must cost only a few microseconds.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -47,12 +47,22 @@ cdef _raise_status(int status):
     raise RuntimeError(f"fastmlp engine error {status}")
 
 
+# The engine's layer kinds and activations by name: the codes are written in one
+# place, the enums of csrc/fastmlp.h, and the names come from the engine too
+# (each kind's table in csrc/kinds/).  src/fastmlp/layers/registry.py maps layer
+# classes to kinds; activations.py marks its functions with their codes.
+KINDS = {fm_kind_name(k).decode(): k for k in range(FM_KIND_COUNT)}
+ACTIVATIONS = {fm_activation_name(a).decode(): a for a in range(FM_ACT_COUNT)}
+MAX_INPUTS, MAX_OUTPUTS, MAX_METRICS = FM_MAX_INPUTS, FM_MAX_OUTPUTS, FM_MAX_METRICS
+
+
 cdef void _fill_loss(fm_loss_spec *spec, tuple loss):
     spec.kind = loss[0]
     spec.from_logits = loss[1]
     spec.label_smoothing = loss[2]
     spec.delta = loss[3]
     spec.sum_reduction = loss[4] if len(loss) > 4 else 0
+    spec.weight = loss[5] if len(loss) > 5 else 1.0
 
 
 cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
@@ -63,6 +73,7 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
         specs[i].param = spec[1]
         specs[i].class_id = spec[2] if len(spec) > 2 else -1
         specs[i].state = <double *>_ptr(spec[3], _F64, "metric state") if len(spec) > 3 else NULL
+        specs[i].output = spec[4] if len(spec) > 4 else 0
     return len(metrics)
 
 
@@ -135,47 +146,122 @@ def permutation(uint64_t seed, uint64_t epoch, int64_t n):
     return out
 
 
-cdef tuple _sums(fm_stats *stats, int nm):
-    return stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)]
+cdef tuple _sums(fm_stats *stats, int nm, int no):
+    return (stats.loss_sum, stats.rows, stats.weight_sum, [stats.metric_sum[i] for i in range(nm)],
+            [stats.output_loss_sum[k] for k in range(no)])
+
+
+cdef class _Arrays:
+    """Pointers of a list of arrays (or Nones) for one engine call; keeps them alive."""
+    cdef void **p
+    cdef list keep
+    cdef int n
+
+    def __cinit__(self, list arrays, int typenum, str what, int64_t rows, widths=None):
+        self.n = len(arrays)
+        self.keep = arrays
+        self.p = <void **>malloc(sizeof(void *) * (self.n if self.n else 1))
+        if self.p == NULL:
+            raise MemoryError()
+        cdef cnp.ndarray arr
+        for i, a in enumerate(arrays):
+            self.p[i] = _ptr(a, typenum, what)
+            if a is None:
+                continue
+            arr = <cnp.ndarray>a
+            if _rows(arr) != rows:
+                raise ValueError(f"internal: {what} {i} has {_rows(arr)} rows, not {rows}")
+            if widths is not None and (arr.ndim != 2 or arr.shape[1] != widths[i]):
+                raise ValueError(f"internal: {what} {i} must be 2-D with {widths[i]} columns")
+
+    def __dealloc__(self):
+        free(self.p)
+
+
+cdef list _as_list(x, int n):
+    """One array per input/output: a list as it is, a single array (or None) for a one-input/-output net."""
+    if isinstance(x, (list, tuple)):
+        if len(x) != n:
+            raise ValueError(f"internal: expected {n} arrays, got {len(x)}")
+        return list(x)
+    if n != 1:
+        raise ValueError(f"internal: expected a list of {n} arrays")
+    return [x]
 
 
 cdef class Network:
-    """A layer table over a flat parameter vector (owned by Python)."""
+    """A node graph over a flat parameter vector (owned by Python).
+
+    ``plan`` is the model's typed plan (``fastmlp.models.plan.Plan``): its ``nodes``
+    (each with kind, inputs, n_out, activation, act_alpha, w_off, b_off, aux_off,
+    var_off, rate, seed, stream, momentum, epsilon, frozen), ``outputs`` (node
+    indices), ``variables`` (each with off, size, l1, l2) and ``n_params``.
+    Inputs, targets and losses are lists with one entry per model input / output
+    (a single array or loss tuple stands for a one-element list)."""
     cdef fm_net *net
     cdef bint busy            # a training call is running (the GIL is released inside)
     cdef readonly bint f64
-    cdef readonly int64_t n_in, n_out, n_params
+    cdef readonly int n_inputs, n_outputs
+    cdef readonly int64_t n_params
+    cdef readonly list input_widths, output_widths
     cdef int typenum
 
-    def __cinit__(self, list layers, list variables, int64_t n_params, bint f64):
-        cdef int nl = len(layers), nv = len(variables)
-        if nl == 0:
-            raise ValueError("a network needs at least one layer")
-        cdef fm_layer *lt = <fm_layer *>malloc(sizeof(fm_layer) * nl)
+    def __cinit__(self, plan, bint f64):
+        nodes, outputs, variables = list(plan.nodes), list(plan.outputs), list(plan.variables)
+        cdef int nn = len(nodes), nv = len(variables), no = len(outputs)
+        cdef int64_t ne = sum(len(nd.inputs) for nd in nodes)
+        if nn == 0 or nn > FM_MAX_NODES:
+            raise ValueError(f"a network needs 1 to {FM_MAX_NODES} nodes; got {nn}")
+        if no == 0 or no > FM_MAX_OUTPUTS:
+            raise ValueError(f"a network needs 1 to {FM_MAX_OUTPUTS} outputs; got {no}")
+        cdef fm_node *nt = <fm_node *>malloc(sizeof(fm_node) * nn)
+        cdef int32_t *et = <int32_t *>malloc(sizeof(int32_t) * (ne if ne else 1))
+        cdef int32_t ot[FM_MAX_OUTPUTS]
         cdef fm_var *vt = <fm_var *>malloc(sizeof(fm_var) * (nv if nv else 1))
-        if lt == NULL or vt == NULL:
-            free(lt); free(vt)
+        cdef int64_t e = 0
+        cdef int status = FM_OK
+        if nt == NULL or et == NULL or vt == NULL:
+            free(nt); free(et); free(vt)
             raise MemoryError()
         try:
-            for i, (kind, n_in, n_out, act, alpha, w_off, b_off, rate, seed, aux_off, var_off, momentum,
-                    epsilon, frozen) in enumerate(layers):
-                lt[i].kind = kind; lt[i].n_in = n_in; lt[i].n_out = n_out
-                lt[i].activation = act; lt[i].act_alpha = alpha
-                lt[i].w_off = w_off; lt[i].b_off = b_off; lt[i].rate = rate; lt[i].seed = seed
-                lt[i].aux_off = aux_off; lt[i].var_off = var_off
-                lt[i].momentum = momentum; lt[i].epsilon = epsilon; lt[i].frozen = frozen
-            for i, (off, size, l1, l2) in enumerate(variables):
-                vt[i].off = off; vt[i].size = size; vt[i].l1 = l1; vt[i].l2 = l2
-            self.net = fm_net_create(f64, nl, lt, nv, vt, n_params)
+            for i, nd in enumerate(nodes):
+                nt[i].kind = nd.kind; nt[i].n_inputs = len(nd.inputs); nt[i].in_begin = e
+                for p in nd.inputs:
+                    et[e] = p
+                    e += 1
+                nt[i].n_out = nd.n_out; nt[i].activation = nd.activation; nt[i].act_alpha = nd.act_alpha
+                nt[i].w_off = nd.w_off; nt[i].b_off = nd.b_off; nt[i].aux_off = nd.aux_off
+                nt[i].var_off = nd.var_off; nt[i].rate = nd.rate; nt[i].seed = nd.seed
+                nt[i].stream = nd.stream; nt[i].momentum = nd.momentum; nt[i].epsilon = nd.epsilon
+                nt[i].param = nd.param; nt[i].frozen = nd.frozen
+            for k, o in enumerate(outputs):
+                ot[k] = o
+            for i, v in enumerate(variables):
+                vt[i].off = v.off; vt[i].size = v.size; vt[i].l1 = v.l1; vt[i].l2 = v.l2
+            self.net = fm_net_create(f64, nn, nt, ne, et, no, ot, nv, vt, plan.n_params, &status)
         finally:
-            free(lt); free(vt)
+            free(nt); free(et); free(vt)
         if self.net == NULL:
-            raise MemoryError("fastmlp: could not create the network")
+            if status == FM_ERR_NOMEM:
+                raise MemoryError("fastmlp: could not create the network")
+            raise ValueError("internal: the engine refused the network plan (inconsistent widths, "
+                             "offsets or graph)")
         self.f64 = f64
         self.typenum = _F64 if f64 else _F32
-        self.n_in = layers[0][1]
-        self.n_out = layers[nl - 1][2]
-        self.n_params = n_params
+        self.n_inputs = fm_net_n_inputs(self.net)
+        self.n_outputs = fm_net_n_outputs(self.net)
+        self.input_widths = [fm_net_input_width(self.net, k) for k in range(self.n_inputs)]
+        self.output_widths = [fm_net_output_width(self.net, k) for k in range(self.n_outputs)]
+        self.n_params = plan.n_params
+
+    # Compatibility with one-input, one-output callers.
+    @property
+    def n_in(self):
+        return self.input_widths[0]
+
+    @property
+    def n_out(self):
+        return self.output_widths[0]
 
     cdef _enter(self):
         """Training calls use the network's workspace with the GIL released: refuse a
@@ -190,48 +276,92 @@ cdef class Network:
             fm_net_free(self.net)
             self.net = NULL
 
+    cdef int _losses(self, fm_loss_spec *specs, losses) except -1:
+        cdef list ls = [losses] if isinstance(losses, tuple) else list(losses)
+        if len(ls) != self.n_outputs:
+            raise ValueError(f"internal: {self.n_outputs} losses are needed, got {len(ls)}")
+        for k, l in enumerate(ls):
+            _fill_loss(&specs[k], l)
+        return 0
+
+    cdef _data(self, X, Y, y, w, int64_t *n_rows):
+        """The _Arrays of one call's inputs, targets, labels and weights."""
+        xs = _as_list(X, self.n_inputs)
+        n = _rows(xs[0])
+        n_rows[0] = n
+        Ys = _as_list(Y, self.n_outputs)
+        ys = _as_list(y, self.n_outputs)
+        for k in range(self.n_outputs):
+            if Ys[k] is None and ys[k] is None:
+                raise ValueError(f"internal: output {k} has no targets")
+        if w is not None and _rows(w) != n:
+            raise ValueError("internal: one weight per row is needed")
+        return (_Arrays(xs, self.typenum, "X", n, self.input_widths),
+                _Arrays(Ys, self.typenum, "Y", n, self.output_widths),
+                _Arrays(ys, _I64, "y", n))
+
     def predict(self, params, X, out):
-        """out[:] = network(X) in inference mode (no dropout)."""
+        """out[k][:] = output k of the network for X (inference mode): X and out are
+        lists (one array per input / output), or single arrays for a one-input,
+        one-output network."""
         cdef void *pp = _ptr(params, self.typenum, "params")
-        cdef void *px = _ptr(X, self.typenum, "X")
-        cdef void *po = _ptr(out, self.typenum, "out")
-        cdef int64_t n = (<cnp.ndarray>X).shape[0]
+        cdef void *xp[FM_MAX_INPUTS]
+        cdef void *op[FM_MAX_OUTPUTS]
+        cdef int64_t n
         cdef int status = 0
-        if (<cnp.ndarray>X).shape[1] != self.n_in or (<cnp.ndarray>out).shape[0] != n:
-            raise ValueError("internal: predict shapes")
+        cdef cnp.ndarray a
+        xs = X if isinstance(X, list) else _as_list(X, self.n_inputs)
+        outs = out if isinstance(out, list) else _as_list(out, self.n_outputs)
+        if len(xs) != self.n_inputs or len(outs) != self.n_outputs:
+            raise ValueError("internal: one array per input and per output is needed")
+        n = _rows(xs[0])
+        for k in range(self.n_inputs):
+            a = <cnp.ndarray?>xs[k]
+            xp[k] = _ptr(a, self.typenum, "X")
+            if cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_DIM(a, 0) != n or \
+                    cnp.PyArray_DIM(a, 1) != self.input_widths[k]:
+                raise ValueError("internal: predict input shapes")
+        for k in range(self.n_outputs):
+            a = <cnp.ndarray?>outs[k]
+            op[k] = _ptr(a, self.typenum, "out")
+            if cnp.PyArray_NDIM(a) != 2 or cnp.PyArray_DIM(a, 0) != n or \
+                    cnp.PyArray_DIM(a, 1) != self.output_widths[k]:
+                raise ValueError("internal: predict output shapes")
         if n > 0:
             with nogil:
                 if self.f64:
-                    fm_predict_f64(self.net, <double *>pp, <double *>px, n, <double *>po, &status)
+                    fm_predict_f64(self.net, <double *>pp, <const double *const *>xp, n,
+                                   <double *const *>op, &status)
                 else:
-                    fm_predict_f32(self.net, <float *>pp, <float *>px, n, <float *>po, &status)
+                    fm_predict_f32(self.net, <float *>pp, <const float *const *>xp, n,
+                                   <float *const *>op, &status)
         _raise_status(status)
         return out
 
-    def loss_and_grads(self, params, X, Y, y, w, tuple loss, uint64_t seed=0, int64_t step=0,
+    def loss_and_grads(self, params, X, Y, y, w, losses, uint64_t seed=0, int64_t step=0,
                        bint training=False):
         """Loss (with regularization) and a copy of the flat gradient for one batch."""
-        cdef fm_loss_spec spec
-        _fill_loss(&spec, loss)
+        cdef fm_loss_spec specs[FM_MAX_OUTPUTS]
+        self._losses(specs, losses)
         cdef void *pp = _ptr(params, self.typenum, "params")
-        cdef void *px = _ptr(X, self.typenum, "X")
-        cdef void *pY = _ptr(Y, self.typenum, "Y")
-        cdef void *py = _ptr(y, _I64, "y")
-        cdef void *pw = _ptr(w, self.typenum, "w")
-        cdef int64_t n = _rows(X)
+        cdef int64_t n = 0
+        xa, Ya, ya = self._data(X, Y, y, w, &n)
+        cdef fm_data d
+        d.X = <const void *const *>(<_Arrays>xa).p
+        d.Y = <const void *const *>(<_Arrays>Ya).p
+        d.y = <const int64_t *const *>(<_Arrays>ya).p
+        d.w = _ptr(w, self.typenum, "w")
         cdef double value = 0
         cdef int status
         self._enter()
         try:
             with nogil:
                 if self.f64:
-                    status = fm_loss_and_grads_f64(self.net, <double *>pp, <double *>px,
-                                                   <double *>pY, <int64_t *>py, <double *>pw, n,
-                                                   &spec, seed, step, training, &value)
+                    status = fm_loss_and_grads_f64(self.net, <double *>pp, &d, n, specs, seed, step, training,
+                                                   &value)
                 else:
-                    status = fm_loss_and_grads_f32(self.net, <float *>pp, <float *>px, <float *>pY,
-                                                   <int64_t *>py, <float *>pw, n, &spec, seed,
-                                                   step, training, &value)
+                    status = fm_loss_and_grads_f32(self.net, <float *>pp, &d, n, specs, seed, step, training,
+                                                   &value)
         finally:
             self.busy = False
         _raise_status(status)
@@ -248,56 +378,58 @@ cdef class Network:
             memcpy(cnp.PyArray_DATA(out), fm_net_grads(self.net), nbytes)
         return out
 
-    def evaluate(self, params, X, Y, y, w, int64_t batch_size, tuple loss, list metrics):
-        """Sums over all rows: (loss_sum, rows, weight_sum, [metric sums])."""
-        cdef fm_loss_spec spec
+    def evaluate(self, params, X, Y, y, w, int64_t batch_size, losses, list metrics):
+        """Sums over all rows: (loss_sum, rows, weight_sum, [metric sums], [output loss sums])."""
+        cdef fm_loss_spec specs[FM_MAX_OUTPUTS]
         cdef fm_metric_spec mspecs[FM_MAX_METRICS]
         cdef fm_stats stats
-        _fill_loss(&spec, loss)
+        self._losses(specs, losses)
         cdef int nm = _fill_metrics(mspecs, metrics)
         cdef void *pp = _ptr(params, self.typenum, "params")
-        cdef void *px = _ptr(X, self.typenum, "X")
-        cdef void *pY = _ptr(Y, self.typenum, "Y")
-        cdef void *py = _ptr(y, _I64, "y")
-        cdef void *pw = _ptr(w, self.typenum, "w")
-        cdef int64_t n = _rows(X)
+        cdef int64_t n = 0
+        xa, Ya, ya = self._data(X, Y, y, w, &n)
+        cdef fm_data d
+        d.X = <const void *const *>(<_Arrays>xa).p
+        d.Y = <const void *const *>(<_Arrays>Ya).p
+        d.y = <const int64_t *const *>(<_Arrays>ya).p
+        d.w = _ptr(w, self.typenum, "w")
         cdef int status
         memset(&stats, 0, sizeof(stats))
         with nogil:
             if self.f64:
-                status = fm_evaluate_f64(self.net, <double *>pp, <double *>px, <double *>pY,
-                                         <int64_t *>py, <double *>pw, n, batch_size, &spec, nm,
-                                         mspecs, &stats)
+                status = fm_evaluate_f64(self.net, <double *>pp, &d, n, batch_size, specs, nm, mspecs, &stats)
             else:
-                status = fm_evaluate_f32(self.net, <float *>pp, <float *>px, <float *>pY,
-                                         <int64_t *>py, <float *>pw, n, batch_size, &spec, nm,
-                                         mspecs, &stats)
+                status = fm_evaluate_f32(self.net, <float *>pp, &d, n, batch_size, specs, nm, mspecs, &stats)
         _raise_status(status)
-        return _sums(&stats, nm)
+        return _sums(&stats, nm, self.n_outputs)
 
     def train(self, params, slots, dict opt, X, Y, y, w, order, int64_t batch_size,
-              int64_t batch_begin, int64_t batch_end, lrs, tuple loss, list metrics,
+              int64_t batch_begin, int64_t batch_end, lrs, losses, list metrics,
               uint64_t seed):
         """Run batches [batch_begin, batch_end) of an epoch; updates params, slots and
         opt['iterations'] / opt['u_product'] in place.  Returns the sums like evaluate."""
-        cdef fm_loss_spec spec
+        cdef fm_loss_spec specs[FM_MAX_OUTPUTS]
         cdef fm_metric_spec mspecs[FM_MAX_METRICS]
         cdef fm_stats stats
         cdef fm_optim o
-        _fill_loss(&spec, loss)
+        self._losses(specs, losses)
         cdef int nm = _fill_metrics(mspecs, metrics)
         _fill_optim(&o, opt)
         cdef void *pp = _ptr(params, self.typenum, "params")
         cdef void *ps = _ptr(slots, self.typenum, "slots")
-        cdef void *px = _ptr(X, self.typenum, "X")
-        cdef void *pY = _ptr(Y, self.typenum, "Y")
-        cdef void *py = _ptr(y, _I64, "y")
-        cdef void *pw = _ptr(w, self.typenum, "w")
         cdef void *po = _ptr(order, _I64, "order")
         cdef void *pl = _ptr(lrs, _F64, "lrs")
         if _rows(lrs) < batch_end - batch_begin:
             raise ValueError("internal: one learning rate per batch is needed")
-        cdef int64_t n = _rows(X)
+        cdef int64_t n = 0
+        xa, Ya, ya = self._data(X, Y, y, w, &n)
+        cdef fm_data d
+        d.X = <const void *const *>(<_Arrays>xa).p
+        d.Y = <const void *const *>(<_Arrays>Ya).p
+        d.y = <const int64_t *const *>(<_Arrays>ya).p
+        d.w = _ptr(w, self.typenum, "w")
+        if order is not None and _rows(order) != n:
+            raise ValueError("internal: one order entry per row is needed")
         cdef int status
         memset(&stats, 0, sizeof(stats))
         if slots is None or (<cnp.ndarray>slots).shape[0] < 3 * self.n_params:
@@ -306,18 +438,16 @@ cdef class Network:
         try:
             with nogil:
                 if self.f64:
-                    status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, <double *>px,
-                                          <double *>pY, <int64_t *>py, <double *>pw, <int64_t *>po,
-                                          n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
-                                          nm, mspecs, seed, &stats)
+                    status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, &d, <int64_t *>po, n,
+                                          batch_size, batch_begin, batch_end, <double *>pl, specs, nm, mspecs,
+                                          seed, &stats)
                 else:
-                    status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, <float *>px,
-                                          <float *>pY, <int64_t *>py, <float *>pw, <int64_t *>po,
-                                          n, batch_size, batch_begin, batch_end, <double *>pl, &spec,
-                                          nm, mspecs, seed, &stats)
+                    status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, &d, <int64_t *>po, n,
+                                          batch_size, batch_begin, batch_end, <double *>pl, specs, nm, mspecs,
+                                          seed, &stats)
         finally:
             self.busy = False
         opt["iterations"] = o.iterations
         opt["u_product"] = o.u_product
         _raise_status(status)
-        return _sums(&stats, nm)
+        return _sums(&stats, nm, self.n_outputs)

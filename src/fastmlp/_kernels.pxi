@@ -37,7 +37,7 @@ def activation_backward(int act, double alpha, A, Z, dA):
     cdef int64_t rows = A.shape[0], cols = A.shape[1]
     if dA.shape != A.shape or (Z is not None and Z.shape != A.shape):
         raise ValueError("A, Z and dA must share one shape")
-    if act in (8, 11) and Z is None:
+    if act in (FM_ACT_GELU, FM_ACT_SWISH) and Z is None:
         raise ValueError("gelu and swish derivatives need Z")
     with nogil:
         if t == _F64:

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from . import _engine
+
 __all__ = [
     "relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "leaky_relu", "gelu",
     "softplus", "softsign", "swish", "silu", "hard_sigmoid", "exponential", "relu6",
@@ -18,55 +20,56 @@ _SELU_ALPHA = 1.6732632423543772
 _SELU_SCALE = 1.0507009873554805
 
 
-def _engine_code(code, alpha=0.0):
+def _engine_code(name, alpha=0.0):
+    """Mark an activation with its engine code (from csrc/fastmlp.h, through _engine) and default alpha."""
     def mark(fn):
-        fn._fm_code = code
+        fn._fm_code = _engine.ACTIVATIONS[name]
         fn._fm_alpha = alpha
         return fn
     return mark
 
 
-@_engine_code(0)
+@_engine_code("linear")
 def linear(x):
     return np.asarray(x)
 
 
-@_engine_code(1)
+@_engine_code("relu")
 def relu(x):
     return np.maximum(x, 0)
 
 
-@_engine_code(2)
+@_engine_code("sigmoid")
 def sigmoid(x):
     x = np.asarray(x)
     return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
 
 
-@_engine_code(3)
+@_engine_code("tanh")
 def tanh(x):
     return np.tanh(x)
 
 
-@_engine_code(4)
+@_engine_code("softmax")
 def softmax(x, axis=-1):
     x = np.asarray(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-@_engine_code(5, 1.0)
+@_engine_code("elu", 1.0)
 def elu(x, alpha=1.0):
     x = np.asarray(x)
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
-@_engine_code(6)
+@_engine_code("selu")
 def selu(x):
     x = np.asarray(x)
     return _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
 
 
-@_engine_code(7, 0.2)
+@_engine_code("leaky_relu", 0.2)
 def leaky_relu(x, negative_slope=0.2):
     x = np.asarray(x)
     return np.where(x > 0, x, negative_slope * x)
@@ -75,7 +78,7 @@ def leaky_relu(x, negative_slope=0.2):
 _erf = np.vectorize(math.erf, otypes=[float])
 
 
-@_engine_code(8)
+@_engine_code("gelu")
 def gelu(x, approximate=False):
     if approximate:
         raise ValueError("gelu(approximate=True) is not supported by the engine; use the exact form")
@@ -83,19 +86,19 @@ def gelu(x, approximate=False):
     return (0.5 * x * (1 + _erf(x / math.sqrt(2)))).astype(np.result_type(x, np.float32))
 
 
-@_engine_code(9)
+@_engine_code("softplus")
 def softplus(x):
     x = np.asarray(x)
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
-@_engine_code(10)
+@_engine_code("softsign")
 def softsign(x):
     x = np.asarray(x)
     return x / (1 + np.abs(x))
 
 
-@_engine_code(11)
+@_engine_code("swish")
 def swish(x):
     return np.asarray(x) * sigmoid(x)
 
@@ -103,19 +106,25 @@ def swish(x):
 silu = swish
 
 
-@_engine_code(12)
+@_engine_code("hard_sigmoid")
 def hard_sigmoid(x):
     return np.clip((np.asarray(x) + 3.0) / 6.0, 0, 1)
 
 
-@_engine_code(13)
+@_engine_code("exponential")
 def exponential(x):
     return np.exp(x)
 
 
-@_engine_code(14)
+@_engine_code("relu6")
 def relu6(x):
     return np.clip(x, 0, 6)
+
+
+@_engine_code("relu_cap")
+def relu_cap(x, max_value=6.0):
+    """``min(max(x, 0), max_value)``: what ``layers.ReLU(max_value=...)`` computes (not a named activation)."""
+    return np.clip(x, 0, max_value)
 
 
 ALL_ACTIVATIONS = {

@@ -1,0 +1,18 @@
+"""Layers, one module per kind (as ``keras.layers``).  ``registry`` lists the
+classes a config or a model file may name."""
+from .activation import ELU, Activation, LeakyReLU, ReLU, Softmax
+from .base import KerasTensor, Layer
+from .batch_normalization import BatchNormalization
+from .concatenate import Concatenate, concatenate
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten
+from .gaussian_noise import GaussianNoise
+from .input_layer import Input, InputLayer
+from .merge import (Add, Average, Maximum, Minimum, Multiply, Subtract, add, average, maximum, minimum, multiply,
+                    subtract)
+
+__all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
+           "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU",
+           "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
+           "Average", "average", "Maximum", "maximum", "Minimum", "minimum"]

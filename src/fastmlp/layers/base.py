@@ -1,0 +1,369 @@
+"""``Layer``, the symbolic tensors that layer calls make, and the nodes that
+record those calls: what a functional model is built from.
+
+Calling a layer on arrays computes (NumPy, or the engine's kernels); calling
+it on a ``KerasTensor`` (from ``Input`` or another layer call) records a
+``Node`` — the layer, its input tensors, its output tensor — and returns the
+output tensor, as Keras does.  A model walks these nodes back from its outputs.
+"""
+import math
+
+import numpy as np
+
+from .. import config as _config
+from .. import utils
+
+__all__ = ["Layer", "KerasTensor", "Node", "WeightSpec"]
+
+_NAME_COUNTS = {}
+
+
+def _unique_name(base):
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _shape_tuple(shape, what):
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        shape = tuple([None if d is None else int(d) for d in shape])
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a tuple of integers. Received: {what}={shape!r}") from None
+    for d in shape:
+        if d is not None and d <= 0:
+            raise ValueError(f"{what} must contain positive integers. Received: {what}={shape!r}")
+    return shape
+
+
+def _float_dtype_name(dtype):
+    if dtype in ("float32", "float64"):
+        return dtype
+    try:
+        name = str(np.dtype(dtype))
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
+        raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
+    return name
+
+
+def _assign_weights(current, weights, owner, shape_message=None):
+    """Copy ``weights`` into the arrays ``current`` after checking count, dtype
+    and shapes (nothing is written unless everything matches)."""
+    weights = list(weights)
+    if len(weights) != len(current):
+        raise ValueError(f"You called `set_weights(weights)` on {owner} with a weight list of length "
+                         f"{len(weights)}, but it was expecting {len(current)} weights.")
+    arrays = []
+    for i, (ref, new) in enumerate(zip(current, weights)):
+        new = np.asarray(new)
+        if new.dtype.kind not in "biuf":
+            raise TypeError(f"Weight {i} of {owner} must be numeric; got dtype {new.dtype}")
+        if new.shape != ref.shape:
+            raise ValueError(shape_message(i, ref.shape, new.shape) if shape_message else
+                             f"Weight {i} given to {owner} has shape {new.shape}, but {owner} expects "
+                             f"{ref.shape}.")
+        arrays.append(new)
+    for ref, new in zip(current, arrays):
+        ref[...] = new
+
+
+def _check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A real number within [low, high] (open ends as asked): the value, else ValueError naming it."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + str(low)
+        hi = "" if high is None else str(high) + (")" if high_open else "]")
+        where = f" in {lo}, {hi}" if lo and hi else (f" >= {low}" if lo else "")
+        raise ValueError(f"Invalid value received for argument `{name}`: expected a finite number{where}. "
+                         f"Received: {name}={value!r}")
+    return float(value)
+
+
+# While set, layers that build take no initial values: a loader fills them from a file.
+_DEFERRED = [0]
+
+
+class deferred_weights:
+    """``with deferred_weights():`` layers built inside get their weight specs but no
+    values (no initializer runs), and models lay out their plan without attaching:
+    the loader then attaches the file's parameter vector."""
+
+    def __enter__(self):
+        _DEFERRED[0] += 1
+
+    def __exit__(self, *exc):
+        _DEFERRED[0] -= 1
+
+
+def weights_deferred():
+    return _DEFERRED[0] > 0
+
+
+class WeightSpec:
+    """One weight a layer creates in ``build``: its name (the attribute holding it),
+    shape, whether the optimizer trains it, its initializer and regularizer."""
+    __slots__ = ("name", "shape", "trainable", "initializer", "regularizer")
+
+    def __init__(self, name, shape, trainable=True, initializer=None, regularizer=None):
+        self.name, self.shape, self.trainable = name, tuple(int(d) for d in shape), trainable
+        self.initializer, self.regularizer = initializer, regularizer
+
+
+class KerasTensor:
+    """The symbolic output of a layer call: ``shape`` (batch first, None), ``dtype``,
+    ``name``; ``_history`` is (layer, node, index) of the call that made it."""
+
+    def __init__(self, shape, dtype, name=None, history=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name
+        self._history = history
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError(f"A symbolic KerasTensor ({self.name}) has no values: it stands for the data a model "
+                        f"will receive. Build a model with `fastmlp.Model(inputs, outputs)` and call "
+                        f"`model.predict(data)` to compute.")
+
+    def __len__(self):
+        raise TypeError("A symbolic KerasTensor has no length; its shape is " + str(self.shape))
+
+
+class Node:
+    """One call of ``layer``: its input tensors (``args``: the first call argument,
+    a tensor or a list of tensors, as given) and its output tensors (one, except
+    for a model with several outputs)."""
+
+    def __init__(self, layer, args, outputs):
+        self.layer = layer
+        self.args = args
+        self.outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    @property
+    def output(self):
+        return self.outputs[0]
+
+    @property
+    def inputs(self):
+        return list(self.args) if isinstance(self.args, (list, tuple)) else [self.args]
+
+
+def _is_symbolic(x):
+    if isinstance(x, KerasTensor):
+        return True
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, KerasTensor) for t in x):
+        return True
+    if isinstance(x, dict) and x and all(isinstance(t, KerasTensor) for t in x.values()):
+        return True
+    return False
+
+
+class Layer:
+    """Base class of fastmlp layers.
+
+    Subclasses set ``engine_kind`` (a name of ``_engine.KINDS``; None: no engine
+    node, as Flatten) and ``format_minor`` (the model-file minor version that
+    introduced them), and may override ``_weight_specs``, ``_engine_node``,
+    ``compute_output_shape`` and ``call`` (the NumPy computation on arrays)."""
+    _base_name = "layer"
+    engine_kind = None
+    format_minor = 0       # the model-file minor version that introduced this kind (docs/FORMAT.md)
+    _takes_list = False    # merge layers take a list of tensors
+
+    def __init__(self, name=None, dtype=None, trainable=True, input_shape=None, input_dim=None,
+                 batch_input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword argument(s) passed to {type(self).__name__}: "
+                            f"{sorted(kwargs)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Layer name must be a string. Received: name={name!r}")
+        if name is not None and ("/" in name or not name):
+            raise ValueError(f"Layer names must be non-empty and may not contain '/'. Received: name={name!r}")
+        self.name = name or _unique_name(self._base_name)
+        self._dtype = None if dtype is None else _float_dtype_name(dtype)
+        self.trainable = bool(trainable)
+        self.built = False
+        self._wspecs = []
+        self._inbound_nodes = []
+        self._input_shape_arg = None
+        if input_dim is not None:
+            self._input_shape_arg = _shape_tuple((input_dim,), "input_dim")
+        elif input_shape is not None:
+            self._input_shape_arg = _shape_tuple(input_shape, "input_shape")
+        elif batch_input_shape is not None:
+            self._input_shape_arg = _shape_tuple(batch_input_shape, "batch_input_shape")[1:]
+
+    @property
+    def dtype(self):
+        return self._dtype or _config.floatx()
+
+    # ---- weights ----
+    def _weight_specs(self, input_shape):
+        """The weights this layer creates for ``input_shape``, in Keras's order."""
+        return []
+
+    @property
+    def weights(self):
+        return [getattr(self, s.name) for s in self._wspecs] if self.built else []
+
+    @property
+    def trainable_weights(self):
+        return [getattr(self, s.name) for s in self._wspecs if s.trainable] if self.built else []
+
+    @property
+    def non_trainable_weights(self):
+        return [getattr(self, s.name) for s in self._wspecs if not s.trainable] if self.built else []
+
+    def get_weights(self):
+        return [np.array(w, copy=True) for w in self.weights]
+
+    def set_weights(self, weights):
+        _assign_weights(self.weights, weights, f"layer {self.name!r}",
+                        lambda i, ref, new: f"Layer {self.name!r} weight shape {ref} is not compatible "
+                                            f"with provided weight shape {new}.")
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer "
+                             f"isn't built. You can build it manually via: `layer.build(input_shape)`.")
+        return int(sum(w.size for w in self.weights))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        """Create the weights for ``input_shape`` with their initializers (inside
+        ``deferred_weights()``: their specs only, the values come later)."""
+        specs = self._weight_specs(input_shape)
+        for s in specs:
+            setattr(self, s.name, None if _DEFERRED[0] else
+                    np.asarray(s.initializer(s.shape, self.dtype), dtype=self.dtype))
+        self._wspecs = specs
+        self.built = True
+
+    def _adopt(self, input_shape, views):
+        """Build with ready weights (views into a model's parameter vector), running
+        no initializer: ``views`` maps weight name to array."""
+        specs = self._weight_specs(input_shape)
+        for s in specs:
+            setattr(self, s.name, views[s.name])
+        self._wspecs = specs
+        self.built = True
+
+    # ---- the engine ----
+    def _engine_node(self, input_shapes):
+        """The fields of this call's engine node other than kind, inputs, width and
+        offsets (activation, rate, seed, ...)."""
+        return {}
+
+    def _check_input_shapes(self, shapes):
+        """Raise ValueError when the layer cannot take inputs of these shapes."""
+
+    # ---- config ----
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ---- calls ----
+    def __call__(self, *args, training=None, **kwargs):
+        if not args:
+            if "inputs" not in kwargs:
+                raise TypeError(f"{type(self).__name__} must be called on inputs")
+            args = (kwargs.pop("inputs"),)
+        if kwargs or len(args) != 1:
+            extra = sorted(kwargs) or [f"{len(args) - 1} extra positional argument(s)"]
+            raise TypeError(f"fastmlp layers take one input argument (a tensor, an array or, for merge "
+                            f"layers, a list); {type(self).__name__} got {extra}")
+        x = args[0]
+        if _is_symbolic(x):
+            return self._symbolic_call(x)
+        return self._eager_call(x, bool(training))
+
+    def _eager_call(self, x, training):
+        x = np.asarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build(x.shape)
+        return self.call(x, training=training)
+
+    def call(self, x, training=False):
+        return x
+
+    def _symbolic_call(self, x):
+        if isinstance(x, dict):
+            raise TypeError(f"Layer {self.name!r} was called on a dict of tensors; pass a tensor or a list")
+        if self._takes_list:
+            if not isinstance(x, (list, tuple)):
+                raise ValueError(f"A merge layer ({type(self).__name__} {self.name!r}) should be called on a "
+                                 f"list of inputs. Received: {x!r}")
+            shapes = [t.shape for t in x]
+        else:
+            if isinstance(x, (list, tuple)):
+                if len(x) != 1:
+                    raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) takes one input tensor; "
+                                     f"it was called on a list of {len(x)}")
+                x = x[0]
+            shapes = x.shape
+        try:
+            self._check_input_shapes(shapes)
+            if not self.built:
+                self.build(shapes)
+            elif hasattr(self, "_built_shape") and not self._compatible(shapes):
+                raise ValueError(f"expected input shape {self._built_shape}, got {shapes}")
+            out_shape = self.compute_output_shape(shapes)
+        except ValueError as e:
+            raise ValueError(f"Input 0 of layer {self.name!r} ({type(self).__name__}) is incompatible with the "
+                             f"layer: {e}") from None
+        if not hasattr(self, "_built_shape"):
+            self._built_shape = shapes
+        dtypes = {t.dtype for t in (x if isinstance(x, (list, tuple)) else [x])}
+        out = KerasTensor(out_shape, self._dtype or dtypes.pop() if len(dtypes) == 1 else self.dtype,
+                          name=f"{self.name}/output_{len(self._inbound_nodes)}")
+        node = Node(self, list(x) if isinstance(x, (list, tuple)) else x, out)
+        out._history = (self, len(self._inbound_nodes), 0)
+        self._inbound_nodes.append(node)
+        return out
+
+    def _compatible(self, shapes):
+        def norm(s):
+            return [tuple(t)[1:] for t in s] if self._takes_list else tuple(s)[1:]
+        return norm(shapes) == norm(self._built_shape)
+
+    def _set_seed(self, seed):
+        """The seed of a random layer (Dropout, GaussianNoise): None (the model's) or a
+        non-negative integer; standalone calls draw from a generator of their own."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"{type(self).__name__} seed must be a non-negative integer. Received: seed={seed!r}")
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)   # for calls outside a model only
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _engine_seed(seed):
+    """A random layer's own seed as the engine takes it (0: the model's)."""
+    return 0 if seed is None else (int(seed) * 0x9E3779B97F4A7C15 + 1) % (1 << 64)
+
+
+def _positive_int(name, value):
+    if not utils._is_positive_int(value):
+        raise ValueError(f"Received an invalid value for `{name}`, expected a positive integer. "
+                         f"Received: {name}={value!r}")
+    return int(value)

@@ -1,0 +1,60 @@
+"""``InputLayer`` and ``Input``: a model's inputs."""
+from .base import KerasTensor, Layer, Node, _float_dtype_name, _shape_tuple
+
+__all__ = ["InputLayer", "Input"]
+
+
+class InputLayer(Layer):
+    """Declares one input of a model: ``InputLayer(shape=(784,))``.  ``Input``
+    returns its symbolic output tensor, from which functional models are built."""
+    _base_name = "input_layer"
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, sparse=None, ragged=None,
+                 optional=False, **kwargs):
+        if shape is None and "input_shape" in kwargs:
+            shape = kwargs.pop("input_shape")
+        if "batch_shape" in kwargs:
+            batch_shape = kwargs.pop("batch_shape")
+            if shape is not None:
+                raise ValueError("Pass `shape` or `batch_shape` to InputLayer, not both")
+            if batch_shape is not None:
+                batch_shape = list(batch_shape)
+                if batch_size is None and batch_shape and batch_shape[0] is not None:
+                    batch_size = batch_shape[0]
+                shape = batch_shape[1:]
+        for arg, value in (("sparse", sparse), ("ragged", ragged), ("optional", optional)):
+            if value:
+                raise ValueError(f"InputLayer({arg}=True) is not supported by fastmlp")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if shape is None:
+            raise ValueError("InputLayer needs a `shape`, e.g. InputLayer(shape=(784,))")
+        self.shape = _shape_tuple(shape, "shape")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size <= 0):
+            raise ValueError(f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size!r}")
+        self.batch_size = batch_size
+        self._input_shape_arg = self.shape
+        self.built = True
+        self.output = KerasTensor((batch_size,) + self.shape, self.dtype, name=self.name, history=(self, 0, 0))
+        self._inbound_nodes.append(Node(self, [], self.output))
+
+    @property
+    def batch_shape(self):
+        return (self.batch_size,) + self.shape
+
+    def get_config(self):
+        return {"batch_shape": [self.batch_size] + list(self.shape), "dtype": self.dtype, "name": self.name}
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"An InputLayer ({self.name!r}) is not called on data: its output tensor is "
+                        f"`layer.output` (or use `fastmlp.Input(shape=...)`)")
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+    """The symbolic input of a model, as ``keras.Input(shape=(784,))``: a tensor
+    to call layers on (functional models), or the first entry of a ``Sequential``."""
+    if dtype is not None:
+        dtype = _float_dtype_name(dtype)
+    if batch_shape is not None:
+        kwargs["batch_shape"] = batch_shape
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output

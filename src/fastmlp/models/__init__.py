@@ -1,0 +1,26 @@
+"""Models: ``Model`` (functional), ``Sequential``, and loading.
+
+``functional`` holds the graph structure, ``sequential`` the stack built on it,
+``training`` the training loop and inference, ``data`` the input adaptation and
+``plan`` the typed plan shared with the engine and the file format."""
+from .functional import Model, model_from_json
+from .sequential import Sequential
+
+__all__ = ["Model", "Sequential", "load_model", "from_bytes", "model_from_json", "save_model"]
+
+
+def load_model(filepath, compile=True, mmap=False, verify=True):
+    """Load a model saved by ``Model.save`` (the format is detected by its magic)."""
+    from ..saving import reader
+    return reader.load_model(filepath, compile=compile, mmap=mmap, verify=verify)
+
+
+def from_bytes(data, compile=True, verify=True):
+    """A model from the bytes of a model file (``Model.to_bytes``)."""
+    from ..saving import reader
+    return reader.model_from_bytes(data, compile=compile, verify=verify)
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True, dtype=None):
+    """``model.save(filepath, ...)``."""
+    return model.save(filepath, overwrite=overwrite, include_optimizer=include_optimizer, dtype=dtype)

@@ -1,0 +1,614 @@
+"""The training loop and inference of a model: ``compile``, ``fit``,
+``evaluate``, ``predict`` and the batch-level calls, with Keras 3's semantics
+for one output or several (per-output losses, ``loss_weights`` and metrics).
+
+``fit`` converts the data once, then hands the engine chunks of batches
+(gather, forward, backward, update, loss and metric sums) with the GIL
+released; Python runs again between chunks — about every 50 ms, so Ctrl-C is
+prompt — for callbacks that override batch hooks and for the progress bar.
+An interrupt lands between two chunks: the model is then exactly as after the
+last step taken (weights, optimizer slots, step counter).
+"""
+import copyreg
+import sys
+import time
+
+import numpy as np
+
+from .. import _engine, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
+from .. import optimizers, utils
+from . import data as data_module
+from . import plan as plan_module
+
+__all__ = ["Trainer"]
+
+_CHUNK_SECONDS = 0.05   # the engine's share of one call between two looks at Python (signals, progress)
+
+
+def _resolve_verbose(verbose, default_tty=1):
+    if verbose == "auto":
+        try:
+            return default_tty if sys.stdout.isatty() else 2
+        except (AttributeError, ValueError):
+            return 2
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"`verbose` must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+    return int(verbose)
+
+
+def _check_positive_int(name, value, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if not utils._is_positive_int(value) or value >= 1 << 62:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def _per_output(struct, names, what, default):
+    """One entry per output name from a dict, a list or (for one output, or a value
+    shared by all) a single value."""
+    if isinstance(struct, dict):
+        unknown = [k for k in struct if k not in names]
+        if unknown:
+            raise ValueError(f"`{what}` names unknown output(s) {unknown}; the model's outputs are {names}")
+        return [struct.get(k, default) for k in names]
+    if isinstance(struct, (list, tuple)):
+        if len(struct) != len(names):
+            raise ValueError(f"`{what}` is a list of {len(struct)} entries, but the model has {len(names)} "
+                             f"outputs {names}")
+        return list(struct)
+    return [struct] * len(names)
+
+
+class Trainer:
+    """Compile, training and inference for models built on the engine's plan."""
+
+    def __init__(self):
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self.stop_training = False
+        self.history = None
+        self._net = None
+        self._params = None
+        self._seed = None
+        self._epoch = 0
+        self._generation = -1
+        self._compile_args = None
+        self._losses = None
+        self._metrics = None
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
+        """Configure training: optimizer, loss(es), loss weights and metrics (Keras defaults).
+        With several outputs, ``loss``, ``loss_weights`` and ``metrics`` may be dicts keyed
+        by output name or lists in output order; one loss serves every output."""
+        if loss is None:
+            raise ValueError("fastmlp models need a `loss` in compile(); e.g. loss='mse'")
+        if weighted_metrics is not None:
+            raise ValueError("`weighted_metrics` is not supported by fastmlp: metrics are weighted by "
+                             "sample_weight already")
+        optimizer = optimizers.get(optimizer)
+
+        def resolve(value):
+            got = losses_module.get(value)
+            if got.reduction not in ("sum_over_batch_size", "mean", "sum"):
+                raise ValueError(f"A loss used for training needs a scalar reduction ('sum_over_batch_size', "
+                                 f"'mean' or 'sum'); got reduction={got.reduction!r}")
+            return got
+        if isinstance(loss, dict):
+            resolved = {k: resolve(v) for k, v in loss.items()}
+        elif isinstance(loss, (list, tuple)):
+            resolved = [resolve(v) for v in loss]
+        else:
+            resolved = resolve(loss)
+        if loss_weights is not None and not isinstance(loss_weights, (dict, list, tuple)):
+            raise TypeError(f"`loss_weights` must be a list or a dict. Received: loss_weights={loss_weights!r}")
+        for w in (loss_weights.values() if isinstance(loss_weights, dict) else loss_weights or []):
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(w) or w < 0:
+                raise ValueError(f"`loss_weights` must be finite non-negative numbers; got {w!r}")
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_module.Metric)):
+            metrics = [metrics]
+        if not isinstance(metrics, (list, tuple, dict)):
+            raise TypeError(f"`metrics` must be a list or a dict. Received: metrics={metrics!r}")
+
+        def check_metric(m):   # names are validated now, 'accuracy' resolved once the outputs are known
+            if isinstance(m, str) and m not in ("accuracy", "acc"):
+                metrics_module.get(m)
+            elif not isinstance(m, (str, metrics_module.Metric)):
+                metrics_module.get(m)
+        for entry in (metrics.values() if isinstance(metrics, dict) else metrics):
+            for m in (entry if isinstance(entry, (list, tuple)) else [entry]):
+                check_metric(m)
+        self.optimizer = optimizer
+        self.loss = resolved
+        self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics}
+        self._metric_ids = metrics if not isinstance(metrics, tuple) else list(metrics)
+        self._losses = None
+        self._metrics = None
+        self.compiled = True
+        if self.built:
+            self._resolve_compile()
+            if [w.trainable for w in self._plan.weights] != self._plan.trainable_state:
+                self._make_network()
+
+    def _resolve_compile(self):
+        """Per-output losses, weights and metrics, once the outputs are known."""
+        names = self.output_names
+        args = self._compile_args
+        loss = args["loss"]
+        if isinstance(loss, dict):
+            missing = [k for k in names if k not in loss]
+            unknown = [k for k in loss if k not in names]
+            if unknown:
+                raise ValueError(f"`loss` names unknown output(s) {unknown}; the model's outputs are {names}")
+            if missing:
+                raise ValueError(f"`loss` has no entry for output(s) {missing}; fastmlp trains every output")
+            self._loss_order = [names.index(k) for k in loss]
+        else:
+            self._loss_order = list(range(len(names)))
+        self._losses = _per_output(loss, names, "loss", None)
+        weights = _per_output(args["loss_weights"], names, "loss_weights", 1.0) \
+            if args["loss_weights"] is not None else [1.0] * len(names)
+        self._loss_weights = [float(w) for w in weights]
+        metrics = args["metrics"]
+        multi = len(names) > 1
+        if isinstance(metrics, dict):
+            per = _per_output(metrics, names, "metrics", [])
+        elif multi and metrics and all(isinstance(m, (list, tuple)) for m in metrics):
+            per = _per_output(list(metrics), names, "metrics", [])
+        elif multi and metrics:
+            if len(metrics) != len(names):
+                raise ValueError(f"Invalid `metrics` for a model with {len(names)} outputs {names}: give one "
+                                 f"entry per output (a list of lists, or a dict keyed by output name); got "
+                                 f"{list(metrics)}")
+            per = [[m] for m in metrics]
+        else:
+            per = [list(metrics)] + [[] for _ in names[1:]]
+        self._metrics = []
+        for k, entry in enumerate(per):
+            entry = entry if isinstance(entry, (list, tuple)) else [entry]
+            loss_k = self._losses[k]
+            for m in entry:
+                metric = metrics_module.get(m, sparse_targets=loss_k.sparse, n_out=self._plan.output_widths[k])
+                label = f"{names[k]}_{metric.name}" if multi else metric.name
+                self._metrics.append((k, metric, label))
+        labels = [label for _, _, label in self._metrics]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"Metric names must be unique; got {labels}")
+
+    def _compiled(self):
+        if self._metrics is None:
+            self._resolve_compile()
+        return self._metrics
+
+    def _compiled_metrics(self):
+        return [m for _, m, _ in self._compiled()]
+
+    @property
+    def metrics_names(self):
+        if not self.compiled:
+            return []
+        if not self.built:
+            return ["loss"] + [m if isinstance(m, str) else m.name for m in self._metric_ids]
+        self._compiled()
+        names = ["loss"]
+        if len(self.output_names) > 1:
+            names += [f"{self.output_names[k]}_loss" for k in self._loss_order]
+        return names + [label for _, _, label in self._metrics]
+
+    def get_compile_config(self):
+        """The arguments of ``compile`` as plain data (None when not compiled)."""
+        if not self.compiled:
+            return None
+
+        def metric(m):
+            if isinstance(m, str):
+                return m
+            if isinstance(m, metrics_module.Metric):
+                return {"class_name": type(m).__name__, "config": m.get_config()}
+            raise ValueError(f"Cannot save metric {m!r}: only names and fastmlp.metrics.Metric objects")
+
+        def metrics(struct):
+            if isinstance(struct, dict):
+                return {k: [metric(m) for m in (v if isinstance(v, (list, tuple)) else [v])]
+                        for k, v in struct.items()}
+            return [[metric(x) for x in m] if isinstance(m, (list, tuple)) else metric(m) for m in struct]
+        loss = self._compile_args["loss"]
+        if isinstance(loss, dict):
+            loss = {k: losses_module.serialize(v) for k, v in loss.items()}
+        elif isinstance(loss, list):
+            loss = [losses_module.serialize(v) for v in loss]
+        else:
+            loss = losses_module.serialize(loss)
+        cfg = {"optimizer": optimizers.serialize(self.optimizer), "loss": loss,
+               "metrics": metrics(self._compile_args["metrics"])}
+        if self._compile_args["loss_weights"] is not None:
+            lw = self._compile_args["loss_weights"]
+            cfg["loss_weights"] = {k: float(v) for k, v in lw.items()} if isinstance(lw, dict) else \
+                [float(v) for v in lw]
+        return cfg
+
+    def compile_from_config(self, config):
+        """``compile`` from ``get_compile_config()`` (declarative: fastmlp's own classes only)."""
+        if not isinstance(config, dict) or not isinstance(config.get("optimizer"), dict):
+            raise ValueError("A compile config is a dict with an 'optimizer' object")
+        opt = optimizers.deserialize(config["optimizer"])
+
+        def loss(v):
+            if not isinstance(v, dict):
+                raise ValueError(f"a loss must be an object; got {v!r}")
+            return losses_module.deserialize(v)
+        raw = config.get("loss")
+        if isinstance(raw, list):
+            loss_arg = [loss(v) for v in raw]
+        elif isinstance(raw, dict) and "class_name" not in raw:
+            loss_arg = {k: loss(v) for k, v in raw.items()}
+        else:
+            loss_arg = loss(raw)
+
+        def metric(m):
+            if isinstance(m, str):
+                return m
+            if isinstance(m, dict) and m.get("class_name") in metrics_module._CLASSES:
+                return metrics_module._CLASSES[m["class_name"]].from_config(dict(m.get("config", {})))
+            raise ValueError(f"unknown metric {m!r}")
+        raw_metrics = config.get("metrics", [])
+        if isinstance(raw_metrics, dict):
+            metrics = {k: [metric(m) for m in v] if isinstance(v, list) else metric(v) for k, v in raw_metrics.items()}
+        elif isinstance(raw_metrics, list):
+            metrics = [[metric(x) for x in m] if isinstance(m, list) else metric(m) for m in raw_metrics]
+        else:
+            raise ValueError("the compile config's 'metrics' must be a list or an object")
+        self.compile(optimizer=opt, loss=loss_arg, metrics=metrics, loss_weights=config.get("loss_weights"))
+
+    def _ensure_optimizer(self):
+        """Build the optimizer's slots for this model's parameters on first use.  One
+        optimizer serves one model, as in Keras: its slots are sized for it."""
+        opt = self.optimizer
+        if not opt.built:
+            opt.build(self._n_params, self._dtype)
+            opt._owner = id(self)
+        elif getattr(opt, "_owner", id(self)) != id(self) or opt._n_params != self._n_params \
+                or opt._slots.dtype != np.dtype(self._dtype):
+            raise ValueError(f"The optimizer {opt.name!r} was built for another model's variables; "
+                             f"give each model its own optimizer instance (as in Keras).")
+
+    def _require_compiled(self):
+        if not self.compiled:
+            raise ValueError("You must call `compile()` before using the model.")
+
+    # ------------------------------------------------------------------ engine arguments
+    def _loss_specs(self):
+        """Per output: (kind, from_logits, label_smoothing, delta, sum_reduction, loss weight)."""
+        out = []
+        for loss, weight in zip(self._losses, self._loss_weights):
+            spec = tuple(loss._spec())
+            out.append(spec + (0,) * (5 - len(spec)) + (weight,))
+        return out
+
+    def _metric_specs(self):
+        """Per metric: (kind, param, class_id, state, output)."""
+        out = []
+        for k, m, _ in self._compiled():
+            spec = tuple(m._engine_spec(self._plan.output_widths[k]))
+            out.append(spec + (0.0, -1, None)[len(spec) - 1:] + (k,))
+        return out
+
+    def _prepare(self, x, y, sample_weight=None, class_weight=None, what="x", finite=True):
+        """Inputs, targets, labels and weights as the engine reads them."""
+        X = data_module.model_inputs(self, x, what)
+        n = len(X[0])
+        Ys, labels = data_module.model_targets(self, y, n)
+        if finite:
+            data_module.check_finite(X, what)
+        w = data_module.sample_weights(self, n, sample_weight, class_weight, Ys, labels)
+        return X, Ys, labels, w
+
+    def _input_consumer_name(self, k):
+        """The name of the first layer that reads input k (for error messages)."""
+        for node in self._nodes:
+            if any(t is self.inputs[k] for t in node.inputs):
+                return node.layer.name
+        return self.input_names[k]
+
+    def _logs(self, totals, specs):
+        """Logs from the engine's sums: losses are per-row means, simple metrics a
+        weighted mean, stateful metrics finish from their counts."""
+        loss_sum, rows, weight_sum, metric_sums, output_sums = totals
+        out = {"loss": float(loss_sum / rows) if rows else 0.0}
+        multi = len(self.output_names) > 1
+        if multi:
+            for k in self._loss_order:
+                out[f"{self.output_names[k]}_loss"] = float(output_sums[k] / rows) if rows else 0.0
+        metric_logs = {}
+        for i, ((_, m, label), spec) in enumerate(zip(self._metrics, specs)):
+            metric_logs[label] = m._finish(spec[3]) if m._stateful else m._finish_sum(metric_sums[i], weight_sum)
+        if multi:   # Keras: the metrics sorted by name after the losses
+            for label in sorted(metric_logs):
+                out[label] = metric_logs[label]
+        else:
+            out.update(metric_logs)
+        return out
+
+    @staticmethod
+    def _add(totals, out):
+        totals[0] += out[0]
+        totals[1] += out[1]
+        totals[2] += out[2]
+        for i, v in enumerate(out[3]):
+            totals[3][i] += v
+        for k, v in enumerate(out[4]):
+            totals[4][k] += v
+
+    # ------------------------------------------------------------------ training
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a ``History``.  Keras semantics:
+        ``validation_split`` takes the last fraction of the data before shuffling;
+        ``class_weight`` and ``sample_weight`` multiply."""
+        self._require_compiled()
+        batch_size = _check_positive_int("batch_size", batch_size) or 32
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not 0 <= epochs < 1 << 62:
+            raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or not 0 <= initial_epoch < 1 << 62:
+            raise ValueError(f"`initial_epoch` must be a non-negative integer. Received: {initial_epoch!r}")
+        steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
+        validation_freq = _check_positive_int("validation_freq", validation_freq)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.integer,
+                                                                                   np.floating)) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f"`validation_split` must be in [0, 1) (a number). Received: "
+                             f"validation_split={validation_split!r}")
+        verbose = _resolve_verbose(verbose)
+        if not self.built:
+            self._build_from_data(x)
+        self._compiled()
+
+        if validation_split and validation_data is None:
+            n_all = data_module.n_samples(x)
+            split = int(n_all * (1.0 - validation_split))
+            if split == 0 or split == n_all:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                 f"validation samples out of {n_all}")
+            tail, head = slice(split, None), slice(None, split)
+            validation_data = (data_module.take(x, tail), data_module.take(y, tail)) if sample_weight is None \
+                else (data_module.take(x, tail), data_module.take(y, tail), np.asarray(sample_weight)[tail])
+            x, y = data_module.take(x, head), data_module.take(y, head)
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[head]
+
+        X, Y, labels, w = self._prepare(x, y, sample_weight, class_weight)
+        n = len(X[0])
+        if n == 0:
+            raise ValueError("Expected input data to be non-empty: `x` has 0 samples")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, val_sample_weight)")
+            val = self._prepare(validation_data[0], validation_data[1],
+                                validation_data[2] if len(validation_data) == 3 else None, what="validation x")
+            if len(val[0][0]) == 0:
+                raise ValueError("`validation_data` is empty")
+
+        plan_module.ensure_attached(self)
+        self._ensure_optimizer()
+        steps = -(-n // batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, steps_per_epoch)
+
+        history = callbacks_module.History()
+        cbs = list(callbacks or [])
+        if not all(isinstance(cb, callbacks_module.Callback) for cb in cbs):
+            bad = next(cb for cb in cbs if not isinstance(cb, callbacks_module.Callback))
+            raise TypeError(f"callbacks must be fastmlp.callbacks.Callback instances; got {type(bad).__name__}")
+        progbar = None
+        if verbose and not any(isinstance(cb, callbacks_module.ProgbarLogger) for cb in cbs):
+            progbar = callbacks_module.ProgbarLogger(verbose=verbose)
+            cbs.append(progbar)
+        cbs.append(history)
+        params = {"verbose": verbose, "epochs": epochs, "steps": steps, "batch_size": batch_size,
+                  "samples": n}
+        cb_list = callbacks_module.CallbackList(cbs, model=self, params=params)
+        batch_hooks = cb_list.wants_train_batch_hooks
+        progress = next((cb for cb in cbs if isinstance(cb, callbacks_module.ProgbarLogger)
+                         and cb.verbose == 1), None)
+
+        self.stop_training = False
+        cb_list.on_train_begin(None)
+        logs = {}
+        # the first chunk from a rough cost (6 flops per parameter and row at 2 GFLOP/s), then measured
+        chunk = int(min(max(1, _CHUNK_SECONDS / (batch_size * max(self._n_params, 1) * 3e-9)), steps))
+        for epoch in range(initial_epoch, epochs):
+            self._epoch = epoch
+            if progress is not None:   # an early first frame in every epoch
+                chunk = min(chunk, 4)
+            cb_list.on_epoch_begin(epoch, None)
+            order = _engine.permutation(self._seed, epoch, n) if shuffle else None
+            mspecs = self._metric_specs()
+            totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(self.output_names)]
+            step = 0
+            while step < steps and not (batch_hooks and self.stop_training):
+                start, stop = step, min(steps, step + (1 if batch_hooks else chunk))
+                if batch_hooks:
+                    cb_list.on_train_batch_begin(step, None)
+                t0 = time.perf_counter()
+                self._ensure_optimizer()   # a callback may have recompiled the model
+                lrs = self.optimizer._learning_rates(stop - step)
+                spec = self.optimizer._engine_spec()
+                out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, order,
+                                      batch_size, step, stop, lrs, self._loss_specs(), mspecs, self._seed)
+                self.optimizer._store_state(spec)
+                self._add(totals, out)
+                step = stop
+                logs = self._logs(totals, mspecs)
+                if batch_hooks:
+                    cb_list.on_train_batch_end(step - 1, logs)
+                if progress is not None:
+                    progress.progress(step, logs, samples=totals[1])
+                if not batch_hooks:   # aim for _CHUNK_SECONDS per engine call
+                    per_step = (time.perf_counter() - t0) / max(stop - start, 1)
+                    chunk = int(min(max(1, _CHUNK_SECONDS / max(per_step, 1e-9)), steps))
+            if progress is not None:   # the final line is drawn at epoch end, with val_* logs
+                progress.last_step, progress.last_samples = step, totals[1]
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size)
+                epoch_logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            cb_list.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self.stop_training:
+                break
+        cb_list.on_train_end(logs)
+        self.history = history
+        return history
+
+    def _build_from_data(self, x):
+        """Models that learn their input shape from the first data (Sequential) build here."""
+        raise ValueError(f"Model {self.name!r} is not built")
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the loss (and metrics) of that batch."""
+        self._require_compiled()
+        if not self.built:
+            self._build_from_data(x)
+        self._compiled()
+        X, Y, labels, w = self._prepare(x, y, sample_weight, class_weight)
+        if len(X[0]) == 0:
+            raise ValueError("Expected input data to be non-empty")
+        plan_module.ensure_attached(self)
+        self._ensure_optimizer()
+        specs = self._metric_specs()
+        spec = self.optimizer._engine_spec()
+        out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, None, len(X[0]),
+                              0, 1, self.optimizer._learning_rates(1), self._loss_specs(), specs, self._seed)
+        self.optimizer._store_state(spec)
+        return self._format_result(self._logs(out, specs), return_dict)
+
+    # ------------------------------------------------------------------ evaluation
+    def _run_eval(self, X, Y, labels, w, chunk):
+        plan_module.ensure_attached(self)
+        specs = self._metric_specs()
+        out = self._net.evaluate(self._params, X, Y, labels, w, chunk, self._loss_specs(), specs)
+        return self._logs(out, specs)
+
+    def _evaluate_arrays(self, X, Y, labels, w, batch_size=None):
+        # Row results do not depend on the chunking and larger chunks run faster, but a
+        # "sum" reduction makes each batch's loss a sum over that batch, as in Keras.
+        batch = int(batch_size or 32)
+        any_sum = any(loss.reduction == "sum" for loss in self._losses)
+        return self._run_eval(X, Y, labels, w, batch if any_sum else max(batch, 1024))
+
+    def _format_result(self, logs, return_dict):
+        if return_dict:
+            return dict(sorted(logs.items())) if len(self.output_names) > 1 else logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss (a float) without metrics, ``[loss, *metrics]`` with them, or a dict."""
+        self._require_compiled()
+        batch_size = _check_positive_int("batch_size", batch_size) or 32
+        verbose = _resolve_verbose(verbose, default_tty=0) if verbose == "auto" else _resolve_verbose(verbose)
+        if not self.built:
+            self._build_from_data(x)
+        self._compiled()
+        X, Y, labels, w = self._prepare(x, y, sample_weight)
+        n = len(X[0])
+        if n == 0:
+            raise ValueError("Expected input data to be non-empty: `x` has 0 samples")
+        if steps is not None:
+            steps = _check_positive_int("steps", steps)
+            m = min(n, steps * batch_size)
+            X = [a[:m] for a in X]
+            Y = [None if a is None else a[:m] for a in Y]
+            labels = [None if a is None else a[:m] for a in labels]
+            w = None if w is None else w[:m]
+            n = m
+        t0 = time.perf_counter()
+        logs = self._evaluate_arrays(X, Y, labels, w, batch_size)
+        if verbose == 1:
+            steps_done = -(-n // batch_size)
+            print(f"{steps_done}/{steps_done} - {time.perf_counter() - t0:.0f}s - " +
+                  " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        return self._format_result(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled()
+        if not self.built:
+            self._build_from_data(x)
+        self._compiled()
+        X, Y, labels, w = self._prepare(x, y, sample_weight)
+        if len(X[0]) == 0:
+            raise ValueError("Expected input data to be non-empty: `x` has 0 samples")
+        return self._format_result(self._run_eval(X, Y, labels, w, len(X[0])), return_dict)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for every row of ``x`` in the model's output structure (an array,
+        a list or a dict keyed by output name), in the model's dtype.
+
+        Rows are independent, so ``batch_size`` does not change the result; it is
+        validated for Keras compatibility.  ``verbose='auto'`` is silent here."""
+        if batch_size is not None:
+            _check_positive_int("batch_size", batch_size)
+        if not self.built:
+            self._build_from_data(x)
+        plan = self._plan
+        if plan.simple_io and type(x) is np.ndarray and x.dtype == self._dtype and x.ndim == 2 \
+                and x.shape[1] == plan.input_widths[0] and x.flags.c_contiguous:
+            X = [x]   # one sample or a batch, as the engine reads it already: the fast path
+        else:
+            X = data_module.model_inputs(self, x)
+        n = X[0].shape[0]
+        outs = [np.empty((n, width), dtype=self._dtype) for width in plan.output_widths]
+        if n:
+            if self._generation != plan_module._GENERATION[0]:
+                plan_module.ensure_attached(self)
+            self._net.predict(self._params, X, outs)
+        if verbose == 1:
+            print(f"predicted {n} samples")
+        if not plan.simple_io:
+            outs = [o.reshape((n,) + tuple(t.shape[1:])) if len(t.shape) > 2 else o
+                    for o, t in zip(outs, self.outputs)]
+        return self._structure(outs)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, verbose=0)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, filepath, overwrite=True, include_optimizer=True, dtype=None):
+        """Write the whole model (architecture, weights, compile config and, by
+        default, the optimizer/training state) atomically to ``filepath``."""
+        from ..saving import writer
+        return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
+                                 dtype=dtype)
+
+    def save_weights(self, filepath, overwrite=True):
+        from ..saving import writer
+        return writer.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from ..saving import reader
+        return reader.load_weights(self, filepath)
+
+    def to_bytes(self, include_optimizer=True, dtype=None):
+        """The model file's bytes (what ``save`` writes)."""
+        from ..saving import writer
+        return writer.model_to_bytes(self, include_optimizer=include_optimizer, dtype=dtype)
+
+    def __reduce__(self):
+        if not self.built:   # nothing in C yet: plain attribute pickling
+            return (copyreg.__newobj__, (type(self),), dict(self.__dict__))
+        from ..saving import reader
+        return (reader.model_from_bytes, (self.to_bytes(),))

@@ -1,0 +1,229 @@
+"""The fastmlp model file: its constants, the checks every file passes before
+anything is built from it, and the storage dtypes.  ``docs/FORMAT.md`` is the
+specification; ``writer`` writes files and ``reader`` builds models from them,
+both on the model's plan (``fastmlp.models.plan``).
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+from .. import _engine
+
+MAGIC = b"\x89FASTMLP\r\n\x1a\n"
+FORMAT_VERSION = (1, 3)   # a file says the lowest minor version whose features it uses (docs/FORMAT.md)
+PREAMBLE = struct.Struct("<12sHHIIQQQIIII")   # 64 bytes
+PREAMBLE_SIZE = 64
+BYTE_ORDER_MARK = 0x01020304
+FLAG_TRAINING = 1
+HEADER_CAP = 1 << 20
+ALIGN = 64
+MAX_NDIM = 8
+MAX_ELEMENTS = 1 << 62
+# What _engine.check_preamble checks the preamble against (docs/FORMAT.md).
+_PREAMBLE_RULES = (PREAMBLE_SIZE, FORMAT_VERSION[0], BYTE_ORDER_MARK, FLAG_TRAINING, HEADER_CAP, ALIGN)
+
+# storage dtype name -> (numpy dtype of the stored values, item size)
+DTYPES = {
+    "float32": (np.dtype("<f4"), 4),
+    "float64": (np.dtype("<f8"), 8),
+    "float16": (np.dtype("<f2"), 2),
+    "bfloat16": (np.dtype("<u2"), 2),
+    "int8": (np.dtype("i1"), 1),
+}
+_ITEMSIZES = {name: size for name, (_, size) in DTYPES.items()}
+COMPACT = ("float16", "bfloat16", "int8")
+_LITTLE = sys.byteorder == "little"
+# Bytes read with pread, not through the mapping, on load: the preamble and the
+# header of most models, and the paddings that lie within them.
+_HEAD_READ = 4096
+
+
+class FormatError(ValueError):
+    """A file (or byte string) is not a valid fastmlp model file; the message names the problem."""
+
+
+def _align(n):
+    return -(-n // ALIGN) * ALIGN
+
+
+# ---------------------------------------------------------------------------- dtype conversion
+def _to_bfloat16(a):
+    """float32/float64 -> bfloat16 bits (uint16), round to nearest even; NaN stays NaN."""
+    f = np.ascontiguousarray(a, dtype=np.float32)
+    u = f.view(np.uint32)
+    rounded = ((u + (((u >> 16) & 1) + np.uint32(0x7FFF))) >> 16).astype(np.uint16)
+    nan = np.isnan(f)
+    if nan.any():
+        rounded[nan] = 0x7FC0
+    return rounded
+
+
+def _from_bfloat16(bits, dtype):
+    return (bits.astype(np.uint32) << 16).view(np.float32).astype(dtype, copy=False)
+
+
+def _quantize_int8(kernel):
+    """Symmetric per-output-unit int8: kernel (in, out) -> (q int8, scale float32 (out,))."""
+    k = np.asarray(kernel, dtype=np.float64)
+    amax = np.max(np.abs(k), axis=0) if k.shape[0] else np.zeros(k.shape[1])
+    scale = (amax / 127.0).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1)).astype(np.float64)
+    q = np.clip(np.rint(k / safe), -127, 127).astype(np.int8)
+    return q, scale
+
+
+
+_NOT_OURS = (
+    (b"\x93NUMPY", "a NumPy .npy file"),
+    (b"PK\x03\x04", "a zip archive (a Keras .keras file or an .npz?)"),
+    (b"PK\x05\x06", "an empty zip archive"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 file?)"),
+    (b"\x80", "a Python pickle (a torch.save file?)"),
+)
+
+
+def _identify(head):
+    if head[:9].replace(b"\r\n", b"\n") == MAGIC[:9].replace(b"\r\n", b"\n") and \
+            head[:12] != MAGIC and head.startswith(b"\x89FASTMLP"):
+        return "the magic is damaged as by a text-mode transfer (line endings or 8-bit stripping)"
+    if head[1:8] == b"FASTMLP" or head.startswith(b"\x09FASTMLP"):
+        return "the magic is damaged as by a text-mode transfer (line endings or 8-bit stripping)"
+    for magic, what in _NOT_OURS:
+        if head.startswith(magic):
+            return f"this is {what}, not a fastmlp model file"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "this looks like a safetensors file, not a fastmlp model file"
+    return "not a fastmlp model file (bad magic number)"
+
+
+def _fail(msg):
+    raise FormatError(msg)
+
+
+def _reject_constant(name):
+    raise ValueError(f"the JSON constant {name} is not allowed")
+
+
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_table(table, section, section_len, what):
+    """Validate a tensor table against its section: returns [(name, dtype, shape, offset, length, entry)]
+    (compiled, as it runs on every load: ``_engine.check_tensor_table`` in ``_format.pxi``)."""
+    return _engine.check_tensor_table(table, section, section_len, what, _ITEMSIZES, MAX_NDIM,
+                                      MAX_ELEMENTS, ALIGN, FormatError)
+
+
+def _zero(buf, head, start, n):
+    """True when the n bytes at ``start`` are zero.  In a mapped file they are
+    checked in ``head`` (the file's first bytes, already read) when they lie
+    there, else short runs are read from the file: faulting in a page of a fresh
+    mapping, and unmapping it, cost more than the read."""
+    if head is not None and start + n <= len(head):
+        return _engine.all_zero(head, start, n)
+    if type(buf) is _engine.FileMap and n <= _HEAD_READ:
+        return _engine.all_zero(buf.pread(n, start))
+    return _engine.all_zero(buf, start, n)
+
+
+def _check_padding(buf, base, entries, section_len, section, head=None):
+    pos = 0
+    for name, _, _, off, length, _ in entries:
+        if off > pos and not _zero(buf, head, base + pos, off - pos):
+            _fail(f"{section} section: non-zero padding before tensor {name!r}")
+        pos = off + length
+    if section_len > pos and not _zero(buf, head, base + pos, section_len - pos):
+        _fail(f"{section} section: non-zero padding at its end")
+
+
+class _Parsed:
+    pass
+
+
+def _parse(buf, size, verify, head=None):
+    """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs.
+
+    ``head``, when given, holds the file's first bytes, read apart from ``buf``:
+    the preamble, the header and paddings within it are then checked from
+    there, so a memory-mapped file's pages are touched only by the data checksums."""
+    if size == 0:
+        _fail("empty file: not a fastmlp model file")
+    if head is None:
+        head = b""
+    if len(head) < min(size, PREAMBLE_SIZE):   # no head, or a short read
+        head = bytes(memoryview(buf)[:min(size, PREAMBLE_SIZE)])
+    if not head.startswith(MAGIC):
+        _fail(_identify(head[:PREAMBLE_SIZE]))
+    if size < PREAMBLE_SIZE:
+        _fail(f"truncated file: {size} bytes, shorter than the {PREAMBLE_SIZE}-byte preamble")
+    flags, h_len, w_len, t_len, w_crc, t_crc, data_off, hbuf = \
+        _engine.check_preamble(head, buf, size, _PREAMBLE_RULES, FormatError)   # in _format.pxi
+    try:   # strict JSON: NaN and Infinity refused; nesting deeper than Python's stack allows fails too
+        header = _HEADER_DECODER.decode(bytes(memoryview(hbuf)[PREAMBLE_SIZE:PREAMBLE_SIZE + h_len]).decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        _fail(f"header: malformed JSON ({str(e)[:200]})")
+    if not isinstance(header, dict):
+        _fail("header: the JSON must be an object")
+    if header.get("format") != "fastmlp-model":
+        _fail(f"header: unknown format {header.get('format')!r}")
+    p = _Parsed()
+    p.buf, p.header, p.data_off, p.w_len, p.t_len = buf, header, data_off, w_len, t_len
+    p.tensors = _check_table(header.get("tensors"), "weights", w_len, "tensor table")
+    training = header.get("training")
+    if (training is not None) != bool(flags & FLAG_TRAINING):
+        _fail("header: the training state and the training flag disagree")
+    p.training = training
+    p.t_tensors = []
+    if training is not None:
+        if not isinstance(training, dict):
+            _fail("header: 'training' must be an object or null")
+        p.t_tensors = _check_table(training.get("tensors"), "training", t_len, "training table")
+    if verify:
+        if _engine.crc32c(buf, data_off, w_len) != w_crc:
+            _fail("weights checksum mismatch: the weights section is damaged")
+        if t_len and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
+            _fail("training checksum mismatch: the training section is damaged")
+    _check_padding(buf, data_off, p.tensors, w_len, "weights", head)
+    if t_len:
+        _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", head)
+    return p
+
+
+def _array(p, base, t):
+    """The stored values of table entry t as a (read-only view or native copy) array."""
+    _, dt, shape, off, length, _ = t
+    a = np.frombuffer(p.buf, dtype=DTYPES[dt][0], count=length // DTYPES[dt][1],
+                      offset=base + off).reshape(shape)
+    if not _LITTLE:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _decode(p, t, scale, dtype):
+    dt = t[1]
+    a = _array(p, p.data_off, t)
+    if dt == "bfloat16":
+        return _from_bfloat16(a, dtype)
+    if dt == "int8":
+        s = _array(p, p.data_off, scale)
+        return (a.astype(np.float32) * s).astype(dtype, copy=False)
+    return a
+
+
+def _read_file(path):
+    """The whole file in a 64-byte-aligned, writable uint8 array."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = np.empty(size + ALIGN, dtype=np.uint8)
+        start = (-raw.ctypes.data) % ALIGN
+        buf = raw[start:start + size]
+        if f.readinto(memoryview(buf)) != size or f.read(1):
+            _fail("the file changed size while being read")
+    return buf

@@ -1,0 +1,223 @@
+"""Reading model files: a model from a checked file (``format._parse``), its
+architecture rebuilt from the declarative config, its weights matched to the
+model's plan, its compile config and training state validated as the
+constructors validate them.  Every problem is a ``FormatError``."""
+import math
+import os
+
+import numpy as np
+
+from .. import _engine
+from ..layers.base import deferred_weights
+from .format import (DTYPES, PREAMBLE_SIZE, _HEAD_READ, _LITTLE, FormatError, _array, _decode, _fail, _is_int,
+                     _parse, _read_file)
+
+__all__ = ["load_model", "model_from_bytes", "load_weights"]
+
+_INT64_MAX = (1 << 63) - 1
+_BUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError, RecursionError)
+
+
+def _architecture(p):
+    """The model rebuilt from the header's config (fastmlp's own layer kinds only), laid
+    out but not attached, and the checked correspondence between the tensor table and its
+    plan: one ``(weight ref, table entry, scale entry or None)`` per weight, and whether
+    the weights section is laid out as the model's parameter vector."""
+    from ..models import Model, Sequential
+    entry = p.header.get("model")
+    if not isinstance(entry, dict) or entry.get("class_name") not in ("Sequential", "Functional"):
+        _fail("header: 'model' must describe a Sequential or Functional model")
+    cfg = entry.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
+        _fail("header: the model config needs a 'layers' list")
+    if not isinstance(cfg.get("name", "model"), str):
+        _fail("header: the model name must be a string")
+    if not isinstance(cfg.get("trainable", True), bool):
+        _fail("header: the model's 'trainable' must be true or false")
+    sequential = entry["class_name"] == "Sequential"
+    if sequential:
+        layers = cfg["layers"]
+        for i, layer in enumerate(layers):
+            if type(layer) is not dict or type(layer.get("config")) is not dict:
+                _fail(f"header: layer #{i} must be an object with a 'config' object")
+            if layer.get("class_name") == "InputLayer" and i != 0:
+                _fail("header: an InputLayer may only come first")
+    try:
+        with deferred_weights():
+            model = Sequential.from_config(cfg) if sequential else Model.from_config(cfg)
+    except FormatError:
+        raise
+    except _BUILD_ERRORS as e:
+        _fail(f"header: invalid model config: {e}")
+    if not model.built:
+        _fail("header: the model needs a fixed input shape")
+    weights = model._plan.weights
+    if not weights:
+        _fail("header: the model has no layer with weights")
+    by_name = {t[0]: t for t in p.tensors}
+    used = set()
+    matched = []
+    item = DTYPES[model._dtype][1]
+    own_layout = True   # every tensor stored at full precision where the model's vector has it
+    for ref in weights:
+        vname, shape = ref.name, ref.shape
+        t = by_name.get(vname)
+        if t is None:
+            _fail(f"tensor table: the architecture needs tensor {vname!r} of shape {list(shape)}, "
+                  f"which the file lacks")
+        _, dt, tshape, _, _, table_entry = t
+        if tshape != shape:
+            _fail(f"tensor {vname!r} has shape {list(tshape)} but the architecture implies {list(shape)}")
+        scale = None
+        if dt == "int8":
+            sname = table_entry.get("scale")
+            st = by_name.get(sname) if isinstance(sname, str) else None
+            if ref.spec.name != "kernel" or st is None:
+                _fail(f"tensor {vname!r}: an int8 kernel needs a float32 'scale' tensor")
+            if st[1] != "float32" or st[2] != (shape[-1],):
+                _fail(f"tensor {vname!r}: its scale {sname!r} must be float32 of shape [{shape[-1]}]")
+            used.add(sname)
+            scale = st
+        elif "scale" in table_entry:
+            _fail(f"tensor {vname!r}: only int8 tensors have a scale")
+        used.add(vname)
+        own_layout = own_layout and dt == model._dtype and t[3] == ref.offset * item
+        matched.append((ref, t, scale))
+    if len(used) != len(by_name):   # used is a subset of by_name
+        _fail(f"tensor table: tensors {sorted(set(by_name) - used)[:5]} are not part of the architecture")
+    return model, matched, own_layout
+
+
+def _build_model(p, compile, zero_copy):
+    from ..models import plan as plan_module
+    model, matched, own_layout = _architecture(p)
+    n_params, dtype = model._n_params, model._dtype
+    if _LITTLE and zero_copy and own_layout and p.w_len == n_params * DTYPES[dtype][1]:   # no copy
+        params = np.frombuffer(p.buf, dtype=dtype, count=n_params, offset=p.data_off)
+    else:
+        params = np.zeros(max(n_params, 1), dtype=dtype)
+        for ref, t, scale in matched:
+            params[ref.offset:ref.offset + ref.size] = _decode(p, t, scale, dtype).reshape(-1)
+    plan_module.attach(model, params, fill=False)
+    model._make_network()
+
+    training = p.training
+    if training is not None:
+        seed, epoch = training.get("seed"), training.get("epoch")
+        if not (_is_int(seed) and 0 <= seed < 1 << 64 and _is_int(epoch) and 0 <= epoch <= _INT64_MAX):
+            _fail("training state: 'seed' and 'epoch' must be non-negative 64-bit integers")
+        model._seed, model._epoch = seed, epoch
+
+    cc = p.header.get("compile")
+    if compile and cc is not None:
+        if not isinstance(cc, dict) or not isinstance(cc.get("optimizer"), dict) or \
+                cc.get("loss") is None or not isinstance(cc.get("metrics", []), (list, dict)):
+            _fail("header: malformed compile config")
+        try:
+            model.compile_from_config(cc)
+            model._compiled()   # resolves per-output losses and metrics: any mismatch fails here
+        except FormatError:
+            raise
+        except _BUILD_ERRORS as e:
+            _fail(f"header: invalid compile config: {e}")
+        if training is not None:
+            _restore_training(p, model, training)
+    return model
+
+
+def _restore_training(p, model, training):
+    opt = model.optimizer
+    n_params, dtype = model._n_params, model._dtype
+    iterations, u_product, slots = training.get("iterations"), training.get("u_product"), training.get("slots")
+    if not _is_int(iterations) or not 0 <= iterations <= _INT64_MAX:
+        _fail("training state: 'iterations' must be a non-negative 64-bit integer")
+    if not isinstance(u_product, (int, float)) or isinstance(u_product, bool) or not math.isfinite(u_product):
+        _fail("training state: 'u_product' must be a finite number")
+    if slots != list(opt.slot_names):
+        _fail(f"training state: slots {slots!r} do not match the optimizer's {list(opt.slot_names)}")
+    slotted = [ref for ref in model._plan.weights if ref.spec.trainable]
+    expected = [(f"optimizer/{s}/{ref.name}", ref.shape) for s in slots for ref in slotted]
+    if [(t[0], t[2]) for t in p.t_tensors] != expected:
+        _fail("training table: the slot tensors do not match the architecture and optimizer")
+    if any(t[1] != dtype for t in p.t_tensors):
+        _fail(f"training table: slot tensors must be {dtype}")
+    if not opt.built:
+        opt.build(n_params, dtype)
+        opt._owner = id(model)
+    base = p.data_off + p.w_len
+    k = 0
+    for s in range(len(slots)):
+        row = opt._slots[s * n_params:(s + 1) * n_params]
+        for ref in slotted:
+            row[ref.offset:ref.offset + ref.size] = _array(p, base, p.t_tensors[k]).reshape(-1)
+            k += 1
+    opt.iterations = iterations
+    opt._u_product = float(u_product)
+
+
+def load_model(filepath, compile=True, mmap=False, verify=True):
+    """Load a model file.
+
+    By default the file is read into memory: the model never changes, and never
+    crashes, when the file is later rewritten, truncated or replaced.
+    ``mmap=True`` maps the file copy-on-write instead and uses full-precision
+    weights in place without a copy (faster for large files); the caveat is the
+    operating system's: a file truncated or rewritten in place by another program
+    while mapped changes, or crashes, the model (fastmlp's own saves replace the
+    file and are safe).  ``verify=False`` skips the data checksums (the header
+    checksum and every structural check still run)."""
+    path = os.fspath(filepath)
+    try:
+        buf = None
+        if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)
+            buf, head, size = _engine.map_file(os.fsencode(path), _HEAD_READ, PREAMBLE_SIZE)
+        if buf is None:
+            buf, head, size = _read_file(path), None, None
+            size = len(buf)
+            p = _parse(buf, size, verify, head)
+        else:
+            try:
+                p = _parse(buf, size, verify, head)
+            finally:
+                buf.close_file()
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    try:
+        return _build_model(p, compile, zero_copy=True)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+
+
+def model_from_bytes(data, compile=True, verify=True):
+    """A model from the bytes of a model file (``model_to_bytes``); weights are copied."""
+    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+    p = _parse(view, len(view), verify)
+    return _build_model(p, compile, zero_copy=False)
+
+
+def load_weights(model, filepath):
+    """Set ``model``'s weights from a model or weights file: weights are matched in
+    order (names may differ), shapes must agree."""
+    path = os.fspath(filepath)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        p = _parse(data, len(data), True)
+        other, matched, _ = _architecture(p)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    if not model.built:
+        shape = other._plan.input_shapes[0]
+        model.build((None,) + tuple(shape))
+    dtype = model._dtype
+    weights = [_decode(p, t, scale, dtype) for _, t, scale in matched]
+    current = model.weights
+    if len(weights) != len(current):
+        raise ValueError(f"{path} holds {len(weights)} weight arrays but model {model.name!r} has "
+                         f"{len(current)}")
+    for i, (ref, w) in enumerate(zip(current, weights)):
+        if ref.shape != w.shape:
+            raise ValueError(f"{path}: weight {i} ({matched[i][0].name}) has shape {w.shape}, the model expects "
+                             f"{ref.shape}")
+    for ref, w in zip(current, weights):
+        ref[...] = w

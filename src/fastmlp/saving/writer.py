@@ -1,0 +1,251 @@
+"""Writing model files: the bytes of a model (on its plan) and atomic saves."""
+import json
+import math
+import os
+import struct
+import tempfile
+
+import numpy as np
+
+from .. import _engine
+from .format import (ALIGN, BYTE_ORDER_MARK, DTYPES, FLAG_TRAINING, FORMAT_VERSION, HEADER_CAP, MAGIC, PREAMBLE,
+                     PREAMBLE_SIZE, _LITTLE, _align, _quantize_int8, _to_bfloat16)
+
+__all__ = ["model_to_bytes", "save_model", "save_weights"]
+
+
+def _json_dumps(obj):
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"The model's configuration cannot be saved as JSON: {e}") from None
+
+
+# ---------------------------------------------------------------------------- writer
+
+
+def _table(entries, offsets):
+    table = []
+    for (name, dt, arr, extra), off in zip(entries, offsets):
+        t = {"name": name, "dtype": dt, "shape": list(arr.shape), "offset": int(off),
+             "length": int(arr.nbytes)}
+        if extra:
+            t.update(extra)
+        table.append(t)
+    length = _align(offsets[-1] + entries[-1][2].nbytes) if entries else 0
+    return table, length
+
+
+def _fill(out, base, entries, offsets):
+    for (_, _, arr, _), off in zip(entries, offsets):
+        a = np.ascontiguousarray(arr)
+        if not _LITTLE and a.dtype.byteorder not in ("<", "|"):
+            a = a.astype(a.dtype.newbyteorder("<"))
+        out[base + off:base + off + a.nbytes] = a.reshape(-1).view(np.uint8)
+
+
+def _umask():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _fsync_dir(directory):
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(filepath, buf, overwrite=True):
+    """Write ``buf`` to ``filepath`` through a temporary file in the same folder
+    (flush, fsync, os.replace, fsync the folder): readers, including arrays
+    this process has memory-mapped from the old file, never see a partial file,
+    and a failed save leaves the old file as it was."""
+    path = os.path.realpath(os.fspath(filepath))
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{filepath!s} exists and overwrite=False")
+    directory = os.path.dirname(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            f.write(memoryview(buf))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True, dtype=None):
+    """Save the whole model (architecture, weights, compile config and, with
+    ``include_optimizer``, the optimizer/training state) atomically.  ``dtype``
+    ('float16', 'bfloat16' or 'int8') stores compact weights for inference."""
+    _atomic_write(filepath, _serialize(model, include_optimizer, dtype), overwrite)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Save the weights (with the architecture they belong to, for validation)."""
+    _atomic_write(filepath, _serialize(model, include_optimizer=False), overwrite)
+
+
+# ---------------------------------------------------------------------------- the model's bytes
+def _model_entry(model):
+    """The architecture as written: ``{"class_name": "Sequential"|"Functional", "config"}``;
+    a Sequential's ``trainable`` only when false (format 1.1; readers of 1.0 files
+    default it to true), so files of trainable models keep their 1.0 bytes."""
+    cfg = model.get_config()
+    sequential = type(model).__name__ == "Sequential"
+    if sequential and cfg.get("trainable", True):
+        cfg.pop("trainable", None)
+    return {"class_name": "Sequential" if sequential else "Functional", "config": cfg}
+
+
+def _minor_version(model):
+    """The lowest minor version whose features the file uses: 1 for a frozen
+    Sequential's "trainable" key, 3 for functional models, else the layer kinds'."""
+    minor = 0 if model.trainable else 1
+    if type(model).__name__ != "Sequential":
+        minor = 3
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        for layer in m.layers:
+            if getattr(layer, "_is_model", False):
+                minor = 3
+                stack.append(layer)
+            else:
+                minor = max(minor, layer.format_minor)
+    return minor
+
+
+def _tensor_plan(model, dtype):
+    """[(name, dtype name, stored array, extra table fields)] for the weights section, in
+    order, and the byte offset of each (the model's own layout at full precision)."""
+    store = model._dtype if dtype is None else dtype
+    entries = []
+    weights = model._plan.weights
+    for ref in weights:
+        name, shape, off = ref.name, ref.shape, ref.offset
+        w = model._params[off:off + math.prod(shape)].reshape(shape)
+        if store in ("float32", "float64"):
+            entries.append((name, store, np.asarray(w, dtype=store), None))
+        elif store == "float16":
+            if np.any(np.abs(w[np.isfinite(w)]) > 65504.0):
+                raise ValueError(f"{name} has values outside the float16 range (|x| > 65504); "
+                                 f"save with dtype='bfloat16' instead")
+            entries.append((name, "float16", np.asarray(w, dtype=np.float16), None))
+        elif store == "bfloat16":
+            entries.append((name, "bfloat16", _to_bfloat16(w), None))
+        elif ref.spec.name == "kernel":  # int8: kernels quantized per output unit
+            if not np.all(np.isfinite(w)):
+                raise ValueError(f"{name} has non-finite values; it cannot be stored as int8")
+            q, scale = _quantize_int8(w)
+            entries.append((name, "int8", q, {"scale": f"{name}_scale"}))
+            entries.append((f"{name}_scale", "float32", scale, None))
+        else:   # int8 files keep other weights in float32
+            entries.append((name, "float32", np.asarray(w, dtype=np.float32), None))
+    if store == model._dtype:
+        item = np.dtype(model._dtype).itemsize
+        offsets = [ref.offset * item for ref in weights]
+    else:
+        offsets, pos = [], 0
+        for _, _, arr, _ in entries:
+            offsets.append(pos)
+            pos = _align(pos + arr.nbytes)
+    return entries, offsets
+
+
+def _training_plan(model):
+    opt = model.optimizer
+    if not opt.built:
+        opt.build(model._n_params, model._dtype)
+    n = model._n_params
+    slotted = [ref for ref in model._plan.weights if ref.spec.trainable]
+    entries, pos, offsets = [], 0, []
+    for s, slot in enumerate(opt.slot_names):
+        base = opt._slots[s * n:(s + 1) * n]
+        for ref in slotted:
+            arr = base[ref.offset:ref.offset + ref.size].reshape(ref.shape)
+            entries.append((f"optimizer/{slot}/{ref.name}", model._dtype, arr, None))
+            offsets.append(pos)
+            pos = _align(pos + arr.nbytes)
+    state = {"iterations": int(opt.iterations), "u_product": float(opt._u_product),
+             "epoch": int(model._epoch), "seed": int(model._seed), "slots": list(opt.slot_names)}
+    return entries, offsets, state
+
+
+def model_to_bytes(model, include_optimizer=True, dtype=None):
+    """The bytes of the model file for ``model`` (what ``save_model`` writes)."""
+    return bytes(_serialize(model, include_optimizer, dtype))
+
+
+def _serialize(model, include_optimizer=True, dtype=None):
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to save: "
+                         f"build it (give it an input shape) or call it on data first")
+    if dtype is not None:
+        dtype = str(dtype)
+        if dtype not in DTYPES:
+            raise ValueError(f"`dtype` must be None, 'float32', 'float64', 'float16', 'bfloat16' "
+                             f"or 'int8'. Received: dtype={dtype!r}")
+        if dtype == model._dtype:
+            dtype = None
+    from ..models import plan as plan_module
+    plan_module.ensure_attached(model)
+    entries, offsets = _tensor_plan(model, dtype)
+    w_table, w_len = _table(entries, offsets)
+    header = {"format": "fastmlp-model", "model": _model_entry(model),
+              "compile": model.get_compile_config(), "tensors": w_table, "training": None}
+    t_entries, t_len, flags = [], 0, 0
+    # Training state goes only with full-precision weights: compact files are for inference.
+    if include_optimizer and model.compiled and dtype is None:
+        t_entries, t_offsets, state = _training_plan(model)
+        t_table, t_len = _table(t_entries, t_offsets)
+        state["tensors"] = t_table
+        header["training"] = state
+        flags = FLAG_TRAINING
+    hbytes = _json_dumps(header)
+    if len(hbytes) > HEADER_CAP:
+        raise ValueError(f"The model's header would be {len(hbytes)} bytes, over the format's cap of "
+                         f"{HEADER_CAP} bytes (too many layers?)")
+    data_off = _align(PREAMBLE_SIZE + len(hbytes))
+    total = data_off + w_len + t_len
+    out = np.zeros(total, dtype=np.uint8)
+    out[PREAMBLE_SIZE:PREAMBLE_SIZE + len(hbytes)] = np.frombuffer(hbytes, np.uint8)
+    _fill(out, data_off, entries, offsets)
+    if t_entries:
+        _fill(out, data_off + w_len, t_entries, t_offsets)
+    crc = _engine.crc32c
+    h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
+    w_crc = crc(out, data_off, w_len)
+    t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
+    pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], _minor_version(model), BYTE_ORDER_MARK,
+                        flags, len(hbytes), w_len, t_len, h_crc, w_crc, t_crc, 0)
+    pre = pre[:60] + struct.pack("<I", crc(pre[:60]))
+    out[:PREAMBLE_SIZE] = np.frombuffer(pre, np.uint8)
+    return out
