@@ -84,6 +84,7 @@ enum fm_kind {
     FM_KIND_AVERAGE,
     FM_KIND_MAXIMUM,
     FM_KIND_MINIMUM,
+    FM_KIND_PRELU,            /* out = x > 0 ? x : alpha * x, alpha trainable per feature */
     FM_KIND_COUNT
 };
 

@@ -11,8 +11,9 @@ from .gaussian_noise import GaussianNoise
 from .input_layer import Input, InputLayer
 from .merge import (Add, Average, Maximum, Minimum, Multiply, Subtract, add, average, maximum, minimum, multiply,
                     subtract)
+from .prelu import PReLU
 
 __all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
-           "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU",
+           "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU",
            "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
            "Average", "average", "Maximum", "maximum", "Minimum", "minimum"]

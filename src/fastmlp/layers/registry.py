@@ -11,6 +11,7 @@ from .flatten import Flatten
 from .gaussian_noise import GaussianNoise
 from .input_layer import InputLayer
 from .merge import Add, Average, Maximum, Minimum, Multiply, Subtract
+from .prelu import PReLU
 
 CLASSES = {cls.__name__: cls for cls in (
     InputLayer,
@@ -22,6 +23,7 @@ CLASSES = {cls.__name__: cls for cls in (
     Activation, ReLU, Softmax, LeakyReLU, ELU,
     Concatenate,
     Add, Subtract, Multiply, Average, Maximum, Minimum,
+    PReLU,
 )}
 
 
