@@ -73,6 +73,7 @@ class Trainer:
         self._params = None
         self._seed = None
         self._epoch = 0
+        self._epoch_step = 0     # batches of epoch _epoch already taken (an interrupted fit)
         self._generation = -1
         self._compile_args = None
         self._losses = None
@@ -428,6 +429,10 @@ class Trainer:
         logs = {}
         # the first chunk from a rough cost (6 flops per parameter and row at 2 GFLOP/s), then measured
         chunk = int(min(max(1, _CHUNK_SECONDS / (batch_size * max(self._n_params, 1) * 3e-9)), steps))
+        # A fit interrupted in the middle of an epoch (Ctrl-C) resumes there: fit(initial_epoch=e)
+        # with the epoch it stopped in continues with that epoch's next batch.
+        resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch and shuffle
+                                      and steps_per_epoch is None) else 0
         for epoch in range(initial_epoch, epochs):
             self._epoch = epoch
             if progress is not None:   # an early first frame in every epoch
@@ -436,7 +441,8 @@ class Trainer:
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
             mspecs = self._metric_specs()
             totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(self.output_names)]
-            step = 0
+            step, resume = min(resume, steps), 0
+            self._epoch_step = step
             while step < steps and not (batch_hooks and self.stop_training):
                 start, stop = step, min(steps, step + (1 if batch_hooks else chunk))
                 if batch_hooks:
@@ -445,9 +451,13 @@ class Trainer:
                 self._ensure_optimizer()   # a callback may have recompiled the model
                 lrs = self.optimizer._learning_rates(stop - step)
                 spec = self.optimizer._engine_spec()
-                out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, order,
-                                      batch_size, step, stop, lrs, self._loss_specs(), mspecs, self._seed)
-                self.optimizer._store_state(spec)
+                try:   # the engine updates weights, slots and spec together: keep the counters with them
+                    out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, order,
+                                          batch_size, step, stop, lrs, self._loss_specs(), mspecs, self._seed)
+                finally:
+                    if spec["iterations"] != self.optimizer.iterations:
+                        self._epoch_step = step + int(spec["iterations"] - self.optimizer.iterations)
+                    self.optimizer._store_state(spec)
                 self._add(totals, out)
                 step = stop
                 logs = self._logs(totals, mspecs)
@@ -469,6 +479,7 @@ class Trainer:
             if self.stop_training:
                 break
         cb_list.on_train_end(logs)
+        self._epoch_step = 0
         self.history = history
         return history
 
