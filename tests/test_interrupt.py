@@ -102,3 +102,18 @@ def test_ctrl_c_from_another_process_ends_a_silent_fit_promptly():
     word, when, iterations = out.split()
     assert word == "interrupted" and int(iterations) > 0
     assert float(when) - sent < 1.0   # perf_counter is system-wide on Linux (CLOCK_MONOTONIC)
+
+
+@pytest.mark.parametrize("call", ["predict", "evaluate"])
+def test_a_sigint_stops_a_long_predict_or_evaluate_within_a_second(call):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(64,)), layers.Dense(2048, activation="relu"),
+                                layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    X = np.random.default_rng(0).standard_normal((400000, 64)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 10, len(X))
+    sent = time.perf_counter()
+    timer = _interrupt_after(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        model.predict(X, verbose=0) if call == "predict" else model.evaluate(X, y, verbose=0)
+    timer.cancel()
+    assert time.perf_counter() - sent - 0.2 < 1.0

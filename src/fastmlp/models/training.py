@@ -506,11 +506,25 @@ class Trainer:
         return self._format_result(self._logs(out, specs), return_dict)
 
     # ------------------------------------------------------------------ evaluation
+    def _rows_per_call(self, batch=1):
+        """Rows for one engine call of inference: about _CHUNK_SECONDS of work (at a
+        modest 10 GFLOP/s), so that Ctrl-C is seen promptly; a multiple of ``batch``."""
+        rows = max(1024, int(_CHUNK_SECONDS * 1e10 / (2 * max(self._n_params, 1))))
+        return max(batch, rows // batch * batch)
+
     def _run_eval(self, X, Y, labels, w, chunk):
         plan_module.ensure_attached(self)
         specs = self._metric_specs()
-        out = self._net.evaluate(self._params, X, Y, labels, w, chunk, self._loss_specs(), specs)
-        return self._logs(out, specs)
+        n = len(X[0])
+        step = self._rows_per_call(chunk)
+        totals = [0.0, 0.0, 0.0, [0.0] * len(specs), [0.0] * len(self.output_names)]
+        for r0 in range(0, n, step):
+            sl = slice(r0, min(n, r0 + step))
+            self._add(totals, self._net.evaluate(
+                self._params, [a[sl] for a in X], [None if a is None else a[sl] for a in Y],
+                [None if a is None else a[sl] for a in labels], None if w is None else w[sl], chunk,
+                self._loss_specs(), specs))
+        return self._logs(totals, specs)
 
     def _evaluate_arrays(self, X, Y, labels, w, batch_size=None):
         # Row results do not depend on the chunking and larger chunks run faster, but a
@@ -586,7 +600,13 @@ class Trainer:
         if n:
             if self._generation != plan_module._GENERATION[0]:
                 plan_module.ensure_attached(self)
-            self._net.predict(self._params, X, outs)
+            step = n if n <= 1024 else self._rows_per_call()
+            if step >= n:
+                self._net.predict(self._params, X, outs)
+            else:   # in pieces, so that Ctrl-C is seen between them
+                for r0 in range(0, n, step):
+                    sl = slice(r0, min(n, r0 + step))
+                    self._net.predict(self._params, [a[sl] for a in X], [o[sl] for o in outs])
         if verbose == 1:
             print(f"predicted {n} samples")
         if not plan.simple_io:
