@@ -312,3 +312,36 @@ def test_valid_losses_still_compute_finite_values():
     y, p = np.array([[0.0, 1.0]]), np.array([[0.3, 0.7]])
     for loss in (losses.Huber(delta=0.5), losses.CategoricalCrossentropy(label_smoothing=1.0)):
         assert math.isfinite(loss(y, p))
+
+
+# ---------------------------------------------------------------------------- inputs that used to crash or overflow
+def _small_classifier():
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), fastmlp.layers.Dense(4, activation="relu"),
+                                fastmlp.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_sample_weights_that_overflow_float32_are_refused_instead_of_training_to_inf():
+    model = _small_classifier()
+    x, y = np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="sample_weight.*overflows float32"):
+        model.fit(x, y, sample_weight=np.full(4, 1e39), verbose=0)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_test_on_batch_and_train_on_batch_on_zero_rows_raise_a_clear_value_error():
+    model = _small_classifier()
+    for call in (model.test_on_batch, model.train_on_batch):
+        with pytest.raises(ValueError, match="non-empty"):
+            call(np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
+
+
+def test_a_validation_split_given_as_a_string_is_refused_by_name():
+    with pytest.raises(ValueError, match="validation_split"):
+        _small_classifier().fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), validation_split="0.5", verbose=0)
+
+
+def test_a_class_weight_key_far_beyond_the_classes_is_refused_without_allocating_a_table():
+    with pytest.raises(ValueError, match="class_weight"):
+        _small_classifier().fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), class_weight={10 ** 9: 1.0}, verbose=0)
