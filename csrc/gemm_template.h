@@ -26,10 +26,28 @@
  * MC x NR column panel (one call per MC/MR micro-tiles; per micro-tile measured
  * no faster), the small path on each block of rows x up to SNV vectors.
  *
- * Summation order: every C element is accumulated over k in increasing order
- * inside each KC block (packed path) or with a fixed even/odd split (small
- * path), independent of where its tile lies, so results are reproducible.
+ * Summation order, the same on every path: K is cut into equal blocks of at
+ * most FMT_KC (a function of K alone); within a block each C element is one
+ * chain of fused multiply-adds over k in increasing order, from zero; block
+ * sums are added to C in order (C = alpha*s_1 [+ beta*C], then C = C +
+ * alpha*s_b).  So an element's value depends neither on where its tile lies
+ * nor on M, the path (small or packed) or the thread split: a row computes
+ * the same alone or in any batch.
  */
+
+#include <math.h>
+
+/* One rounding of a*b + c in the element type (the fallback's FMA). */
+static inline FMT_T FMT_NAME(sfma)(FMT_T a, FMT_T b, FMT_T c) {
+    return sizeof(FMT_T) == sizeof(float) ? (FMT_T)fmaf((float)a, (float)b, (float)c)
+                                          : (FMT_T)fma((double)a, (double)b, (double)c);
+}
+
+/* The K blocks of every path: kblocks equal blocks of kc_even (the last may be shorter). */
+static inline int64_t FMT_NAME(k_block)(int64_t K) {
+    int64_t kblocks = (K + FMT_KC - 1) / FMT_KC;
+    return kblocks > 0 ? (K + kblocks - 1) / kblocks : 1;
+}
 
 #define FMT_NR (FMT_NV * FMT_VL)
 
@@ -184,13 +202,19 @@ static void FMT_NAME(fallback)(int ta, int tb, int64_t M, int64_t N, int64_t K, 
                                const FMT_T *A, int64_t lda, const FMT_T *B, int64_t ldb,
                                FMT_T beta, FMT_T *C, int64_t ldc, const fm_epilogue *ep)
 {
+    const int64_t kc_even = FMT_NAME(k_block)(K);
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) {
-            FMT_T s = 0;
-            for (int64_t p = 0; p < K; p++)
-                s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
             FMT_T *cp = C + i * ldc + j;
-            *cp = beta == (FMT_T)0 ? alpha * s : alpha * s + beta * *cp;
+            FMT_T c = beta == (FMT_T)0 ? (FMT_T)0 : *cp;
+            for (int64_t pc = 0; pc < K || pc == 0; pc += kc_even) {
+                FMT_T s = 0;
+                for (int64_t p = pc; p < K && p < pc + kc_even; p++)
+                    s = FMT_NAME(sfma)(ta ? A[p * lda + i] : A[i * lda + p], tb ? B[j * ldb + p] : B[p * ldb + j], s);
+                c = pc == 0 ? (beta == (FMT_T)0 ? alpha * s : FMT_NAME(sfma)(beta, c, alpha * s)) : c + alpha * s;
+                if (K == 0) break;
+            }
+            *cp = c;
         }
     if (ep) ep->apply(ep, C, ldc, M, N);
 }
@@ -216,8 +240,7 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
     }
 
     /* Equal-sized K blocks (no short last block), at most FMT_KC deep. */
-    int64_t kblocks = (K + FMT_KC - 1) / FMT_KC;
-    int64_t kc_even = (K + kblocks - 1) / kblocks;
+    const int64_t kc_even = FMT_NAME(k_block)(K);
     for (int64_t jc = 0; jc < N; jc += FMT_NC) {
         int64_t nc = N - jc < FMT_NC ? N - jc : FMT_NC;
         for (int64_t pc = 0; pc < K; pc += kc_even) {
@@ -246,77 +269,62 @@ static void FMT_NAME(packed)(int ta, int tb, int64_t M, int64_t N, int64_t K, FM
 }
 
 /* ------------------------------------------------------------------------ */
-/* Small path: C[R rows, n <= NVB*VL cols] from A and B in place (op(B) = B).
- * KS = 2 keeps two accumulator sets (even / odd k) to hide FMA latency when
- * the block has few accumulators; they are added at the end.                */
+/* Small path: C[R rows, n <= NVB*VL cols] from A and B in place (op(B) = B),
+ * K block by K block as the packed path does (one chain of FMAs per element
+ * and block, block sums added to C in order), so both give the same bits. */
 static inline FM_ALWAYS_INLINE void
-FMT_NAME(small_block)(const int R, const int NVB, const int KS, int64_t sai, int64_t sak,
+FMT_NAME(small_block)(const int R, const int NVB, int64_t sai, int64_t sak,
                       int64_t K, const FMT_T *A, const FMT_T *B, int64_t ldb,
                       FMT_T *C, int64_t ldc, FMT_T alpha, FMT_T beta, int n)
 {
-    /* Fixed maximal sizes (KS <= 2, R <= 8, NVB <= 4) so that, once inlined
-     * with constant R / NVB / KS and unrolled, the arrays live in registers. */
-    FMT_V acc[2][8][4];
+    /* Fixed maximal sizes (R <= 8, NVB <= 4) so that, once inlined with constant
+     * R / NVB and unrolled, the arrays live in registers. */
+    FMT_V acc[8][4];
     const int lastn = n - (NVB - 1) * FMT_VL; /* lanes used in the last vector */
-#pragma GCC unroll 2
-    for (int s = 0; s < KS; s++)
-#pragma GCC unroll 16
-        for (int r = 0; r < R; r++)
-#pragma GCC unroll 8
-            for (int v = 0; v < NVB; v++) acc[s][r][v] = FMT_ZERO();
-
     const FMT_T *arow[8];
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++) arow[r] = A + r * sai;
+    const int64_t kc_even = FMT_NAME(k_block)(K);
+    FMT_V va = FMT_SET1(alpha), vb = FMT_SET1(beta);
 
-    int64_t k = 0;
-    for (; k + KS <= K; k += KS) {
-#pragma GCC unroll 2
-        for (int s = 0; s < KS; s++) {
-            const FMT_T *brow = B + (k + s) * ldb;
+    for (int64_t pc = 0; pc < K || pc == 0; pc += kc_even) {
+        const int64_t kend = K - pc < kc_even ? K : pc + kc_even;
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NVB; v++) acc[r][v] = FMT_ZERO();
+        for (int64_t k = pc; k < kend; k++) {
+            const FMT_T *brow = B + k * ldb;
             FMT_V bv[4];
 #pragma GCC unroll 8
             for (int v = 0; v < NVB - 1; v++) bv[v] = FMT_LOAD(brow + v * FMT_VL);
             bv[NVB - 1] = FMT_LOADN(brow + (NVB - 1) * FMT_VL, lastn);
 #pragma GCC unroll 16
             for (int r = 0; r < R; r++) {
-                FMT_V av = FMT_SET1(arow[r][(k + s) * sak]);
+                FMT_V av = FMT_SET1(arow[r][k * sak]);
 #pragma GCC unroll 8
-                for (int v = 0; v < NVB; v++) acc[s][r][v] = FMT_FMA(av, bv[v], acc[s][r][v]);
+                for (int v = 0; v < NVB; v++) acc[r][v] = FMT_FMA(av, bv[v], acc[r][v]);
             }
         }
-    }
-    for (; k < K; k++) { /* odd K tail, into set 0 */
-        const FMT_T *brow = B + k * ldb;
-        FMT_V bv[4];
-#pragma GCC unroll 8
-        for (int v = 0; v < NVB - 1; v++) bv[v] = FMT_LOAD(brow + v * FMT_VL);
-        bv[NVB - 1] = FMT_LOADN(brow + (NVB - 1) * FMT_VL, lastn);
+        /* C = alpha*s (+ beta*C) for the first block, C + alpha*s after: the packed path's stores */
+        const FMT_V vc = pc == 0 ? vb : FMT_SET1((FMT_T)1);
+        const int read = pc != 0 || beta != (FMT_T)0;
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
-            FMT_V av = FMT_SET1(arow[r][k * sak]);
 #pragma GCC unroll 8
-            for (int v = 0; v < NVB; v++) acc[0][r][v] = FMT_FMA(av, bv[v], acc[0][r][v]);
-        }
-    }
-
-    FMT_V va = FMT_SET1(alpha), vb = FMT_SET1(beta);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 8
-        for (int v = 0; v < NVB; v++) {
-            FMT_V s = acc[0][r][v];
-            if (KS == 2) s = s + acc[KS - 1][r][v];
-            FMT_T *cp = C + r * ldc + v * FMT_VL;
-            FMT_V res = FMT_MUL(va, s);
-            if (v < NVB - 1) {
-                if (beta != (FMT_T)0) res = FMT_FMA(vb, FMT_LOAD(cp), res);
-                FMT_STORE(cp, res);
-            } else {
-                if (beta != (FMT_T)0) res = FMT_FMA(vb, FMT_LOADN(cp, lastn), res);
-                FMT_STOREN(cp, res, lastn);
+            for (int v = 0; v < NVB; v++) {
+                FMT_T *cp = C + r * ldc + v * FMT_VL;
+                FMT_V res = FMT_MUL(va, acc[r][v]);
+                if (v < NVB - 1) {
+                    if (read) res = FMT_FMA(vc, FMT_LOAD(cp), res);
+                    FMT_STORE(cp, res);
+                } else {
+                    if (read) res = FMT_FMA(vc, FMT_LOADN(cp, lastn), res);
+                    FMT_STOREN(cp, res, lastn);
+                }
             }
         }
+        if (K == 0) break;
     }
 }
 
@@ -341,8 +349,8 @@ static void FMT_NAME(small)(int ta, int tb, int64_t M, int64_t N, int64_t K, FMT
 #define FMT_SB(RR, NN)                                                                 \
     case (RR) * 8 + (NN):                                                              \
         if ((NN) <= FMT_SNV && (RR) <= FMT_SR(NN))                                    \
-            FMT_NAME(small_block)((RR), (NN), (RR) * (NN) <= 8 ? 2 : 1, sai, sak, K,   \
-                                  a, b, ldb, c, ldc, alpha, beta, n);                 \
+            FMT_NAME(small_block)((RR), (NN), sai, sak, K, a, b, ldb, c, ldc, alpha,     \
+                                  beta, n);                                           \
         break;
 #define FMT_SB_ROW(RR) FMT_SB(RR, 1) FMT_SB(RR, 2) FMT_SB(RR, 3) FMT_SB(RR, 4)
             switch (r * 8 + nv) {
