@@ -46,3 +46,46 @@ def _next_seed():
 
 def _is_positive_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+def to_categorical(x, num_classes=None):
+    """One-hot encoding of integer class labels, as ``keras.utils.to_categorical``:
+    an array of shape ``x.shape + (num_classes,)`` (a trailing axis of size 1 is
+    dropped first), float64 as Keras gives for NumPy labels; ``num_classes`` defaults
+    to ``max(x) + 1``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError("to_categorical expects integer class labels; got non-integer values")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iub":
+        raise TypeError(f"to_categorical expects integer class labels; got an array of dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.ndim > 1 and arr.shape[-1] == 1:
+        arr = arr.reshape(arr.shape[:-1])
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"to_categorical expects non-negative class labels; got {int(arr.min())}")
+    if num_classes is None:
+        num_classes = int(arr.max()) + 1 if arr.size else 0
+    elif not _is_positive_int(num_classes):
+        raise ValueError(f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}")
+    num_classes = int(num_classes)
+    if arr.size and int(arr.max()) >= num_classes:
+        raise ValueError(f"A label ({int(arr.max())}) is not below num_classes={num_classes}")
+    if arr.size * num_classes > 1 << 31:
+        raise ValueError(f"to_categorical would make {arr.size} x {num_classes} values; that is over 2**31")
+    out = np.zeros(arr.shape + (num_classes,))
+    np.put_along_axis(out, arr[..., None], 1.0, axis=-1)
+    return out
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis`` (zero vectors stay zero), as
+    ``keras.utils.normalize``."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"normalize expects numeric data; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32, copy=False)
+    norm = np.atleast_1d(np.linalg.norm(arr, order, axis))
+    norm[norm == 0] = 1
+    return arr / np.expand_dims(norm, axis)
