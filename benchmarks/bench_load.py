@@ -1,5 +1,6 @@
-"""Load time and file size of a 784-512-512-10 model: fastmlp (verify on/off)
-against safetensors.numpy.load_file, torch.load and Keras, on the same weights.
+"""Load time and file size of a 784-512-512-10 model: fastmlp (the default, which
+reads the file into memory, and ``mmap=True``, which maps it copy-on-write; verify
+on/off) against safetensors.numpy.load_file, torch.load and Keras, on the same weights.
 
     pytest benchmarks/bench_load.py --benchmark-only --benchmark-group-by=group
     python benchmarks/bench_load.py          # a table: 7 interleaved rounds in one process
@@ -65,6 +66,9 @@ MODEL, FILES = _files()
 def loaders():
     out = {"fastmlp load_model(verify=False)": lambda: fastmlp.load_model(FILES["fastmlp"], verify=False),
            "fastmlp load_model()": lambda: fastmlp.load_model(FILES["fastmlp"]),
+           "fastmlp load_model(mmap=True, verify=False)":
+               lambda: fastmlp.load_model(FILES["fastmlp"], mmap=True, verify=False),
+           "fastmlp load_model(mmap=True)": lambda: fastmlp.load_model(FILES["fastmlp"], mmap=True),
            "fastmlp load_model(compile=False, verify=False)":
                lambda: fastmlp.load_model(FILES["fastmlp"], compile=False, verify=False)}
     if "safetensors" in FILES:
@@ -87,6 +91,16 @@ def test_fastmlp_noverify(benchmark):
 @pytest.mark.benchmark(group="load")
 def test_fastmlp_verify(benchmark):
     benchmark(fastmlp.load_model, FILES["fastmlp"])
+
+
+@pytest.mark.benchmark(group="load")
+def test_fastmlp_mmap_noverify(benchmark):
+    benchmark(fastmlp.load_model, FILES["fastmlp"], mmap=True, verify=False)
+
+
+@pytest.mark.benchmark(group="load")
+def test_fastmlp_mmap_verify(benchmark):
+    benchmark(fastmlp.load_model, FILES["fastmlp"], mmap=True)
 
 
 @pytest.mark.benchmark(group="load")
@@ -137,6 +151,9 @@ def main(rounds=7, seconds=0.2):
     for name in fns:
         lo, hi = min(medians[name]), max(medians[name])
         print(f"{name:<50}{np.median(times[name]):>12.1f}{len(times[name]):>8}{f'{lo:.1f} .. {hi:.1f}':>24}")
+    for verify in ("verify=False", ""):   # what reading the file costs against mapping it
+        read, mapped = f"fastmlp load_model({verify})", f"fastmlp load_model(mmap=True{', ' * bool(verify)}{verify})"
+        print(f"  {read} / {mapped}: {np.median(times[read]) / np.median(times[mapped]):.2f}x")
     if "safetensors.numpy.load_file" in times:
         st = np.median(times["safetensors.numpy.load_file"])
         for name in [n for n in fns if n.startswith("fastmlp")]:

@@ -27,6 +27,7 @@ class Sequential(Model):
         Layer.__init__(self, name=name or _unique_name("sequential"), trainable=trainable)
         Trainer.__init__(self)
         self._layers = []
+        self._layer_names = set()   # of self._layers, so that add checks uniqueness in O(1)
         self._input_shape = None
         self._input_dtype = None
         self.built = False
@@ -53,7 +54,9 @@ class Sequential(Model):
                             f"Received: layer={layer!r} of type {type(layer)}.")
         if self.built:
             self._unbuild()
-        if layer.name in [existing.name for existing in self._layers]:
+        if layer.name in self._layer_names:   # a hit is confirmed: a layer may have been renamed since
+            self._layer_names = {existing.name for existing in self._layers}
+        if layer.name in self._layer_names:
             raise ValueError(f"All layers added to a Sequential model should have unique names. "
                              f"Name {layer.name!r} is already the name of a layer in this model.")
         if not self._layers and self._input_shape is None:
@@ -62,6 +65,7 @@ class Sequential(Model):
             elif layer._input_shape_arg is not None:
                 self._input_shape = layer._input_shape_arg
         self._layers.append(layer)
+        self._layer_names.add(layer.name)
         if rebuild:
             self._maybe_build()
 
@@ -71,6 +75,7 @@ class Sequential(Model):
         if self.built:
             self._unbuild()
         layer = self._layers.pop()
+        self._layer_names.discard(layer.name)
         self._maybe_build()
         return layer
 

@@ -3,8 +3,10 @@ anything is built from it, and the storage dtypes.  ``docs/FORMAT.md`` is the
 specification; ``writer`` writes files and ``reader`` builds models from them,
 both on the model's plan (``fastmlp.models.plan``).
 """
+import errno
 import json
 import os
+import stat
 import struct
 import sys
 
@@ -217,10 +219,42 @@ def _decode(p, t, scale, dtype):
     return a
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(path, mode):
+    """Refuse what is not a regular file: a folder as ``open`` does (IsADirectoryError), anything
+    else (a FIFO, which would block until a writer comes, a device, a socket) with a FormatError."""
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+        _fail(f"this is {kind}, not a model file: fastmlp reads model files from regular files only")
+
+
+# Opening a FIFO without O_NONBLOCK waits for a writer: the open never blocks, the fstat tells the kind.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def _read_file(path):
-    """The whole file in a 64-byte-aligned, writable uint8 array."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    """The whole file in a 64-byte-aligned, writable uint8 array (a regular file only)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except PermissionError:
+        if os.path.isdir(path):   # Windows opens no folder: say what it is, as open() does elsewhere
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        _check_regular(path, st.st_mode)   # before open(fd), which refuses a folder naming the fd
+        if _OPEN_FLAGS & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(fd, True)   # a regular file ignores the flag, a network or FUSE one might not
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb", closefd=True) as f:
+        size = st.st_size
         raw = np.empty(size + ALIGN, dtype=np.uint8)
         start = (-raw.ctypes.data) % ALIGN
         buf = raw[start:start + size]

@@ -2,6 +2,8 @@
 architecture rebuilt from the declarative config, its weights matched to the
 model's plan, its compile config and training state validated as the
 constructors validate them.  Every problem is a ``FormatError``."""
+import functools
+import inspect
 import math
 import os
 
@@ -9,13 +11,12 @@ import numpy as np
 
 from .. import _engine
 from ..layers.base import deferred_weights
-from .format import (DTYPES, PREAMBLE_SIZE, _HEAD_READ, _LITTLE, FormatError, _array, _decode, _fail, _is_int,
-                     _parse, _read_file)
+from .format import (DTYPES, PREAMBLE_SIZE, _HEAD_READ, _LITTLE, FormatError, _array, _check_regular, _decode, _fail,
+                     _is_int, _parse, _read_file)
 
 __all__ = ["load_model", "model_from_bytes", "load_weights"]
 
 _INT64_MAX = (1 << 63) - 1
-_BUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError, RecursionError)
 
 
 def _architecture(p):
@@ -47,7 +48,7 @@ def _architecture(p):
             model = Sequential.from_config(cfg) if sequential else Model.from_config(cfg)
     except FormatError:
         raise
-    except _BUILD_ERRORS as e:
+    except Exception as e:   # RecursionError included: whatever a hostile config makes a constructor raise
         _fail(f"header: invalid model config: {e}")
     if not model.built:
         _fail("header: the model needs a fixed input shape")
@@ -102,27 +103,91 @@ def _build_model(p, compile, zero_copy):
     model._make_network()
 
     training = p.training
+    cc = p.header.get("compile")
     if training is not None:
+        if cc is None:
+            _fail("header: a training state needs a compile config")
         seed, epoch = training.get("seed"), training.get("epoch")
         if not (_is_int(seed) and 0 <= seed < 1 << 64 and _is_int(epoch) and 0 <= epoch <= _INT64_MAX):
             _fail("training state: 'seed' and 'epoch' must be non-negative 64-bit integers")
         model._seed, model._epoch = seed, epoch
 
-    cc = p.header.get("compile")
     if compile and cc is not None:
         if not isinstance(cc, dict) or not isinstance(cc.get("optimizer"), dict) or \
                 cc.get("loss") is None or not isinstance(cc.get("metrics", []), (list, dict)):
             _fail("header: malformed compile config")
+        _check_compile_entries(cc)
         try:
             model.compile_from_config(cc)
             model._compiled()   # resolves per-output losses and metrics: any mismatch fails here
+            model._loss_specs()     # and what fit hands the engine (a metric's class_id against
+            model._metric_specs()   # the output width, ...) is checked now, not at the first fit
         except FormatError:
             raise
-        except _BUILD_ERRORS as e:
+        except Exception as e:   # whatever a constructor raises, a hostile value is the file's fault
             _fail(f"header: invalid compile config: {e}")
         if training is not None:
             _restore_training(p, model, training)
     return model
+
+
+def _compile_classes():
+    from .. import losses, metrics, optimizers
+    from ..optimizers import schedules
+    return {"optimizer": lambda c: optimizers._ALIASES.get(c.lower()), "loss": losses._CLASSES.get,
+            "metric": metrics._CLASSES.get, "schedule": schedules._CLASSES.get}
+
+
+@functools.lru_cache(maxsize=None)
+def _flag_arguments(cls):
+    """The constructor arguments of ``cls`` whose default is True or False: a file must give them as such
+    (the constructors take any value's truth, so "false" would silently mean True)."""
+    try:
+        params = inspect.signature(cls.__init__).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(q.name for q in params if isinstance(q.default, bool))
+
+
+def _check_entry(kind, entry, where):
+    """One ``{"class_name", "config"}`` object of the compile config: a known class named by a string,
+    a config object whose ``name`` is a string and whose flags are true or false."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        _fail(f"header: invalid compile config: {where} must be an object with a 'class_name' string")
+    cls = _compile_classes()[kind](entry["class_name"])
+    if cls is None:
+        _fail(f"header: invalid compile config: {where}: unknown {kind} class {entry['class_name'][:100]!r}")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        _fail(f"header: invalid compile config: {where}: 'config' must be an object")
+    name = config.get("name")
+    if name is not None and not isinstance(name, str):
+        _fail(f"header: invalid compile config: {where}: 'name' must be a string; got {name!r:.100}")
+    for flag in _flag_arguments(cls) & config.keys():
+        if not isinstance(config[flag], bool):
+            _fail(f"header: invalid compile config: {where}: {flag!r} must be true or false; got {config[flag]!r:.100}")
+    return config
+
+
+def _check_compile_entries(cc):
+    """What the JSON of the compile config must be before the constructors see it (they check the values)."""
+    config = _check_entry("optimizer", cc["optimizer"], "the optimizer")
+    if isinstance(config.get("learning_rate"), dict):
+        _check_entry("schedule", config["learning_rate"], "the learning-rate schedule")
+    loss = cc["loss"]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        losses = list(loss.values())
+    else:
+        losses = loss if isinstance(loss, list) else [loss]
+    for entry in losses:
+        _check_entry("loss", entry, "a loss")
+    metrics = cc.get("metrics", [])
+    for entry in (metrics.values() if isinstance(metrics, dict) else metrics):
+        for m in (entry if isinstance(entry, list) else [entry]):
+            if isinstance(m, dict):
+                _check_entry("metric", m, "a metric")
+            elif not isinstance(m, str):
+                _fail(f"header: invalid compile config: a metric must be a name or an object; got {m!r:.100}")
 
 
 def _restore_training(p, model, training):
@@ -131,8 +196,11 @@ def _restore_training(p, model, training):
     iterations, u_product, slots = training.get("iterations"), training.get("u_product"), training.get("slots")
     if not _is_int(iterations) or not 0 <= iterations <= _INT64_MAX:
         _fail("training state: 'iterations' must be a non-negative 64-bit integer")
-    if not isinstance(u_product, (int, float)) or isinstance(u_product, bool) or not math.isfinite(u_product):
-        _fail("training state: 'u_product' must be a finite number")
+    # Nadam's product of momentum factors in [0, 1] (1.0 for the other optimizers); a huge JSON
+    # integer is compared exactly, never converted (float(10**400) raises OverflowError)
+    if not isinstance(u_product, (int, float)) or isinstance(u_product, bool) or \
+            (isinstance(u_product, float) and not math.isfinite(u_product)) or not 0 <= u_product <= 1:
+        _fail("training state: 'u_product' must be a number in [0, 1]")
     if slots != list(opt.slot_names):
         _fail(f"training state: slots {slots!r} do not match the optimizer's {list(opt.slot_names)}")
     slotted = [ref for ref in model._plan.weights if ref.spec.trainable]
@@ -170,6 +238,7 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     try:
         buf = None
         if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)
+            _check_regular(path, os.stat(path).st_mode)   # its open() would wait on a FIFO for a writer
             buf, head, size = _engine.map_file(os.fsencode(path), _HEAD_READ, PREAMBLE_SIZE)
         if buf is None:
             buf, head, size = _read_file(path), None, None
@@ -199,9 +268,8 @@ def load_weights(model, filepath):
     """Set ``model``'s weights from a model or weights file: weights are matched in
     order (names may differ), shapes must agree."""
     path = os.fspath(filepath)
-    with open(path, "rb") as f:
-        data = f.read()
     try:
+        data = _read_file(path)
         p = _parse(data, len(data), True)
         other, matched, _ = _architecture(p)
     except FormatError as e:

@@ -1,4 +1,5 @@
 """Writing model files: the bytes of a model (on its plan) and atomic saves."""
+import errno
 import json
 import math
 import os
@@ -75,15 +76,19 @@ def _atomic_write(filepath, buf, overwrite=True):
     (flush, fsync, os.replace, fsync the folder): readers, including arrays
     this process has memory-mapped from the old file, never see a partial file,
     and a failed save leaves the old file as it was."""
-    path = os.path.realpath(os.fspath(filepath))
+    given = os.fspath(filepath)
+    path = os.path.realpath(given)
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{filepath!s} exists and overwrite=False")
+        raise FileExistsError(f"{given!s} exists and overwrite=False")
     directory = os.path.dirname(path)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except OSError:
         mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise _save_error(e, given) from None
     try:
         with open(fd, "wb", closefd=True) as f:
             if hasattr(os, "fchmod"):
@@ -92,13 +97,33 @@ def _atomic_write(filepath, buf, overwrite=True):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _save_error(e, given) from None
         raise
     _fsync_dir(directory)
+
+
+def _save_error(e, given):
+    """The OSError of a failed save (same class and errno) naming the file the caller asked for,
+    not the temporary file the save goes through."""
+    folder = os.path.dirname(os.path.abspath(given))
+    if e.errno == errno.ENOENT and not os.path.isdir(folder):
+        why = f"its folder {folder} does not exist"
+    elif os.path.isdir(given):
+        why = "it is a folder"
+    else:
+        why = e.strerror or str(e)
+    try:
+        if e.errno is None:
+            return type(e)(f"Cannot save the model ({why}): {given!r}")
+        return type(e)(e.errno, f"Cannot save the model ({why})", given)
+    except TypeError:   # an OSError subclass with another signature
+        return OSError(e.errno, f"Cannot save the model ({why})", given)
 
 
 def save_model(model, filepath, overwrite=True, include_optimizer=True, dtype=None):
@@ -232,7 +257,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
     hbytes = _json_dumps(header)
     if len(hbytes) > HEADER_CAP:
         raise ValueError(f"The model's header would be {len(hbytes)} bytes, over the format's cap of "
-                         f"{HEADER_CAP} bytes (too many layers?)")
+                         f"{HEADER_CAP} bytes (1 MiB): too many layers, or very long names; nothing was written")
     data_off = _align(PREAMBLE_SIZE + len(hbytes))
     total = data_off + w_len + t_len
     out = np.zeros(total, dtype=np.uint8)
