@@ -153,6 +153,8 @@ def test_mmap_true_maps_an_unchanged_file_zero_copy_and_gives_the_same_model(tmp
     assert mapped._params.flags.writeable and mapped._params.ctypes.data % 64 == 0
     assert np.array_equal(mapped.predict(x, verbose=0), read.predict(x, verbose=0))
     assert mapped.optimizer.iterations == read.optimizer.iterations > 0
+    mapped.optimizer._build_pending()
+    read.optimizer._build_pending()
     assert np.array_equal(mapped.optimizer._slots, read.optimizer._slots)
     mapped.fit(x, y, epochs=1, verbose=0)     # copy-on-write: training never reaches the file
     assert p.read_bytes() == before
@@ -611,3 +613,25 @@ def test_loading_a_device_raises_format_error(mmap):
     outcome = _within(5, lambda: fastmlp.load_model("/dev/zero", mmap=mmap), lambda: None)
     assert isinstance(outcome.get("error"), fastmlp.FormatError), outcome
     assert "character device" in str(outcome["error"])
+
+
+def test_a_trained_model_loaded_for_inference_allocates_no_optimizer_slots_until_it_trains(tmp_path):
+    fastmlp.utils.set_random_seed(0)
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu"),
+                                fastmlp.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
+    y = np.arange(20) % 3
+    model.fit(x, y, epochs=2, verbose=0)
+    path = str(tmp_path / "trained.fmlp")
+    model.save(path)
+    loaded = fastmlp.load_model(path)
+    assert not loaded.optimizer.built            # the file's slots are kept as they are, not copied
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert not loaded.optimizer.built
+    model.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)   # builds the slots from the file's values
+    assert loaded.optimizer.built
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.to_bytes() == model.to_bytes()

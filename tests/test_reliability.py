@@ -345,3 +345,11 @@ def test_a_validation_split_given_as_a_string_is_refused_by_name():
 def test_a_class_weight_key_far_beyond_the_classes_is_refused_without_allocating_a_table():
     with pytest.raises(ValueError, match="class_weight"):
         _small_classifier().fit(np.ones((4, 3)), np.array([0, 1, 0, 1]), class_weight={10 ** 9: 1.0}, verbose=0)
+
+
+def test_fit_refuses_steps_that_would_overflow_the_optimizers_counter():
+    model = _small_classifier()
+    model.optimizer.iterations = (1 << 63) - 3
+    with pytest.raises(ValueError, match="64-bit step counter"):
+        model.fit(np.ones((64, 3), np.float32), np.arange(64) % 2, batch_size=8, verbose=0)
+    assert model.optimizer.iterations == (1 << 63) - 3

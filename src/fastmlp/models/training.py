@@ -406,6 +406,9 @@ class Trainer:
         steps = -(-n // batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, steps_per_epoch)
+        if self.optimizer.iterations + (epochs - initial_epoch) * steps > (1 << 63) - 1:
+            raise ValueError(f"The optimizer has taken {self.optimizer.iterations} steps; {epochs - initial_epoch} "
+                             f"more epochs of {steps} would overflow its 64-bit step counter")
 
         history = callbacks_module.History()
         cbs = list(callbacks or [])

@@ -66,6 +66,7 @@ class Optimizer:
         self.iterations = 0
         self._u_product = 1.0
         self._slots = None
+        self._pending = None   # slot values from a file, applied when the slots are first built
 
     # ---- learning rate ----
     @property
@@ -113,11 +114,30 @@ class Optimizer:
         return {}
 
     def build(self, n_params, dtype):
-        """Allocate the slots (3 x n_params, slot-major) for a flat parameter vector."""
+        """Allocate the slots (3 x n_params, slot-major) for a flat parameter vector (with
+        the values a loaded file holds for them, if any: see ``_defer_slots``)."""
         self._slots = np.zeros(3 * n_params, dtype=dtype)
         for index, value in self._initial_slots().items():
             self._slots[index * n_params:(index + 1) * n_params] = value
         self._n_params = n_params
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            if pending[0] != n_params:
+                raise ValueError(f"internal: the loaded optimizer state is for {pending[0]} parameters, "
+                                 f"not {n_params}")
+            for index, offset, values in pending[2]:
+                start = index * n_params + offset
+                self._slots[start:start + values.size] = values.reshape(-1)
+
+    def _defer_slots(self, n_params, dtype, segments):
+        """Keep slot values read from a file, ``[(slot index, element offset, array)]``, until
+        the slots are built (the first training step, or a save): a model loaded for
+        inference never allocates them."""
+        self._pending = (n_params, dtype, list(segments))
+
+    def _build_pending(self):
+        if self._slots is None and self._pending is not None:
+            self.build(self._pending[0], self._pending[1])
 
     @property
     def built(self):
@@ -127,6 +147,7 @@ class Optimizer:
     def variables(self):
         """``[iterations, *slots]`` as NumPy arrays (slots are flat, one per name)."""
         out = [np.array(self.iterations, dtype=np.int64)]
+        self._build_pending()
         if self._slots is not None:
             n = self._n_params
             out += [self._slots[i * n:(i + 1) * n] for i in range(len(self.slot_names))]

@@ -209,16 +209,15 @@ def _restore_training(p, model, training):
         _fail("training table: the slot tensors do not match the architecture and optimizer")
     if any(t[1] != dtype for t in p.t_tensors):
         _fail(f"training table: slot tensors must be {dtype}")
-    if not opt.built:
-        opt.build(n_params, dtype)
-        opt._owner = id(model)
+    # the slots stay as they are in the file until the first training step (or a save) builds them
     base = p.data_off + p.w_len
-    k = 0
+    segments, k = [], 0
     for s in range(len(slots)):
-        row = opt._slots[s * n_params:(s + 1) * n_params]
         for ref in slotted:
-            row[ref.offset:ref.offset + ref.size] = _array(p, base, p.t_tensors[k]).reshape(-1)
+            segments.append((s, ref.offset, _array(p, base, p.t_tensors[k])))
             k += 1
+    opt._defer_slots(n_params, dtype, segments)
+    opt._owner = id(model)
     opt.iterations = iterations
     opt._u_product = float(u_product)
 
