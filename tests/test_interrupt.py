@@ -117,3 +117,26 @@ def test_a_sigint_stops_a_long_predict_or_evaluate_within_a_second(call):
         model.predict(X, verbose=0) if call == "predict" else model.evaluate(X, y, verbose=0)
     timer.cancel()
     assert time.perf_counter() - sent - 0.2 < 1.0
+
+
+def test_an_interrupted_fit_saved_and_loaded_resumes_where_it_stopped(tmp_path):
+    X, y = _data(n=4000)
+    reference = _model()
+    start = reference.get_weights()
+    reference.fit(X, y, epochs=2, batch_size=16, verbose=0)
+
+    class StopAt(fastmlp.callbacks.Callback):   # an interrupt at a known batch
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == 300:
+                raise KeyboardInterrupt
+    model = _model()
+    model.set_weights(start)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0, callbacks=[StopAt()])
+    assert (model._epoch, model._epoch_step) == (1, 50)
+    path = str(tmp_path / "interrupted.fmlp")
+    model.save(path)
+    loaded = fastmlp.load_model(path)
+    loaded.fit(X, y, epochs=2, batch_size=16, verbose=0, initial_epoch=1)
+    for a, b in zip(loaded.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -111,6 +111,10 @@ def _build_model(p, compile, zero_copy):
         if not (_is_int(seed) and 0 <= seed < 1 << 64 and _is_int(epoch) and 0 <= epoch <= _INT64_MAX):
             _fail("training state: 'seed' and 'epoch' must be non-negative 64-bit integers")
         model._seed, model._epoch = seed, epoch
+        epoch_step = training.get("epoch_step", 0)
+        if not (_is_int(epoch_step) and 0 <= epoch_step <= _INT64_MAX):
+            _fail("training state: 'epoch_step' must be a non-negative 64-bit integer")
+        model._epoch_step = epoch_step
 
     if compile and cc is not None:
         if not isinstance(cc, dict) or not isinstance(cc.get("optimizer"), dict) or \

@@ -221,6 +221,8 @@ def _training_plan(model):
             pos = _align(pos + arr.nbytes)
     state = {"iterations": int(opt.iterations), "u_product": float(opt._u_product),
              "epoch": int(model._epoch), "seed": int(model._seed), "slots": list(opt.slot_names)}
+    if model._epoch_step:   # an epoch interrupted part way: the batches of it already taken (format 1.3)
+        state["epoch_step"] = int(model._epoch_step)
     return entries, offsets, state
 
 
@@ -269,7 +271,8 @@ def _serialize(model, include_optimizer=True, dtype=None):
     h_crc = crc(out, PREAMBLE_SIZE, data_off - PREAMBLE_SIZE)
     w_crc = crc(out, data_off, w_len)
     t_crc = crc(out, data_off + w_len, t_len) if t_len else 0
-    pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], _minor_version(model), BYTE_ORDER_MARK,
+    minor = max(_minor_version(model), 3 if header["training"] and "epoch_step" in header["training"] else 0)
+    pre = PREAMBLE.pack(MAGIC, FORMAT_VERSION[0], minor, BYTE_ORDER_MARK,
                         flags, len(hbytes), w_len, t_len, h_crc, w_crc, t_crc, 0)
     pre = pre[:60] + struct.pack("<I", crc(pre[:60]))
     out[:PREAMBLE_SIZE] = np.frombuffer(pre, np.uint8)
