@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .callbacks import Callback
+from ._callback import Callback
 
 __all__ = ["ModelCheckpoint"]
 

@@ -30,3 +30,17 @@ CLASSES = {cls.__name__: cls for cls in (
 def get(class_name):
     """The layer class of that config/file name, or None."""
     return CLASSES.get(class_name) if isinstance(class_name, str) else None
+
+
+# The model classes by config/file name ("Functional", "Sequential"): fastmlp.models registers them,
+# so that the file reader finds them without importing the models package.
+MODELS = {}
+
+
+def register_model(class_name, cls):
+    MODELS[class_name] = cls
+
+
+def model_class(class_name):
+    """The model class of that config/file name, or None."""
+    return MODELS.get(class_name) if isinstance(class_name, str) else None

@@ -3,8 +3,12 @@
 ``functional`` holds the graph structure, ``sequential`` the stack built on it,
 ``training`` the training loop and inference, ``data`` the input adaptation and
 ``plan`` the typed plan shared with the engine and the file format."""
+from ..layers import registry as _registry
 from .functional import Model, model_from_json
 from .sequential import Sequential
+
+_registry.register_model("Functional", Model)
+_registry.register_model("Sequential", Sequential)
 
 __all__ = ["Model", "Sequential", "load_model", "from_bytes", "model_from_json", "save_model"]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from .. import _engine, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
 from .. import optimizers, utils
-from . import data as data_module
-from . import plan as plan_module
+import fastmlp.models.data as data_module
+import fastmlp.models.plan as plan_module
 
 __all__ = ["Trainer"]
 
@@ -279,6 +279,15 @@ class Trainer:
                 or opt._slots.dtype != np.dtype(self._dtype):
             raise ValueError(f"The optimizer {opt.name!r} was built for another model's variables; "
                              f"give each model its own optimizer instance (as in Keras).")
+
+    def _ensure_attached(self):
+        """Make the layers view this model's parameter vector again if another model took them."""
+        plan_module.ensure_attached(self)
+
+    def _attach(self, params):
+        """Use ``params`` (a vector in this model's layout, e.g. a file's) as the weights, as it is."""
+        plan_module.attach(self, params, fill=False)
+        self._make_network()
 
     def _require_compiled(self):
         if not self.compiled:

@@ -24,7 +24,7 @@ def _architecture(p):
     out but not attached, and the checked correspondence between the tensor table and its
     plan: one ``(weight ref, table entry, scale entry or None)`` per weight, and whether
     the weights section is laid out as the model's parameter vector."""
-    from ..models import Model, Sequential
+    from ..layers import registry
     entry = p.header.get("model")
     if not isinstance(entry, dict) or entry.get("class_name") not in ("Sequential", "Functional"):
         _fail("header: 'model' must describe a Sequential or Functional model")
@@ -45,7 +45,7 @@ def _architecture(p):
                 _fail("header: an InputLayer may only come first")
     try:
         with deferred_weights():
-            model = Sequential.from_config(cfg) if sequential else Model.from_config(cfg)
+            model = registry.model_class(entry["class_name"]).from_config(cfg)
     except FormatError:
         raise
     except Exception as e:   # RecursionError included: whatever a hostile config makes a constructor raise
@@ -90,7 +90,6 @@ def _architecture(p):
 
 
 def _build_model(p, compile, zero_copy):
-    from ..models import plan as plan_module
     model, matched, own_layout = _architecture(p)
     n_params, dtype = model._n_params, model._dtype
     if _LITTLE and zero_copy and own_layout and p.w_len == n_params * DTYPES[dtype][1]:   # no copy
@@ -99,8 +98,7 @@ def _build_model(p, compile, zero_copy):
         params = np.zeros(max(n_params, 1), dtype=dtype)
         for ref, t, scale in matched:
             params[ref.offset:ref.offset + ref.size] = _decode(p, t, scale, dtype).reshape(-1)
-    plan_module.attach(model, params, fill=False)
-    model._make_network()
+    model._attach(params)
 
     training = p.training
     cc = p.header.get("compile")

@@ -242,8 +242,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
                              f"or 'int8'. Received: dtype={dtype!r}")
         if dtype == model._dtype:
             dtype = None
-    from ..models import plan as plan_module
-    plan_module.ensure_attached(model)
+    model._ensure_attached()
     entries, offsets = _tensor_plan(model, dtype)
     w_table, w_len = _table(entries, offsets)
     header = {"format": "fastmlp-model", "model": _model_entry(model),
