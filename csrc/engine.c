@@ -26,6 +26,8 @@ struct fm_net {
     uint8_t *fusable;          /* its activation may be folded into its only reader's backward */
     uint8_t *accumulate_w;     /* another node of the same layer writes its weight gradients first */
     uint8_t *is_output;
+    uint8_t *live;             /* an output depends on the node (a nested model's unused outputs do
+                                * not): other nodes are never computed */
     /* inference: nodes that are the identity there read through to their source;
      * computed nodes share max_width-sized slots by liveness */
     int32_t *alias;            /* the node whose output this node's output is */
@@ -125,23 +127,42 @@ static int fm_net_analyse(fm_net *net) {
             const int32_t p = net->edges[nd->in_begin + i];
             if (p < 0 || p >= n) goto done;      /* topological order */
             w[i] = net->nodes[p].n_out;
-            consumers[p]++;
         }
         if (k->check(nd, w, net->n_params) != FM_OK) goto done;
         if (nd->n_inputs > net->max_inputs) net->max_inputs = nd->n_inputs;
         if (nd->n_out > net->max_width) net->max_width = nd->n_out;
-        if (nd->kind == FM_KIND_DENSE) net->macs_per_row += w[0] * nd->n_out;
+        if (k->identity_at_inference) net->alias[n] = net->alias[net->edges[nd->in_begin]];
+    }
+    if (net->n_inputs == 0 || net->n_inputs > FM_MAX_INPUTS || net->n_outputs <= 0 || net->n_outputs > FM_MAX_OUTPUTS) goto done;
+    for (int k = 0; k < net->n_outputs; k++) {
+        const int32_t o = net->outputs[k];
+        if (o < net->n_inputs || o >= nn) goto done;   /* a computed node */
+        net->live[o] = 1;
+    }
+    /* what the outputs depend on (a nested model's unused outputs are dead: never computed,
+     * and their nodes of shared layers take no part in the weight gradients) */
+    for (int n = nn - 1; n >= 0; n--) {
+        const fm_node *nd = &net->nodes[n];
+        if (n < net->n_inputs) net->live[n] = 1;
+        if (!net->live[n]) continue;
+        for (int i = 0; i < nd->n_inputs; i++) {
+            const int32_t p = net->edges[nd->in_begin + i];
+            net->live[p] = 1;
+            consumers[p]++;
+        }
+    }
+    for (int n = net->n_inputs; n < nn; n++) {
+        const fm_node *nd = &net->nodes[n];
+        if (!net->live[n]) continue;
+        if (nd->kind == FM_KIND_DENSE) net->macs_per_row += net->edge_width[nd->in_begin] * nd->n_out;
         /* backward reaches this node when it or something it reads has weights */
         int nb = has_weights(net, n);
         for (int i = 0; i < nd->n_inputs; i++) nb |= net->needs_backward[net->edges[nd->in_begin + i]];
         net->needs_backward[n] = (uint8_t)nb;
-        if (k->identity_at_inference) net->alias[n] = net->alias[net->edges[nd->in_begin]];
     }
-    if (net->n_inputs == 0 || net->n_inputs > FM_MAX_INPUTS || net->n_outputs <= 0 || net->n_outputs > FM_MAX_OUTPUTS) goto done;
     net->max_out_width = 1;
     for (int k = 0; k < net->n_outputs; k++) {
         const int32_t o = net->outputs[k];
-        if (o < net->n_inputs || o >= nn) goto done;   /* a computed node */
         net->is_output[o] = 1;
         net->loss_node[k] = net->alias[o];
         net->z_owner[k] = k;
@@ -153,7 +174,7 @@ static int fm_net_analyse(fm_net *net) {
         net->fusable[n] = consumers[n] == 1 && !net->is_output[n] && net->nodes[n].activation != FM_ACT_LINEAR;
     /* shared layers: the last node (first in backward) writes the weight gradients, the others add */
     for (int n = nn - 1; n >= net->n_inputs; n--) {
-        if (!has_weights(net, n)) continue;
+        if (!net->live[n] || !has_weights(net, n)) continue;
         const fm_node *nd = &net->nodes[n];
         const int64_t key = nd->w_off >= 0 ? nd->w_off : nd->b_off;
         int seen = 0;
@@ -165,13 +186,13 @@ static int fm_net_analyse(fm_net *net) {
      * the last node that reads it (outputs keep theirs to the end) */
     for (int n = net->n_inputs; n < nn; n++) {
         const fm_node *nd = &net->nodes[n];
-        if (net->alias[n] != n) continue;
+        if (net->alias[n] != n || !net->live[n]) continue;
         for (int i = 0; i < nd->n_inputs; i++) last_use[net->alias[net->edges[nd->in_begin + i]]] = n;
     }
     for (int k = 0; k < net->n_outputs; k++) last_use[net->loss_node[k]] = nn;
     for (int n = net->n_inputs; n < nn; n++) {
         const fm_node *nd = &net->nodes[n];
-        if (net->alias[n] != n) continue;
+        if (net->alias[n] != n || !net->live[n]) continue;
         net->slot[n] = n_free ? free_slots[--n_free] : net->n_slots++;
         for (int i = 0; i < nd->n_inputs; i++) {
             const int32_t p = net->alias[net->edges[nd->in_begin + i]];
@@ -217,6 +238,7 @@ fm_net *fm_net_create(int is_f64, int n_nodes, const fm_node *nodes, int64_t n_e
     net->fusable = (uint8_t *)calloc(nn, 1);
     net->accumulate_w = (uint8_t *)calloc(nn, 1);
     net->is_output = (uint8_t *)calloc(nn, 1);
+    net->live = (uint8_t *)calloc(nn, 1);
     net->A = (void **)calloc(nn, sizeof(void *));
     net->Z = (void **)calloc(nn, sizeof(void *));
     net->WS = (void **)calloc(nn, sizeof(void *));
@@ -226,7 +248,7 @@ fm_net *fm_net_create(int is_f64, int n_nodes, const fm_node *nodes, int64_t n_e
     net->pre = (int *)calloc(nn, sizeof(int));
     if (!net->nodes || !net->kinds || !net->edges || !net->edge_width || !net->vars || !net->input_index ||
         !net->alias || !net->slot || !net->needs_backward || !net->fusable || !net->accumulate_w ||
-        !net->is_output || !net->A || !net->Z || !net->WS || !net->G || !net->out || !net->written || !net->pre) {
+        !net->is_output || !net->live || !net->A || !net->Z || !net->WS || !net->G || !net->out || !net->written || !net->pre) {
         fm_net_free(net);
         return NULL;
     }
@@ -279,7 +301,7 @@ void fm_net_free(fm_net *net) {
     if (net->A && net->Z && net->WS && net->G) free_workspace(net);
     free(net->nodes); free(net->kinds); free(net->edges); free(net->edge_width); free(net->vars);
     free(net->input_index); free(net->alias); free(net->slot); free(net->needs_backward); free(net->fusable);
-    free(net->accumulate_w); free(net->is_output); free(net->A); free(net->Z); free(net->WS); free(net->G);
+    free(net->accumulate_w); free(net->is_output); free(net->live); free(net->A); free(net->Z); free(net->WS); free(net->G);
     free(net->out); free(net->written); free(net->pre); free(net->in_ptr); free(net->din); free(net->din_add);
     free(net->din_pre); free(net->din_act); free(net->Xb); free(net->Yb); free(net->yb); free(net->grads);
     free(net);
@@ -314,6 +336,7 @@ static int fm_net_reserve(fm_net *net, int64_t rows, size_t es) {
             ok = net->Xb[net->input_index[n]] != NULL;
             continue;
         }
+        if (!net->live[n]) continue;
         net->A[n] = malloc(width * es);
         ok = net->A[n] != NULL;
         if (needs_z(nd->activation)) { net->Z[n] = malloc(width * es); ok = ok && net->Z[n]; }

@@ -23,6 +23,7 @@ static void FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const *X
     for (int n = 0; n < net->n_nodes; n++) {
         const fm_node *nd = &net->nodes[n];
         if (nd->kind == FM_KIND_INPUT) { net->out[n] = X[net->input_index[n]]; continue; }
+        if (!net->live[n]) continue;
         const fm_kind *k = net->kinds[n];
         FM_CAT(node_inputs, SFX)(net, nd);
         fm_fwd a = {nd, rows, net->in_ptr, net->edge_width + nd->in_begin, net->A[n], net->WS[n],
@@ -83,8 +84,10 @@ static int FM_CAT(train_backward, SFX)(fm_net *net, const T *params, const T *co
                                                         (const T *)net->Z[n], G, rows, nd->n_out);
                     net->pre[n] = 1;
                 } else if (!pre && net->pre[n]) {
-                    /* cannot happen: a node with several gradient sources is never folded */
-                    return FM_ERR_ARG;
+                    /* G is w.r.t. the pre-activation already (an earlier output on this node had a
+                     * fused loss, e.g. softmax + cross-entropy): take this loss's gradient there too */
+                    FM_CAT(fm_activation_backward, SFX)(nd->activation, nd->act_alpha, (const T *)net->A[n],
+                                                        (const T *)net->Z[n], L, rows, nd->n_out);
                 }
                 for (int64_t e = 0; e < size; e++) G[e] += L[e];
             }
@@ -231,7 +234,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
         FM_CAT(train_forward, SFX)(net, params, Xg, rows, 1, seed, opt->iterations, 1);
         double out_loss[FM_MAX_OUTPUTS] = {0};
         int st = FM_CAT(train_backward, SFX)(net, params, Yk, yk, w, rows, losses, 1, out_loss);
-        if (st != FM_OK) status = st;
+        if (st != FM_OK) { status = st; break; }   /* no step on a gradient that is not whole */
         /* Keras tracks the mean of the batch losses weighted by batch size */
         double batch_loss = 0;
         for (int k = 0; k < net->n_outputs; k++) {
@@ -264,6 +267,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
     for (int n = 0; n < net->n_nodes; n++) {
         const fm_node *nd = &net->nodes[n];
         if (nd->kind == FM_KIND_INPUT) { ptr[n] = X[net->input_index[n]]; continue; }
+        if (!net->live[n]) continue;
         if (net->alias[n] != n) { ptr[n] = ptr[net->alias[n]]; continue; }
         const fm_kind *k = net->kinds[n];
         T *o = scratch + (int64_t)net->slot[n] * rows * net->max_width;

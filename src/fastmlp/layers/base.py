@@ -25,12 +25,21 @@ def _unique_name(base):
 
 
 def _shape_tuple(shape, what):
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
+    """``shape`` as a tuple of positive ints and None.  Entries must be integers (Python or
+    NumPy; not bool, not float: 5.7 is an error, never silently 5), as Keras requires."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)):
+        raise ValueError(f"{what} must be a tuple of integers. Received: {what}={shape!r}")
     try:
-        shape = tuple([None if d is None else int(d) for d in shape])
-    except (TypeError, ValueError):
+        dims = list(shape)
+    except TypeError:
         raise ValueError(f"{what} must be a tuple of integers. Received: {what}={shape!r}") from None
+    for d in dims:
+        if d is not None and (isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer))):
+            raise ValueError(f"{what} must be a tuple of integers; found the entry {d!r} of type "
+                             f"{type(d).__name__}. Received: {what}={shape!r}")
+    shape = tuple(None if d is None else int(d) for d in dims)
     for d in shape:
         if d is not None and d <= 0:
             raise ValueError(f"{what} must contain positive integers. Received: {what}={shape!r}")
@@ -324,7 +333,9 @@ class Layer:
             self._check_input_shapes(shapes)
             if not self.built:
                 self.build(shapes)
-            elif hasattr(self, "_built_shape") and not self._compatible(shapes):
+            elif self._wspecs and hasattr(self, "_built_shape") and not self._compatible(shapes):
+                # a layer with weights takes the shapes it was built for; one without (an
+                # activation, a merge, Dropout) may be called on any shapes, as in Keras
                 raise ValueError(f"expected input shape {self._built_shape}, got {shapes}")
             out_shape = self.compute_output_shape(shapes)
         except ValueError as e:
@@ -339,6 +350,24 @@ class Layer:
         out._history = (self, len(self._inbound_nodes), 0)
         self._inbound_nodes.append(node)
         return out
+
+    # ---- the tensors of the first call (Keras 3: ``layer.output``, e.g. to cut an encoder
+    # out of a model as ``Model(model.input, model.get_layer("code").output)``) ----
+    def _first_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}.")
+        return self._inbound_nodes[0]
+
+    @property
+    def output(self):
+        """The output tensor of the layer's first call."""
+        node = self._first_node("output")
+        return node.outputs[0] if len(node.outputs) == 1 else list(node.outputs)
+
+    @property
+    def input(self):
+        """The input tensor (a list, for a merge layer) of the layer's first call."""
+        return self._first_node("input").args
 
     def _compatible(self, shapes):
         def norm(s):

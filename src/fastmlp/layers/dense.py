@@ -37,7 +37,8 @@ class Dense(Layer):
 
     @property
     def input_dim(self):
-        return None if self.kernel is None else self.kernel.shape[0]
+        # from the weight spec: a layer built while weights are deferred (loading) has no kernel yet
+        return self._wspecs[0].shape[0] if self.built and self._wspecs else None
 
     def _check_input_shapes(self, shape):
         shape = tuple(shape)
@@ -46,8 +47,8 @@ class Dense(Layer):
         if len(shape) > 2:
             raise ValueError(f"fastmlp's Dense expects 2-D input (samples, features); got shape {shape}. "
                              f"Add a Flatten() layer before it.")
-        if self.built and shape[-1] != self.kernel.shape[0]:
-            raise ValueError(f"expected axis -1 of input shape to have value {self.kernel.shape[0]}, but "
+        if self.built and shape[-1] != self.input_dim:
+            raise ValueError(f"expected axis -1 of input shape to have value {self.input_dim}, but "
                              f"received input with shape {shape}")
 
     def _weight_specs(self, input_shape):

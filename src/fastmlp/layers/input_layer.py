@@ -18,7 +18,7 @@ class InputLayer(Layer):
             if shape is not None:
                 raise ValueError("Pass `shape` or `batch_shape` to InputLayer, not both")
             if batch_shape is not None:
-                batch_shape = list(batch_shape)
+                batch_shape = _shape_tuple(batch_shape, "batch_shape")
                 if batch_size is None and batch_shape and batch_shape[0] is not None:
                     batch_size = batch_shape[0]
                 shape = batch_shape[1:]
@@ -35,8 +35,12 @@ class InputLayer(Layer):
         self.batch_size = batch_size
         self._input_shape_arg = self.shape
         self.built = True
-        self.output = KerasTensor((batch_size,) + self.shape, self.dtype, name=self.name, history=(self, 0, 0))
-        self._inbound_nodes.append(Node(self, [], self.output))
+        out = KerasTensor((batch_size,) + self.shape, self.dtype, name=self.name, history=(self, 0, 0))
+        self._inbound_nodes.append(Node(self, [], out))   # `self.output` (Layer) is this tensor
+
+    @property
+    def input(self):
+        return self.output
 
     @property
     def batch_shape(self):

@@ -37,11 +37,12 @@ def _map_graph(inputs, outputs):
     input_ids = {id(t) for t in inputs}
     finished, in_progress, order, visit = set(), set(), [], {}
 
-    def walk(tensor, path):
+    def enter(tensor, path):
+        """The frame [node, its input tensors, next input] of a node not walked yet, else None."""
         layer, node_index, _ = tensor._history
         node = layer._inbound_nodes[node_index]
         if id(node) in finished:
-            return
+            return None
         if id(node) in in_progress:
             raise ValueError(f"The graph has a cycle at layer {layer.name!r}")
         visit.setdefault(id(layer), (len(visit), layer))
@@ -49,15 +50,26 @@ def _map_graph(inputs, outputs):
             raise ValueError(f"Output with path `{path}` is not connected to `inputs`: it depends on input "
                              f"{layer.name!r}, which is not among the model's inputs")
         in_progress.add(id(node))
-        if id(tensor) not in input_ids:
-            for t in node.inputs:
-                walk(t, path)
-        in_progress.discard(id(node))
-        finished.add(id(node))
-        order.append(node)
+        return [node, node.inputs if id(tensor) not in input_ids else [], 0]
 
+    # depth first through each node's inputs in order, nodes listed after their inputs; an
+    # explicit stack, so that a chain of any length fits (a recursion would stop at ~1000)
     for path, t in outputs:
-        walk(t, path)
+        frame = enter(t, path)
+        stack = [frame] if frame else []
+        while stack:
+            frame = stack[-1]
+            node, ins, i = frame
+            if i < len(ins):
+                frame[2] += 1
+                child = enter(ins[i], path)
+                if child:
+                    stack.append(child)
+                continue
+            stack.pop()
+            in_progress.discard(id(node))
+            finished.add(id(node))
+            order.append(node)
     node_depth, layer_depth = {}, {}
     for node in reversed(order):
         depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
@@ -138,10 +150,12 @@ class Model(Trainer, Layer):
             raise ValueError(f"Model outputs need distinct names; got {self.output_names}")
         self._outputs_struct = outputs
         self._nodes, self._graph_layers = _map_graph(self.inputs, list(zip(paths, self.outputs)))
-        names = [layer.name for layer in self._graph_layers]
-        for n in set(names):
-            if names.count(n) > 1:
-                raise ValueError(f'The name "{n}" is used {names.count(n)} times in the model. All layer names '
+        counts = {}
+        for layer in self._graph_layers:
+            counts[layer.name] = counts.get(layer.name, 0) + 1
+        for n, c in counts.items():
+            if c > 1:
+                raise ValueError(f'The name "{n}" is used {c} times in the model. All layer names '
                                  f"should be unique.")
         self.input_names = list(self._input_keys) if self._input_keys else [t._history[0].name for t in self.inputs]
         self._build_engine()
@@ -317,11 +331,15 @@ class Model(Trainer, Layer):
     def get_config(self):
         """Keras's functional config: ``layers`` (each with ``inbound_nodes``), ``input_layers``,
         ``output_layers``."""
-        node_ids = {}   # id(node) -> its index among this model's nodes of its layer
-
+        # A node's index is its place among this model's calls of its layer in the order they
+        # were made (layer._inbound_nodes), as Keras numbers them; inbound_nodes lists them so.
+        in_model = {id(n) for n in self._nodes}
+        node_ids, layer_nodes = {}, {}
         for node in self._nodes:
-            per_layer = [n for n in self._nodes if n.layer is node.layer]
-            node_ids[id(node)] = per_layer.index(node)
+            if id(node.layer) not in layer_nodes:
+                layer_nodes[id(node.layer)] = [n for n in node.layer._inbound_nodes if id(n) in in_model]
+                for i, n in enumerate(layer_nodes[id(node.layer)]):
+                    node_ids[id(n)] = i
 
         def ref(t):
             layer, node_index, k = t._history
@@ -341,11 +359,10 @@ class Model(Trainer, Layer):
                 cls = "Sequential" if type(layer).__name__ == "Sequential" else \
                     ("Functional" if getattr(layer, "_is_model", False) else type(layer).__name__)
                 inbound = []
-                for node in self._nodes:
-                    if node.layer is layer:
-                        args = node.args
-                        arg = [tensor(t) for t in args] if isinstance(args, (list, tuple)) else tensor(args)
-                        inbound.append({"args": [arg], "kwargs": {}})
+                for node in layer_nodes.get(id(layer), []):
+                    args = node.args
+                    arg = [tensor(t) for t in args] if isinstance(args, (list, tuple)) else tensor(args)
+                    inbound.append({"args": [arg], "kwargs": {}})
                 entry = {"class_name": cls, "config": layer.get_config(), "name": layer.name,
                          "inbound_nodes": inbound}
             layers.append(entry)
@@ -384,8 +401,11 @@ class Model(Trainer, Layer):
         count and (for graphs that are not a plain chain) the layers it is connected to."""
         print_fn = print_fn or print
         rows, chain = [], True
+        by_layer, in_model = {}, {id(n) for n in self._nodes}
+        for n in self._nodes:
+            by_layer.setdefault(id(n.layer), []).append(n)
         for layer in self._graph_layers:
-            nodes = [n for n in self._nodes if n.layer is layer]
+            nodes = by_layer.get(id(layer), [])
             if isinstance(layer, InputLayer):
                 shape, connected = layer.output.shape, []
             else:
@@ -395,7 +415,8 @@ class Model(Trainer, Layer):
                 for n in nodes:
                     for t in n.inputs:
                         src, idx, k = t._history
-                        src_nodes = [m for m in src._inbound_nodes if m in self._nodes] if not isinstance(src, InputLayer) else []
+                        src_nodes = [m for m in src._inbound_nodes if id(m) in in_model] \
+                            if not isinstance(src, InputLayer) else []
                         connected.append(f"{src.name}[{src_nodes.index(src._inbound_nodes[idx]) if src_nodes else 0}][{k}]")
                 if len(nodes) > 1 or len(connected) != 1:
                     chain = False
@@ -456,7 +477,7 @@ def _functional_from_config(config):
     if "input_layers" not in config or "output_layers" not in config:
         raise ValueError("A Functional config needs 'input_layers' and 'output_layers' (a Sequential model's "
                          "config has neither)")
-    created, pending = {}, []
+    created, pending = {}, {}   # pending: layer name -> its inbound nodes not yet made, in order
     for i, entry in enumerate(config["layers"]):
         layer = layer_from_entry(entry, f"layer #{i}")
         name = entry.get("name", layer.name) if isinstance(entry, dict) else layer.name
@@ -466,8 +487,8 @@ def _functional_from_config(config):
         nodes = entry.get("inbound_nodes", [])
         if not isinstance(nodes, list):
             raise ValueError(f"layer {name!r}: 'inbound_nodes' must be a list")
-        for data in nodes:
-            pending.append((layer, data))
+        if nodes:
+            pending[name] = (layer, list(nodes))
     made = {}   # (layer name, node index) -> output structure (list of tensors)
     for name, layer in created.items():
         if isinstance(layer, InputLayer):
@@ -487,33 +508,40 @@ def _functional_from_config(config):
             raise ValueError(f"keras_history {hist!r} names an output the layer does not have")
         return outs[hist[2]]
 
+    # A layer's calls are made in the order of its inbound_nodes (node i of the config is the
+    # layer's i-th call), each once its inputs exist, as Keras does: a later call of a shared
+    # layer that happens to be ready first must not take an earlier call's index.
     counts = {}
     while pending:
         progress = False
-        for item in list(pending):
-            layer, data = item
-            if not isinstance(data, dict) or not isinstance(data.get("args"), list) or len(data["args"]) != 1:
-                raise ValueError(f"layer {layer.name!r}: an inbound node is {{'args': [inputs], 'kwargs': {{}}}}")
-            if data.get("kwargs"):
-                raise ValueError(f"layer {layer.name!r}: call arguments {sorted(data['kwargs'])} are not supported")
-            arg = data["args"][0]
-            if isinstance(arg, list):
-                tensors = [lookup(t) for t in arg]
-                ready = all(t is not None for t in tensors)
-            else:
-                tensors = lookup(arg)
-                ready = tensors is not None
-            if not ready:
-                continue
-            out = layer(tensors)
-            index = counts.get(layer.name, 0)
-            counts[layer.name] = index + 1
-            made[(layer.name, index)] = _flatten(out) if getattr(layer, "_is_model", False) else [out]
-            pending.remove(item)
-            progress = True
+        for name in list(pending):
+            layer, queue = pending[name]
+            while queue:
+                data = queue[0]
+                if not isinstance(data, dict) or not isinstance(data.get("args"), list) or len(data["args"]) != 1:
+                    raise ValueError(f"layer {name!r}: an inbound node is {{'args': [inputs], 'kwargs': {{}}}}")
+                if data.get("kwargs"):
+                    raise ValueError(f"layer {name!r}: call arguments {sorted(data['kwargs'])} are not supported")
+                arg = data["args"][0]
+                if isinstance(arg, list):
+                    tensors = [lookup(t) for t in arg]
+                    ready = all(t is not None for t in tensors)
+                else:
+                    tensors = lookup(arg)
+                    ready = tensors is not None
+                if not ready:
+                    break
+                out = layer(tensors)
+                index = counts.get(name, 0)
+                counts[name] = index + 1
+                made[(name, index)] = _flatten(out) if getattr(layer, "_is_model", False) else [out]
+                queue.pop(0)
+                progress = True
+            if not queue:
+                del pending[name]
         if not progress:
             raise ValueError(f"the model config's inbound nodes cannot all be resolved (layers "
-                             f"{sorted({l.name for l, _ in pending})})")
+                             f"{sorted(pending)})")
 
     def resolve(refs, what):
         def one(r):
