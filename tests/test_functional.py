@@ -1061,10 +1061,6 @@ def test_relu_with_max_value_and_leaky_relu_with_alpha_compute_and_round_trip():
     np.testing.assert_allclose(got[1], np.where(x > 0, x, 0.1 * x), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="saving/reader.py `_architecture` refuses any model without weights "
-                                       "('header: the model has no layer with weights') although the writer "
-                                       "saves it and Keras saves and loads such models (e.g. a preprocessing "
-                                       "graph of activation and merge layers)")
 def test_a_model_without_weights_saves_and_loads():
     a, b = fastmlp.Input(shape=(3,), name="a"), fastmlp.Input(shape=(3,), name="b")
     model = fastmlp.Model([a, b], L.ReLU(max_value=1.0, name="cap")(L.add([a, b], name="sum")))

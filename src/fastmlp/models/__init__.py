@@ -4,8 +4,8 @@
 ``training`` the training loop and inference, ``data`` the input adaptation and
 ``plan`` the typed plan shared with the engine and the file format."""
 from ..layers import registry as _registry
-from .functional import Model, model_from_json
-from .sequential import Sequential
+from fastmlp.models.functional import Model, model_from_json
+from fastmlp.models.sequential import Sequential
 
 _registry.register_model("Functional", Model)
 _registry.register_model("Sequential", Sequential)

@@ -15,8 +15,8 @@ from .. import config as _config
 from ..layers import registry
 from ..layers.base import KerasTensor, Layer, Node, _assign_weights, _unique_name, weights_deferred
 from ..layers.input_layer import InputLayer
-from . import plan as plan_module
-from .training import Trainer
+import fastmlp.models.plan as plan_module
+from fastmlp.models.training import Trainer
 
 __all__ = ["Model"]
 
@@ -458,9 +458,8 @@ def layer_from_entry(entry, what):
         raise ValueError(f"{what}: layer entry {kind!r} needs a 'config' object")
     if kind == "Functional" or kind == "Model":
         return _functional_from_config(cfg)
-    if kind == "Sequential":
-        from .sequential import Sequential
-        return Sequential.from_config(cfg)
+    if registry.model_class(kind) is not None:   # "Sequential" (registered by the models package)
+        return registry.model_class(kind).from_config(cfg)
     cls = registry.get(kind)
     if cls is None:
         raise ValueError(f"{what}: Unknown layer class {kind!r} (an unknown layer kind); expected one of "

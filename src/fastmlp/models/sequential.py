@@ -6,8 +6,8 @@ from .. import config as _config
 from ..layers.base import KerasTensor, Layer, _unique_name
 from ..layers.flatten import Flatten
 from ..layers.input_layer import Input, InputLayer
-from .functional import Model, layer_from_entry
-from .training import Trainer
+from fastmlp.models.functional import Model, layer_from_entry
+from fastmlp.models.training import Trainer
 
 __all__ = ["Sequential"]
 

@@ -53,8 +53,6 @@ def _architecture(p):
     if not model.built:
         _fail("header: the model needs a fixed input shape")
     weights = model._plan.weights
-    if not weights:
-        _fail("header: the model has no layer with weights")
     by_name = {t[0]: t for t in p.tensors}
     used = set()
     matched = []
