@@ -3,19 +3,8 @@
  * values and gradients through.  keras.layers.Activation, ReLU, Softmax, ELU
  * and LeakyReLU all run as this kind. */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "activation.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "activation.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "activation.c"
+#include "instantiate.h"
 
 static int activation_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     (void)n_params;

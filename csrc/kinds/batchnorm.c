@@ -5,19 +5,8 @@
  * and beta at b_off may be absent; moving mean at aux_off and variance at
  * var_off are not trainable.  The workspace keeps xhat (rows x n) and 1/std (n). */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "batchnorm.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "batchnorm.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "batchnorm.c"
+#include "instantiate.h"
 
 static int batchnorm_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     if (n->n_inputs != 1 || !fm_same_width(n, in_width) || n->aux_off < 0 || n->var_off < 0 ||

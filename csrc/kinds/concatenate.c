@@ -1,19 +1,8 @@
 /* Concatenate: the inputs side by side along the feature axis (Keras's
  * default axis=-1); the output width is the sum of theirs. */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "concatenate.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "concatenate.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "concatenate.c"
+#include "instantiate.h"
 
 static int concatenate_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     (void)n_params;

@@ -3,19 +3,8 @@
  * to each finished tile; backward hands back in-gradients through the
  * producer's activation in the same way (fm_gemm_act_grad) when it may. */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "dense.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "dense.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "dense.c"
+#include "instantiate.h"
 
 static int dense_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     if (n->n_inputs != 1 || n->w_off < 0 || n->n_out <= 0 || in_width[0] <= 0) return FM_ERR_ARG;

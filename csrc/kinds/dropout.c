@@ -4,19 +4,8 @@
  * and resume exactly; it is kept in the workspace for backward.  One 64-bit
  * hash gives four 16-bit uniforms (the keep probability is exact to 2^-16). */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "dropout.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "dropout.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "dropout.c"
+#include "instantiate.h"
 
 static int dropout_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     (void)n_params;

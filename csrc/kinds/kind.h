@@ -86,20 +86,8 @@ typedef struct {
 
 const fm_kind *fm_kind_get(int kind);   /* NULL for an unknown code */
 
-/* A kind file is laid out as
- *
- *     #ifndef FM_KIND_BODY
- *     #include "kind.h"
- *     #define FM_KIND_BODY
- *     #define T float
- *     #define SFX _f32
- *     #include "this_file.c"      (the body below, for float)
- *     ... the same for double, then #undef T, SFX and FM_KIND_BODY ...
- *     const fm_kind fm_kind_this = { ... };
- *     #else
- *     the template body: static functions named FM_CAT(name, SFX)
- *     #endif
- */
+/* A kind file instantiates itself for float and double through instantiate.h
+ * (see there for its layout). */
 
 /* 1 when segment [off, off + size) lies inside a vector of n elements (off < 0: absent). */
 static inline int fm_segment_ok(int64_t off, int64_t size, int64_t n) {

@@ -3,19 +3,8 @@
  * in the operation.  Maximum and Minimum send the gradient to the first input
  * that holds the extreme value (ties, a set of measure zero, are not split). */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "merge.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "merge.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "merge.c"
+#include "instantiate.h"
 
 static int merge_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     (void)n_params;

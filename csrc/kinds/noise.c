@@ -3,19 +3,8 @@
  * the counter-based generator: one 64-bit hash gives two 32-bit uniforms and,
  * by Box-Muller, two normal values. */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "noise.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "noise.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "noise.c"
+#include "instantiate.h"
 
 static int noise_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     (void)n_params;

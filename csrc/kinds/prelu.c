@@ -3,19 +3,8 @@
  * which is keras.layers.PReLU's broadcast when leading axes are shared).  d out / d x is 1 above 0, alpha below and 0 at 0, as
  * Keras computes it (relu(x) - alpha * relu(-x)); d out / d alpha = min(x, 0). */
 #ifndef FM_KIND_BODY
-#include "kind.h"
-#define FM_KIND_BODY
-#define T float
-#define SFX _f32
-#include "prelu.c"
-#undef T
-#undef SFX
-#define T double
-#define SFX _f64
-#include "prelu.c"
-#undef T
-#undef SFX
-#undef FM_KIND_BODY
+#define FM_KIND_FILE "prelu.c"
+#include "instantiate.h"
 
 static int prelu_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
     return n->n_inputs == 1 && fm_same_width(n, in_width) && n->w_off >= 0 && n->param > 0 &&

@@ -178,6 +178,13 @@ cdef class _Arrays:
         free(self.p)
 
 
+cdef void _fill_data(fm_data *d, _Arrays X, _Arrays Y, _Arrays y, void *w):
+    d.X = <const void *const *>X.p
+    d.Y = <const void *const *>Y.p
+    d.y = <const int64_t *const *>y.p
+    d.w = w
+
+
 cdef list _as_list(x, int n):
     """One array per input/output: a list as it is, a single array (or None) for a one-input/-output net."""
     if isinstance(x, (list, tuple)):
@@ -347,10 +354,7 @@ cdef class Network:
         cdef int64_t n = 0
         xa, Ya, ya = self._data(X, Y, y, w, &n)
         cdef fm_data d
-        d.X = <const void *const *>(<_Arrays>xa).p
-        d.Y = <const void *const *>(<_Arrays>Ya).p
-        d.y = <const int64_t *const *>(<_Arrays>ya).p
-        d.w = _ptr(w, self.typenum, "w")
+        _fill_data(&d, xa, Ya, ya, _ptr(w, self.typenum, "w"))
         cdef double value = 0
         cdef int status
         self._enter()
@@ -389,10 +393,7 @@ cdef class Network:
         cdef int64_t n = 0
         xa, Ya, ya = self._data(X, Y, y, w, &n)
         cdef fm_data d
-        d.X = <const void *const *>(<_Arrays>xa).p
-        d.Y = <const void *const *>(<_Arrays>Ya).p
-        d.y = <const int64_t *const *>(<_Arrays>ya).p
-        d.w = _ptr(w, self.typenum, "w")
+        _fill_data(&d, xa, Ya, ya, _ptr(w, self.typenum, "w"))
         cdef int status
         memset(&stats, 0, sizeof(stats))
         with nogil:
@@ -424,10 +425,7 @@ cdef class Network:
         cdef int64_t n = 0
         xa, Ya, ya = self._data(X, Y, y, w, &n)
         cdef fm_data d
-        d.X = <const void *const *>(<_Arrays>xa).p
-        d.Y = <const void *const *>(<_Arrays>Ya).p
-        d.y = <const int64_t *const *>(<_Arrays>ya).p
-        d.w = _ptr(w, self.typenum, "w")
+        _fill_data(&d, xa, Ya, ya, _ptr(w, self.typenum, "w"))
         if order is not None and _rows(order) != n:
             raise ValueError("internal: one order entry per row is needed")
         cdef int status
