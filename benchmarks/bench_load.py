@@ -32,6 +32,13 @@ def _files():
     names = [f"{l.name}/{k}" for l in m.layers for k in ("kernel", "bias")]
     out = {"fastmlp": os.path.join(_DIR, "m.fmlp")}
     m.save(out["fastmlp"], include_optimizer=False)
+    # a model saved the default way after training: Adam's slots and counters ride along
+    trained = _model()
+    trained.set_weights(weights)
+    x = np.random.default_rng(0).random((256, 784), dtype=np.float32)
+    trained.fit(x, np.arange(256) % 10, batch_size=256, epochs=1, verbose=0)
+    out["fastmlp-trained"] = os.path.join(_DIR, "m-trained.fmlp")
+    trained.save(out["fastmlp-trained"])
     for dt in ("float16", "bfloat16", "int8"):
         out[f"fastmlp-{dt}"] = os.path.join(_DIR, f"m-{dt}.fmlp")
         m.save(out[f"fastmlp-{dt}"], dtype=dt)
@@ -70,7 +77,9 @@ def loaders():
                lambda: fastmlp.load_model(FILES["fastmlp"], mmap=True, verify=False),
            "fastmlp load_model(mmap=True)": lambda: fastmlp.load_model(FILES["fastmlp"], mmap=True),
            "fastmlp load_model(compile=False, verify=False)":
-               lambda: fastmlp.load_model(FILES["fastmlp"], compile=False, verify=False)}
+               lambda: fastmlp.load_model(FILES["fastmlp"], compile=False, verify=False),
+           "fastmlp load_model(trained file with optimizer state, verify=False)":
+               lambda: fastmlp.load_model(FILES["fastmlp-trained"], verify=False)}
     if "safetensors" in FILES:
         import safetensors.numpy as stn
         out["safetensors.numpy.load_file"] = lambda: stn.load_file(FILES["safetensors"])

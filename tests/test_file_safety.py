@@ -629,3 +629,63 @@ def test_a_trained_model_loaded_for_inference_allocates_no_optimizer_slots_until
     for a, b in zip(loaded.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert loaded.to_bytes() == model.to_bytes()
+
+
+def _trained_model_file(tmp_path):
+    fastmlp.utils.set_random_seed(0)
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu"),
+                                fastmlp.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
+    y = np.arange(20) % 3
+    model.fit(x, y, epochs=2, verbose=0)
+    path = str(tmp_path / "trained.fmlp")
+    model.save(path)
+    return model, path, x, y
+
+
+def test_without_verify_the_optimizer_state_is_read_only_when_training_resumes(tmp_path, monkeypatch):
+    model, path, x, y = _trained_model_file(tmp_path)
+    reads = []
+    real = os.preadv if hasattr(os, "preadv") else None
+    if real is not None:
+        monkeypatch.setattr(os, "preadv", lambda fd, bufs, off: reads.append(off) or real(fd, bufs, off))
+    loaded = fastmlp.load_model(path, verify=False)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert not reads and not loaded.optimizer.built
+    model.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    assert real is None or len(reads) == 1
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["truncate", "rewrite_slots", "replace"])
+def test_a_file_changed_before_its_optimizer_state_is_read_fails_cleanly_or_reads_the_old_file(tmp_path, change):
+    model, path, x, y = _trained_model_file(tmp_path)
+    loaded = fastmlp.load_model(path, verify=False)
+    before = [w.copy() for w in loaded.get_weights()]
+    if change == "truncate":
+        os.truncate(path, 100)
+    elif change == "rewrite_slots":
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.seek(size - 64)
+            f.write(b"\x7f" * 64)
+    else:
+        other = str(tmp_path / "other.fmlp")
+        model.save(other, include_optimizer=False)
+        os.replace(other, path)
+    if change == "replace":   # the open file still reads the old contents
+        loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+        model.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+        for a, b in zip(loaded.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        return
+    with pytest.raises(fastmlp.FormatError, match="truncated|changed since"):
+        loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    with pytest.raises(fastmlp.FormatError):   # and again: never training from empty slots
+        loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    for a, b in zip(loaded.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

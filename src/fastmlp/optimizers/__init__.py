@@ -121,6 +121,12 @@ class Optimizer:
             self._slots[index * n_params:(index + 1) * n_params] = value
         self._n_params = n_params
         pending, self._pending = self._pending, None
+        if pending is not None and callable(pending[2]):
+            try:
+                pending = (pending[0], pending[1], pending[2]())   # read from the file now
+            except BaseException:
+                self._slots, self._pending = None, pending   # every later build fails the same way
+                raise
         if pending is not None:
             if pending[0] != n_params:
                 raise ValueError(f"internal: the loaded optimizer state is for {pending[0]} parameters, "
@@ -130,10 +136,10 @@ class Optimizer:
                 self._slots[start:start + values.size] = values.reshape(-1)
 
     def _defer_slots(self, n_params, dtype, segments):
-        """Keep slot values read from a file, ``[(slot index, element offset, array)]``, until
-        the slots are built (the first training step, or a save): a model loaded for
-        inference never allocates them."""
-        self._pending = (n_params, dtype, list(segments))
+        """Keep slot values read from a file, ``[(slot index, element offset, array)]`` (or a
+        function that reads and returns them), until the slots are built (the first training
+        step, or a save): a model loaded for inference never allocates them."""
+        self._pending = (n_params, dtype, segments if callable(segments) else list(segments))
 
     def _build_pending(self):
         if self._slots is None and self._pending is not None:

@@ -149,7 +149,7 @@ class _Parsed:
     pass
 
 
-def _parse(buf, size, verify, head=None):
+def _parse(buf, size, verify, head=None, tail=None):
     """Check the whole file in ``buf`` (any buffer of ``size`` bytes); returns what the loader needs.
 
     ``head``, when given, holds the file's first bytes, read apart from ``buf``:
@@ -190,11 +190,20 @@ def _parse(buf, size, verify, head=None):
     if verify:
         if _engine.crc32c(buf, data_off, w_len) != w_crc:
             _fail("weights checksum mismatch: the weights section is damaged")
-        if t_len and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
+        if t_len and tail is None and _engine.crc32c(buf, data_off + w_len, t_len) != t_crc:
             _fail("training checksum mismatch: the training section is damaged")
     _check_padding(buf, data_off, p.tensors, w_len, "weights", head)
-    if t_len:
+    p.tail, p.t_crc = tail, t_crc
+    if t_len and tail is None:
         _check_padding(buf, data_off + w_len, p.t_tensors, t_len, "training", head)
+    elif t_len:   # the section itself is read later: its paddings are read from the file now
+        pos = 0
+        for name, _, _, off, length, _ in p.t_tensors:
+            if off > pos and any(tail.pread(off - pos, pos)):
+                _fail(f"training section: non-zero padding before tensor {name!r}")
+            pos = off + length
+        if t_len > pos and any(tail.pread(t_len - pos, pos)):
+            _fail("training section: non-zero padding at its end")
     return p
 
 
@@ -237,8 +246,50 @@ def _check_regular(path, mode):
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_file(path):
-    """The whole file in a 64-byte-aligned, writable uint8 array (a regular file only)."""
+class _Tail:
+    """The training section of a file read without it (``_read_file(lazy_tail=True)``): the
+    open file (a replaced file stays readable through it) and where the section lies."""
+
+    def __init__(self, fd, path, offset, length):
+        self.fd, self.path, self.offset, self.length = fd, path, offset, length
+
+    def read_into(self, view):
+        """Read the section into ``view``; FormatError when the file is shorter now."""
+        if self.fd is None:
+            _fail(f"{self.path}: the training section was read already")
+        try:
+            got = os.preadv(self.fd, [view], self.offset) if hasattr(os, "preadv") else \
+                _pread_into(self.fd, view, self.offset)
+        finally:
+            self.close()
+        if got != self.length:
+            _fail(f"{self.path}: the file was truncated after it was loaded; its training state is gone")
+
+    def pread(self, n, start):
+        """n bytes at ``start`` within the section (bytes; shorter if the file is)."""
+        return os.pread(self.fd, n, self.offset + start)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):
+        self.close()
+
+
+def _pread_into(fd, view, offset):
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = data
+    return len(data)
+
+
+def _read_file(path, lazy_tail=False):
+    """The whole file in a 64-byte-aligned, writable uint8 array (a regular file only).
+
+    With ``lazy_tail`` the training section (the optimizer state) is not read: the
+    array holds everything before it, and a ``_Tail`` (returned second) reads it when
+    first needed.  Returns ``(buf, tail or None)``."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except PermissionError:
@@ -253,11 +304,22 @@ def _read_file(path):
     except BaseException:
         os.close(fd)
         raise
+    tail = None
     with open(fd, "rb", closefd=True) as f:
         size = st.st_size
         raw = np.empty(size + ALIGN, dtype=np.uint8)
         start = (-raw.ctypes.data) % ALIGN
         buf = raw[start:start + size]
-        if f.readinto(memoryview(buf)) != size or f.read(1):
+        t_len = done = 0
+        if lazy_tail and size >= PREAMBLE_SIZE:
+            if f.readinto(memoryview(buf)[:PREAMBLE_SIZE]) != PREAMBLE_SIZE:
+                _fail("the file changed size while being read")
+            done = PREAMBLE_SIZE
+            t_len = struct.unpack_from("<Q", buf, 40)[0] if bytes(buf[:12]) == MAGIC else 0
+            if not 0 < t_len <= size - PREAMBLE_SIZE:
+                t_len = 0   # nothing to leave out, or a damaged length the checks will report
+        if f.readinto(memoryview(buf)[done:size - t_len]) != size - t_len - done or (not t_len and f.read(1)):
             _fail("the file changed size while being read")
-    return buf
+        if t_len:
+            tail = _Tail(os.dup(f.fileno()), path, size - t_len, t_len)
+    return (buf, tail) if lazy_tail else buf

@@ -11,8 +11,8 @@ import numpy as np
 
 from .. import _engine
 from ..layers.base import deferred_weights
-from .format import (DTYPES, PREAMBLE_SIZE, _HEAD_READ, _LITTLE, FormatError, _array, _check_regular, _decode, _fail,
-                     _is_int, _parse, _read_file)
+from .format import (DTYPES, PREAMBLE_SIZE, _HEAD_READ, _LITTLE, FormatError, _array, _check_padding, _check_regular,
+                     _decode, _fail, _is_int, _parse, _read_file)
 
 __all__ = ["load_model", "model_from_bytes", "load_weights"]
 
@@ -209,14 +209,32 @@ def _restore_training(p, model, training):
         _fail("training table: the slot tensors do not match the architecture and optimizer")
     if any(t[1] != dtype for t in p.t_tensors):
         _fail(f"training table: slot tensors must be {dtype}")
-    # the slots stay as they are in the file until the first training step (or a save) builds them
+    # the slots stay as they are in the file until the first training step (or a save) builds them;
+    # a file read without its training section reads it then (and checks it against its checksum)
     base = p.data_off + p.w_len
-    segments, k = [], 0
-    for s in range(len(slots)):
-        for ref in slotted:
-            segments.append((s, ref.offset, _array(p, base, p.t_tensors[k])))
-            k += 1
-    opt._defer_slots(n_params, dtype, segments)
+
+    failed = []
+
+    def segments():
+        if failed:   # a section that could not be read once is never used
+            raise FormatError(failed[0])
+        if p.tail is not None:
+            tail, p.tail = p.tail, None
+            try:
+                tail.read_into(memoryview(p.buf)[base:base + p.t_len])
+                if _engine.crc32c(p.buf, base, p.t_len) != p.t_crc:
+                    _fail(f"{tail.path}: the training section changed since the model was loaded "
+                          f"(checksum mismatch); the model's weights are unaffected")
+            except FormatError as e:
+                failed.append(str(e))
+                raise
+        out, k = [], 0
+        for s in range(len(slots)):
+            for ref in slotted:
+                out.append((s, ref.offset, _array(p, base, p.t_tensors[k])))
+                k += 1
+        return out
+    opt._defer_slots(n_params, dtype, segments if p.tail is not None else segments())
     opt._owner = id(model)
     opt.iterations = iterations
     opt._u_product = float(u_product)
@@ -232,17 +250,27 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     operating system's: a file truncated or rewritten in place by another program
     while mapped changes, or crashes, the model (fastmlp's own saves replace the
     file and are safe).  ``verify=False`` skips the data checksums (the header
-    checksum and every structural check still run)."""
+    checksum and every structural check still run) and leaves the optimizer state in
+    the file until training resumes: it is then read through the file opened at load
+    (a replaced file is still read as it was), checked against its checksum, and a
+    file truncated or rewritten since raises FormatError there; the weights are never
+    affected."""
     path = os.fspath(filepath)
     try:
         buf = None
         if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)
             _check_regular(path, os.stat(path).st_mode)   # its open() would wait on a FIFO for a writer
             buf, head, size = _engine.map_file(os.fsencode(path), _HEAD_READ, PREAMBLE_SIZE)
-        if buf is None:
-            buf, head, size = _read_file(path), None, None
+        if buf is None:   # without verify, the optimizer state is read when training needs it
+            buf, tail = _read_file(path, lazy_tail=True) if not verify else (_read_file(path), None)
+            head = None
             size = len(buf)
-            p = _parse(buf, size, verify, head)
+            try:
+                p = _parse(buf, size, verify, head, tail)
+            except BaseException:
+                if tail is not None:
+                    tail.close()
+                raise
         else:
             try:
                 p = _parse(buf, size, verify, head)
