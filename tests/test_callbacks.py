@@ -807,3 +807,27 @@ def test_an_explicit_progbar_logger_is_used_instead_of_the_default(capsys):
     _model().fit(X, y, epochs=2, batch_size=16, verbose=1, callbacks=[C.ProgbarLogger(verbose=2, stream=stream)])
     assert capsys.readouterr().out == ""
     assert len([l for l in stream.getvalue().splitlines() if "loss:" in l]) == 2
+
+
+def test_fit_passes_dicts_not_none_to_the_begin_hooks_as_keras_does():
+    seen = []
+
+    class Spy(C.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(("train_begin", logs))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(("epoch_begin", logs))
+
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("batch_begin", logs))
+    X, y = _data(n=8)
+    _model().fit(X, y, epochs=1, batch_size=8, verbose=0, callbacks=[Spy()])
+    assert seen == [("train_begin", {}), ("epoch_begin", {}), ("batch_begin", {})]
+
+
+def test_model_checkpoint_creates_the_folder_of_its_path(tmp_path):
+    X, y = _data(n=8)
+    path = tmp_path / "training_1" / "nested" / "cp.fmlp"
+    _model().fit(X, y, epochs=1, verbose=0, callbacks=[C.ModelCheckpoint(str(path), save_weights_only=True)])
+    assert path.exists()

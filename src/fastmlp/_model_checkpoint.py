@@ -5,6 +5,7 @@ Files are written atomically with ``Model.save`` and, unless
 ``fastmlp.load_model(path).fit(x, y, epochs=E, initial_epoch=k)`` continues a
 run saved after epoch ``k`` bit for bit.
 """
+import os
 import sys
 import warnings
 
@@ -102,6 +103,8 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose > 0:
             sys.stdout.write(f"\nEpoch {epoch + 1}: saving model to {path}\n")
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)   # Keras creates the checkpoint's folder too
         if self.save_weights_only:
             self.model.save_weights(path, overwrite=True)
         else:

@@ -437,7 +437,7 @@ class Trainer:
                          and cb.verbose == 1), None)
 
         self.stop_training = False
-        cb_list.on_train_begin(None)
+        cb_list.on_train_begin({})
         logs = {}
         # the first chunk from a rough cost (6 flops per parameter and row at 2 GFLOP/s), then measured
         chunk = int(min(max(1, _CHUNK_SECONDS / (batch_size * max(self._n_params, 1) * 3e-9)), steps))
@@ -449,7 +449,7 @@ class Trainer:
             self._epoch = epoch
             if progress is not None:   # an early first frame in every epoch
                 chunk = min(chunk, 4)
-            cb_list.on_epoch_begin(epoch, None)
+            cb_list.on_epoch_begin(epoch, {})
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
             mspecs = self._metric_specs()
             totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(self.output_names)]
@@ -458,7 +458,7 @@ class Trainer:
             while step < steps and not (batch_hooks and self.stop_training):
                 start, stop = step, min(steps, step + (1 if batch_hooks else chunk))
                 if batch_hooks:
-                    cb_list.on_train_batch_begin(step, None)
+                    cb_list.on_train_batch_begin(step, {})
                 t0 = time.perf_counter()
                 self._ensure_optimizer()   # a callback may have recompiled the model
                 lrs = self.optimizer._learning_rates(stop - step)
