@@ -1067,3 +1067,30 @@ def test_a_model_without_weights_saves_and_loads():
     x = [np.full((2, 3), 0.25, np.float32), np.full((2, 3), 1.0, np.float32)]
     data = model.to_bytes()                             # the writer accepts it
     np.testing.assert_array_equal(fastmlp.models.from_bytes(data).predict(x, verbose=0), np.ones((2, 3)))
+
+
+def test_model_losses_are_the_current_regularization_penalties_and_fit_adds_them():
+    inp = fastmlp.Input(shape=(3,))
+    h = layers.Dense(4, kernel_regularizer=fastmlp.regularizers.l2(0.1), name="h")(inp)
+    out = layers.Dense(1, kernel_regularizer=fastmlp.regularizers.l1(0.01), bias_regularizer="l2", name="o")(h)
+    model = fastmlp.Model(inp, out)
+    want = [0.1 * np.sum(model.get_layer("h").kernel ** 2), 0.01 * np.sum(np.abs(model.get_layer("o").kernel)),
+            0.01 * np.sum(model.get_layer("o").bias ** 2)]
+    np.testing.assert_allclose(model.losses, want, rtol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((2, 3), np.float32), np.zeros((2, 1), np.float32)
+    plain = float(np.mean((model.predict(x) - y) ** 2))
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), plain + sum(model.losses), rtol=1e-5)
+
+
+def test_clone_model_has_the_same_architecture_and_fresh_weights():
+    inp = fastmlp.Input(shape=(3,))
+    model = fastmlp.Model(inp, layers.Dense(2, name="d")(layers.Dense(4, name="h")(inp)))
+    clone = fastmlp.models.clone_model(model)
+    assert clone.get_config()["layers"][1]["config"]["units"] == 4
+    assert [w.shape for w in clone.get_weights()] == [w.shape for w in model.get_weights()]
+    assert not np.array_equal(clone.get_layer("h").kernel, model.get_layer("h").kernel)
+    seq = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2)])
+    assert isinstance(fastmlp.models.clone_model(seq), fastmlp.Sequential)
+    with pytest.raises(ValueError, match="clone_function"):
+        fastmlp.models.clone_model(model, clone_function=lambda layer: layer)

@@ -10,7 +10,21 @@ from fastmlp.models.sequential import Sequential
 _registry.register_model("Functional", Model)
 _registry.register_model("Sequential", Sequential)
 
-__all__ = ["Model", "Sequential", "load_model", "from_bytes", "model_from_json", "save_model"]
+__all__ = ["Model", "Sequential", "load_model", "from_bytes", "model_from_json", "save_model", "clone_model"]
+
+
+def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
+    """A new model of the same architecture with fresh weights (its layers' initializers run
+    again), as ``keras.models.clone_model``; it is not compiled."""
+    unsupported = {"input_tensors": input_tensors, "clone_function": clone_function,
+                   "call_function": call_function, **kwargs}
+    named = sorted(k for k, v in unsupported.items() if v is not None)
+    if named or recursive:
+        raise ValueError(f"clone_model: {named + (['recursive'] if recursive else [])} are not supported by "
+                         f"fastmlp; it clones the architecture with fresh weights")
+    if not isinstance(model, Model):
+        raise TypeError(f"clone_model expects a fastmlp model; got {type(model).__name__}")
+    return type(model).from_config(model.get_config())
 
 
 def load_model(filepath, compile=True, mmap=False, verify=True):

@@ -269,6 +269,16 @@ class Model(Trainer, Layer):
     def trainable_variables(self):
         return self.trainable_weights
 
+    @property
+    def losses(self):
+        """The current regularization penalties, one per regularized weight (Keras's
+        ``model.losses``); their sum is what ``fit`` adds to the loss."""
+        if not self.built:
+            return []
+        plan_module.ensure_attached(self)
+        return [np.float32(w.spec.regularizer(getattr(w.layer, w.spec.name))) for w in self._plan.weights
+                if w.spec.regularizer is not None and w.trainable]
+
     def get_weights(self):
         """Copies of every weight, Keras's order and layout."""
         return [np.array(w, copy=True) for w in self.weights]
