@@ -609,28 +609,6 @@ def test_loading_a_device_raises_format_error(mmap):
     assert "character device" in str(outcome["error"])
 
 
-def test_a_trained_model_loaded_for_inference_allocates_no_optimizer_slots_until_it_trains(tmp_path):
-    fastmlp.utils.set_random_seed(0)
-    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu"),
-                                fastmlp.layers.Dense(3, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    x = np.random.default_rng(0).random((20, 6), dtype=np.float32)
-    y = np.arange(20) % 3
-    model.fit(x, y, epochs=2, verbose=0)
-    path = str(tmp_path / "trained.fmlp")
-    model.save(path)
-    loaded = fastmlp.load_model(path)
-    assert not loaded.optimizer.built            # the file's slots are kept as they are, not copied
-    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-    assert not loaded.optimizer.built
-    model.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
-    loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)   # builds the slots from the file's values
-    assert loaded.optimizer.built
-    for a, b in zip(loaded.get_weights(), model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert loaded.to_bytes() == model.to_bytes()
-
-
 def _trained_model_file(tmp_path):
     fastmlp.utils.set_random_seed(0)
     model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu"),
@@ -642,6 +620,20 @@ def _trained_model_file(tmp_path):
     path = str(tmp_path / "trained.fmlp")
     model.save(path)
     return model, path, x, y
+
+
+def test_a_trained_model_loaded_for_inference_allocates_no_optimizer_slots_until_it_trains(tmp_path):
+    model, path, x, y = _trained_model_file(tmp_path)
+    loaded = fastmlp.load_model(path)
+    assert not loaded.optimizer.built            # the file's slots are kept as they are, not copied
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert not loaded.optimizer.built
+    model.fit(x, y, epochs=3, initial_epoch=2, verbose=0)
+    loaded.fit(x, y, epochs=3, initial_epoch=2, verbose=0)   # builds the slots from the file's values
+    assert loaded.optimizer.built
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.to_bytes() == model.to_bytes()
 
 
 def test_without_verify_the_optimizer_state_is_read_only_when_training_resumes(tmp_path, monkeypatch):
