@@ -831,3 +831,36 @@ def test_model_checkpoint_creates_the_folder_of_its_path(tmp_path):
     path = tmp_path / "training_1" / "nested" / "cp.fmlp"
     _model().fit(X, y, epochs=1, verbose=0, callbacks=[C.ModelCheckpoint(str(path), save_weights_only=True)])
     assert path.exists()
+
+
+_ALL_HOOKS = ["on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_test_begin", "on_test_end",
+              "on_predict_begin", "on_predict_end", "on_train_batch_begin", "on_train_batch_end",
+              "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end"]
+
+
+def _hook_sequences(K):
+    seen = []
+
+    class Spy(K.callbacks.Callback):
+        pass
+    for hook in _ALL_HOOKS:
+        def record(self, *args, logs=None, _hook=hook):
+            logs = args[-1] if args and isinstance(args[-1], dict) else logs
+            seen.append((_hook, sorted(logs) if isinstance(logs, dict) else logs))
+        setattr(Spy, hook, record)
+    model = K.Sequential([K.Input(shape=(2,)), K.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    x, y = np.ones((4, 2), np.float32), np.ones(4, np.float32)
+    out = []
+    model.fit(x, y, epochs=1, batch_size=2, verbose=0, callbacks=[Spy()], validation_data=(x, y))
+    out.append(list(seen)); seen.clear()
+    model.evaluate(x, y, batch_size=2, verbose=0, callbacks=[Spy()])
+    out.append(list(seen)); seen.clear()
+    model.predict(x, batch_size=2, verbose=0, callbacks=[Spy()])
+    out.append(list(seen))
+    return out
+
+
+def test_fit_evaluate_and_predict_call_every_hook_in_keras_order_with_keras_log_keys():
+    keras = _keras()
+    assert _hook_sequences(fastmlp) == _hook_sequences(keras)

@@ -484,7 +484,8 @@ class Trainer:
                 progress.last_step, progress.last_samples = step, totals[1]
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size)
+                vlogs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size,
+                                              cb_list=cb_list)
                 epoch_logs.update({f"val_{k}": v for k, v in vlogs.items()})
             cb_list.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
@@ -524,26 +525,38 @@ class Trainer:
         rows = max(1024, int(_CHUNK_SECONDS * 1e10 / (2 * max(self._n_params, 1))))
         return max(batch, rows // batch * batch)
 
-    def _run_eval(self, X, Y, labels, w, chunk):
+    def _run_eval(self, X, Y, labels, w, chunk, cb_list=None, batch=None):
+        """Losses and metrics over all rows.  With ``cb_list``, Keras's test hooks run: begin and
+        end, and the batch hooks (one engine call per batch of ``batch`` rows) when overridden."""
         plan_module.ensure_attached(self)
         specs = self._metric_specs()
         n = len(X[0])
-        step = self._rows_per_call(chunk)
+        hooks = cb_list is not None and (cb_list.wants("on_test_batch_begin") or cb_list.wants("on_test_batch_end"))
+        step = batch if hooks else self._rows_per_call(chunk)
         totals = [0.0, 0.0, 0.0, [0.0] * len(specs), [0.0] * len(self.output_names)]
-        for r0 in range(0, n, step):
+        if cb_list is not None:
+            cb_list.on_test_begin({})
+        for i, r0 in enumerate(range(0, n, step)):
             sl = slice(r0, min(n, r0 + step))
+            if hooks:
+                cb_list.on_test_batch_begin(i, {})
             self._add(totals, self._net.evaluate(
                 self._params, [a[sl] for a in X], [None if a is None else a[sl] for a in Y],
-                [None if a is None else a[sl] for a in labels], None if w is None else w[sl], chunk,
-                self._loss_specs(), specs))
-        return self._logs(totals, specs)
+                [None if a is None else a[sl] for a in labels], None if w is None else w[sl],
+                min(chunk, step), self._loss_specs(), specs))
+            if hooks:
+                cb_list.on_test_batch_end(i, self._logs(totals, specs))
+        logs = self._logs(totals, specs)
+        if cb_list is not None:
+            cb_list.on_test_end(dict(logs))
+        return logs
 
-    def _evaluate_arrays(self, X, Y, labels, w, batch_size=None):
+    def _evaluate_arrays(self, X, Y, labels, w, batch_size=None, cb_list=None):
         # Row results do not depend on the chunking and larger chunks run faster, but a
         # "sum" reduction makes each batch's loss a sum over that batch, as in Keras.
         batch = int(batch_size or 32)
         any_sum = any(loss.reduction == "sum" for loss in self._losses)
-        return self._run_eval(X, Y, labels, w, batch if any_sum else max(batch, 1024))
+        return self._run_eval(X, Y, labels, w, batch if any_sum else max(batch, 1024), cb_list, batch)
 
     def _format_result(self, logs, return_dict):
         if return_dict:
@@ -572,8 +585,12 @@ class Trainer:
             labels = [None if a is None else a[:m] for a in labels]
             w = None if w is None else w[:m]
             n = m
+        cb_list = None
+        if callbacks:
+            cb_list = callbacks_module.CallbackList(
+                callbacks, model=self, params={"verbose": verbose, "epochs": 1, "steps": -(-n // batch_size)})
         t0 = time.perf_counter()
-        logs = self._evaluate_arrays(X, Y, labels, w, batch_size)
+        logs = self._evaluate_arrays(X, Y, labels, w, batch_size, cb_list)
         if verbose == 1:
             steps_done = -(-n // batch_size)
             print(f"{steps_done}/{steps_done} - {time.perf_counter() - t0:.0f}s - " +
@@ -609,6 +626,8 @@ class Trainer:
             X = data_module.model_inputs(self, x)
         n = X[0].shape[0]
         outs = [np.empty((n, width), dtype=self._dtype) for width in plan.output_widths]
+        if callbacks:
+            return self._predict_with_callbacks(X, outs, batch_size or 32, callbacks, verbose)
         if n:
             if self._generation != plan_module._GENERATION[0]:
                 plan_module.ensure_attached(self)
@@ -624,6 +643,26 @@ class Trainer:
         if not plan.simple_io:
             outs = [o.reshape((n,) + tuple(t.shape[1:])) if len(t.shape) > 2 else o
                     for o, t in zip(outs, self.outputs)]
+        return self._structure(outs)
+
+    def _predict_with_callbacks(self, X, outs, batch, callbacks, verbose):
+        """predict with Keras's predict hooks: begin, end, and one engine call per batch with
+        the batch hooks (``logs={"outputs": ...}``) when a callback overrides them."""
+        n = len(X[0])
+        cb_list = callbacks_module.CallbackList(callbacks, model=self,
+                                                params={"verbose": verbose, "epochs": 1, "steps": -(-n // batch)})
+        hooks = cb_list.wants("on_predict_batch_begin") or cb_list.wants("on_predict_batch_end")
+        plan_module.ensure_attached(self)
+        cb_list.on_predict_begin({})
+        step = batch if hooks else max(1, n)
+        for i, r0 in enumerate(range(0, n, step)):
+            sl = slice(r0, min(n, r0 + step))
+            if hooks:
+                cb_list.on_predict_batch_begin(i, {})
+            self._net.predict(self._params, [a[sl] for a in X], [o[sl] for o in outs])
+            if hooks:
+                cb_list.on_predict_batch_end(i, {"outputs": self._structure([o[sl] for o in outs])})
+        cb_list.on_predict_end({})
         return self._structure(outs)
 
     def predict_on_batch(self, x):
