@@ -210,12 +210,14 @@ class Model(Trainer, Layer):
         return list(self._graph_layers)
 
     def get_layer(self, name=None, index=None):
+        """A layer of ``self.layers`` by name or index (a Sequential's layers exclude its input)."""
+        layers = self.layers
         if index is not None:
-            return self._graph_layers[index]
-        for layer in self._graph_layers:
+            return layers[index]
+        for layer in layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._graph_layers]}.")
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in layers]}.")
 
     @property
     def input(self):

@@ -94,14 +94,6 @@ class Sequential(Model):
     def layers(self):
         return list(self._layers)
 
-    def get_layer(self, name=None, index=None):
-        if index is not None:
-            return self._layers[index]
-        for layer in self._layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
-
     def _maybe_build(self):
         if self._input_shape is not None and self._layers and not self.built:
             self.build((None,) + tuple(self._input_shape))
