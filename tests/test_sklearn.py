@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 from sklearn import neural_network  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.model_selection import RandomizedSearchCV, cross_val_score  # noqa: E402
+from sklearn.model_selection import RandomizedSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 

@@ -22,12 +22,12 @@ import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning, NotFittedError
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils.multiclass import type_of_target, unique_labels
-    from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d, validate_data
+    from sklearn.utils.validation import check_random_state, column_or_1d, validate_data
 except ImportError as exc:   # pragma: no cover - exercised where scikit-learn is absent
     raise ImportError("fastmlp.sklearn needs scikit-learn >= 1.6: pip install fastmlp[sklearn]") from exc
 
@@ -124,6 +124,22 @@ class _Monitor(callbacks.Callback):
                     print(msg + " Stopping.")
                 self.stopped_by_tol = True
                 model.stop_training = True
+
+
+def _model_input(est, X):
+    """``X`` as the fitted model reads it.  A C-contiguous array of the model's float type and
+    width goes straight through (single rows cost microseconds); anything else gets scikit-learn's
+    validation (lists, frames, feature names, other dtypes)."""
+    model = est.__dict__.get("model_")
+    if model is None:
+        raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+                             "arguments before using this estimator.")
+    if type(X) is np.ndarray and X.ndim == 2 and X.dtype == model.dtype and X.flags.c_contiguous \
+            and X.shape[0] > 0 and X.shape[1] == est.n_features_in_ and "feature_names_in_" not in est.__dict__ \
+            and np.isfinite(X).all():
+        return X
+    X = validate_data(est, X, reset=False, dtype=(np.float64, np.float32))
+    return np.ascontiguousarray(X, dtype=model.dtype)
 
 
 class _BaseMLP(BaseEstimator):
@@ -349,9 +365,8 @@ class _BaseMLP(BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=False)
 
     def _forward(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return np.asarray(self.model_.predict(X, batch_size=max(len(X), 1), verbose=0), dtype=np.float64)
+        X = _model_input(self, X)
+        return self.model_.predict(X, verbose=0)
 
     def _score_model(self, X, y, w):
         raise NotImplementedError
@@ -421,10 +436,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                               sample_weight=w)
 
     def _predict_from(self, P):
-        P = np.asarray(P, dtype=np.float64)
-        if P.shape[1] == 1:
-            P = P.ravel()
-        return self._label_binarizer.inverse_transform(P)
+        # LabelBinarizer.inverse_transform's rule (threshold 0.5, argmax), without its overhead
+        if self._label_binarizer.y_type_ == "multiclass":
+            return self.classes_.take(P.argmax(axis=1))
+        if self._label_binarizer.y_type_ == "binary":
+            return self.classes_.take((P[:, 0] > 0.5).astype(np.intp))
+        return (P > 0.5).astype(int)
 
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over the given data; ``classes`` (all the labels) is required on the first call."""
@@ -743,11 +760,10 @@ class _BaseWrapper(BaseEstimator):
         return self._fit(X, y, _relative_weights(sample_weight), 1, True, kwargs)
 
     def _raw_predict(self, X):
-        check_is_fitted(self)
-        X = np.asarray(validate_data(self, X, reset=False, dtype=(np.float64, np.float32)), np.float32)
-        kw = {"verbose": 0, "batch_size": self.batch_size or max(len(X), 1)}
-        kw.update(_routed(self._all_params(), "predict"))
-        return np.asarray(self.model_.predict(X, **kw), dtype=np.float64)
+        X = _model_input(self, X)
+        kw = _routed(self._all_params(), "predict")
+        kw.setdefault("verbose", 0)
+        return self.model_.predict(X, **kw)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
