@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ReduceLROnPlateau",
-           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint"]
+           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint",
+           "BackupAndRestore"]
 
 from ._callback import _BATCH_HOOKS, Callback  # noqa: F401  (the base class lives apart: ModelCheckpoint needs it)
 
@@ -365,3 +366,4 @@ class CallbackList:
 
 
 from ._model_checkpoint import ModelCheckpoint  # noqa: E402
+from ._backup_and_restore import BackupAndRestore  # noqa: E402

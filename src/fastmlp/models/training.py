@@ -437,14 +437,18 @@ class Trainer:
                          and cb.verbose == 1), None)
 
         self.stop_training = False
+        self._initial_epoch = None
         cb_list.on_train_begin({})
+        restored = self._initial_epoch   # set by a callback that restored a backup (BackupAndRestore)
+        if restored is not None:
+            initial_epoch, self._initial_epoch = restored, None
         logs = {}
         # the first chunk from a rough cost (6 flops per parameter and row at 2 GFLOP/s), then measured
         chunk = int(min(max(1, _CHUNK_SECONDS / (batch_size * max(self._n_params, 1) * 3e-9)), steps))
         # A fit interrupted in the middle of an epoch (Ctrl-C) resumes there: fit(initial_epoch=e)
         # with the epoch it stopped in continues with that epoch's next batch.
-        resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch and shuffle
-                                      and steps_per_epoch is None) else 0
+        resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch
+                                      and (restored is not None or shuffle and steps_per_epoch is None)) else 0
         for epoch in range(initial_epoch, epochs):
             self._epoch = epoch
             if progress is not None:   # an early first frame in every epoch
