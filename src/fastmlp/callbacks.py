@@ -14,7 +14,7 @@ import numpy as np
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ReduceLROnPlateau",
            "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint",
-           "BackupAndRestore"]
+           "BackupAndRestore", "TensorBoard"]
 
 from ._callback import _BATCH_HOOKS, Callback  # noqa: F401  (the base class lives apart: ModelCheckpoint needs it)
 
@@ -367,3 +367,4 @@ class CallbackList:
 
 from ._model_checkpoint import ModelCheckpoint  # noqa: E402
 from ._backup_and_restore import BackupAndRestore  # noqa: E402
+from ._tensorboard import TensorBoard  # noqa: E402
