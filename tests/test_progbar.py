@@ -9,7 +9,6 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import pytest
 
 from fastmlp.utils import Progbar
@@ -164,7 +163,8 @@ _FIT = textwrap.dedent("""
 
     model.fit(X, y, epochs=2, batch_size=16, verbose=1, validation_split=0.25, callbacks=[Slow()])
 """)
-_FINAL = r"94/94 \u2501{20} \d+s \d+(ms|us)/step - loss: \d\.\d{4} - accuracy: \d\.\d{4} - val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}"
+_FINAL = (r"94/94 \u2501{20} \d+s \d+(ms|us)/step - loss: \d\.\d{4} - accuracy: \d\.\d{4} - "
+          r"val_loss: \d\.\d{4} - val_accuracy: \d\.\d{4}")
 
 
 def _env():

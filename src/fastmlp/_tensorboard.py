@@ -10,7 +10,6 @@ prefix), ``batch_*`` at ``update_freq``, ``evaluation_*_vs_iterations`` after
 each evaluation, ``<layer>/<weight>/histogram`` and ``/image``, and the model's
 config under ``keras`` for the graph dashboard.
 """
-import json
 import os
 import struct
 import time

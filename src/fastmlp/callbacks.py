@@ -7,7 +7,6 @@ or an epoch-level callback costs nothing per batch.
 import csv
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
