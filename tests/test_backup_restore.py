@@ -202,3 +202,42 @@ def test_a_backup_of_another_architecture_is_refused(tmp_path):
 def test_bad_arguments_raise_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
         C.BackupAndRestore(**kwargs)
+
+
+def test_an_epoch_backup_resumes_as_keras_s_does(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    X, y = _data(n=40)
+    y1 = np.eye(3, dtype=np.float32)[y]
+
+    def build(lib):
+        model = lib.Sequential([lib.Input(shape=(6,)), lib.layers.Dense(8, activation="tanh"),
+                                lib.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=lib.optimizers.SGD(0.1, momentum=0.9), loss="categorical_crossentropy")
+        return model
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise RuntimeError("Interrupting!")
+
+    kmodel = build(keras)
+    start = kmodel.get_weights()
+    kcb = keras.callbacks.BackupAndRestore(str(tmp_path / "keras"))
+    with pytest.raises(RuntimeError):
+        kmodel.fit(X, y1, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[kcb, Interrupt()])
+    kmodel2 = build(keras)   # a fresh model: Keras restores the weights and the optimizer state
+    khist = kmodel2.fit(X, y1, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[kcb])
+
+    model = build(fastmlp)
+    model.set_weights(start)
+    cb = C.BackupAndRestore(tmp_path / "fastmlp")
+    with pytest.raises(RuntimeError):
+        model.fit(X, y1, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[cb, _InterruptAt(3)])
+    model2 = build(fastmlp)
+    hist = model2.fit(X, y1, epochs=6, batch_size=8, shuffle=False, verbose=0, callbacks=[cb])
+    assert hist.epoch == khist.epoch == [3, 4, 5]
+    np.testing.assert_allclose(hist.history["loss"], khist.history["loss"], rtol=2e-4, atol=2e-5)
+    for a, b in zip(model2.get_weights(), kmodel2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert not (tmp_path / "keras").exists() and not (tmp_path / "fastmlp").exists()
