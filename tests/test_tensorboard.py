@@ -8,9 +8,13 @@ import pytest
 import fastmlp
 from fastmlp import callbacks as C, layers
 
-pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
+try:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+except ImportError:   # the optional extra: pip install fastmlp[tensorboard]
+    EventAccumulator = tensor_util = None
+
+needs_tensorboard = pytest.mark.skipif(EventAccumulator is None, reason="needs the tensorboard package")
 
 
 def _read(folder):
@@ -36,6 +40,7 @@ def _data(n=64):
     return rng.standard_normal((n, 5)).astype(np.float32), rng.integers(0, 3, n)
 
 
+@needs_tensorboard
 def test_epoch_scalars_go_to_train_and_validation_folders_with_the_history_values(tmp_path):
     X, y = _data()
     model = _model()
@@ -58,6 +63,7 @@ def test_epoch_scalars_go_to_train_and_validation_folders_with_the_history_value
                for name in (p.name for p in (tmp_path / "train").iterdir()))
 
 
+@needs_tensorboard
 def test_batch_scalars_every_update_freq_batches_with_a_global_step(tmp_path):
     X, y = _data()
     seen = []
@@ -76,12 +82,14 @@ def test_batch_scalars_every_update_freq_batches_with_a_global_step(tmp_path):
     assert all(v > 0 for _, v in _series(train, "epoch_steps_per_second"))
 
 
+@needs_tensorboard
 def test_update_freq_batch_logs_every_batch(tmp_path):
     X, y = _data()
     _model().fit(X, y, epochs=1, batch_size=16, verbose=0, callbacks=[C.TensorBoard(tmp_path, update_freq="batch")])
     assert [s for s, _ in _series(_read(tmp_path / "train"), "batch_accuracy")] == [1, 2, 3, 4]
 
 
+@needs_tensorboard
 def test_histograms_of_every_weight_every_histogram_freq_epochs(tmp_path):
     X, y = _data()
     model = _model()
@@ -106,6 +114,7 @@ def test_histograms_of_every_weight_every_histogram_freq_epochs(tmp_path):
             assert np.isclose(buckets[0, 0], w.min()) and np.isclose(buckets[-1, 1], w.max())
 
 
+@needs_tensorboard
 def test_write_images_adds_a_png_per_weight(tmp_path):
     X, y = _data()
     model = _model()
@@ -125,6 +134,7 @@ def test_write_images_adds_a_png_per_weight(tmp_path):
     assert [int(v) for v in tensor_util.make_ndarray(bias.tensor_proto)[:2]] == [1, 3]
 
 
+@needs_tensorboard
 def test_the_graph_dashboard_reads_the_model_config(tmp_path):
     from tensorboard.plugins.graph import keras_util
     X, y = _data()
@@ -137,12 +147,14 @@ def test_the_graph_dashboard_reads_the_model_config(tmp_path):
     assert any(n.endswith("hidden") for n in names) and any(n.endswith("out") for n in names)
 
 
+@needs_tensorboard
 def test_write_graph_false_writes_no_graph(tmp_path):
     X, y = _data()
     _model().fit(X, y, epochs=1, verbose=0, callbacks=[C.TensorBoard(tmp_path, write_graph=False)])
     assert "keras" not in _read(tmp_path / "train").Tags()["tensors"]
 
 
+@needs_tensorboard
 def test_evaluate_with_the_callback_logs_its_results(tmp_path):
     X, y = _data()
     model = _model()
@@ -152,6 +164,7 @@ def test_evaluate_with_the_callback_logs_its_results(tmp_path):
     assert got == [(4, pytest.approx(acc, rel=1e-6))]
 
 
+@needs_tensorboard
 @pytest.mark.parametrize("kwargs, match", [
     ({"profile_batch": 2}, "profile_batch"),
     ({"profile_batch": "10,20"}, "profile_batch"),
