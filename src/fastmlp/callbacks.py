@@ -7,13 +7,13 @@ or an epoch-level callback costs nothing per batch.
 import csv
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ReduceLROnPlateau",
-           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint"]
+           "LearningRateScheduler", "CSVLogger", "TerminateOnNaN", "LambdaCallback", "ModelCheckpoint",
+           "BackupAndRestore", "TensorBoard"]
 
 from ._callback import _BATCH_HOOKS, Callback  # noqa: F401  (the base class lives apart: ModelCheckpoint needs it)
 
@@ -271,66 +271,59 @@ class LambdaCallback(Callback):
 
 
 class ProgbarLogger(Callback):
-    """Keras-style progress: ``verbose=1`` a bar per epoch (redrawn a few times a
-    second at most, from chunk ends), ``verbose=2`` one line per epoch."""
+    """Progress output of ``fit`` (Keras 3's): ``Epoch i/N`` (with more than one epoch),
+    then a ``utils.Progbar`` per epoch: with ``verbose=1`` a bar redrawn on a terminal
+    or in a notebook and only the finished line in a pipe or log file, with
+    ``verbose=2`` the finished line.  ``verbose`` (default: ``fit``'s) and ``stream``
+    (default: stdout) are fastmlp's additions."""
 
-    def __init__(self, verbose=1, stream=None, interval=0.25):
+    def __init__(self, verbose=None, stream=None, interval=0.05):
         super().__init__()
         self.verbose = verbose
+        self._given_verbose = verbose
         self.stream = stream
         self.interval = interval
+        self.epochs = 1
+        self.steps = None
+        self.progbar = None
+        self.last_step = None
+
+    def set_params(self, params):
+        super().set_params(params)
+        verbose = self._given_verbose if self._given_verbose is not None else params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params.get("epochs", 1)
+        self.steps = params.get("steps")
 
     def _out(self):
         return self.stream or sys.stdout
 
-    def on_train_begin(self, logs=None):
-        self.epochs = self.params.get("epochs", 1)
-        self.steps = self.params.get("steps")
-
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-        self._last = 0.0
-        self.last_step = self.last_samples = None
-        if self.verbose == 1:
-            self._out().write(f"Epoch {epoch + 1}/{self.epochs}\n")
+        self.last_step = None
+        self.progbar = None
+        if self.verbose:
+            if self.epochs > 1:
+                self._out().write(f"Epoch {epoch + 1}/{self.epochs}\n")
+                self._out().flush()
+            self.progbar = self._new_bar()
 
-    def _format_logs(self, logs):
-        return " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items())
+    def _new_bar(self):
+        from ._progbar import Progbar
+        return Progbar(self.steps, verbose=self.verbose, interval=self.interval, stateless_metrics=set(),
+                       unit_name="step", stream=self._out())
 
-    def progress(self, step, logs, samples=None, final=False):
-        """Called by fit at chunk ends with the running logs."""
-        if self.verbose != 1:
-            return
-        now = time.perf_counter()
-        if not final and now - self._last < self.interval:
-            return
-        self._last = now
-        elapsed = now - self._start
-        steps = self.steps or step
-        width = 20
-        done = int(width * step / max(steps, 1))
-        bar = "=" * max(done - 1, 0) + (">" if done < width else "=") + "." * (width - done)
-        if final:
-            per = elapsed / max(step, 1)
-            per_txt = f"{1e3 * per:.0f}ms/step" if per >= 1e-3 else f"{1e6 * per:.0f}us/step"
-            timing = f"{elapsed:.0f}s {per_txt}"
-        else:
-            eta = elapsed / max(step, 1) * (steps - step)
-            timing = f"ETA: {eta:.0f}s"
-        rate = f" - {samples / max(elapsed, 1e-9):,.0f} samples/s" if samples else ""
-        line = f"\r{step}/{steps} [{bar}] - {timing}{rate} - {self._format_logs(logs)}"
-        self._out().write(line + ("\n" if final else ""))
-        self._out().flush()
+    def progress(self, step, logs, samples=None):
+        """Called by fit at chunk ends (after ``step`` batches of the epoch) with the running logs."""
+        self.last_step = step
+        if self.verbose == 1 and self.progbar is not None:
+            self.progbar.update(step, list((logs or {}).items()), finalize=False)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.verbose == 1:
-            step = getattr(self, "last_step", None) or self.steps or 0
-            self.progress(step, logs, samples=getattr(self, "last_samples", None), final=True)
-        if self.verbose == 2:
-            elapsed = time.perf_counter() - self._start
-            self._out().write(f"Epoch {epoch + 1}/{self.epochs}\n{self.steps}/{self.steps} - "
-                              f"{elapsed:.0f}s - {self._format_logs(logs)}\n")
-            self._out().flush()
+        if self.progbar is None:
+            return
+        if self.steps is None:
+            self.progbar.target = self.last_step or 0
+        self.progbar.update(self.steps or self.last_step or 0, list((logs or {}).items()), finalize=True)
 
 
 class CallbackList:
@@ -365,3 +358,5 @@ class CallbackList:
 
 
 from ._model_checkpoint import ModelCheckpoint  # noqa: E402
+from ._backup_and_restore import BackupAndRestore  # noqa: E402
+from ._tensorboard import TensorBoard  # noqa: E402

@@ -4,6 +4,8 @@ import random as _random
 
 import numpy as np
 
+from ._progbar import Progbar  # noqa: F401  (keras.utils.Progbar)
+
 _SEED = None
 _COUNTER = 0
 

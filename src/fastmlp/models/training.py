@@ -437,14 +437,18 @@ class Trainer:
                          and cb.verbose == 1), None)
 
         self.stop_training = False
+        self._initial_epoch = None
         cb_list.on_train_begin({})
+        restored = self._initial_epoch   # set by a callback that restored a backup (BackupAndRestore)
+        if restored is not None:
+            initial_epoch, self._initial_epoch = restored, None
         logs = {}
         # the first chunk from a rough cost (6 flops per parameter and row at 2 GFLOP/s), then measured
         chunk = int(min(max(1, _CHUNK_SECONDS / (batch_size * max(self._n_params, 1) * 3e-9)), steps))
         # A fit interrupted in the middle of an epoch (Ctrl-C) resumes there: fit(initial_epoch=e)
         # with the epoch it stopped in continues with that epoch's next batch.
-        resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch and shuffle
-                                      and steps_per_epoch is None) else 0
+        resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch
+                                      and (restored is not None or shuffle and steps_per_epoch is None)) else 0
         for epoch in range(initial_epoch, epochs):
             self._epoch = epoch
             if progress is not None:   # an early first frame in every epoch
@@ -589,12 +593,10 @@ class Trainer:
         if callbacks:
             cb_list = callbacks_module.CallbackList(
                 callbacks, model=self, params={"verbose": verbose, "epochs": 1, "steps": -(-n // batch_size)})
-        t0 = time.perf_counter()
+        bar = utils.Progbar(-(-n // batch_size), verbose=verbose, stateless_metrics=set()) if verbose else None
         logs = self._evaluate_arrays(X, Y, labels, w, batch_size, cb_list)
-        if verbose == 1:
-            steps_done = -(-n // batch_size)
-            print(f"{steps_done}/{steps_done} - {time.perf_counter() - t0:.0f}s - " +
-                  " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if bar is not None:   # Keras's finished line: "32/32 ━━━━ 0s 2ms/step - loss: ..."
+            bar.update(bar.target, list(logs.items()), finalize=True)
         return self._format_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -625,6 +627,7 @@ class Trainer:
         else:
             X = data_module.model_inputs(self, x)
         n = X[0].shape[0]
+        bar = utils.Progbar(-(-n // (batch_size or 32)), verbose=verbose) if verbose in (1, 2) and n else None
         outs = [np.empty((n, width), dtype=self._dtype) for width in plan.output_widths]
         if callbacks:
             return self._predict_with_callbacks(X, outs, batch_size or 32, callbacks, verbose)
@@ -638,8 +641,8 @@ class Trainer:
                 for r0 in range(0, n, step):
                     sl = slice(r0, min(n, r0 + step))
                     self._net.predict(self._params, [a[sl] for a in X], [o[sl] for o in outs])
-        if verbose == 1:
-            print(f"predicted {n} samples")
+        if bar is not None:   # Keras's finished line: "32/32 ━━━━ 0s 1ms/step"
+            bar.update(bar.target, finalize=True)
         if not plan.simple_io:
             outs = [o.reshape((n,) + tuple(t.shape[1:])) if len(t.shape) > 2 else o
                     for o, t in zip(outs, self.outputs)]
