@@ -346,3 +346,196 @@ def test_skl2onnx_mlp_regressor_imports(onnx, ort):
     proto = skl2onnx.convert_sklearn(reg, initial_types=[("input", FloatTensorType([None, 5]))])
     got = onnx_io.from_onnx(proto).predict(x, verbose=0)
     np.testing.assert_allclose(got.reshape(-1), run_ort(ort, proto, {"input": x})[0].reshape(-1), **TOL)
+
+
+# =========================================================================== import: hand-made graphs
+RNG = np.random.default_rng(3)
+W = RNG.normal(size=(4, 3)).astype(np.float32)
+W2 = RNG.normal(size=(4, 3)).astype(np.float32)
+B = RNG.normal(size=(3,)).astype(np.float32)
+W6 = RNG.normal(size=(6, 2)).astype(np.float32)
+BN = [RNG.uniform(0.5, 1.5, 3), RNG.normal(size=3), RNG.normal(size=3), RNG.uniform(0.5, 2, 3)]
+
+
+def make_model(onnx, nodes, inits, inputs=(("x", [4]),), outputs=("y",), opset=18, elem=1):
+    h = onnx.helper
+    ins = [h.make_tensor_value_info(n, elem, ["N"] + list(shape)) for n, shape in inputs]
+    outs = [h.make_tensor_value_info(n, 1, ["N", None]) for n in outputs]
+    tensors = [onnx.numpy_helper.from_array(np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f"
+                                            else np.asarray(v), k) for k, v in inits.items()]
+    opsets = [h.make_opsetid("", opset)]
+    return h.make_model(h.make_graph(nodes, "hand", ins, outs, initializer=tensors), opset_imports=opsets,
+                        ir_version=h.find_min_ir_version_for(opsets))
+
+
+def node(op, ins, outs, name=None, **attrs):
+    from onnx import helper
+    return helper.make_node(op, ins, outs, name=name or f"{op.lower()}_{outs[0]}", **attrs)
+
+
+def gemm_then(op, opset=18, **attrs):
+    """Gemm(x, W, B) then ``op`` (a dense layer and its activation)."""
+    def build(onnx):
+        return make_model(onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node(op, ["h"], ["y"], **attrs)],
+                          {"W": W, "B": B}, opset=opset)
+    return build
+
+
+def binary(op, n=2):
+    def build(onnx):
+        names = [f"h{i}" for i in range(n)]
+        nodes = [node("Gemm", ["x", "W" if i % 2 == 0 else "W2", "B"], [h]) for i, h in enumerate(names)]
+        return make_model(onnx, nodes + [node(op, names, ["y"])], {"W": W, "W2": W2, "B": B})
+    return build
+
+
+def clip(low, high):
+    def build(onnx):
+        inits = {"W": W, "B": B, "lo": np.float32(low)}
+        ins = ["h", "lo"]
+        if high is not None:
+            inits["hi"] = np.float32(high)
+            ins.append("hi")
+        return make_model(onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Clip", ins, ["y"])], inits)
+    return build
+
+
+HAND_GRAPHS = {
+    "gemm_transB_alpha_beta": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "Wt", "C"], ["y"], transB=1, alpha=0.5, beta=2.0)], {"Wt": W.T, "C": B[None]}),
+    "gemm_without_bias": lambda onnx: make_model(onnx, [node("Gemm", ["x", "W"], ["y"])], {"W": W}),
+    "matmul_add": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Add", ["m", "B"], ["y"])], {"W": W, "B": B}),
+    "matmul_add_bias_first": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Add", ["B", "m"], ["y"])], {"W": W, "B": B}),
+    "matmul_sub_relu": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Sub", ["m", "B"], ["s"]), node("Relu", ["s"], ["y"])],
+        {"W": W, "B": B}),
+    "relu": gemm_then("Relu"), "sigmoid": gemm_then("Sigmoid"), "tanh": gemm_then("Tanh"),
+    "softmax": gemm_then("Softmax"), "softmax_axis_1": gemm_then("Softmax", axis=1),
+    "softmax_opset_11": gemm_then("Softmax", opset=11),
+    "leaky_relu_onnx_default": gemm_then("LeakyRelu"), "leaky_relu_keras_default": gemm_then("LeakyRelu", alpha=0.2),
+    "elu": gemm_then("Elu"), "elu_alpha": gemm_then("Elu", alpha=0.5), "selu": gemm_then("Selu"),
+    "softplus": gemm_then("Softplus"), "softsign": gemm_then("Softsign"), "exp": gemm_then("Exp"),
+    "hard_sigmoid": gemm_then("HardSigmoid", alpha=1 / 6), "gelu": gemm_then("Gelu", opset=20),
+    "identity": gemm_then("Identity"), "dropout": gemm_then("Dropout"),
+    "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),
+    "relu_of_input": lambda onnx: make_model(onnx, [node("Relu", ["x"], ["y"])], {}),
+    "batch_normalization": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"],
+                                                          epsilon=1e-3)],
+        {"W": W, "B": B, "s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
+    "batch_normalization_of_input": lambda onnx: make_model(
+        onnx, [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+        {"s": np.ones(4), "b": np.zeros(4), "m": np.arange(4.0), "v": np.full(4, 2.0)}),
+    "flatten": lambda onnx: make_model(
+        onnx, [node("Flatten", ["x"], ["f"]), node("MatMul", ["f", "W6"], ["y"])], {"W6": W6},
+        inputs=(("x", [2, 3]),)),
+    "reshape": lambda onnx: make_model(
+        onnx, [node("Reshape", ["x", "shape"], ["f"]), node("MatMul", ["f", "W6"], ["y"])],
+        {"W6": W6, "shape": np.array([0, -1], np.int64)}, inputs=(("x", [2, 3]),)),
+    "concat": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["a"]), node("Gemm", ["x", "W2"], ["b"]),
+               node("Concat", ["a", "b"], ["y"], axis=1)], {"W": W, "W2": W2, "B": B}),
+    "add": binary("Add"), "sub": binary("Sub"), "mul": binary("Mul"), "max": binary("Max", 3),
+    "min": binary("Min", 3), "sum": binary("Sum", 3), "mean": binary("Mean", 3),
+    "prelu": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("PRelu", ["h", "slope"], ["y"])],
+        {"W": W, "B": B, "slope": np.array([0.1, -0.5, 2.0])}),
+    "dequantized_weights": lambda onnx: make_model(
+        onnx, [node("DequantizeLinear", ["q", "scale"], ["Wd"], axis=1), node("Gemm", ["x", "Wd", "B"], ["y"])],
+        {"q": RNG.integers(-127, 128, size=(4, 3)).astype(np.int8), "scale": np.array([0.01, 0.02, 0.005]), "B": B}),
+    "constant_node_weights": lambda onnx: make_model(
+        onnx, [node("Constant", [], ["Wc"], value=onnx.numpy_helper.from_array(W, "Wc")),
+               node("Transpose", ["Wc"], ["Wt"], perm=[1, 0]), node("Gemm", ["x", "Wt"], ["y"], transB=1)], {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_GRAPHS))
+def test_hand_made_graph_imports_and_matches_onnxruntime(onnx, ort, case):
+    proto = HAND_GRAPHS[case](onnx)
+    onnx.checker.check_model(proto)
+    shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = data(*shape)
+    model = onnx_io.from_onnx(proto)
+    got = model.predict(x, verbose=0)
+    # onnxruntime's extended optimizations run DequantizeLinear + Gemm as an integer kernel that quantizes
+    # the activations too: the graph's exact semantics are its basic level's
+    level = "ORT_ENABLE_BASIC" if case == "dequantized_weights" else None
+    np.testing.assert_allclose(got, run_ort(ort, proto, {"x": x}, level)[0], **TOL)
+    assert model.output_names == ["y"]
+
+
+def test_fused_activations_come_back_as_one_dense(onnx):
+    model = onnx_io.from_onnx(HAND_GRAPHS["matmul_sub_relu"](onnx))
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense"]
+    assert model.layers[1].activation is fastmlp.activations.relu
+    model = onnx_io.from_onnx(HAND_GRAPHS["leaky_relu_onnx_default"](onnx))   # alpha 0.01: its own layer
+    assert isinstance(model.layers[-1], layers.LeakyReLU) and np.isclose(model.layers[-1].negative_slope, 0.01)
+
+
+def test_two_inputs_two_outputs_and_pass_through_outputs(onnx, ort):
+    proto = make_model(onnx, [node("Gemm", ["x", "W", "B"], ["a"]), node("Add", ["a", "z"], ["sum"]),
+                              node("Relu", ["a"], ["act"]), node("Identity", ["act"], ["act_again"]),
+                              node("Identity", ["z"], ["z_out"])],
+                       {"W": W, "B": B}, inputs=(("x", [4]), ("z", [3])), outputs=("sum", "act", "act_again", "z_out"))
+    onnx.checker.check_model(proto)
+    model = onnx_io.from_onnx(proto)
+    assert model.input_names == ["x", "z"] and model.output_names == ["sum", "act", "act_again", "z_out"]
+    xs = {"x": data(4), "z": data(3, seed=1)}
+    for g, w in zip(model.predict([xs["x"], xs["z"]], verbose=0), run_ort(ort, proto, xs)):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+# =========================================================================== import: errors
+def bad(onnx, nodes, inits=None, **kwargs):
+    return make_model(onnx, nodes, {"W": W, "B": B, **(inits or {})}, **kwargs)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("unsupported_op", "'Cos'.*my_cos|my_cos.*'Cos'"),
+    ("matmul_of_two_inputs", "must be a constant"),
+    ("gemm_transA", "transA"),
+    ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
+    ("softmax_first_axis", "axis=0"),
+    ("clip_below_zero", "Clip"),
+    ("constant_after_activation", "constant operand"),
+    ("training_batch_normalization", "training_mode"),
+    ("integer_input", "float32 or float64"),
+    ("unknown_feature_size", "fixed size"),
+    ("custom_domain", "domain 'com.example'"),
+])
+def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
+    h = onnx.helper
+    gemm = node("Gemm", ["x", "W", "B"], ["h"])
+    protos = {
+        "unsupported_op": lambda: bad(onnx, [gemm, h.make_node("Cos", ["h"], ["y"], name="my_cos")]),
+        "matmul_of_two_inputs": lambda: bad(onnx, [node("MatMul", ["x", "z"], ["y"])],
+                                            inputs=(("x", [4]), ("z", [4, 3]))),
+        "gemm_transA": lambda: bad(onnx, [node("Gemm", ["x", "W"], ["y"], transA=1)], inputs=(("x", [4]),)),
+        "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
+        "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
+        "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
+        "constant_after_activation": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]), node("Add", ["r", "B"], ["y"])]),
+        "training_batch_normalization": lambda: bad(
+            onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], training_mode=1)],
+            {"s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
+        "integer_input": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], elem=7),
+        "unknown_feature_size": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], inputs=(("x", ["F"]),)),
+        "custom_domain": lambda: bad(onnx, [gemm, h.make_node("Swish", ["h"], ["y"], domain="com.example")]),
+    }
+    proto = protos[case]()
+    with pytest.raises(ValueError, match=message):
+        onnx_io.from_onnx(proto, verify=case != "custom_domain")
+
+
+def test_load_model_refuses_bad_onnx_files_and_mmap(onnx, tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"this is not a protobuf \xff\xfe")
+    with pytest.raises(ValueError, match="junk.onnx"):
+        fastmlp.models.load_model(path)
+    good = tmp_path / "good.onnx"
+    good.write_bytes(HAND_GRAPHS["relu"](onnx).SerializeToString())
+    with pytest.raises(ValueError, match="mmap"):
+        fastmlp.models.load_model(good, mmap=True)
+    assert fastmlp.saving.load_onnx(good).output_names == ["y"]
