@@ -337,6 +337,26 @@ def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort):
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), **TOL)
 
 
+def test_keras_onnx_export_imports_and_matches_keras(onnx, ort, tmp_path):
+    keras = pytest.importorskip("keras")
+    import warnings
+    net = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(12, activation="gelu"),
+                            keras.layers.BatchNormalization(), keras.layers.Dropout(0.2),
+                            keras.layers.Dense(8, activation="relu"), keras.layers.LeakyReLU(),
+                            keras.layers.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(5)
+    bn = net.layers[1]
+    bn.set_weights([rng.uniform(0.5, 1.5, 12), rng.normal(size=12), rng.normal(size=12), rng.uniform(0.5, 2, 12)])
+    x = data(5)
+    want = net.predict(x, verbose=0)
+    path = tmp_path / "keras.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.export(str(path), format="onnx", verbose=False)
+    model = fastmlp.models.load_model(path)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, **TOL)
+
+
 def test_skl2onnx_mlp_regressor_imports(onnx, ort):
     skl2onnx = pytest.importorskip("skl2onnx")
     from skl2onnx.common.data_types import FloatTensorType
@@ -439,6 +459,18 @@ HAND_GRAPHS = {
                node("Concat", ["a", "b"], ["y"], axis=1)], {"W": W, "W2": W2, "B": B}),
     "add": binary("Add"), "sub": binary("Sub"), "mul": binary("Mul"), "max": binary("Max", 3),
     "min": binary("Min", 3), "sum": binary("Sum", 3), "mean": binary("Mean", 3),
+    "matmul_scale_and_bias": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Mul", ["m", "S"], ["s"]), node("Div", ["s", "D"], ["d"]),
+               node("Add", ["d", "B"], ["y"])], {"W": W, "B": B, "S": BN[0], "D": np.float32(1.5)}),
+    "affine_after_activation": lambda onnx: make_model(   # Keras's inference BatchNormalization
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Tanh", ["h"], ["t"]), node("Sub", ["t", "M"], ["c"]),
+               node("Mul", ["c", "S"], ["s"]), node("Add", ["s", "B"], ["y"])], {"W": W, "B": B, "M": BN[2], "S": BN[0]}),
+    "constant_minus_data": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Relu", ["h"], ["r"]), node("Sub", ["B", "r"], ["y"])],
+        {"W": W, "B": B}),
+    "cast_to_float": lambda onnx: make_model(
+        onnx, [node("Cast", ["x"], ["c"], to=1), node("Gemm", ["c", "W", "B"], ["h"]), node("Cast", ["h"], ["y"], to=1)],
+        {"W": W, "B": B}),
     "prelu": lambda onnx: make_model(
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("PRelu", ["h", "slope"], ["y"])],
         {"W": W, "B": B, "slope": np.array([0.1, -0.5, 2.0])}),
@@ -499,7 +531,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
     ("softmax_first_axis", "axis=0"),
     ("clip_below_zero", "Clip"),
-    ("constant_after_activation", "constant operand"),
+    ("constant_divided_by_data", "supported as"),
     ("training_batch_normalization", "training_mode"),
     ("integer_input", "float32 or float64"),
     ("unknown_feature_size", "fixed size"),
@@ -516,7 +548,7 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
         "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
         "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
-        "constant_after_activation": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]), node("Add", ["r", "B"], ["y"])]),
+        "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]), node("Div", ["B", "r"], ["y"])]),
         "training_batch_normalization": lambda: bad(
             onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], training_mode=1)],
             {"s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),

@@ -23,14 +23,44 @@ from .onnx_io import require_onnx
 __all__ = ["load", "from_onnx", "OP_IMPORTERS"]
 
 
-class _Dense:
-    """A ``MatMul``/``Gemm`` not made into a layer yet: a bias and an activation
-    may still be folded in.  ``tensor`` is its output once made."""
+class _Pending:
+    """A computation not made into a layer yet, so that what follows may still be
+    folded in; ``tensor`` is its output once made (``make``)."""
+    tensor = None
+
+
+class _Dense(_Pending):
+    """A ``MatMul``/``Gemm``: a bias, a per-unit scale and an activation may follow."""
     __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor")
 
     def __init__(self, x, kernel, bias, node_name):
         self.x, self.kernel, self.bias, self.node_name = x, kernel, bias, node_name
         self.activation, self.tensor = None, None
+
+    def make(self, g):
+        layer = g.layers.Dense(self.kernel.shape[1], activation=self.activation, use_bias=self.bias is not None,
+                               name=g.name(self.node_name or "dense"), dtype=g.dtype)
+        g.weights.append((layer, [self.kernel] + ([self.bias] if self.bias is not None else [])))
+        return layer(self.x)
+
+
+class _Affine(_Pending):
+    """``x * scale + shift`` per feature (a chain of Add/Sub/Mul/Div by constants, as
+    Keras writes an inference BatchNormalization): a BatchNormalization layer with
+    zero mean and unit variance."""
+    __slots__ = ("x", "scale", "shift", "node_name", "tensor")
+
+    def __init__(self, x, node_name):
+        n = x.shape[1]
+        self.x, self.scale, self.shift, self.node_name = x, np.ones(n), np.zeros(n), node_name
+        self.tensor = None
+
+    def make(self, g):
+        # epsilon is tiny so that sqrt(1 + epsilon) is 1 in float32 and within 1e-12 of it in float64
+        layer = g.layers.BatchNormalization(epsilon=1e-12, name=g.name(self.node_name or "affine"), dtype=g.dtype)
+        n = len(self.scale)
+        g.weights.append((layer, [self.scale, self.shift, np.zeros(n), np.ones(n)]))
+        return layer(self.x)
 
 
 class _Const:
@@ -87,20 +117,17 @@ class _Graph:
         if isinstance(v, _Const):
             raise ValueError(f"{_where(node)}: its input {name!r} is a constant where fastmlp expects "
                              f"computed data (a constant operand is supported only as weights or a bias)")
-        if isinstance(v, _Dense):
+        if isinstance(v, _Pending):
             if v.tensor is None:
-                units = v.kernel.shape[1]
-                layer = self.layers.Dense(units, activation=v.activation, use_bias=v.bias is not None,
-                                          name=self.name(v.node_name or "dense"), dtype=self.dtype)
-                v.tensor = layer(v.x)
-                self.weights.append((layer, [v.kernel] + ([v.bias] if v.bias is not None else [])))
+                v.tensor = v.make(self)
             return v.tensor
         return v
 
-    def foldable(self, name):
-        """The pending Dense of ``name`` when only one node reads it and it is no graph output."""
+    def foldable(self, name, kinds=(_Dense,)):
+        """The pending computation of ``name`` (one of ``kinds``) when only one node reads it and
+        it is no graph output."""
         v = self.values.get(name)
-        if isinstance(v, _Dense) and v.tensor is None and self.readers.get(name) == 1 and name not in self.outputs:
+        if isinstance(v, kinds) and v.tensor is None and self.readers.get(name) == 1 and name not in self.outputs:
             return v
         return None
 
@@ -199,23 +226,8 @@ def _merge(g, node, at):
         for n in ins[1:]:
             out = _NUMPY[op](out, g.const(n, node, "input"))
         return _Const(out)
-    if op in ("Add", "Sub") and len(ins) == 2 and g.is_const(ins[1]):   # a bias after MatMul / Gemm
-        dense = g.foldable(ins[0])
-        if dense is not None and dense.activation is None:
-            c = _bias(node, g.const(ins[1], node, "bias"), dense.kernel.shape[1])
-            c = c if op == "Add" else -c
-            dense.bias = c if dense.bias is None else dense.bias + c
-            dense.node_name = node.name or dense.node_name
-            return dense
-    if op == "Add" and len(ins) == 2 and g.is_const(ins[0]):   # bias first: Add(b, x W)
-        dense = g.foldable(ins[1])
-        if dense is not None and dense.activation is None:
-            c = _bias(node, g.const(ins[0], node, "bias"), dense.kernel.shape[1])
-            dense.bias = c if dense.bias is None else dense.bias + c
-            return dense
     if any(g.is_const(n) for n in ins):
-        raise ValueError(f"{_where(node)}: a constant operand is supported only as the bias added to the output "
-                         f"of a MatMul/Gemm read by nothing else; fastmlp has no layer for {op} with a constant")
+        return _affine(g, node, ins)
     if op not in _MERGES:
         raise ValueError(f"{_where(node)}: {op} of two computed tensors is not supported")
     tensors = [g.tensor(n, node) for n in ins]
@@ -224,6 +236,43 @@ def _merge(g, node, at):
         raise ValueError(f"{_where(node)}: fastmlp's merge layers take inputs of one shape; got "
                          f"{[tuple(t.shape) for t in tensors]} (no broadcasting)")
     return g.layer(getattr(g.layers, _MERGES[op]), node, tensors)
+
+
+def _affine(g, node, ins):
+    """``x op c`` (or ``c op x``) with a constant per feature: folded into the MatMul/Gemm it
+    follows (its bias, or its kernel for Mul/Div), else into a per-feature affine map."""
+    op = node.op_type
+    k = 0 if g.is_const(ins[0]) else 1   # which operand is the constant
+    if len(ins) != 2 or op not in ("Add", "Sub", "Mul", "Div") or (op == "Div" and k == 0):
+        raise ValueError(f"{_where(node)}: {op} with a constant operand is supported as x + c, x - c, c - x, x * c, "
+                         f"c * x or x / c with c one value per feature (a bias or a scale)")
+    name, c = ins[1 - k], np.asarray(g.const(ins[k], node, "operand"), np.float64)
+    if op == "Add":
+        scale, shift = 1.0, c
+    elif op == "Sub":
+        scale, shift = (1.0, -c) if k == 1 else (-1.0, c)
+    else:
+        scale, shift = (c if op == "Mul" else 1.0 / c), 0.0
+    dense = g.foldable(name)
+    if dense is not None and dense.activation is None:
+        n = dense.kernel.shape[1]
+        scale, shift = _bias(node, scale, n), _bias(node, shift, n)
+        dense.kernel = dense.kernel * scale
+        if dense.bias is not None or op in ("Add", "Sub"):
+            dense.bias = (0.0 if dense.bias is None else dense.bias) * scale + shift
+        dense.node_name = node.name or dense.node_name
+        return dense
+    affine = g.foldable(name, (_Affine,))
+    if affine is None:
+        x = g.tensor(name, node)
+        if len(x.shape) != 2:
+            raise ValueError(f"{_where(node)}: {op} with a constant is supported on (samples, features) data; "
+                             f"{name!r} has shape {tuple(x.shape)}")
+        affine = _Affine(x, node.name)
+    n = len(affine.scale)
+    scale, shift = _bias(node, scale, n), _bias(node, shift, n)
+    affine.scale, affine.shift = affine.scale * scale, affine.shift * scale + shift
+    return affine
 
 
 def _concat(g, node, at):
@@ -300,7 +349,7 @@ def _hard_sigmoid(g, node, at):
 
 def _softmax(g, node, at):
     v = g.values.get(node.input[0])
-    rank = 2 if isinstance(v, _Dense) else len(g.tensor(node.input[0], node).shape)
+    rank = 2 if isinstance(v, _Pending) else len(g.tensor(node.input[0], node).shape)
     axis = at.get("axis", -1 if g.opset >= 13 else 1)
     if axis % rank != rank - 1:
         raise ValueError(f"{_where(node)}: fastmlp's softmax normalizes the last axis; this node has axis={axis} "
@@ -374,9 +423,20 @@ def _pass_through(g, node, at):
             raise ValueError(f"{_where(node)}: training_mode=True is not supported; fastmlp imports inference "
                              f"graphs")
     v = g.values.get(node.input[0])
-    if isinstance(v, _Dense) and g.foldable(node.input[0]) is None:
+    if isinstance(v, _Pending) and g.foldable(node.input[0], (_Pending,)) is None:
         return g.tensor(node.input[0], node)
     return v if v is not None else g.tensor(node.input[0], node)
+
+
+def _cast(g, node, at):
+    """A Cast to the model's own float type is the identity (Keras writes them); on constants, a cast."""
+    to = g.onnx.helper.tensor_dtype_to_np_dtype(at["to"])
+    if g.is_const(node.input[0]):
+        return _Const(g.const(node.input[0], node, "input").astype(to))
+    if str(np.dtype(to)) != g.dtype:
+        raise ValueError(f"{_where(node)}: a Cast to {np.dtype(to)} is not supported; the model computes in "
+                         f"{g.dtype}")
+    return _pass_through(g, node, at)
 
 
 def _flatten(g, node, at):
@@ -438,11 +498,6 @@ def _dequantize(g, node, at, x):
     return y * scale
 
 
-def _cast(g, node, at, x):
-    to = g.onnx.helper.tensor_dtype_to_np_dtype(at["to"])
-    return x.astype(to)
-
-
 OP_IMPORTERS = {
     "Gemm": _gemm,
     "MatMul": _matmul,
@@ -471,7 +526,7 @@ OP_IMPORTERS = {
     "Reshape": _reshape,
     "Constant": _constant,
     "Transpose": _const_only(lambda g, node, at, x: np.transpose(x, at.get("perm"))),
-    "Cast": _const_only(_cast),
+    "Cast": _cast,
     "DequantizeLinear": _const_only(_dequantize),
 }
 
