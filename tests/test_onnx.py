@@ -177,10 +177,15 @@ def test_batchnorm_read_twice_is_not_folded(onnx, ort):
     d = layers.Dense(5)(x)
     out1 = layers.BatchNormalization()(d)
     out2 = layers.Dense(2)(d)                   # the Dense output has a second reader
-    model = fastmlp.Model(x, [out1, out2])
+    out3 = layers.Dropout(0.5)(out2)            # the same value as out2: an Identity gives it its own name
+    model = fastmlp.Model(x, [out1, out2, out3])
     randomize_batchnorm(model)
     proto = check_export(onnx, ort, model, [data(4)])
-    assert "BatchNormalization" in ops(proto)
+    assert "BatchNormalization" in ops(proto) and "Identity" in ops(proto)
+    back = onnx_io.from_onnx(proto)
+    assert back.output_names == model.output_names
+    for g, w in zip(back.predict(data(4), verbose=0), model.predict(data(4), verbose=0)):
+        np.testing.assert_allclose(g, w, **TOL)
 
 
 def test_float64_model_exports_float32_graph(onnx, ort):
@@ -464,12 +469,14 @@ HAND_GRAPHS = {
                node("Add", ["d", "B"], ["y"])], {"W": W, "B": B, "S": BN[0], "D": np.float32(1.5)}),
     "affine_after_activation": lambda onnx: make_model(   # Keras's inference BatchNormalization
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Tanh", ["h"], ["t"]), node("Sub", ["t", "M"], ["c"]),
-               node("Mul", ["c", "S"], ["s"]), node("Add", ["s", "B"], ["y"])], {"W": W, "B": B, "M": BN[2], "S": BN[0]}),
+               node("Mul", ["c", "S"], ["s"]), node("Add", ["s", "B"], ["y"])],
+        {"W": W, "B": B, "M": BN[2], "S": BN[0]}),
     "constant_minus_data": lambda onnx: make_model(
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Relu", ["h"], ["r"]), node("Sub", ["B", "r"], ["y"])],
         {"W": W, "B": B}),
     "cast_to_float": lambda onnx: make_model(
-        onnx, [node("Cast", ["x"], ["c"], to=1), node("Gemm", ["c", "W", "B"], ["h"]), node("Cast", ["h"], ["y"], to=1)],
+        onnx, [node("Cast", ["x"], ["c"], to=1), node("Gemm", ["c", "W", "B"], ["h"]),
+               node("Cast", ["h"], ["y"], to=1)],
         {"W": W, "B": B}),
     "prelu": lambda onnx: make_model(
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("PRelu", ["h", "slope"], ["y"])],
@@ -548,7 +555,8 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
         "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
         "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
-        "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]), node("Div", ["B", "r"], ["y"])]),
+        "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]),
+                                                       node("Div", ["B", "r"], ["y"])]),
         "training_batch_normalization": lambda: bad(
             onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], training_mode=1)],
             {"s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),

@@ -348,9 +348,13 @@ def _signature_shapes(model, input_signature):
             raise ValueError(f"input_signature: input {name!r} has shape {(None,) + tuple(t.shape[1:])}; the "
                              f"signature gives {shape} (only the batch axis may differ: None or a positive size)")
         dtype = getattr(spec, "dtype", None)
-        if dtype is not None and str(np.dtype(dtype)) != "float32":
-            raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 inputs; input {name!r} "
-                             f"has dtype {dtype!r}")
+        try:
+            dtype_name = None if dtype is None else str(np.dtype(dtype))
+        except TypeError:
+            dtype_name = str(dtype)
+        if dtype_name not in (None, "float32", "float64"):
+            raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 inputs (a float32 or float64 "
+                             f"spec); input {name!r} has dtype {dtype!r}")
         batches.append(shape[0])
     return batches
 

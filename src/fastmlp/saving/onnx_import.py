@@ -620,8 +620,10 @@ def _inputs(g, graph):
             continue
         t = vi.type.tensor_type
         if not vi.type.HasField("tensor_type") or t.elem_type not in _FLOAT_TYPES:
+            kind = g.onnx.TensorProto.DataType.Name(t.elem_type) if vi.type.HasField("tensor_type") \
+                else vi.type.WhichOneof("value")
             raise ValueError(f"ONNX input {vi.name!r}: fastmlp models take float32 or float64 tensors; this input "
-                             f"is {vi.type}".rstrip())
+                             f"is {kind}")
         dims = list(t.shape.dim) if t.HasField("shape") else None
         if not dims or len(dims) < 2 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
             shown = None if dims is None else [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
