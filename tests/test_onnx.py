@@ -69,13 +69,14 @@ def ops(proto):
 
 
 # =========================================================================== export: activations
-def activation_model(name):
-    """Every activation twice: fused in a Dense, and as an Activation layer (or the ReLU layer for relu_cap)."""
+def activation_model(name, lib=fastmlp):
+    """Every activation twice: fused in a Dense, and as an Activation layer (or the ReLU layer for
+    relu_cap), built with ``lib`` (fastmlp or keras)."""
+    L = lib.layers
     if name == "relu_cap":
-        mid, last = layers.ReLU(max_value=2.5), layers.ReLU(max_value=0.75)
-        return fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(9), mid, layers.Dense(4), last])
-    return fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(9, activation=name), layers.Dense(4),
-                               layers.Activation(name)])
+        return lib.Sequential([lib.Input(shape=(5,)), L.Dense(9), L.ReLU(max_value=2.5), L.Dense(4),
+                               L.ReLU(max_value=0.75)])
+    return lib.Sequential([lib.Input(shape=(5,)), L.Dense(9, activation=name), L.Dense(4), L.Activation(name)])
 
 
 @pytest.mark.parametrize("name", sorted(fastmlp._engine.ACTIVATIONS))
@@ -87,6 +88,16 @@ def test_every_engine_activation_exports_and_matches_predict(onnx, ort, name):
     if name == "gelu":
         assert "Gelu" in ops(proto)
         assert "Erf" in ops(onnx_io.to_onnx(model)) and "Gelu" not in ops(onnx_io.to_onnx(model))
+
+
+def test_exported_activations_compute_what_keras_computes(onnx, ort):
+    keras = pytest.importorskip("keras")
+    for name in sorted(fastmlp._engine.ACTIVATIONS):
+        k_model, model = activation_model(name, keras), activation_model(name)
+        model.set_weights(k_model.get_weights())
+        x = data(5, scale=0.8)
+        got = run_ort(ort, onnx_io.to_onnx(model), {model.input_names[0]: x})[0]
+        np.testing.assert_allclose(got, k_model.predict(x, verbose=0), err_msg=name, **TOL)
 
 
 def test_activation_constants_are_keras_ones(onnx):
