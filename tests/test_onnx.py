@@ -590,3 +590,13 @@ def test_load_model_refuses_bad_onnx_files_and_mmap(onnx, tmp_path):
     with pytest.raises(ValueError, match="mmap"):
         fastmlp.models.load_model(good, mmap=True)
     assert fastmlp.saving.load_onnx(good).output_names == ["y"]
+
+
+def test_a_layer_called_twice_writes_its_weights_once(onnx, ort):
+    shared = layers.Dense(4, activation="relu", name="shared")
+    a, b = fastmlp.Input(shape=(3,), name="a"), fastmlp.Input(shape=(3,), name="b")
+    out = layers.Dense(2, name="out")(layers.Concatenate()([shared(a), shared(b)]))
+    model = fastmlp.Model([a, b], out)
+    proto = check_export(onnx, ort, model, [data(3), data(3, seed=1)])
+    assert [i.name for i in proto.graph.initializer].count("shared/kernel") == 1
+    assert ops(proto).count("Gemm") == 3 and len(proto.graph.initializer) == 4

@@ -60,12 +60,15 @@ class Graph:
         self.initializers.append(self.onnx.numpy_helper.from_array(np.array(value, dtype=dtype, order="C"), name))
         return name
 
+    def once(self, key, make):
+        """``make()``'s value name, made once per ``key`` (a layer called twice shares its weights)."""
+        if key not in self._weights:
+            self._weights[key] = make()
+        return self._weights[key]
+
     def weight(self, layer, attr, hint, value=None):
         """A float32 initializer for ``layer.<attr>`` (``value`` overrides it), added once per layer."""
-        key = (id(layer), attr)
-        if key not in self._weights:
-            self._weights[key] = self.const(getattr(layer, attr) if value is None else value, hint)
-        return self._weights[key]
+        return self.once((id(layer), attr), lambda: self.const(getattr(layer, attr) if value is None else value, hint))
 
     def op(self, op_type, inputs, hint, **attrs):
         out = self.fresh(hint)
@@ -172,15 +175,12 @@ def _dense(g, layer, call, ins):
         kernel = np.asarray(kernel, np.float64) * scale
         bias = (0.0 if bias is None else np.asarray(bias, np.float64)) * scale + shift
     hint = layer.name if bn is None else bn.name
-    if g.quantize:   # int8 kernels per output unit, as fastmlp's int8 files store them
-        key = (id(layer), "kernel/int8") if bn is None else None
-        w = g._weights.get(key)
-        if w is None:
+    if g.quantize:   # int8 kernels per output unit, as fastmlp's int8 files store them (never folded)
+        def dequantized():
             q, s = _quantize_int8(np.asarray(kernel, np.float32))
-            w = g.op("DequantizeLinear", [g.const(q, f"{hint}/kernel_quantized", np.int8),
-                                          g.const(s, f"{hint}/kernel_scale")], f"{hint}/kernel", axis=1)
-            if key is not None:
-                g._weights[key] = w
+            return g.op("DequantizeLinear", [g.const(q, f"{hint}/kernel_quantized", np.int8),
+                                             g.const(s, f"{hint}/kernel_scale")], f"{hint}/kernel", axis=1)
+        w = g.once((id(layer), "kernel/int8"), dequantized)
     elif bn is None:
         w = g.weight(layer, "kernel", f"{hint}/kernel")
     else:
