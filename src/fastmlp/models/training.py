@@ -679,6 +679,15 @@ class Trainer:
         return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
                                  dtype=dtype)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Export the model for inference, as ``keras.Model.export``: fastmlp writes
+        ``format="onnx"`` (opset ``opset_version``, 18 by default; needs ``pip install
+        fastmlp[onnx]``); ``dtype="int8"`` stores the Dense kernels as int8 (QDQ).
+        Keras's other formats raise NotImplementedError."""
+        from ..saving import onnx_export
+        return onnx_export.model_export(self, filepath, format=format, verbose=verbose,
+                                        input_signature=input_signature, **kwargs)
+
     def save_weights(self, filepath, overwrite=True):
         from ..saving import writer
         return writer.save_weights(self, filepath, overwrite=overwrite)

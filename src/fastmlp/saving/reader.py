@@ -254,8 +254,13 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     the file until training resumes: it is then read through the file opened at load
     (a replaced file is still read as it was), checked against its checksum, and a
     file truncated or rewritten since raises FormatError there; the weights are never
-    affected."""
+    affected.
+
+    A path ending in ``.onnx`` is an ONNX graph (``saving/onnx_import.py``)."""
     path = os.fspath(filepath)
+    if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
+        from . import onnx_io
+        return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
     try:
         buf = None
         if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)

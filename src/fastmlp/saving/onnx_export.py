@@ -1,0 +1,465 @@
+"""A model as an ONNX graph: ``model.export("model.onnx", format="onnx")``.
+
+The graph computes what ``model.predict`` computes (inference: Dropout and
+GaussianNoise are the identity, BatchNormalization uses its moving statistics),
+in float32, with a dynamic batch axis, the model's input names and output names.
+
+Each layer kind is one function in ``LAYER_EXPORTERS`` (keyed by class name) and
+each activation one function in ``ACTIVATION_EXPORTERS`` (keyed by the
+``fastmlp.activations`` name); a kind without an entry is refused, naming it.
+A function receives the graph being written, the layer, the engine-free call
+record and the ONNX names of its inputs, and returns the name of its output.
+
+A ``BatchNormalization`` whose input is a linear ``Dense`` that feeds nothing
+else is folded into that Dense's kernel and bias; any other BatchNormalization
+is ONNX's ``BatchNormalization`` operator.
+"""
+import math
+import os
+
+import numpy as np
+
+from .. import _engine
+from .format import _quantize_int8
+from .onnx_io import require_onnx
+
+__all__ = ["export", "to_onnx", "LAYER_EXPORTERS", "ACTIVATION_EXPORTERS", "DEFAULT_OPSET", "MIN_OPSET"]
+
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+_GELU_OPSET = 20   # ONNX's Gelu operator; below it, gelu is written as its erf decomposition
+_KERAS_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
+_ACTIVATION_NAMES = {code: name for name, code in _engine.ACTIVATIONS.items()}
+
+
+# ---------------------------------------------------------------------------- the graph being written
+class Graph:
+    """Nodes and initializers of the graph being written, with fresh value names.
+
+    ``op`` appends a node and returns its output's name; ``const`` adds an
+    initializer; ``weight`` adds a layer's weight once however often the layer
+    is called; ``activation`` writes an activation (by engine code)."""
+
+    def __init__(self, onnx, opset, quantize, reserved):
+        self.onnx, self.opset, self.quantize = onnx, opset, quantize
+        self.nodes, self.initializers = [], []
+        self.folded = {}        # id(Dense call) -> the BatchNormalization layer folded into it
+        self.fold_targets = set()  # id(BatchNormalization call) folded into its Dense
+        self._used = set(reserved)
+        self._weights = {}
+
+    def fresh(self, hint):
+        name, i = hint, 1
+        while name in self._used:
+            name, i = f"{hint}_{i}", i + 1
+        self._used.add(name)
+        return name
+
+    def const(self, value, hint, dtype=np.float32):
+        name = self.fresh(hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.array(value, dtype=dtype, order="C"), name))
+        return name
+
+    def once(self, key, make):
+        """``make()``'s value name, made once per ``key`` (a layer called twice shares its weights)."""
+        if key not in self._weights:
+            self._weights[key] = make()
+        return self._weights[key]
+
+    def weight(self, layer, attr, hint, value=None):
+        """A float32 initializer for ``layer.<attr>`` (``value`` overrides it), added once per layer."""
+        return self.once((id(layer), attr), lambda: self.const(getattr(layer, attr) if value is None else value, hint))
+
+    def op(self, op_type, inputs, hint, **attrs):
+        out = self.fresh(hint)
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def activation(self, code, alpha, x, hint):
+        name = _ACTIVATION_NAMES.get(code)
+        fn = ACTIVATION_EXPORTERS.get(name)
+        if fn is None:
+            raise ValueError(f"The activation {name or code!r} has no ONNX export in fastmlp")
+        return fn(self, x, float(alpha), hint)
+
+
+# ---------------------------------------------------------------------------- activations
+def _unary(op_type, **attrs):
+    def write(g, x, alpha, hint):
+        return g.op(op_type, [x], hint, **attrs)
+    return write
+
+
+def _linear(g, x, alpha, hint):
+    return x
+
+
+def _elu(g, x, alpha, hint):
+    return g.op("Elu", [x], hint, alpha=alpha)
+
+
+def _leaky_relu(g, x, alpha, hint):
+    return g.op("LeakyRelu", [x], hint, alpha=alpha)
+
+
+def _selu(g, x, alpha, hint):
+    from ..activations import _SELU_ALPHA, _SELU_SCALE
+    return g.op("Selu", [x], hint, alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+
+
+def _gelu(g, x, alpha, hint):
+    """The exact gelu (fastmlp's, and Keras's default): ``0.5 * x * (1 + erf(x / sqrt(2)))``."""
+    if g.opset >= _GELU_OPSET:
+        return g.op("Gelu", [x], hint, approximate="none")
+    t = g.op("Div", [x, g.const(math.sqrt(2.0), f"{hint}/sqrt2")], f"{hint}/scaled")
+    e = g.op("Erf", [t], f"{hint}/erf")
+    one = g.op("Add", [e, g.const(1.0, f"{hint}/one")], f"{hint}/one_plus_erf")
+    half_x = g.op("Mul", [x, g.const(0.5, f"{hint}/half")], f"{hint}/half_x")
+    return g.op("Mul", [half_x, one], hint)
+
+
+def _swish(g, x, alpha, hint):
+    return g.op("Mul", [x, g.op("Sigmoid", [x], f"{hint}/sigmoid")], hint)
+
+
+def _hard_sigmoid(g, x, alpha, hint):
+    """fastmlp's and Keras's ``clip(x / 6 + 1 / 2, 0, 1)``."""
+    return g.op("HardSigmoid", [x], hint, alpha=1.0 / 6.0, beta=0.5)
+
+
+def _clip(ceiling):
+    def write(g, x, alpha, hint):
+        top = ceiling if ceiling is not None else alpha
+        return g.op("Clip", [x, g.const(0.0, f"{hint}/min"), g.const(top, f"{hint}/max")], hint)
+    return write
+
+
+ACTIVATION_EXPORTERS = {
+    "linear": _linear,
+    "relu": _unary("Relu"),
+    "sigmoid": _unary("Sigmoid"),
+    "tanh": _unary("Tanh"),
+    "softmax": _unary("Softmax", axis=-1),
+    "elu": _elu,
+    "selu": _selu,
+    "leaky_relu": _leaky_relu,
+    "gelu": _gelu,
+    "softplus": _unary("Softplus"),
+    "softsign": _unary("Softsign"),
+    "swish": _swish,
+    "hard_sigmoid": _hard_sigmoid,
+    "exponential": _unary("Exp"),
+    "relu6": _clip(6.0),
+    "relu_cap": _clip(None),   # ReLU(max_value=alpha)
+}
+
+
+# ---------------------------------------------------------------------------- layer kinds
+def _bn_affine(bn):
+    """(scale, shift) of an inference-mode BatchNormalization: ``y = x * scale + shift``."""
+    mean = np.asarray(bn.moving_mean, np.float64)
+    scale = 1.0 / np.sqrt(np.asarray(bn.moving_variance, np.float64) + bn.epsilon)
+    if bn.gamma is not None:
+        scale = scale * np.asarray(bn.gamma, np.float64)
+    shift = -mean * scale
+    if bn.beta is not None:
+        shift = shift + np.asarray(bn.beta, np.float64)
+    return scale, shift
+
+
+def _dense(g, layer, call, ins):
+    bn = g.folded.get(id(call))
+    kernel, bias = layer.kernel, layer.bias
+    if bn is not None:   # fold the BatchNormalization that follows: its own kernel and bias for this call
+        scale, shift = _bn_affine(bn)
+        kernel = np.asarray(kernel, np.float64) * scale
+        bias = (0.0 if bias is None else np.asarray(bias, np.float64)) * scale + shift
+    hint = layer.name if bn is None else bn.name
+    if g.quantize:   # int8 kernels per output unit, as fastmlp's int8 files store them (never folded)
+        def dequantized():
+            q, s = _quantize_int8(np.asarray(kernel, np.float32))
+            return g.op("DequantizeLinear", [g.const(q, f"{hint}/kernel_quantized", np.int8),
+                                             g.const(s, f"{hint}/kernel_scale")], f"{hint}/kernel", axis=1)
+        w = g.once((id(layer), "kernel/int8"), dequantized)
+    elif bn is None:
+        w = g.weight(layer, "kernel", f"{hint}/kernel")
+    else:
+        w = g.const(kernel, f"{hint}/kernel")
+    inputs = [ins[0], w]
+    if bias is not None:
+        inputs.append(g.weight(layer, "bias", f"{hint}/bias") if bn is None else g.const(bias, f"{hint}/bias"))
+    act = layer.activation
+    linear = _ACTIVATION_NAMES[act._fm_code] == "linear"
+    y = g.op("Gemm", inputs, hint if linear else f"{hint}/gemm")
+    return g.activation(act._fm_code, act._fm_alpha, y, hint)
+
+
+def _activation_layer(g, layer, call, ins):
+    fn, alpha = layer._code()
+    return g.activation(fn._fm_code, alpha, ins[0], layer.name)
+
+
+def _identity(g, layer, call, ins):
+    """Dropout and GaussianNoise: the identity at inference."""
+    return ins[0]
+
+
+def _flatten(g, layer, call, ins):
+    if len(call.inputs[0].shape) == 2:
+        return ins[0]
+    return g.op("Flatten", ins, layer.name, axis=1)
+
+
+def _batch_normalization(g, layer, call, ins):
+    if id(call) in g.fold_targets:
+        return ins[0]
+    n = layer.moving_mean.shape[0]
+    gamma = g.weight(layer, "gamma", f"{layer.name}/gamma", None if layer.gamma is not None else np.ones(n))
+    beta = g.weight(layer, "beta", f"{layer.name}/beta", None if layer.beta is not None else np.zeros(n))
+    mean = g.weight(layer, "moving_mean", f"{layer.name}/moving_mean")
+    var = g.weight(layer, "moving_variance", f"{layer.name}/moving_variance")
+    return g.op("BatchNormalization", [ins[0], gamma, beta, mean, var], layer.name, epsilon=layer.epsilon)
+
+
+def _prelu(g, layer, call, ins):
+    return g.op("PRelu", [ins[0], g.weight(layer, "alpha", f"{layer.name}/alpha")], layer.name)
+
+
+def _concatenate(g, layer, call, ins):
+    return g.op("Concat", ins, layer.name, axis=1)
+
+
+def _variadic(op_type):
+    """Sum, Max, Min, Mean: one operator over all the inputs (one input: the identity)."""
+    def write(g, layer, call, ins):
+        return ins[0] if len(ins) == 1 else g.op(op_type, ins, layer.name)
+    return write
+
+
+def _add(g, layer, call, ins):
+    if len(ins) == 1:
+        return ins[0]
+    return g.op("Add" if len(ins) == 2 else "Sum", ins, layer.name)
+
+
+def _subtract(g, layer, call, ins):
+    return g.op("Sub", ins, layer.name)
+
+
+def _multiply(g, layer, call, ins):
+    out = ins[0]
+    for i, x in enumerate(ins[1:], 2):
+        out = g.op("Mul", [out, x], layer.name if i == len(ins) else f"{layer.name}/mul{i}")
+    return out
+
+
+LAYER_EXPORTERS = {
+    "Dense": _dense,
+    "Activation": _activation_layer,
+    "ReLU": _activation_layer,
+    "LeakyReLU": _activation_layer,
+    "ELU": _activation_layer,
+    "Softmax": _activation_layer,
+    "Dropout": _identity,
+    "GaussianNoise": _identity,
+    "Flatten": _flatten,
+    "BatchNormalization": _batch_normalization,
+    "PReLU": _prelu,
+    "Concatenate": _concatenate,
+    "Add": _add,
+    "Subtract": _subtract,
+    "Multiply": _multiply,
+    "Average": _variadic("Mean"),
+    "Maximum": _variadic("Max"),
+    "Minimum": _variadic("Min"),
+}
+
+
+# ---------------------------------------------------------------------------- the model's graph
+def _calls(model):
+    """Every layer call of the model in topological order, nested models inlined:
+    ``[(layer, call, input keys, output key)]``, and the keys of the model's outputs.
+    A key stands for one tensor (nested models' inputs and outputs take their
+    caller's keys)."""
+    steps = []
+
+    def walk(m, key):
+        for call in m._nodes:
+            layer = call.layer
+            ins = [key[id(t)] for t in call.inputs]
+            if getattr(layer, "_is_model", False):
+                inner = {id(t): k for t, k in zip(layer.inputs, ins)}
+                walk(layer, inner)
+                for t, o in zip(call.outputs, layer.outputs):
+                    key[id(t)] = inner[id(o)]
+                continue
+            key[id(call.outputs[0])] = id(call.outputs[0])
+            steps.append((layer, call, ins, id(call.outputs[0])))
+
+    key = {id(t): id(t) for t in model.inputs}
+    walk(model, key)
+    return steps, [key[id(t)] for t in model.outputs]
+
+
+def _plan_folds(g, steps, output_keys):
+    """Fold each BatchNormalization whose input is a linear Dense call read by nothing else."""
+    readers = {}
+    for _, _, ins, _ in steps:
+        for k in ins:
+            readers[k] = readers.get(k, 0) + 1
+    for k in output_keys:
+        readers[k] = readers.get(k, 0) + 1
+    made_by = {out: (layer, call) for layer, call, _, out in steps}
+    for layer, call, ins, _ in steps:
+        if type(layer).__name__ != "BatchNormalization" or readers.get(ins[0]) != 1 or ins[0] not in made_by:
+            continue
+        src, src_call = made_by[ins[0]]
+        if type(src).__name__ == "Dense" and _ACTIVATION_NAMES[src.activation._fm_code] == "linear":
+            g.folded[id(src_call)] = layer
+            g.fold_targets.add(id(call))
+
+
+def _signature_shapes(model, input_signature):
+    """The batch dimension of each input (None: dynamic) from ``input_signature``."""
+    n = len(model.inputs)
+    if input_signature is None:
+        return [None] * n
+    sig = input_signature
+    if isinstance(sig, dict):
+        missing = [k for k in model.input_names if k not in sig]
+        if missing or len(sig) != n:
+            raise ValueError(f"input_signature: expected the keys {model.input_names}; received {sorted(sig)}")
+        sig = [sig[k] for k in model.input_names]
+    elif not isinstance(sig, (list, tuple)):
+        sig = [sig]
+    elif len(sig) == 1 and isinstance(sig[0], (list, tuple)) and n > 1:   # Keras's [[spec1, spec2]]
+        sig = list(sig[0])
+    if len(sig) != n:
+        raise ValueError(f"input_signature: the model has {n} input(s); received {len(sig)} spec(s)")
+    batches = []
+    for spec, t, name in zip(sig, model.inputs, model.input_names):
+        shape = getattr(spec, "shape", None)
+        try:
+            shape = tuple(None if d is None else int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"input_signature: the spec for input {name!r} needs a shape; received {spec!r}") \
+                from None
+        if shape[1:] != tuple(t.shape[1:]) or (shape and shape[0] is not None and shape[0] <= 0):
+            raise ValueError(f"input_signature: input {name!r} has shape {(None,) + tuple(t.shape[1:])}; the "
+                             f"signature gives {shape} (only the batch axis may differ: None or a positive size)")
+        dtype = getattr(spec, "dtype", None)
+        try:
+            dtype_name = None if dtype is None else str(np.dtype(dtype))
+        except TypeError:
+            dtype_name = str(dtype)
+        if dtype_name not in (None, "float32", "float64"):
+            raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 inputs (a float32 or float64 "
+                             f"spec); input {name!r} has dtype {dtype!r}")
+        batches.append(shape[0])
+    return batches
+
+
+def _check_opset(onnx, opset_version):
+    if opset_version is None:
+        return DEFAULT_OPSET
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset_version, bool) or not isinstance(opset_version, (int, np.integer)) \
+            or not MIN_OPSET <= opset_version <= newest:
+        raise ValueError(f"`opset_version` must be an integer from {MIN_OPSET} to {newest} (the newest the "
+                         f"installed onnx knows). Received: opset_version={opset_version!r}")
+    return int(opset_version)
+
+
+def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
+    """The model as an ``onnx.ModelProto`` (inference graph, float32 tensors).
+
+    ``dtype="int8"`` stores Dense kernels as int8 per output unit, as
+    ``model.save(..., dtype="int8")`` does, each read through a
+    ``DequantizeLinear`` (QDQ): the graph computes what the model loaded from
+    such a file computes."""
+    onnx = require_onnx()
+    if not getattr(model, "_is_model", False):
+        raise TypeError(f"ONNX export takes a fastmlp model; received {type(model).__name__}")
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to export: "
+                         f"build it (give it an input shape) or call it on data first")
+    if dtype not in (None, "float32", "int8"):
+        raise ValueError(f"ONNX export: `dtype` must be None, 'float32' or 'int8'. Received: dtype={dtype!r}")
+    opset = _check_opset(onnx, opset_version)
+    batches = _signature_shapes(model, input_signature)
+    model._ensure_attached()
+    input_names, output_names = list(model.input_names), list(model.output_names)
+    clash = sorted(set(input_names) & set(output_names))
+    if clash:
+        raise ValueError(f"ONNX values need distinct names: {clash} names both an input and an output")
+    g = Graph(onnx, opset, dtype == "int8", input_names + output_names)
+    steps, output_keys = _calls(model)
+    if not g.quantize:   # an int8 graph keeps the BatchNormalization the int8 file has
+        _plan_folds(g, steps, output_keys)
+    names = {id(t): n for t, n in zip(model.inputs, input_names)}
+    for layer, call, ins, out in steps:
+        fn = LAYER_EXPORTERS.get(type(layer).__name__)
+        if fn is None:
+            raise ValueError(f"Layer {layer.name!r} of kind {type(layer).__name__} cannot be exported to ONNX "
+                             f"yet; kinds with an ONNX export: {sorted(LAYER_EXPORTERS)}")
+        names[out] = fn(g, layer, call, [names[k] for k in ins])
+
+    # The outputs take the model's output names: the value is renamed where it is the output of a
+    # node and of nothing else; otherwise (an input passed through, a value given twice) an Identity.
+    helper, T = onnx.helper, onnx.TensorProto.FLOAT
+    produced = {o: node for node in g.nodes for o in node.output}
+    renames, claimed = {}, set()
+    for key, want in zip(output_keys, output_names):
+        value = names[key]
+        if value in produced and value not in claimed and value not in renames:
+            renames[value] = want
+        else:
+            g.nodes.append(helper.make_node("Identity", [renames.get(value, value)], [want], name=want))
+        claimed.add(value)
+    for node in g.nodes:
+        for i, v in enumerate(node.input):
+            if v in renames:
+                node.input[i] = renames[v]
+        for i, v in enumerate(node.output):
+            if v in renames:
+                node.output[i] = renames[v]
+
+    def info(name, shape, batch):
+        return helper.make_tensor_value_info(name, T, ["batch" if batch is None else batch] + list(shape[1:]))
+    inputs = [info(n, t.shape, b) for n, t, b in zip(input_names, model.inputs, batches)]
+    fixed = batches[0] if len(set(batches)) == 1 else None   # the outputs keep a batch size all inputs share
+    outputs = [info(n, t.shape, fixed) for n, t in zip(output_names, model.outputs)]
+    graph = helper.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.initializers)
+    opsets = [helper.make_opsetid("", opset)]
+    from .. import __version__
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="fastmlp", producer_version=__version__,
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    proto.doc_string = f"fastmlp model {model.name!r} (inference)"
+    return proto
+
+
+def export(model, filepath, verbose=None, input_signature=None, opset_version=None, dtype=None):
+    """Write ``to_onnx(model, ...)`` to ``filepath`` atomically; prints where unless ``verbose=False``."""
+    proto = to_onnx(model, input_signature=input_signature, opset_version=opset_version, dtype=dtype)
+    from .writer import _atomic_write
+    _atomic_write(filepath, proto.SerializeToString())
+    if verbose is None or verbose:
+        print(f"Saved artifact at '{os.fspath(filepath)}'.")
+
+
+def model_export(model, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+    """``Model.export``: Keras's signature; fastmlp writes ``format="onnx"``."""
+    if format not in _KERAS_FORMATS:
+        raise ValueError(f"Unrecognized format={format!r}. Supported formats are: {list(_KERAS_FORMATS)} "
+                         f"(fastmlp exports 'onnx')")
+    if format != "onnx":
+        raise NotImplementedError(f"fastmlp exports format='onnx' only; format={format!r} (a Keras format "
+                                  f"that needs TensorFlow, OpenVINO, LiteRT or torch.export) is not supported. "
+                                  f"Use model.export(filepath, format='onnx').")
+    opset_version = kwargs.pop("opset_version", None)
+    dtype = kwargs.pop("dtype", None)
+    if kwargs:
+        raise ValueError(f"model.export(format='onnx'): argument(s) {sorted(kwargs)} are not supported by "
+                         f"fastmlp; it takes verbose, input_signature, opset_version and dtype")
+    return export(model, filepath, verbose=verbose, input_signature=input_signature, opset_version=opset_version,
+                  dtype=dtype)

@@ -1,0 +1,736 @@
+"""ONNX graphs of multilayer perceptrons as fastmlp models:
+``fastmlp.models.load_model("model.onnx")``.
+
+Each ONNX operator is one function in ``OP_IMPORTERS``; an operator without an
+entry is refused with an error naming it and its node.  The graph is read
+node by node (ONNX lists nodes in topological order): constants (initializers,
+``Constant`` nodes and operators on constants only) are computed with NumPy,
+every other value becomes a fastmlp tensor.  ``MatMul``/``Gemm`` with constant
+weights become ``Dense`` layers, and a following constant ``Add`` (the bias)
+and a parameterless activation read by nothing else are folded into that
+Dense, so ``Gemm, Relu`` imports as ``Dense(activation="relu")``.
+
+The model computes what the graph computes at inference; the ONNX file has no
+training configuration, so the model comes back uncompiled.
+"""
+import os
+
+import numpy as np
+
+from ..activations import _SELU_ALPHA, _SELU_SCALE
+from .onnx_io import require_onnx
+
+__all__ = ["load", "from_onnx", "OP_IMPORTERS"]
+
+
+class _Pending:
+    """A computation not made into a layer yet, so that what follows may still be
+    folded in; ``tensor`` is its output once made (``make``)."""
+    tensor = None
+
+
+class _Dense(_Pending):
+    """A ``MatMul``/``Gemm``: a bias, a per-unit scale and an activation may follow."""
+    __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor")
+
+    def __init__(self, x, kernel, bias, node_name):
+        self.x, self.kernel, self.bias, self.node_name = x, kernel, bias, node_name
+        self.activation, self.tensor = None, None
+
+    def make(self, g):
+        layer = g.layers.Dense(self.kernel.shape[1], activation=self.activation, use_bias=self.bias is not None,
+                               name=g.name(self.node_name or "dense"), dtype=g.dtype)
+        g.weights.append((layer, [self.kernel] + ([self.bias] if self.bias is not None else [])))
+        return layer(self.x)
+
+
+class _Affine(_Pending):
+    """``x * scale + shift`` per feature (a chain of Add/Sub/Mul/Div by constants, as
+    Keras writes an inference BatchNormalization): a BatchNormalization layer with
+    zero mean and unit variance."""
+    __slots__ = ("x", "scale", "shift", "node_name", "tensor")
+
+    def __init__(self, x, node_name):
+        n = x.shape[1]
+        self.x, self.scale, self.shift, self.node_name = x, np.ones(n), np.zeros(n), node_name
+        self.tensor = None
+
+    def make(self, g):
+        # epsilon is tiny so that sqrt(1 + epsilon) is 1 in float32 and within 1e-12 of it in float64
+        layer = g.layers.BatchNormalization(epsilon=1e-12, name=g.name(self.node_name or "affine"), dtype=g.dtype)
+        n = len(self.scale)
+        g.weights.append((layer, [self.scale, self.shift, np.zeros(n), np.ones(n)]))
+        return layer(self.x)
+
+
+class _Const:
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+
+class _Graph:
+    """The graph being read: values by ONNX name, how often each is read, the
+    layers made (with the weights to give them) and their names."""
+
+    def __init__(self, onnx, proto):
+        from .. import layers
+        self.onnx, self.layers = onnx, layers
+        graph = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.values = {}
+        for init in graph.initializer:
+            self.values[init.name] = _Const(onnx.numpy_helper.to_array(init))
+        self.outputs = [o.name for o in graph.output]
+        self.used_names = set()
+        self.weights = []   # (layer, [arrays]) set once the model exists
+        self.dtype = "float32"
+
+    def count_readers(self, nodes):
+        self.readers = {}
+        for node in nodes:
+            for name in node.input:
+                if name:
+                    self.readers[name] = self.readers.get(name, 0) + 1
+        for name in self.outputs:
+            self.readers[name] = self.readers.get(name, 0) + 1
+
+    # ------------------------------------------------------------------ values
+    def const(self, name, node, what):
+        """The constant value ``name`` (an input of ``node``), or a ValueError."""
+        v = self.values.get(name)
+        if not isinstance(v, _Const):
+            raise ValueError(f"{_where(node)}: its {what} ({name!r}) must be a constant (an initializer); "
+                             f"fastmlp imports weights, not computed {what}s")
+        return v.value
+
+    def is_const(self, name):
+        return isinstance(self.values.get(name), _Const)
+
+    def tensor(self, name, node):
+        """The fastmlp tensor of value ``name``, making a pending Dense into a layer."""
+        v = self.values.get(name)
+        if v is None:
+            raise ValueError(f"{_where(node)} reads {name!r}, which no earlier node, input or initializer "
+                             f"defines")
+        if isinstance(v, _Const):
+            raise ValueError(f"{_where(node)}: its input {name!r} is a constant where fastmlp expects "
+                             f"computed data (a constant operand is supported only as weights or a bias)")
+        if isinstance(v, _Pending):
+            if v.tensor is None:
+                v.tensor = v.make(self)
+            return v.tensor
+        return v
+
+    def foldable(self, name, kinds=(_Dense,)):
+        """The pending computation of ``name`` (one of ``kinds``) when only one node reads it and
+        it is no graph output."""
+        v = self.values.get(name)
+        if isinstance(v, kinds) and v.tensor is None and self.readers.get(name) == 1 and name not in self.outputs:
+            return v
+        return None
+
+    def name(self, hint):
+        hint = hint.replace("/", "_").strip("_") or "layer"
+        name, i = hint, 1
+        while name in self.used_names:
+            name, i = f"{hint}_{i}", i + 1
+        self.used_names.add(name)
+        return name
+
+    def layer(self, cls, node, inputs, weights=None, **kwargs):
+        """``cls(**kwargs)`` named after ``node``, called on ``inputs``, with ``weights``."""
+        layer = cls(name=self.name(node.name or node.op_type.lower()), dtype=self.dtype, **kwargs)
+        out = layer(inputs)
+        if weights is not None:
+            self.weights.append((layer, weights))
+        return out
+
+
+def _where(node):
+    if node is None:
+        return "The ONNX graph's outputs"
+    return f"ONNX node {node.name!r} ({node.op_type})" if node.name else f"ONNX {node.op_type} node"
+
+
+def _attrs(onnx, node):
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _only_first_output(g, node):
+    for extra in node.output[1:]:
+        if extra and g.readers.get(extra):
+            raise ValueError(f"{_where(node)}: its output {extra!r} (training-time output) is used; fastmlp "
+                             f"imports inference graphs")
+
+
+# ---------------------------------------------------------------------------- dense
+def _dense_input(g, node, name, rows):
+    x = g.tensor(name, node)
+    if len(x.shape) != 2 or x.shape[1] != rows:
+        raise ValueError(f"{_where(node)}: fastmlp's Dense takes (samples, {rows}) inputs; {name!r} has shape "
+                         f"{tuple(x.shape)}")
+    return x
+
+
+def _gemm(g, node, at):
+    if at.get("transA", 0):
+        raise ValueError(f"{_where(node)}: transA=1 (a transposed data input) is not supported; fastmlp imports "
+                         f"Gemm(X, W) with X of shape (samples, features)")
+    w = g.const(node.input[1], node, "weight (B)").astype(np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"{_where(node)}: the weight B must be a matrix; it has shape {w.shape}")
+    if at.get("transB", 0):
+        w = w.T
+    w = w * at.get("alpha", 1.0)
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        c = g.const(node.input[2], node, "bias (C)")
+        bias = at.get("beta", 1.0) * _bias(node, c, w.shape[1])
+    x = _dense_input(g, node, node.input[0], w.shape[0])
+    return _Dense(x, w, bias, node.name or "gemm")
+
+
+def _matmul(g, node, at):
+    if g.is_const(node.input[0]) and g.is_const(node.input[1]):
+        return _Const(g.const(node.input[0], node, "A") @ g.const(node.input[1], node, "B"))
+    w = g.const(node.input[1], node, "weight (B)").astype(np.float64)
+    if w.ndim != 2:
+        raise ValueError(f"{_where(node)}: the weight B must be a matrix; it has shape {w.shape}")
+    x = _dense_input(g, node, node.input[0], w.shape[0])
+    return _Dense(x, w, None, node.name or "matmul")
+
+
+def _bias(node, c, units):
+    c = np.asarray(c, np.float64)
+    try:
+        return np.broadcast_to(c, (1, units)).reshape(units).copy()
+    except ValueError:
+        raise ValueError(f"{_where(node)}: a bias of shape {c.shape} does not broadcast to one value per unit "
+                         f"({units})") from None
+
+
+# ---------------------------------------------------------------------------- element-wise binary and merges
+_MERGES = {"Add": "Add", "Sum": "Add", "Sub": "Subtract", "Mul": "Multiply", "Max": "Maximum", "Min": "Minimum",
+           "Mean": "Average"}
+_NUMPY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Max": np.maximum,
+          "Min": np.minimum}
+
+
+def _merge(g, node, at):
+    ins = [n for n in node.input if n]
+    op = node.op_type
+    if all(g.is_const(n) for n in ins) and op in _NUMPY:   # arithmetic on constants
+        out = g.const(ins[0], node, "input")
+        for n in ins[1:]:
+            out = _NUMPY[op](out, g.const(n, node, "input"))
+        return _Const(out)
+    if any(g.is_const(n) for n in ins):
+        return _affine(g, node, ins)
+    if op not in _MERGES:
+        raise ValueError(f"{_where(node)}: {op} of two computed tensors is not supported")
+    tensors = [g.tensor(n, node) for n in ins]
+    shapes = {tuple(t.shape[1:]) for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"{_where(node)}: fastmlp's merge layers take inputs of one shape; got "
+                         f"{[tuple(t.shape) for t in tensors]} (no broadcasting)")
+    return g.layer(getattr(g.layers, _MERGES[op]), node, tensors)
+
+
+def _affine(g, node, ins):
+    """``x op c`` (or ``c op x``) with a constant per feature: folded into the MatMul/Gemm it
+    follows (its bias, or its kernel for Mul/Div), else into a per-feature affine map."""
+    op = node.op_type
+    k = 0 if g.is_const(ins[0]) else 1   # which operand is the constant
+    if len(ins) != 2 or op not in ("Add", "Sub", "Mul", "Div") or (op == "Div" and k == 0):
+        raise ValueError(f"{_where(node)}: {op} with a constant operand is supported as x + c, x - c, c - x, x * c, "
+                         f"c * x or x / c with c one value per feature (a bias or a scale)")
+    name, c = ins[1 - k], np.asarray(g.const(ins[k], node, "operand"), np.float64)
+    if op == "Add":
+        scale, shift = 1.0, c
+    elif op == "Sub":
+        scale, shift = (1.0, -c) if k == 1 else (-1.0, c)
+    else:
+        scale, shift = (c if op == "Mul" else 1.0 / c), 0.0
+    dense = g.foldable(name)
+    if dense is not None and dense.activation is None:
+        n = dense.kernel.shape[1]
+        scale, shift = _bias(node, scale, n), _bias(node, shift, n)
+        dense.kernel = dense.kernel * scale
+        if dense.bias is not None or op in ("Add", "Sub"):
+            dense.bias = (0.0 if dense.bias is None else dense.bias) * scale + shift
+        dense.node_name = node.name or dense.node_name
+        return dense
+    affine = g.foldable(name, (_Affine,))
+    if affine is None:
+        x = g.tensor(name, node)
+        if len(x.shape) != 2:
+            raise ValueError(f"{_where(node)}: {op} with a constant is supported on (samples, features) data; "
+                             f"{name!r} has shape {tuple(x.shape)}")
+        affine = _Affine(x, node.name)
+    n = len(affine.scale)
+    scale, shift = _bias(node, scale, n), _bias(node, shift, n)
+    affine.scale, affine.shift = affine.scale * scale, affine.shift * scale + shift
+    return affine
+
+
+def _concat(g, node, at):
+    ins = [n for n in node.input if n]
+    if all(g.is_const(n) for n in ins):
+        return _Const(np.concatenate([g.const(n, node, "input") for n in ins], axis=at.get("axis", 0)))
+    tensors = [g.tensor(n, node) for n in ins]
+    rank = len(tensors[0].shape)
+    if rank != 2 or at.get("axis") not in (1, -1):
+        raise ValueError(f"{_where(node)}: fastmlp concatenates (samples, features) inputs along the feature "
+                         f"axis; this node has axis={at.get('axis')} on inputs of rank {rank}")
+    return g.layer(g.layers.Concatenate, node, tensors, axis=-1)
+
+
+# ---------------------------------------------------------------------------- activations
+def _activation(name, layer=None):
+    """An importer for an activation: folded into a pending Dense when ``name`` is given
+    (the activation with its default parameters), else the layer ``layer(g, node, x)``."""
+    def read(g, node, at):
+        dense = g.foldable(node.input[0])
+        if name is not None and dense is not None and dense.activation is None:
+            dense.activation = name
+            dense.node_name = node.name or dense.node_name
+            return dense
+        x = g.tensor(node.input[0], node)
+        if layer is not None:
+            return layer(g, node, x)
+        return g.layer(g.layers.Activation, node, x, activation=name)
+    return read
+
+
+def _parameterized(read_params):
+    """Activations with attributes: ``read_params(g, node, at)`` -> (fastmlp name with
+    default parameters or None, layer maker or None)."""
+    def read(g, node, at):
+        name, layer = read_params(g, node, at)
+        return _activation(name, layer)(g, node, at)
+    return read
+
+
+def _f32(a, b):
+    return np.float32(a) == np.float32(b)
+
+
+def _leaky_relu(g, node, at):
+    alpha = float(at.get("alpha", 0.01))
+    if _f32(alpha, 0.2):   # fastmlp's (and Keras's) leaky_relu default
+        return "leaky_relu", None
+    return None, lambda g, node, x: g.layer(g.layers.LeakyReLU, node, x, negative_slope=alpha)
+
+
+def _elu(g, node, at):
+    alpha = float(at.get("alpha", 1.0))
+    if alpha == 1.0:
+        return "elu", None
+    return None, lambda g, node, x: g.layer(g.layers.ELU, node, x, alpha=alpha)
+
+
+def _selu(g, node, at):
+    alpha, gamma = at.get("alpha", 1.67326319217681884765625), at.get("gamma", 1.05070102214813232421875)
+    if not (_f32(alpha, _SELU_ALPHA) and _f32(gamma, _SELU_SCALE)):
+        raise ValueError(f"{_where(node)}: fastmlp's selu has alpha={_SELU_ALPHA} and gamma={_SELU_SCALE}; "
+                         f"this node has alpha={alpha}, gamma={gamma}")
+    return "selu", None
+
+
+def _hard_sigmoid(g, node, at):
+    alpha, beta = at.get("alpha", 0.2), at.get("beta", 0.5)
+    if not (_f32(alpha, 1.0 / 6.0) and _f32(beta, 0.5)):
+        raise ValueError(f"{_where(node)}: fastmlp's hard_sigmoid is clip(x / 6 + 0.5, 0, 1) (alpha=1/6, "
+                         f"beta=0.5); this node has alpha={alpha}, beta={beta}")
+    return "hard_sigmoid", None
+
+
+def _softmax(g, node, at):
+    v = g.values.get(node.input[0])
+    rank = 2 if isinstance(v, _Pending) else len(g.tensor(node.input[0], node).shape)
+    axis = at.get("axis", -1 if g.opset >= 13 else 1)
+    if axis % rank != rank - 1:
+        raise ValueError(f"{_where(node)}: fastmlp's softmax normalizes the last axis; this node has axis={axis} "
+                         f"on a rank-{rank} input")
+    return "softmax", None
+
+
+def _gelu(g, node, at):
+    if at.get("approximate", b"none") not in (b"none", "none"):
+        raise ValueError(f"{_where(node)}: fastmlp's gelu is the exact one; approximate="
+                         f"{at['approximate']!r} is not supported")
+    return "gelu", None
+
+
+def _swish(g, node, at):
+    if at.get("alpha", 1.0) != 1.0:
+        raise ValueError(f"{_where(node)}: fastmlp's swish is x * sigmoid(x); alpha={at['alpha']} is not supported")
+    return "swish", None
+
+
+def _clip(g, node, at):
+    if g.opset < 11:
+        low, high = at.get("min"), at.get("max")
+    else:
+        low = g.const(node.input[1], node, "min") if len(node.input) > 1 and node.input[1] else None
+        high = g.const(node.input[2], node, "max") if len(node.input) > 2 and node.input[2] else None
+    low = None if low is None else float(np.asarray(low).reshape(-1)[0]) if np.size(low) == 1 else "many"
+    high = None if high is None else float(np.asarray(high).reshape(-1)[0]) if np.size(high) == 1 else "many"
+    if low != 0.0 or high == "many" or (high is not None and not high > 0):
+        raise ValueError(f"{_where(node)}: fastmlp imports Clip(x, 0, max) (a capped ReLU) only; this node has "
+                         f"min={low}, max={high}")
+    if high is None:
+        return "relu", None
+    if high == 6.0:
+        return "relu6", None
+    return None, lambda g, node, x: g.layer(g.layers.ReLU, node, x, max_value=high)
+
+
+# ---------------------------------------------------------------------------- layers with weights
+def _batch_normalization(g, node, at):
+    _only_first_output(g, node)
+    if at.get("training_mode", 0):
+        raise ValueError(f"{_where(node)}: training_mode=1 is not supported; fastmlp imports inference graphs")
+    x = g.tensor(node.input[0], node)
+    params = [g.const(n, node, what) for n, what in zip(node.input[1:5], ("scale", "bias", "mean", "variance"))]
+    eps = float(at.get("epsilon", 1e-5))
+    return g.layer(g.layers.BatchNormalization, node, x, params, epsilon=eps,
+                   momentum=float(at.get("momentum", 0.9)))
+
+
+def _prelu(g, node, at):
+    x = g.tensor(node.input[0], node)
+    slope = g.const(node.input[1], node, "slope")
+    sample = tuple(x.shape[1:])
+    while slope.ndim > len(sample) and slope.shape[0] == 1:
+        slope = slope[0]
+    try:
+        alpha = np.broadcast_to(slope, sample).copy()
+    except ValueError:
+        raise ValueError(f"{_where(node)}: a slope of shape {slope.shape} does not broadcast to the sample shape "
+                         f"{sample}") from None
+    return g.layer(g.layers.PReLU, node, x, [alpha])
+
+
+# ---------------------------------------------------------------------------- shapes and pass-through
+def _pass_through(g, node, at):
+    """Identity, and Dropout at inference."""
+    _only_first_output(g, node)
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        if bool(np.asarray(g.const(node.input[2], node, "training_mode")).reshape(-1)[0]):
+            raise ValueError(f"{_where(node)}: training_mode=True is not supported; fastmlp imports inference "
+                             f"graphs")
+    v = g.values.get(node.input[0])
+    if isinstance(v, _Pending) and g.foldable(node.input[0], (_Pending,)) is None:
+        return g.tensor(node.input[0], node)
+    return v if v is not None else g.tensor(node.input[0], node)
+
+
+def _cast(g, node, at):
+    """A Cast to the model's own float type is the identity (Keras writes them); on constants, a cast."""
+    to = g.onnx.helper.tensor_dtype_to_np_dtype(at["to"])
+    if g.is_const(node.input[0]):
+        return _Const(g.const(node.input[0], node, "input").astype(to))
+    if str(np.dtype(to)) != g.dtype:
+        raise ValueError(f"{_where(node)}: a Cast to {np.dtype(to)} is not supported; the model computes in "
+                         f"{g.dtype}")
+    return _pass_through(g, node, at)
+
+
+def _flatten(g, node, at):
+    if g.is_const(node.input[0]):
+        a = g.const(node.input[0], node, "input")
+        axis = at.get("axis", 1) % max(a.ndim, 1)
+        return _Const(a.reshape(int(np.prod(a.shape[:axis])), -1))
+    x = g.tensor(node.input[0], node)
+    if at.get("axis", 1) != 1:
+        raise ValueError(f"{_where(node)}: fastmlp flattens each sample (axis=1); this node has "
+                         f"axis={at.get('axis')}")
+    if len(x.shape) == 2:
+        return x
+    return g.layer(g.layers.Flatten, node, x)
+
+
+def _reshape(g, node, at):
+    shape = [int(d) for d in g.const(node.input[1], node, "shape")]
+    if g.is_const(node.input[0]):
+        a = g.const(node.input[0], node, "input")
+        return _Const(a.reshape([a.shape[i] if d == 0 else d for i, d in enumerate(shape)]))
+    x = g.tensor(node.input[0], node)
+    sample = tuple(x.shape[1:])
+    flat = int(np.prod(sample))
+    dims = [sample[i - 1] if d == 0 and 0 < i <= len(sample) else d for i, d in enumerate(shape)]
+    if len(dims) == 2 and dims[0] in (0, -1) and dims[1] in (flat, -1):
+        return x if len(x.shape) == 2 else g.layer(g.layers.Flatten, node, x)
+    if len(dims) == len(x.shape) and dims[0] in (0, -1) and tuple(dims[1:]) == sample:
+        return x
+    raise ValueError(f"{_where(node)}: fastmlp imports a Reshape that flattens each sample to (samples, {flat}); "
+                     f"this one reshapes {tuple(x.shape)} to {shape}")
+
+
+# ---------------------------------------------------------------------------- constants
+def _constant(g, node, at):
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in at:
+            v = at[key]
+            return _Const(g.onnx.numpy_helper.to_array(v) if key == "value" else np.asarray(v))
+    raise ValueError(f"{_where(node)}: a Constant needs a tensor, float(s) or int(s) value; it has "
+                     f"{sorted(at)}")
+
+
+def _const_only(fn):
+    def read(g, node, at):
+        return _Const(fn(g, node, at, g.const(node.input[0], node, "input")))
+    return read
+
+
+def _dequantize(g, node, at, x):
+    scale = g.const(node.input[1], node, "scale").astype(np.float32)
+    zero = g.const(node.input[2], node, "zero point") if len(node.input) > 2 and node.input[2] else 0
+    axis = at.get("axis", 1)
+    y = x.astype(np.float32) - np.asarray(zero).astype(np.float32)
+    if scale.ndim == 1 and scale.size > 1:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = scale.size
+        return y * scale.reshape(shape)
+    return y * scale
+
+
+OP_IMPORTERS = {
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "Add": _merge, "Sum": _merge, "Sub": _merge, "Mul": _merge, "Max": _merge, "Min": _merge, "Mean": _merge,
+    "Div": _merge,
+    "Concat": _concat,
+    "Relu": _activation("relu"),
+    "Sigmoid": _activation("sigmoid"),
+    "Tanh": _activation("tanh"),
+    "Softplus": _activation("softplus"),
+    "Softsign": _activation("softsign"),
+    "Exp": _activation("exponential"),
+    "Softmax": _parameterized(_softmax),
+    "LeakyRelu": _parameterized(_leaky_relu),
+    "Elu": _parameterized(_elu),
+    "Selu": _parameterized(_selu),
+    "HardSigmoid": _parameterized(_hard_sigmoid),
+    "Gelu": _parameterized(_gelu),
+    "Swish": _parameterized(_swish),
+    "Clip": _parameterized(_clip),
+    "BatchNormalization": _batch_normalization,
+    "PRelu": _prelu,
+    "Identity": _pass_through,
+    "Dropout": _pass_through,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Constant": _constant,
+    "Transpose": _const_only(lambda g, node, at, x: np.transpose(x, at.get("perm"))),
+    "Cast": _cast,
+    "DequantizeLinear": _const_only(_dequantize),
+}
+
+
+# ---------------------------------------------------------------------------- patterns
+def _fuse_patterns(onnx, graph, consts):
+    """The graph's nodes with two decompositions replaced by one node each: gelu
+    (``0.5 * x * (1 + erf(x / sqrt(2)))``, in the orders fastmlp and torch write it)
+    as ``Gelu``, and swish (``x * sigmoid(x)``) as ``Swish``.  A pattern's inner
+    values must be read by the pattern only."""
+    nodes = list(graph.node)
+    made = {o: n for n in nodes for o in n.output}
+    readers = {}
+    for n in nodes:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    for o in graph.output:
+        readers.setdefault(o.name, []).append(None)
+
+    def only_reader(value, op_type):
+        r = readers.get(value, [])
+        return r[0] if len(r) == 1 and r[0] is not None and r[0].op_type == op_type else None
+
+    def is_const(name, target):
+        v = consts.get(name)
+        return v is not None and v.size == 1 and abs(float(v.reshape(-1)[0]) - target) <= 1e-6 * abs(target)
+
+    def other(node, value):
+        ins = list(node.input)
+        return ins[1] if len(ins) == 2 and ins[0] == value else (ins[0] if len(ins) == 2 and ins[1] == value
+                                                                 else None)
+
+    replace, drop = {}, set()
+    for n in nodes:
+        if n.op_type == "Sigmoid" and id(n) not in drop:
+            x = n.input[0]
+            m = only_reader(n.output[0], "Mul")
+            if m is not None and other(m, n.output[0]) == x:
+                replace[id(m)] = onnx.helper.make_node("Swish", [x], [m.output[0]], name=m.name or n.name)
+                drop.add(id(n))
+        if n.op_type != "Erf":
+            continue
+        t = made.get(n.input[0])
+        if t is None or len(readers.get(n.input[0], [])) != 1:
+            continue
+        if t.op_type == "Div" and is_const(t.input[1], 2 ** 0.5):
+            x = t.input[0]
+        elif t.op_type == "Mul" and (is_const(t.input[1], 2 ** -0.5) or is_const(t.input[0], 2 ** -0.5)):
+            x = t.input[0] if is_const(t.input[1], 2 ** -0.5) else t.input[1]
+        else:
+            continue
+        add = only_reader(n.output[0], "Add")
+        if add is None or not is_const(other(add, n.output[0]) or "", 1.0):
+            continue
+        m1 = only_reader(add.output[0], "Mul")
+        o1 = other(m1, add.output[0]) if m1 is not None else None
+        if o1 is None:
+            continue
+        inner = [t, n, add, m1]
+        half = made.get(o1)
+        if half is not None and half.op_type == "Mul" and len(readers.get(o1, [])) == 1 and \
+                is_const(other(half, x) or "", 0.5):
+            y_node = m1                       # (x * 0.5) * (1 + erf)
+            inner.append(half)
+        elif o1 == x:                          # (x * (1 + erf)) * 0.5
+            y_node = only_reader(m1.output[0], "Mul")
+            if y_node is None or not is_const(other(y_node, m1.output[0]) or "", 0.5):
+                continue
+            inner.append(y_node)
+        elif is_const(o1, 0.5):                # ((1 + erf) * 0.5) * x
+            y_node = only_reader(m1.output[0], "Mul")
+            if y_node is None or other(y_node, m1.output[0]) != x:
+                continue
+            inner.append(y_node)
+        else:
+            continue
+        replace[id(y_node)] = onnx.helper.make_node("Gelu", [x], [y_node.output[0]], name=n.name or y_node.name)
+        drop.update(id(k) for k in inner if k is not y_node)
+    return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
+
+
+# ---------------------------------------------------------------------------- the model
+_FLOAT_TYPES = {1: "float32", 11: "float64"}   # TensorProto.FLOAT, DOUBLE
+
+
+def _inputs(g, graph):
+    from ..layers import Input
+    inputs, dtypes = [], set()
+    for vi in graph.input:
+        if vi.name in g.values:   # an initializer also listed as an input (IR < 4)
+            continue
+        t = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or t.elem_type not in _FLOAT_TYPES:
+            kind = g.onnx.TensorProto.DataType.Name(t.elem_type) if vi.type.HasField("tensor_type") \
+                else vi.type.WhichOneof("value")
+            raise ValueError(f"ONNX input {vi.name!r}: fastmlp models take float32 or float64 tensors; this input "
+                             f"is {kind}")
+        dims = list(t.shape.dim) if t.HasField("shape") else None
+        if not dims or len(dims) < 2 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
+            shown = None if dims is None else [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                                               for d in dims]
+            raise ValueError(f"ONNX input {vi.name!r} has shape {shown}: fastmlp needs (samples, features...) "
+                             f"with every axis after the first of fixed size")
+        dtypes.add(_FLOAT_TYPES[t.elem_type])
+        inputs.append((vi.name, tuple(d.dim_value for d in dims[1:])))
+    if not inputs:
+        raise ValueError("The ONNX graph has no inputs (beyond its initializers)")
+    if len(dtypes) > 1:
+        raise ValueError(f"The ONNX graph's inputs mix float32 and float64: {sorted(dtypes)}")
+    g.dtype = dtypes.pop()
+    tensors = []
+    for name, shape in inputs:
+        t = Input(shape=shape, name=g.name(name), dtype=g.dtype)
+        g.values[name] = t
+        tensors.append(t)
+    return tensors
+
+
+def from_onnx(proto, verify=True):
+    """A fastmlp model (functional, uncompiled) computing the ONNX graph ``proto``
+    (an ``onnx.ModelProto`` or its bytes); ``verify`` runs ``onnx.checker`` first."""
+    onnx = require_onnx()
+    if isinstance(proto, (bytes, bytearray, memoryview)):
+        try:
+            proto = onnx.load_model_from_string(bytes(proto))
+        except Exception as e:   # protobuf's DecodeError and friends
+            raise ValueError(f"Not an ONNX model: {e}") from None
+    if not isinstance(proto, onnx.ModelProto):
+        raise TypeError(f"Expected an onnx.ModelProto or its bytes; received {type(proto).__name__}")
+    if verify:
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError as e:
+            raise ValueError(f"The ONNX model is not valid: {e}") from None
+    from .. import layers
+    from ..models import Model
+    graph = proto.graph
+    g = _Graph(onnx, proto)
+    for name in g.outputs:   # outputs' names are kept for the layers that compute them
+        g.used_names.add(name.replace("/", "_").strip("_") or "output")
+    inputs = _inputs(g, graph)
+    consts = {k: v.value for k, v in g.values.items() if isinstance(v, _Const)}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            at = _attrs(onnx, node)
+            if "value" in at:
+                consts[node.output[0]] = onnx.numpy_helper.to_array(at["value"])
+            elif "value_float" in at:
+                consts[node.output[0]] = np.asarray(at["value_float"])
+    nodes = _fuse_patterns(onnx, graph, consts)
+    g.count_readers(nodes)
+    for node in nodes:
+        if node.domain not in ("", "ai.onnx"):
+            raise ValueError(f"{_where(node)} of domain {node.domain!r} is not supported: fastmlp imports "
+                             f"operators of the default ONNX domain")
+        fn = OP_IMPORTERS.get(node.op_type)
+        if fn is None:
+            raise ValueError(f"{_where(node)}: the ONNX operator {node.op_type!r} is not supported by fastmlp's "
+                             f"importer, which reads MLP graphs of {sorted(OP_IMPORTERS)}")
+        g.values[node.output[0]] = fn(g, node, _attrs(onnx, node))
+
+    outputs, named = [], set()
+    for name in g.outputs:
+        want = name.replace("/", "_").strip("_") or "output"
+        if isinstance(g.values.get(name), _Const):
+            raise ValueError(f"ONNX output {name!r} is a constant; fastmlp models compute their outputs")
+        t = g.tensor(name, None) if name in g.values else None
+        if t is None:
+            raise ValueError(f"ONNX output {name!r} is not computed by any node")
+        layer = t._history[0]
+        if isinstance(layer, layers.InputLayer) or id(layer) in named:
+            # an input passed through, or a value given twice: a layer of its own computes it
+            t = layers.Activation("linear", name=want, dtype=g.dtype)(t)
+        else:
+            layer.name = want
+        named.add(id(t._history[0]))
+        outputs.append(t)
+    model = Model(inputs=inputs, outputs=outputs, name=g.name(graph.name or "onnx_model"))
+    for layer, weights in g.weights:
+        layer.set_weights(weights)
+    return model
+
+
+def load(filepath, compile=True, mmap=False, verify=True):
+    """A fastmlp model from an ONNX file (``fastmlp.models.load_model("model.onnx")``).
+
+    The file holds no training configuration, so the model is uncompiled whatever
+    ``compile`` says (as Keras loads a model saved uncompiled); ``mmap`` is for
+    fastmlp model files and must stay False; ``verify`` runs ``onnx.checker``."""
+    if mmap:
+        raise ValueError("load_model(mmap=True) maps fastmlp model files; an ONNX file is read into memory "
+                         "(pass mmap=False)")
+    onnx = require_onnx()
+    path = os.fspath(filepath)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as e:
+        raise ValueError(f"{path!s} is not an ONNX model: {e}") from None
+    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+    try:
+        return from_onnx(proto, verify=verify)
+    except ValueError as e:
+        raise ValueError(f"{path!s}: {e}") from None

@@ -1,0 +1,602 @@
+"""ONNX out (``model.export(path, format="onnx")``) and in (``load_model("model.onnx")``).
+
+Exported graphs pass ``onnx.checker.check_model(full_check=True)`` and, run by onnxruntime on
+1,000 rows, give ``model.predict``'s outputs to 1e-5.  Imported graphs (torch.onnx.export,
+skl2onnx when installed, fastmlp's own export, hand-made graphs of every supported operator)
+predict what onnxruntime computes from the same file, to 1e-5.
+"""
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import fastmlp  # noqa: E402
+from fastmlp import layers  # noqa: E402
+from fastmlp.saving import onnx_export, onnx_io  # noqa: E402
+
+ROWS = 1000
+TOL = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture
+def onnx():
+    return pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def ort():
+    return pytest.importorskip("onnxruntime")
+
+
+def data(*shape, seed=0, scale=1.5):
+    return (np.random.default_rng(seed).normal(size=(ROWS,) + shape) * scale).astype(np.float32)
+
+
+def run_ort(ort, proto, feeds, level=None):
+    options = ort.SessionOptions()
+    if level is not None:
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    sess = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def as_list(out):
+    return list(out.values()) if isinstance(out, dict) else (list(out) if isinstance(out, list) else [out])
+
+
+def check_export(onnx, ort, model, xs, **kwargs):
+    """Export, check the graph, run it in onnxruntime on ``xs`` (one array per input) and compare with
+    ``model.predict``, output by output in the model's output order.  Returns the proto."""
+    proto = onnx_io.to_onnx(model, **kwargs)
+    onnx.checker.check_model(proto, full_check=True)
+    assert [i.name for i in proto.graph.input] == list(model.input_names)
+    assert [o.name for o in proto.graph.output] == list(model.output_names)
+    got = run_ort(ort, proto, dict(zip(model.input_names, xs)))
+    want = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    want = [want[k] for k in model.output_names] if isinstance(want, dict) else as_list(want)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, **TOL)
+    return proto
+
+
+def ops(proto):
+    return [n.op_type for n in proto.graph.node]
+
+
+# =========================================================================== export: activations
+def activation_model(name, lib=fastmlp):
+    """Every activation twice: fused in a Dense, and as an Activation layer (or the ReLU layer for
+    relu_cap), built with ``lib`` (fastmlp or keras)."""
+    L = lib.layers
+    if name == "relu_cap":
+        return lib.Sequential([lib.Input(shape=(5,)), L.Dense(9), L.ReLU(max_value=2.5), L.Dense(4),
+                               L.ReLU(max_value=0.75)])
+    return lib.Sequential([lib.Input(shape=(5,)), L.Dense(9, activation=name), L.Dense(4), L.Activation(name)])
+
+
+@pytest.mark.parametrize("name", sorted(fastmlp._engine.ACTIVATIONS))
+def test_every_engine_activation_exports_and_matches_predict(onnx, ort, name):
+    model = activation_model(name)
+    x = data(5, scale=0.8 if name == "exponential" else 1.5)
+    check_export(onnx, ort, model, [x])
+    proto = check_export(onnx, ort, model, [x], opset_version=20)
+    if name == "gelu":
+        assert "Gelu" in ops(proto)
+        assert "Erf" in ops(onnx_io.to_onnx(model)) and "Gelu" not in ops(onnx_io.to_onnx(model))
+
+
+def test_exported_activations_compute_what_keras_computes(onnx, ort):
+    keras = pytest.importorskip("keras")
+    for name in sorted(fastmlp._engine.ACTIVATIONS):
+        k_model, model = activation_model(name, keras), activation_model(name)
+        model.set_weights(k_model.get_weights())
+        x = data(5, scale=0.8)
+        got = run_ort(ort, onnx_io.to_onnx(model), {model.input_names[0]: x})[0]
+        np.testing.assert_allclose(got, k_model.predict(x, verbose=0), err_msg=name, **TOL)
+
+
+def test_activation_constants_are_keras_ones(onnx):
+    proto = onnx_io.to_onnx(fastmlp.Sequential([
+        fastmlp.Input(shape=(3,)), layers.Dense(3, activation="leaky_relu"), layers.Dense(3, activation="hard_sigmoid"),
+        layers.LeakyReLU()]))
+    attrs = {n.op_type + str(i): {a.name: a.f for a in n.attribute} for i, n in enumerate(proto.graph.node)}
+    leaky = [v for k, v in attrs.items() if k.startswith("LeakyRelu")]
+    assert np.isclose(leaky[0]["alpha"], 0.2) and np.isclose(leaky[1]["alpha"], 0.3)   # activation vs layer
+    hard = [v for k, v in attrs.items() if k.startswith("HardSigmoid")][0]
+    assert np.isclose(hard["alpha"], 1 / 6) and hard["beta"] == 0.5
+
+
+# =========================================================================== export: layer kinds
+def kinds_model():
+    """A functional model with every exportable layer kind, two inputs, a nested model and dict outputs."""
+    a = fastmlp.Input(shape=(4, 5), name="grid")
+    b = fastmlp.Input(shape=(6,), name="extra")
+    pa = layers.PReLU(shared_axes=[1], alpha_initializer="random_normal")(a)
+    fa = layers.Flatten()(pa)
+    h1 = layers.Dense(8)(fa)
+    h1 = layers.BatchNormalization(name="bn_folded")(h1)             # folded into the Dense
+    h2 = layers.Dense(8, activation="relu")(b)
+    h2 = layers.BatchNormalization(name="bn_op", center=False)(h2)   # after an activation: its own op
+    h2 = layers.Dropout(0.5)(h2)
+    h2 = layers.GaussianNoise(0.3)(h2)
+    h3 = layers.Dense(8, activation="tanh")(layers.Concatenate()([h1, h2]))
+    block = fastmlp.Sequential([fastmlp.Input(shape=(8,)), layers.Dense(8, activation="elu"),
+                                layers.PReLU(alpha_initializer="random_normal")], name="block")
+    h4 = block(h3)
+    summed = layers.Add()([h1, h2, h4])
+    merged = layers.Concatenate()([
+        layers.Subtract()([h1, h2]), layers.Multiply()([h1, h2, h4]), layers.Average()([h1, h4]),
+        layers.Maximum()([h2, h4, h1]), layers.Minimum()([h1, h4])])
+    acts = layers.ReLU(max_value=3.0)(merged)
+    acts = layers.LeakyReLU(0.1)(layers.ELU(0.7)(acts))
+    acts = layers.ReLU(negative_slope=0.05)(acts)
+    probs = layers.Softmax(name="probs")(layers.Dense(3)(acts))
+    value = layers.Dense(1, name="value")(layers.BatchNormalization(name="bn_first", scale=False)(summed))
+    return fastmlp.Model([a, b], {"value": value, "probs": probs}, name="kinds")
+
+
+def randomize_batchnorm(model):
+    rng = np.random.default_rng(7)
+    for layer in model._all_layers():
+        if isinstance(layer, layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if n == "moving_variance" or n == "gamma"
+                               else rng.normal(0, 0.5, w.shape)
+                               for n, w in zip([s.name for s in layer._wspecs], layer.get_weights())])
+
+
+def test_every_layer_kind_in_a_functional_model_exports_and_matches_predict(onnx, ort):
+    model = kinds_model()
+    randomize_batchnorm(model)
+    xs = [data(4, 5, seed=1), data(6, seed=2)]
+    proto = check_export(onnx, ort, model, xs)
+    kinds = ops(proto)
+    assert kinds.count("BatchNormalization") == 2          # bn_op and bn_first; bn_folded is in its Dense
+    for op in ("PRelu", "Flatten", "Concat", "Sum", "Sub", "Mul", "Mean", "Max", "Min", "Clip", "Elu",
+               "LeakyRelu", "Softmax", "Gemm"):
+        assert op in kinds, op
+    assert "Dropout" not in kinds and "RandomNormalLike" not in kinds
+    few = run_ort(ort, proto, {"grid": xs[0][:3], "extra": xs[1][:3]})   # the batch axis is dynamic
+    np.testing.assert_allclose(few[0], model.predict([x[:3] for x in xs], verbose=0)["probs"], **TOL)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_sequential_with_batchnorm_folds_it_and_keeps_names(onnx, ort, tmp_path, capsys):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(10), layers.BatchNormalization(),
+                                layers.Activation("relu"), layers.Dropout(0.3), layers.Dense(3, activation="softmax")],
+                               name="clf")
+    randomize_batchnorm(model)
+    path = tmp_path / "model.onnx"
+    assert model.export(str(path), format="onnx") is None
+    assert f"Saved artifact at '{path}'." in capsys.readouterr().out
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert ops(proto) == ["Gemm", "Relu", "Gemm", "Softmax"]
+    assert proto.opset_import[0].version == onnx_export.DEFAULT_OPSET
+    x = data(6)
+    np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x})[0], model.predict(x, verbose=0), **TOL)
+    model.export(path, format="onnx", verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_batchnorm_read_twice_is_not_folded(onnx, ort):
+    x = fastmlp.Input(shape=(4,))
+    d = layers.Dense(5)(x)
+    out1 = layers.BatchNormalization()(d)
+    out2 = layers.Dense(2)(d)                   # the Dense output has a second reader
+    out3 = layers.Dropout(0.5)(out2)            # the same value as out2: an Identity gives it its own name
+    model = fastmlp.Model(x, [out1, out2, out3])
+    randomize_batchnorm(model)
+    proto = check_export(onnx, ort, model, [data(4)])
+    assert "BatchNormalization" in ops(proto) and "Identity" in ops(proto)
+    back = onnx_io.from_onnx(proto)
+    assert back.output_names == model.output_names
+    for g, w in zip(back.predict(data(4), verbose=0), model.predict(data(4), verbose=0)):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+def test_float64_model_exports_float32_graph(onnx, ort):
+    fastmlp.config.set_floatx("float64")
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(4, activation="selu"), layers.Dense(2)])
+    proto = onnx_io.to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
+    x = data(3)
+    np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x})[0],
+                               model.predict(x.astype(np.float64), verbose=0), **TOL)
+
+
+def test_input_signature_fixes_the_batch_axis(onnx, ort):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2)])
+    proto = onnx_io.to_onnx(model, input_signature=[fastmlp.Input(batch_shape=(7, 3))])
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 7
+    assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 7
+    with pytest.raises(ValueError, match="input_signature"):
+        onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(4,))])
+    with pytest.raises(ValueError, match="1 input"):
+        onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(3,)), fastmlp.Input(shape=(3,))])
+
+
+def test_int8_export_is_qdq_and_matches_the_int8_file(onnx, ort, tmp_path):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(12, activation="relu"),
+                                layers.BatchNormalization(), layers.Dense(3)])
+    randomize_batchnorm(model)
+    model.save(tmp_path / "m.fmlp", dtype="int8")
+    loaded = fastmlp.models.load_model(tmp_path / "m.fmlp")
+    for m in (model, loaded):   # the same int8 kernels either way
+        proto = onnx_io.to_onnx(m, dtype="int8")
+        onnx.checker.check_model(proto, full_check=True)
+        assert ops(proto).count("DequantizeLinear") == 2
+        assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) == 2
+        x = data(6)
+        feeds = {m.input_names[0]: x}
+        # the graph's own semantics (onnxruntime's basic level); its extended level runs DequantizeLinear +
+        # Gemm as an integer kernel that also quantizes the activations, so it is close, not equal
+        np.testing.assert_allclose(run_ort(ort, proto, feeds, "ORT_ENABLE_BASIC")[0], loaded.predict(x, verbose=0),
+                                   **TOL)
+        np.testing.assert_allclose(run_ort(ort, proto, feeds)[0], loaded.predict(x, verbose=0), atol=0.1)
+    back = onnx_io.from_onnx(proto)   # imported: the weights dequantized
+    np.testing.assert_allclose(back.predict(x, verbose=0), loaded.predict(x, verbose=0), **TOL)
+
+
+# =========================================================================== export: errors
+def test_export_formats_and_arguments_follow_keras(onnx, tmp_path):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2)])
+    path = str(tmp_path / "m.onnx")
+    with pytest.raises(NotImplementedError, match="format='onnx'"):
+        model.export(path)                        # Keras's default format is tf_saved_model
+    for fmt in ("openvino", "litert", "torch"):
+        with pytest.raises(NotImplementedError, match=fmt):
+            model.export(path, format=fmt)
+    with pytest.raises(ValueError, match="Unrecognized format"):
+        model.export(path, format="pickle")
+    with pytest.raises(ValueError, match="opset_version"):
+        model.export(path, format="onnx", opset_version=16)
+    with pytest.raises(ValueError, match="opset_version"):
+        model.export(path, format="onnx", opset_version=10_000)
+    with pytest.raises(ValueError, match="jax2tf_kwargs"):
+        model.export(path, format="onnx", jax2tf_kwargs={})
+    with pytest.raises(ValueError, match="dtype"):
+        model.export(path, format="onnx", dtype="float16")
+    assert not os.path.exists(path)
+    model.export(path, format="onnx", opset_version=17, verbose=False)
+    assert onnx.load(path).opset_import[0].version == 17
+
+
+def test_unbuilt_model_and_layer_kind_without_exporter_are_refused(onnx, monkeypatch):
+    with pytest.raises(ValueError, match="not built"):
+        onnx_io.to_onnx(fastmlp.Sequential([layers.Dense(2)]))
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(4), layers.PReLU()])
+    monkeypatch.delitem(onnx_export.LAYER_EXPORTERS, "PReLU")
+    with pytest.raises(ValueError, match="PReLU"):
+        onnx_io.to_onnx(model)
+
+
+def test_exporter_does_not_import_onnxruntime(onnx, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)   # importing it would now raise
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2, activation="gelu")])
+    model.export(tmp_path / "m.onnx", format="onnx", verbose=False)
+    fastmlp.models.load_model(tmp_path / "m.onnx")
+
+
+def test_missing_onnx_package_names_the_extra(monkeypatch, tmp_path):
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2)])
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install fastmlp\[onnx\]"):
+        model.export(tmp_path / "m.onnx", format="onnx")
+    (tmp_path / "x.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ImportError, match=r"pip install fastmlp\[onnx\]"):
+        fastmlp.models.load_model(tmp_path / "x.onnx")
+
+
+# =========================================================================== import: round trips
+@pytest.mark.parametrize("opset", [17, 20])
+def test_every_activation_round_trips(onnx, opset):
+    for name in sorted(fastmlp._engine.ACTIVATIONS):
+        model = activation_model(name)
+        back = onnx_io.from_onnx(onnx_io.to_onnx(model, opset_version=opset))
+        x = data(5, scale=0.8)
+        np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), err_msg=name, **TOL)
+        if name not in ("relu_cap", "linear"):   # the fused activation comes back fused
+            assert back.layers[1].activation is model.layers[0].activation, name
+
+
+def test_functional_model_round_trips_through_load_model(onnx, ort, tmp_path):
+    model = kinds_model()
+    randomize_batchnorm(model)
+    path = tmp_path / "kinds.onnx"
+    model.export(path, format="onnx", verbose=False)
+    back = fastmlp.models.load_model(path)
+    same = fastmlp.load_model(str(path))
+    assert back.input_names == model.input_names and back.output_names == model.output_names
+    assert same.output_names == model.output_names
+    xs = [data(4, 5, seed=1), data(6, seed=2)]
+    want = model.predict(xs, verbose=0)
+    got = back.predict(xs, verbose=0)
+    for key, w in zip(back.output_names, got):
+        np.testing.assert_allclose(w, want[key], **TOL)
+
+
+# =========================================================================== import: torch, sklearn
+def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.BatchNorm1d(16), nn.Tanh(),
+                        nn.Dropout(0.3), nn.Linear(16, 12), nn.LeakyReLU(0.1), nn.ELU(0.5), nn.Linear(12, 12),
+                        nn.Sigmoid(), nn.Linear(12, 12), nn.Softplus(), nn.SELU(), nn.Hardsigmoid(), nn.Linear(12, 10),
+                        nn.GELU(), nn.SiLU(), nn.PReLU(10), nn.ReLU6(), nn.Linear(10, 4), nn.Softmax(dim=1))
+    with torch.no_grad():
+        net[4].running_mean.normal_()
+        net[4].running_var.uniform_(0.5, 2)
+        net[4].weight.normal_()
+    net.eval()
+    import io
+    import warnings
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(2, 2, 3), buf, dynamo=False, input_names=["features"],
+                          output_names=["probs"], dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}},
+                          opset_version=17)
+    proto = onnx.load_from_string(buf.getvalue())
+    model = onnx_io.from_onnx(proto)
+    assert model.input_names == ["features"] and model.output_names == ["probs"]
+    x = data(2, 3)
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, run_ort(ort, proto, {"features": x})[0], **TOL)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), **TOL)
+
+
+def test_keras_onnx_export_imports_and_matches_keras(onnx, ort, tmp_path):
+    keras = pytest.importorskip("keras")
+    import warnings
+    net = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(12, activation="gelu"),
+                            keras.layers.BatchNormalization(), keras.layers.Dropout(0.2),
+                            keras.layers.Dense(8, activation="relu"), keras.layers.LeakyReLU(),
+                            keras.layers.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(5)
+    bn = net.layers[1]
+    bn.set_weights([rng.uniform(0.5, 1.5, 12), rng.normal(size=12), rng.normal(size=12), rng.uniform(0.5, 2, 12)])
+    x = data(5)
+    want = net.predict(x, verbose=0)
+    path = tmp_path / "keras.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.export(str(path), format="onnx", verbose=False)
+    model = fastmlp.models.load_model(path)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, **TOL)
+
+
+def test_skl2onnx_mlp_regressor_imports(onnx, ort):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.neural_network import MLPRegressor
+    x = data(5)
+    reg = MLPRegressor(hidden_layer_sizes=(8, 6), max_iter=20, random_state=0).fit(x[:200], x[:200, 0])
+    proto = skl2onnx.convert_sklearn(reg, initial_types=[("input", FloatTensorType([None, 5]))])
+    got = onnx_io.from_onnx(proto).predict(x, verbose=0)
+    np.testing.assert_allclose(got.reshape(-1), run_ort(ort, proto, {"input": x})[0].reshape(-1), **TOL)
+
+
+# =========================================================================== import: hand-made graphs
+RNG = np.random.default_rng(3)
+W = RNG.normal(size=(4, 3)).astype(np.float32)
+W2 = RNG.normal(size=(4, 3)).astype(np.float32)
+B = RNG.normal(size=(3,)).astype(np.float32)
+W6 = RNG.normal(size=(6, 2)).astype(np.float32)
+BN = [RNG.uniform(0.5, 1.5, 3), RNG.normal(size=3), RNG.normal(size=3), RNG.uniform(0.5, 2, 3)]
+
+
+def make_model(onnx, nodes, inits, inputs=(("x", [4]),), outputs=("y",), opset=18, elem=1):
+    h = onnx.helper
+    ins = [h.make_tensor_value_info(n, elem, ["N"] + list(shape)) for n, shape in inputs]
+    outs = [h.make_tensor_value_info(n, 1, ["N", None]) for n in outputs]
+    tensors = [onnx.numpy_helper.from_array(np.asarray(v, np.float32) if np.asarray(v).dtype.kind == "f"
+                                            else np.asarray(v), k) for k, v in inits.items()]
+    opsets = [h.make_opsetid("", opset)]
+    return h.make_model(h.make_graph(nodes, "hand", ins, outs, initializer=tensors), opset_imports=opsets,
+                        ir_version=h.find_min_ir_version_for(opsets))
+
+
+def node(op, ins, outs, name=None, **attrs):
+    from onnx import helper
+    return helper.make_node(op, ins, outs, name=name or f"{op.lower()}_{outs[0]}", **attrs)
+
+
+def gemm_then(op, opset=18, **attrs):
+    """Gemm(x, W, B) then ``op`` (a dense layer and its activation)."""
+    def build(onnx):
+        return make_model(onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node(op, ["h"], ["y"], **attrs)],
+                          {"W": W, "B": B}, opset=opset)
+    return build
+
+
+def binary(op, n=2):
+    def build(onnx):
+        names = [f"h{i}" for i in range(n)]
+        nodes = [node("Gemm", ["x", "W" if i % 2 == 0 else "W2", "B"], [h]) for i, h in enumerate(names)]
+        return make_model(onnx, nodes + [node(op, names, ["y"])], {"W": W, "W2": W2, "B": B})
+    return build
+
+
+def clip(low, high):
+    def build(onnx):
+        inits = {"W": W, "B": B, "lo": np.float32(low)}
+        ins = ["h", "lo"]
+        if high is not None:
+            inits["hi"] = np.float32(high)
+            ins.append("hi")
+        return make_model(onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Clip", ins, ["y"])], inits)
+    return build
+
+
+HAND_GRAPHS = {
+    "gemm_transB_alpha_beta": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "Wt", "C"], ["y"], transB=1, alpha=0.5, beta=2.0)], {"Wt": W.T, "C": B[None]}),
+    "gemm_without_bias": lambda onnx: make_model(onnx, [node("Gemm", ["x", "W"], ["y"])], {"W": W}),
+    "matmul_add": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Add", ["m", "B"], ["y"])], {"W": W, "B": B}),
+    "matmul_add_bias_first": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Add", ["B", "m"], ["y"])], {"W": W, "B": B}),
+    "matmul_sub_relu": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Sub", ["m", "B"], ["s"]), node("Relu", ["s"], ["y"])],
+        {"W": W, "B": B}),
+    "relu": gemm_then("Relu"), "sigmoid": gemm_then("Sigmoid"), "tanh": gemm_then("Tanh"),
+    "softmax": gemm_then("Softmax"), "softmax_axis_1": gemm_then("Softmax", axis=1),
+    "softmax_opset_11": gemm_then("Softmax", opset=11),
+    "leaky_relu_onnx_default": gemm_then("LeakyRelu"), "leaky_relu_keras_default": gemm_then("LeakyRelu", alpha=0.2),
+    "elu": gemm_then("Elu"), "elu_alpha": gemm_then("Elu", alpha=0.5), "selu": gemm_then("Selu"),
+    "softplus": gemm_then("Softplus"), "softsign": gemm_then("Softsign"), "exp": gemm_then("Exp"),
+    "hard_sigmoid": gemm_then("HardSigmoid", alpha=1 / 6), "gelu": gemm_then("Gelu", opset=20),
+    "identity": gemm_then("Identity"), "dropout": gemm_then("Dropout"),
+    "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),
+    "relu_of_input": lambda onnx: make_model(onnx, [node("Relu", ["x"], ["y"])], {}),
+    "batch_normalization": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"],
+                                                          epsilon=1e-3)],
+        {"W": W, "B": B, "s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
+    "batch_normalization_of_input": lambda onnx: make_model(
+        onnx, [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])],
+        {"s": np.ones(4), "b": np.zeros(4), "m": np.arange(4.0), "v": np.full(4, 2.0)}),
+    "flatten": lambda onnx: make_model(
+        onnx, [node("Flatten", ["x"], ["f"]), node("MatMul", ["f", "W6"], ["y"])], {"W6": W6},
+        inputs=(("x", [2, 3]),)),
+    "reshape": lambda onnx: make_model(
+        onnx, [node("Reshape", ["x", "shape"], ["f"]), node("MatMul", ["f", "W6"], ["y"])],
+        {"W6": W6, "shape": np.array([0, -1], np.int64)}, inputs=(("x", [2, 3]),)),
+    "concat": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["a"]), node("Gemm", ["x", "W2"], ["b"]),
+               node("Concat", ["a", "b"], ["y"], axis=1)], {"W": W, "W2": W2, "B": B}),
+    "add": binary("Add"), "sub": binary("Sub"), "mul": binary("Mul"), "max": binary("Max", 3),
+    "min": binary("Min", 3), "sum": binary("Sum", 3), "mean": binary("Mean", 3),
+    "matmul_scale_and_bias": lambda onnx: make_model(
+        onnx, [node("MatMul", ["x", "W"], ["m"]), node("Mul", ["m", "S"], ["s"]), node("Div", ["s", "D"], ["d"]),
+               node("Add", ["d", "B"], ["y"])], {"W": W, "B": B, "S": BN[0], "D": np.float32(1.5)}),
+    "affine_after_activation": lambda onnx: make_model(   # Keras's inference BatchNormalization
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Tanh", ["h"], ["t"]), node("Sub", ["t", "M"], ["c"]),
+               node("Mul", ["c", "S"], ["s"]), node("Add", ["s", "B"], ["y"])],
+        {"W": W, "B": B, "M": BN[2], "S": BN[0]}),
+    "constant_minus_data": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Relu", ["h"], ["r"]), node("Sub", ["B", "r"], ["y"])],
+        {"W": W, "B": B}),
+    "cast_to_float": lambda onnx: make_model(
+        onnx, [node("Cast", ["x"], ["c"], to=1), node("Gemm", ["c", "W", "B"], ["h"]),
+               node("Cast", ["h"], ["y"], to=1)],
+        {"W": W, "B": B}),
+    "prelu": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("PRelu", ["h", "slope"], ["y"])],
+        {"W": W, "B": B, "slope": np.array([0.1, -0.5, 2.0])}),
+    "dequantized_weights": lambda onnx: make_model(
+        onnx, [node("DequantizeLinear", ["q", "scale"], ["Wd"], axis=1), node("Gemm", ["x", "Wd", "B"], ["y"])],
+        {"q": RNG.integers(-127, 128, size=(4, 3)).astype(np.int8), "scale": np.array([0.01, 0.02, 0.005]), "B": B}),
+    "constant_node_weights": lambda onnx: make_model(
+        onnx, [node("Constant", [], ["Wc"], value=onnx.numpy_helper.from_array(W, "Wc")),
+               node("Transpose", ["Wc"], ["Wt"], perm=[1, 0]), node("Gemm", ["x", "Wt"], ["y"], transB=1)], {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HAND_GRAPHS))
+def test_hand_made_graph_imports_and_matches_onnxruntime(onnx, ort, case):
+    proto = HAND_GRAPHS[case](onnx)
+    onnx.checker.check_model(proto)
+    shape = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = data(*shape)
+    model = onnx_io.from_onnx(proto)
+    got = model.predict(x, verbose=0)
+    # onnxruntime's extended optimizations run DequantizeLinear + Gemm as an integer kernel that quantizes
+    # the activations too: the graph's exact semantics are its basic level's
+    level = "ORT_ENABLE_BASIC" if case == "dequantized_weights" else None
+    np.testing.assert_allclose(got, run_ort(ort, proto, {"x": x}, level)[0], **TOL)
+    assert model.output_names == ["y"]
+
+
+def test_fused_activations_come_back_as_one_dense(onnx):
+    model = onnx_io.from_onnx(HAND_GRAPHS["matmul_sub_relu"](onnx))
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense"]
+    assert model.layers[1].activation is fastmlp.activations.relu
+    model = onnx_io.from_onnx(HAND_GRAPHS["leaky_relu_onnx_default"](onnx))   # alpha 0.01: its own layer
+    assert isinstance(model.layers[-1], layers.LeakyReLU) and np.isclose(model.layers[-1].negative_slope, 0.01)
+
+
+def test_two_inputs_two_outputs_and_pass_through_outputs(onnx, ort):
+    proto = make_model(onnx, [node("Gemm", ["x", "W", "B"], ["a"]), node("Add", ["a", "z"], ["sum"]),
+                              node("Relu", ["a"], ["act"]), node("Identity", ["act"], ["act_again"]),
+                              node("Identity", ["z"], ["z_out"])],
+                       {"W": W, "B": B}, inputs=(("x", [4]), ("z", [3])), outputs=("sum", "act", "act_again", "z_out"))
+    onnx.checker.check_model(proto)
+    model = onnx_io.from_onnx(proto)
+    assert model.input_names == ["x", "z"] and model.output_names == ["sum", "act", "act_again", "z_out"]
+    xs = {"x": data(4), "z": data(3, seed=1)}
+    for g, w in zip(model.predict([xs["x"], xs["z"]], verbose=0), run_ort(ort, proto, xs)):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
+# =========================================================================== import: errors
+def bad(onnx, nodes, inits=None, **kwargs):
+    return make_model(onnx, nodes, {"W": W, "B": B, **(inits or {})}, **kwargs)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("unsupported_op", "'Cos'.*my_cos|my_cos.*'Cos'"),
+    ("matmul_of_two_inputs", "must be a constant"),
+    ("gemm_transA", "transA"),
+    ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
+    ("softmax_first_axis", "axis=0"),
+    ("clip_below_zero", "Clip"),
+    ("constant_divided_by_data", "supported as"),
+    ("training_batch_normalization", "training_mode"),
+    ("integer_input", "float32 or float64"),
+    ("unknown_feature_size", "fixed size"),
+    ("custom_domain", "domain 'com.example'"),
+])
+def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
+    h = onnx.helper
+    gemm = node("Gemm", ["x", "W", "B"], ["h"])
+    protos = {
+        "unsupported_op": lambda: bad(onnx, [gemm, h.make_node("Cos", ["h"], ["y"], name="my_cos")]),
+        "matmul_of_two_inputs": lambda: bad(onnx, [node("MatMul", ["x", "z"], ["y"])],
+                                            inputs=(("x", [4]), ("z", [4, 3]))),
+        "gemm_transA": lambda: bad(onnx, [node("Gemm", ["x", "W"], ["y"], transA=1)], inputs=(("x", [4]),)),
+        "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
+        "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
+        "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
+        "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]),
+                                                       node("Div", ["B", "r"], ["y"])]),
+        "training_batch_normalization": lambda: bad(
+            onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], training_mode=1)],
+            {"s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
+        "integer_input": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], elem=7),
+        "unknown_feature_size": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], inputs=(("x", ["F"]),)),
+        "custom_domain": lambda: bad(onnx, [gemm, h.make_node("Swish", ["h"], ["y"], domain="com.example")]),
+    }
+    proto = protos[case]()
+    with pytest.raises(ValueError, match=message):
+        onnx_io.from_onnx(proto, verify=case != "custom_domain")
+
+
+def test_load_model_refuses_bad_onnx_files_and_mmap(onnx, tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"this is not a protobuf \xff\xfe")
+    with pytest.raises(ValueError, match="junk.onnx"):
+        fastmlp.models.load_model(path)
+    good = tmp_path / "good.onnx"
+    good.write_bytes(HAND_GRAPHS["relu"](onnx).SerializeToString())
+    with pytest.raises(ValueError, match="mmap"):
+        fastmlp.models.load_model(good, mmap=True)
+    assert fastmlp.saving.load_onnx(good).output_names == ["y"]
+
+
+def test_a_layer_called_twice_writes_its_weights_once(onnx, ort):
+    shared = layers.Dense(4, activation="relu", name="shared")
+    a, b = fastmlp.Input(shape=(3,), name="a"), fastmlp.Input(shape=(3,), name="b")
+    out = layers.Dense(2, name="out")(layers.Concatenate()([shared(a), shared(b)]))
+    model = fastmlp.Model([a, b], out)
+    proto = check_export(onnx, ort, model, [data(3), data(3, seed=1)])
+    assert [i.name for i in proto.graph.initializer].count("shared/kernel") == 1
+    assert ops(proto).count("Gemm") == 3 and len(proto.graph.initializer) == 4
