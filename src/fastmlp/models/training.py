@@ -683,7 +683,18 @@ class Trainer:
         """Export the model for inference, as ``keras.Model.export``: fastmlp writes
         ``format="onnx"`` (opset ``opset_version``, 18 by default; needs ``pip install
         fastmlp[onnx]``); ``dtype="int8"`` stores the Dense kernels as int8 (QDQ).
+        ``format="c"`` writes standalone C99 into the folder ``filepath``
+        (``name=``, ``dtype="float32"|"int8"``, ``overwrite=``; see ``fastmlp.saving.export_c``).
         Keras's other formats raise NotImplementedError."""
+        if format == "c":
+            from ..saving import c_export
+            if input_signature is not None:
+                raise ValueError("model.export(format='c') takes no input_signature: the C function reads one "
+                                 "sample of the model's inputs")
+            info = c_export.export_c(self, filepath, **kwargs)
+            if verbose is not False:
+                print(f"Saved artifact at '{info['header']}' and '{info['source']}'.")
+            return info
         from ..saving import onnx_export
         return onnx_export.model_export(self, filepath, format=format, verbose=verbose,
                                         input_signature=input_signature, **kwargs)

@@ -5,9 +5,10 @@ from .format import (ALIGN, DTYPES, FORMAT_VERSION, MAGIC, MAX_ELEMENTS, MAX_NDI
                      _ITEMSIZES, FormatError,
                      _from_bfloat16, _parse, _quantize_int8, _to_bfloat16)
 from .format import _engine  # noqa: F401  (tests patch the engine the checks use)
+from .c_export import export_c
 from .onnx_io import load as load_onnx
 from .reader import load_model, load_weights, model_from_bytes
 from .writer import model_to_bytes, save_model, save_weights
 
 __all__ = ["FormatError", "save_model", "load_model", "save_weights", "load_weights",
-           "model_to_bytes", "model_from_bytes", "load_onnx", "MAGIC", "FORMAT_VERSION"]
+           "model_to_bytes", "model_from_bytes", "load_onnx", "export_c", "MAGIC", "FORMAT_VERSION"]
