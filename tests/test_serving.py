@@ -73,7 +73,7 @@ class _Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     clf = _classifier()
-    clf._serving_metadata = {"class_names": ["setosa", "versicolor", "virginica"],
+    clf._metadata = {"class_names": ["setosa", "versicolor", "virginica"],
                              "feature_names": ["sl", "sw", "pl", "pw"]}
     s = _Server(create_app({"iris": clf, "reg": _regressor()}, max_rows=50, max_body_bytes=20000))
     s.clf = clf

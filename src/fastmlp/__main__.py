@@ -1,10 +1,10 @@
-"""Command line: ``python -m fastmlp demo`` | ``info``.
+"""Command line: ``fastmlp`` / ``python -m fastmlp`` with train, evaluate, predict, inspect,
+export, serve (``cli.py``), demo and info.
 
 The demo trains a small network on the Iris data shipped with the package,
 evaluates it, predicts, saves the model, loads it back and checks that the
 reloaded model predicts the same, printing what it measured.
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -62,8 +62,8 @@ def demo(epochs=100, batch_size=10, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastmlp", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
+    from . import cli
+    parser, sub = cli.build_parser()
     d = sub.add_parser("demo", help="train, evaluate, save, reload and predict on Iris")
     d.add_argument("--epochs", type=int, default=100)
     d.add_argument("--batch-size", type=int, default=10)
@@ -77,8 +77,10 @@ def main(argv=None):
         import fastmlp
         fastmlp.show_config()
         return 0
-    parser.print_help()
-    return 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return cli.run(parser, args)
 
 
 if __name__ == "__main__":

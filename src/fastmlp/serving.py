@@ -90,7 +90,7 @@ class _Served:
         self.output_names = list(model.output_names)
         self.output_widths = list(model._plan.output_widths)
         self.lock = threading.Lock()
-        meta = getattr(model, "_serving_metadata", None) or {}
+        meta = getattr(model, "_metadata", None) or {}
         self.class_names = meta.get("class_names")
         last = model._plan.nodes[model._plan.outputs[0]]
         act = getattr(last.layer, "activation", None)
@@ -431,7 +431,7 @@ class _App:
     def v1_examples(self, served, examples):
         if len(served.input_names) != 1:
             raise HTTPError(400, ":classify and :regress take single-input models")
-        names = (getattr(served.model, "_serving_metadata", None) or {}).get("feature_names")
+        names = (getattr(served.model, "_metadata", None) or {}).get("feature_names")
         if examples and isinstance(examples[0], dict):
             if names is None:
                 raise HTTPError(400, f"Model {served.name!r} has no feature names: send each example as a list")

@@ -98,6 +98,12 @@ def _build_model(p, compile, zero_copy):
             params[ref.offset:ref.offset + ref.size] = _decode(p, t, scale, dtype).reshape(-1)
     model._attach(params)
 
+    metadata = p.header.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            _fail("header: 'metadata' must be an object")
+        model._metadata = metadata
+
     training = p.training
     cc = p.header.get("compile")
     if training is not None:

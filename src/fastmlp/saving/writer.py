@@ -226,6 +226,26 @@ def _training_plan(model):
     return entries, offsets, state
 
 
+def _check_metadata(metadata):
+    """Metadata must be plain JSON: an object of strings, numbers, booleans, null, lists and objects."""
+    def plain(v, depth=0):
+        if depth > 16:
+            return False
+        if v is None or isinstance(v, (str, bool, int)):
+            return True
+        if isinstance(v, float):
+            return v == v and abs(v) != float("inf")
+        if isinstance(v, (list, tuple)):
+            return all(plain(x, depth + 1) for x in v)
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(x, depth + 1) for k, x in v.items())
+        return False
+    if not isinstance(metadata, dict) or not plain(metadata):
+        raise ValueError("model metadata must be a dict of plain JSON values (str, int, float, bool, None, "
+                         "lists and dicts with str keys)")
+    return metadata
+
+
 def model_to_bytes(model, include_optimizer=True, dtype=None):
     """The bytes of the model file for ``model`` (what ``save_model`` writes)."""
     return bytes(_serialize(model, include_optimizer, dtype))
@@ -247,6 +267,9 @@ def _serialize(model, include_optimizer=True, dtype=None):
     w_table, w_len = _table(entries, offsets)
     header = {"format": "fastmlp-model", "model": _model_entry(model),
               "compile": model.get_compile_config(), "tensors": w_table, "training": None}
+    metadata = getattr(model, "_metadata", None)
+    if metadata:   # what a model trained from a table knows of it (the command line's feature names, ...)
+        header["metadata"] = _check_metadata(metadata)
     t_entries, t_len, flags = [], 0, 0
     # Training state goes only with full-precision weights: compact files are for inference.
     if include_optimizer and model.compiled and dtype is None:
