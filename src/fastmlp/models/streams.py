@@ -35,6 +35,8 @@ __all__ = ["is_stream", "is_mapped", "uses_streams", "fit", "evaluate", "predict
 _PEEKED = 2                # batches a generator is read ahead by, as Keras's adapter
 _CHUNK_BYTES = 16 << 20    # input bytes of one chunk of a mapped array
 _CHUNK_SECONDS = 0.05      # the engine's share of one call between two looks at Python
+_FIRST_GROUP = 4           # Python batches merged into the first engine call of a fit
+_MAX_GROUP = 64            # and at most, later (the merged copy stays small)
 
 
 # ---------------------------------------------------------------- what the data is
@@ -100,10 +102,11 @@ def _interrupted_warning():
 class _Batch:
     """One piece of data: ``x``, ``y``, ``sample_weight`` (Python objects as given),
     and for a chunk of arrays the batch size and the order of its rows."""
-    __slots__ = ("x", "y", "sw", "batch_size", "order")
+    __slots__ = ("x", "y", "sw", "batch_size", "order", "python")
 
-    def __init__(self, x, y=None, sw=None, batch_size=None, order=None):
+    def __init__(self, x, y=None, sw=None, batch_size=None, order=None, python=True):
         self.x, self.y, self.sw, self.batch_size, self.order = x, y, sw, batch_size, order
+        self.python = python   # made by Python code (not a chunk of the arrays given to fit)
 
     def steps(self):
         rows = data_module.n_samples(self.x)
@@ -284,7 +287,7 @@ class ArraySource:
     def _rows(self, sl, order):
         take = data_module.take
         return _Batch(take(self.x, sl), None if self.y is None else take(self.y, sl),
-                      None if self.sw is None else np.asarray(self.sw)[sl], self.batch_size, order)
+                      None if self.sw is None else np.asarray(self.sw)[sl], self.batch_size, order, python=False)
 
     def iterator(self):
         self._epochs += 1
@@ -390,6 +393,55 @@ class EpochFeed:
         self.source.on_epoch_end()
 
 
+# ---------------------------------------------------------------- batches in groups
+def _plain(b):
+    return b.python and b.order is None and type(b.x) is np.ndarray and b.x.ndim >= 1 \
+        and all(v is None or (type(v) is np.ndarray and v.ndim >= 1) for v in (b.y, b.sw))
+
+
+def _joinable(group, b):
+    """Whether ``b`` can follow ``group`` in one engine call: same kind of arrays, and
+    every batch but the last of the full size."""
+    head, last = group[0], group[-1]
+    if not _plain(b) or len(last.x) != len(head.x) or len(b.x) > len(head.x) or len(b.x) == 0:
+        return False
+    for u, v in ((head.x, b.x), (head.y, b.y), (head.sw, b.sw)):
+        if (u is None) != (v is None) or (u is not None and (u.shape[1:] != v.shape[1:] or u.dtype != v.dtype)):
+            return False
+    return True
+
+
+def _merge(group):
+    if len(group) == 1:
+        return group[0]
+
+    def cat(vs):
+        return None if vs[0] is None else np.concatenate(vs)
+    head = group[0]
+    merged = _Batch(cat([b.x for b in group]), cat([b.y for b in group]), cat([b.sw for b in group]),
+                    batch_size=len(head.x))
+    return merged
+
+
+def _grouped(batches, limit):
+    """Consecutive Python batches of plain arrays merged, up to ``limit[0]`` at a time, into
+    one piece of several steps (the engine then runs them in one call); anything else
+    passes through as it is."""
+    group, first = [], 0
+    for step, b in batches:
+        if group and (len(group) >= limit[0] or not _joinable(group, b)):
+            yield first, _merge(group)
+            group = []
+        if not _plain(b) or limit[0] <= 1:
+            yield step, b
+            continue
+        if not group:
+            first = step
+        group.append(b)
+    if group:
+        yield first, _merge(group)
+
+
 # ---------------------------------------------------------------- the loops
 def _check_stream_args(x, y, sample_weight, class_weight, validation_split=0.0, batch_size=None,
                        what="fit"):
@@ -427,7 +479,7 @@ def _array_feed(x, y, sw, batch_size, steps):
 
 
 def _prepare(model, batch, class_weight, what):
-    if class_weight is not None and batch.sw is not None and batch.batch_size is None:
+    if class_weight is not None and batch.sw is not None and batch.python:
         raise ValueError("You cannot specify `class_weight` and `sample_weight` at the same time.")
     return model._prepare(batch.x, batch.y, batch.sw, class_weight, what=what)
 
@@ -508,6 +560,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     cb_list.on_train_begin({})
     logs = {}
     chunk = 1
+    group = [1 if progress is not None else _FIRST_GROUP]   # batches per engine call (measured as it goes)
     for epoch in range(initial_epoch, epochs):
         model._epoch = epoch
         cb_list.on_epoch_begin(epoch, {})
@@ -516,7 +569,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
         logs = {}
         batches = feed.epoch()
         step = 0
-        for step, batch in batches:
+        for step, batch in (batches if batch_hooks else _grouped(batches, group)):
             X, Y, labels, w = _prepare(model, batch, class_weight, "x")
             rows = len(X[0])
             if rows == 0:
@@ -525,7 +578,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
             nsteps = -(-rows // bs)
             done = 0
             while done < nsteps:
-                stop = min(nsteps, done + (1 if batch_hooks else chunk))
+                stop = min(nsteps, done + (1 if batch_hooks else nsteps if batch.python else chunk))
                 if batch_hooks:
                     cb_list.on_train_batch_begin(step + done, {})
                 t0 = time.perf_counter()
@@ -539,6 +592,7 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
                 if not batch_hooks:
                     per_step = (time.perf_counter() - t0) / (stop - done)
                     chunk = int(min(max(1, _CHUNK_SECONDS / max(per_step, 1e-9)), 1 << 20))
+                    group[0] = min(chunk, _MAX_GROUP)
                 done = stop
                 if batch_hooks and model.stop_training:
                     break
@@ -578,7 +632,7 @@ def _evaluate_feed(model, feed, cb_list=None):
     hooks = cb_list is not None and (cb_list.wants("on_test_batch_begin") or cb_list.wants("on_test_batch_end"))
     if cb_list is not None:
         cb_list.on_test_begin({})
-    for step, batch in feed.epoch():
+    for step, batch in (feed.epoch() if hooks else _grouped(feed.epoch(), [_MAX_GROUP])):
         X, Y, labels, w = _prepare(model, batch, None, "x")
         rows = len(X[0])
         bs = batch.batch_size or rows
@@ -637,7 +691,7 @@ def predict(model, x, batch_size, verbose, steps, callbacks, batch_size_given):
         parts = [[np.empty((rows, wd), dtype=model._dtype)] for wd in widths]
     else:
         parts = [[] for _ in widths]
-    for step, batch in feed.epoch():
+    for step, batch in (feed.epoch() if hooks else _grouped(feed.epoch(), [_MAX_GROUP])):
         X = data_module.model_inputs(model, batch.x)
         rows = len(X[0])
         bs = batch.batch_size or rows
