@@ -544,3 +544,39 @@ def test_python_batches_are_merged_into_few_engine_calls_with_the_same_result(mo
     assert len(calls) < 16 and sum(calls) == 16
     assert_same_history(hb, ha)
     assert_weights_equal(a, b)
+
+
+class Endless(PyDataset):
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, i):
+        i %= 4
+        return X[25 * i:25 * (i + 1)], Y[25 * i:25 * (i + 1)]
+
+
+def test_an_endless_pydataset_needs_steps_and_then_trains():
+    model = _model()
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        model.fit(Endless(), verbose=0)
+    with pytest.raises(ValueError, match="`steps`"):
+        model.predict(Endless(), verbose=0)
+    h = model.fit(Endless(workers=2), steps_per_epoch=6, epochs=2, verbose=0)
+    assert len(h.history["loss"]) == 2
+    assert model.predict(Endless(), steps=3, verbose=0).shape == (75, 2)
+
+
+def test_worker_threads_end_with_fit_even_when_a_batch_is_bad():
+    class BadLater(PyDataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return (X[:10], Y[:10]) if i < 3 else (X[:10], Y[:10, :1])
+    before = {t.name for t in threading.enumerate()}
+    with pytest.raises(ValueError):
+        _model().fit(BadLater(workers=3), epochs=1, shuffle=False, verbose=0)
+    _model().fit(make_dataset(PyDataset, workers=3), epochs=1, verbose=0)
+    left = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith("fastmlp-pydataset") for name in left)

@@ -468,10 +468,19 @@ def _feed(model, x, y, sw, batch_size, shuffle, steps, class_weight=None, valida
     """An EpochFeed over ``x`` (a stream, or arrays to read in chunks)."""
     if is_stream(x):
         _check_stream_args(x, y, sw, class_weight, validation_split, batch_size_given, what)
-        return EpochFeed(source_for(x, shuffle=shuffle, seed=model._seed or 0), steps)
+        return _stream_feed(x, shuffle, model._seed or 0, steps, what)
     if x is None:
         raise ValueError("`x` must be provided; got None")
     return EpochFeed(ArraySource(x, y, sw, batch_size, shuffle=shuffle, seed=model._seed or 0, steps=steps))
+
+
+def _stream_feed(x, shuffle, seed, steps, what):
+    source = source_for(x, shuffle=shuffle, seed=seed)
+    if isinstance(source, PyDatasetSource) and steps is None and source.num_batches is None:
+        arg = "steps_per_epoch" if what == "fit" else "steps"
+        raise ValueError(f"The PyDataset is endless (num_batches is None): pass `{arg}` to {what}() to say how "
+                         f"many batches to take")
+    return EpochFeed(source, steps)
 
 
 def _array_feed(x, y, sw, batch_size, steps):
@@ -561,62 +570,64 @@ def fit(model, x, y, batch_size, epochs, verbose, callbacks, validation_split, v
     logs = {}
     chunk = 1
     group = [1 if progress is not None else _FIRST_GROUP]   # batches per engine call (measured as it goes)
-    for epoch in range(initial_epoch, epochs):
-        model._epoch = epoch
-        cb_list.on_epoch_begin(epoch, {})
-        mspecs = model._metric_specs()
-        totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(model.output_names)]
-        logs = {}
-        batches = feed.epoch()
-        step = 0
-        for step, batch in (batches if batch_hooks else _grouped(batches, group)):
-            X, Y, labels, w = _prepare(model, batch, class_weight, "x")
-            rows = len(X[0])
-            if rows == 0:
-                raise ValueError(f"Batch {step} of the training data is empty")
-            bs = batch.batch_size or rows
-            nsteps = -(-rows // bs)
-            done = 0
-            while done < nsteps:
-                stop = min(nsteps, done + (1 if batch_hooks else nsteps if batch.python else chunk))
-                if batch_hooks:
-                    cb_list.on_train_batch_begin(step + done, {})
-                t0 = time.perf_counter()
-                model._add(totals, _train_call(model, X, Y, labels, w, batch.order, bs, done, stop, mspecs))
-                if batch_hooks or progress is not None:
-                    logs = model._logs(totals, mspecs)
-                if batch_hooks:
-                    cb_list.on_train_batch_end(step + done, logs)
-                if progress is not None:
-                    progress.progress(step + stop, logs, samples=totals[1])
-                if not batch_hooks:
-                    per_step = (time.perf_counter() - t0) / (stop - done)
-                    chunk = int(min(max(1, _CHUNK_SECONDS / max(per_step, 1e-9)), 1 << 20))
-                    group[0] = min(chunk, _MAX_GROUP)
-                done = stop
+    try:
+        for epoch in range(initial_epoch, epochs):
+            model._epoch = epoch
+            cb_list.on_epoch_begin(epoch, {})
+            mspecs = model._metric_specs()
+            totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(model.output_names)]
+            logs = {}
+            batches = feed.epoch()
+            step = 0
+            for step, batch in (batches if batch_hooks else _grouped(batches, group)):
+                X, Y, labels, w = _prepare(model, batch, class_weight, "x")
+                rows = len(X[0])
+                if rows == 0:
+                    raise ValueError(f"Batch {step} of the training data is empty")
+                bs = batch.batch_size or rows
+                nsteps = -(-rows // bs)
+                done = 0
+                while done < nsteps:
+                    stop = min(nsteps, done + (1 if batch_hooks else nsteps if batch.python else chunk))
+                    if batch_hooks:
+                        cb_list.on_train_batch_begin(step + done, {})
+                    t0 = time.perf_counter()
+                    model._add(totals, _train_call(model, X, Y, labels, w, batch.order, bs, done, stop, mspecs))
+                    if batch_hooks or progress is not None:
+                        logs = model._logs(totals, mspecs)
+                    if batch_hooks:
+                        cb_list.on_train_batch_end(step + done, logs)
+                    if progress is not None:
+                        progress.progress(step + stop, logs, samples=totals[1])
+                    if not batch_hooks:
+                        per_step = (time.perf_counter() - t0) / (stop - done)
+                        chunk = int(min(max(1, _CHUNK_SECONDS / max(per_step, 1e-9)), 1 << 20))
+                        group[0] = min(chunk, _MAX_GROUP)
+                    done = stop
+                    if batch_hooks and model.stop_training:
+                        break
+                step += done
                 if batch_hooks and model.stop_training:
+                    batches.close()   # leaves the dataset's on_epoch_end out, as Keras's break does
                     break
-            step += done
-            if batch_hooks and model.stop_training:
-                batches.close()   # leaves the dataset's on_epoch_end out, as Keras's break does
+            if totals[1]:
+                logs = model._logs(totals, mspecs)
+            if progress is not None:
+                progress.last_step, progress.last_samples = step, totals[1]
+            epoch_logs = dict(logs)
+            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                if val_feed is None:   # made at the first validation, as Keras makes it
+                    val_feed = _feed(model, validation_data, None, None, None, False, validation_steps)
+                vlogs = _evaluate_feed(model, val_feed, cb_list)
+                epoch_logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            cb_list.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if model.stop_training:
                 break
-        if totals[1]:
-            logs = model._logs(totals, mspecs)
-        if progress is not None:
-            progress.last_step, progress.last_samples = step, totals[1]
-        epoch_logs = dict(logs)
-        if validation_data is not None and (epoch + 1) % validation_freq == 0:
-            if val_feed is None:   # made at the first validation, as Keras makes it
-                val_feed = _feed(model, validation_data, None, None, None, False, validation_steps)
-            vlogs = _evaluate_feed(model, val_feed, cb_list)
-            epoch_logs.update({f"val_{k}": v for k, v in vlogs.items()})
-        cb_list.on_epoch_end(epoch, epoch_logs)
-        logs = epoch_logs
-        if model.stop_training:
-            break
-    feed.close()
-    if val_feed is not None:
-        val_feed.close()
+    finally:   # worker threads/processes end with fit, also on an error
+        feed.close()
+        if val_feed is not None:
+            val_feed.close()
     cb_list.on_train_end(logs)
     model._epoch_step = 0
     model.history = history
@@ -668,17 +679,23 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
     if callbacks:
         cb_list = callbacks_module.CallbackList(callbacks, model=model,
                                                 params={"verbose": verbose, "epochs": 1, "steps": feed.num_batches})
+    t0 = time.perf_counter()
     try:
-        return _evaluate_feed(model, feed, cb_list)
+        logs = _evaluate_feed(model, feed, cb_list)
     finally:
         feed.close()
+    if verbose == 1:
+        print(f"{feed.num_batches or ''} batches - {time.perf_counter() - t0:.0f}s - "
+              + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+    return logs
 
 
 def predict(model, x, batch_size, verbose, steps, callbacks, batch_size_given):
     """``Trainer.predict`` for streamed data: the outputs of every batch, concatenated."""
     if is_stream(x) and batch_size_given is not None:
         _check_stream_args(x, None, None, None, batch_size=batch_size_given, what="predict")
-    feed = EpochFeed(source_for(x), steps) if is_stream(x) else _array_feed(x, None, None, batch_size, steps)
+    feed = _stream_feed(x, False, 0, steps, "predict") if is_stream(x) else \
+        _array_feed(x, None, None, batch_size, steps)
     _build(model, feed, end_epoch=True)
     plan_module.ensure_attached(model)
     cb_list = callbacks_module.CallbackList(callbacks or [], model=model,
@@ -717,6 +734,8 @@ def predict(model, x, batch_size, verbose, steps, callbacks, batch_size_given):
         raise ValueError("predict() got no batches from its input")
     outs = [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
     n = len(outs[0])
+    if verbose == 1:
+        print(f"predicted {n} samples")
     if not model._plan.simple_io:
         outs = [o.reshape((n,) + tuple(t.shape[1:])) if len(t.shape) > 2 else o
                 for o, t in zip(outs, model.outputs)]
