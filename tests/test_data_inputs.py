@@ -580,3 +580,23 @@ def test_worker_threads_end_with_fit_even_when_a_batch_is_bad():
     _model().fit(make_dataset(PyDataset, workers=3), epochs=1, verbose=0)
     left = {t.name for t in threading.enumerate()} - before
     assert not any(name.startswith("fastmlp-pydataset") for name in left)
+
+
+def test_a_dict_of_memmaps_feeds_a_model_with_named_inputs(tmp_path):
+    K = fastmlp
+
+    def build():
+        a_in, b_in = K.Input(shape=(3,), name="a"), K.Input(shape=(2,), name="b")
+        m = K.Model([a_in, b_in], K.layers.Dense(2)(K.layers.Concatenate()([a_in, b_in])))
+        m.compile("sgd", "mse")
+        return m
+    m1, m2 = build(), build()
+    m2.set_weights(m1.get_weights())
+    xa = np.memmap(tmp_path / "a.dat", dtype=np.float32, mode="w+", shape=(100, 3))
+    xa[:] = X[:, :3]
+    h1 = m1.fit({"a": xa, "b": X[:, 3:]}, Y, batch_size=10, epochs=2, shuffle=False, verbose=0)
+    h2 = m2.fit({"a": X[:, :3], "b": X[:, 3:]}, Y, batch_size=10, epochs=2, shuffle=False, verbose=0)
+    assert_same_history(h1, h2)
+    assert_weights_equal(m1, m2)
+    np.testing.assert_array_equal(m1.predict({"a": xa, "b": X[:, 3:]}, verbose=0),
+                                  m1.predict({"a": X[:, :3], "b": X[:, 3:]}, verbose=0))
