@@ -411,26 +411,32 @@ def _joinable(group, b):
     return True
 
 
-def _merge(group):
+def _merge(group, buffers):
+    """One piece from several batches, copied into buffers kept from one group to the
+    next (fresh memory each time would cost a page fault per 4 KiB)."""
     if len(group) == 1:
         return group[0]
 
-    def cat(vs):
-        return None if vs[0] is None else np.concatenate(vs)
-    head = group[0]
-    merged = _Batch(cat([b.x for b in group]), cat([b.y for b in group]), cat([b.sw for b in group]),
-                    batch_size=len(head.x))
-    return merged
+    def cat(slot, vs):
+        if vs[0] is None:
+            return None
+        rows = sum(len(v) for v in vs)
+        buf = buffers.get(slot)
+        if buf is None or len(buf) < rows or buf.shape[1:] != vs[0].shape[1:] or buf.dtype != vs[0].dtype:
+            buf = buffers[slot] = np.empty((rows,) + vs[0].shape[1:], dtype=vs[0].dtype)
+        return np.concatenate(vs, out=buf[:rows])
+    return _Batch(cat(0, [b.x for b in group]), cat(1, [b.y for b in group]), cat(2, [b.sw for b in group]),
+                  batch_size=len(group[0].x))
 
 
 def _grouped(batches, limit):
     """Consecutive Python batches of plain arrays merged, up to ``limit[0]`` at a time, into
     one piece of several steps (the engine then runs them in one call); anything else
     passes through as it is."""
-    group, first = [], 0
+    group, first, buffers = [], 0, {}
     for step, b in batches:
         if group and (len(group) >= limit[0] or not _joinable(group, b)):
-            yield first, _merge(group)
+            yield first, _merge(group, buffers)
             group = []
         if not _plain(b) or limit[0] <= 1:
             yield step, b
@@ -439,7 +445,7 @@ def _grouped(batches, limit):
             first = step
         group.append(b)
     if group:
-        yield first, _merge(group)
+        yield first, _merge(group, buffers)
 
 
 # ---------------------------------------------------------------- the loops
