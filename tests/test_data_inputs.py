@@ -600,3 +600,15 @@ def test_a_dict_of_memmaps_feeds_a_model_with_named_inputs(tmp_path):
     assert_weights_equal(m1, m2)
     np.testing.assert_array_equal(m1.predict({"a": xa, "b": X[:, 3:]}, verbose=0),
                                   m1.predict({"a": X[:, :3], "b": X[:, 3:]}, verbose=0))
+
+
+def test_arrays_in_memory_validate_on_a_generator():
+    model = _model()
+    twin = _twin(model)
+    h = model.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+                  validation_data=counting_generator(_batches(), repeat=True), validation_steps=2)
+    twin.fit(X, Y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert_weights_equal(model, twin)
+    assert h.history["val_loss"][0] == pytest.approx(twin.evaluate(X[:32], Y[:32], verbose=0)[0], abs=1e-9)
+    h = model.fit(X, Y, batch_size=16, epochs=2, verbose=0, validation_data=make_dataset(PyDataset))
+    assert len(h.history["val_mae"]) == 2

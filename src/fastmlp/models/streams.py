@@ -477,7 +477,9 @@ def _feed(model, x, y, sw, batch_size, shuffle, steps, class_weight=None, valida
         return _stream_feed(x, shuffle, model._seed or 0, steps, what)
     if x is None:
         raise ValueError("`x` must be provided; got None")
-    return EpochFeed(ArraySource(x, y, sw, batch_size, shuffle=shuffle, seed=model._seed or 0, steps=steps))
+    whole = None if is_mapped(x, y, sw) else data_module.n_samples(x)   # in memory: one chunk, one shuffle
+    return EpochFeed(ArraySource(x, y, sw, batch_size, shuffle=shuffle, seed=model._seed or 0, steps=steps,
+                                 chunk_rows=whole))
 
 
 def _stream_feed(x, shuffle, seed, steps, what):
