@@ -170,6 +170,10 @@ def test_pydataset_epoch_hooks_run_where_keras_runs_them():
     assert log == ["ds_epoch_begin", "get0", "get1", "ds_epoch_end"]
 
 
+def test_the_keras_sequence_alias_is_a_pydataset():
+    assert fastmlp.utils.Sequence is PyDataset
+
+
 def test_an_unbuilt_sequential_is_built_from_the_first_batch():
     model = fastmlp.Sequential([fastmlp.layers.Dense(2)])
     model.compile("sgd", "mse")

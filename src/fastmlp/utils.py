@@ -169,6 +169,9 @@ class PyDataset:
         """Called at the end of every epoch."""
 
 
+Sequence = PyDataset   # Keras 3 keeps `keras.utils.Sequence` as an alias of PyDataset
+
+
 def _split_size(value, name, total):
     if value is None:
         return None
