@@ -148,7 +148,6 @@ class PyDatasetSource:
         self.workers = int(getattr(ds, "workers", 1))
         self.processes = bool(getattr(ds, "use_multiprocessing", False))
         self.queue = int(getattr(ds, "max_queue_size", 10))
-        self._within_epoch = False
 
     @property
     def num_batches(self):
@@ -161,11 +160,9 @@ class PyDatasetSource:
         return _unpack(self.ds[0], "PyDataset.__getitem__()")
 
     def on_epoch_begin(self):
-        self._within_epoch = True
         getattr(self.ds, "on_epoch_begin", lambda: None)()
 
     def on_epoch_end(self):
-        self._within_epoch = False
         self.ds.on_epoch_end()
 
     def _indices(self):
@@ -321,7 +318,6 @@ class EpochFeed:
         self._it = None
         self._seen = 0
         self._known = source.num_batches
-        self.ran_out = False
 
     @property
     def num_batches(self):
@@ -349,7 +345,6 @@ class EpochFeed:
                 self._known = self._seen - 1
             _interrupted_warning()
             self._it = None
-            self.ran_out = True
             self.source.on_epoch_end()
             return None
 
@@ -449,8 +444,7 @@ def _grouped(batches, limit):
 
 
 # ---------------------------------------------------------------- the loops
-def _check_stream_args(x, y, sample_weight, class_weight, validation_split=0.0, batch_size=None,
-                       what="fit"):
+def _check_stream_args(x, y, sample_weight, class_weight, validation_split=0.0, batch_size=None):
     kind = "PyDataset" if _is_pydataset(x) else "generator"
     if y is not None:
         raise ValueError(f"When providing `x` as a {kind}, `y` should not be passed. Instead, the targets "
@@ -473,7 +467,7 @@ def _feed(model, x, y, sw, batch_size, shuffle, steps, class_weight=None, valida
           batch_size_given=None, what="fit"):
     """An EpochFeed over ``x`` (a stream, or arrays to read in chunks)."""
     if is_stream(x):
-        _check_stream_args(x, y, sw, class_weight, validation_split, batch_size_given, what)
+        _check_stream_args(x, y, sw, class_weight, validation_split, batch_size_given)
         return _stream_feed(x, shuffle, model._seed or 0, steps, what)
     if x is None:
         raise ValueError("`x` must be provided; got None")
@@ -701,7 +695,7 @@ def evaluate(model, x, y, batch_size, verbose, sample_weight, steps, callbacks, 
 def predict(model, x, batch_size, verbose, steps, callbacks, batch_size_given):
     """``Trainer.predict`` for streamed data: the outputs of every batch, concatenated."""
     if is_stream(x) and batch_size_given is not None:
-        _check_stream_args(x, None, None, None, batch_size=batch_size_given, what="predict")
+        _check_stream_args(x, None, None, None, batch_size=batch_size_given)
     feed = _stream_feed(x, False, 0, steps, "predict") if is_stream(x) else \
         _array_feed(x, None, None, batch_size, steps)
     _build(model, feed, end_epoch=True)
