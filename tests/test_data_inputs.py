@@ -616,3 +616,14 @@ def test_arrays_in_memory_validate_on_a_generator():
     assert h.history["val_loss"][0] == pytest.approx(twin.evaluate(X[:32], Y[:32], verbose=0)[0], abs=1e-9)
     h = model.fit(X, Y, batch_size=16, epochs=2, verbose=0, validation_data=make_dataset(PyDataset))
     assert len(h.history["val_mae"]) == 2
+
+
+def test_adjacent_slices_of_one_array_merge_without_a_copy():
+    import fastmlp.models.streams as streams
+    parts = [X[0:16], X[16:32], X[32:40]]
+    assert streams._adjacent(parts)
+    merged = streams._merge([streams._Batch(p) for p in parts], {})
+    assert np.shares_memory(merged.x, X) and np.array_equal(merged.x, X[:40])
+    assert not streams._adjacent([X[0:16], X[32:48]]) and not streams._adjacent([X[0:16], X[16:32].copy()])
+    merged = streams._merge([streams._Batch(X[0:16]), streams._Batch(X[32:48])], {})
+    assert np.array_equal(merged.x, np.vstack([X[0:16], X[32:48]]))

@@ -406,6 +406,19 @@ def _joinable(group, b):
     return True
 
 
+def _adjacent(vs):
+    """Whether C-contiguous arrays lie one right after another in one buffer."""
+    base = vs[0].base
+    if base is None or not all(v.base is base and v.flags.c_contiguous for v in vs):
+        return False
+    end = vs[0].__array_interface__["data"][0] + vs[0].nbytes
+    for v in vs[1:]:
+        if v.__array_interface__["data"][0] != end:
+            return False
+        end += v.nbytes
+    return True
+
+
 def _merge(group, buffers):
     """One piece from several batches, copied into buffers kept from one group to the
     next (fresh memory each time would cost a page fault per 4 KiB)."""
@@ -416,6 +429,8 @@ def _merge(group, buffers):
         if vs[0] is None:
             return None
         rows = sum(len(v) for v in vs)
+        if _adjacent(vs):   # slices one after another of one array (x[i:i + n]): a view, no copy
+            return np.lib.stride_tricks.as_strided(vs[0], shape=(rows,) + vs[0].shape[1:], writeable=False)
         buf = buffers.get(slot)
         if buf is None or len(buf) < rows or buf.shape[1:] != vs[0].shape[1:] or buf.dtype != vs[0].dtype:
             buf = buffers[slot] = np.empty((rows,) + vs[0].shape[1:], dtype=vs[0].dtype)
