@@ -19,6 +19,7 @@ from .. import _engine, callbacks as callbacks_module, losses as losses_module, 
 from .. import optimizers, utils
 import fastmlp.models.data as data_module
 import fastmlp.models.plan as plan_module
+import fastmlp.models.streams as streams_module
 
 __all__ = ["Trainer"]
 
@@ -365,7 +366,7 @@ class Trainer:
         ``validation_split`` takes the last fraction of the data before shuffling;
         ``class_weight`` and ``sample_weight`` multiply."""
         self._require_compiled()
-        batch_size = _check_positive_int("batch_size", batch_size) or 32
+        batch_size_given, batch_size = batch_size, _check_positive_int("batch_size", batch_size) or 32
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not 0 <= epochs < 1 << 62:
             raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
         if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
@@ -379,6 +380,11 @@ class Trainer:
             raise ValueError(f"`validation_split` must be in [0, 1) (a number). Received: "
                              f"validation_split={validation_split!r}")
         verbose = _resolve_verbose(verbose)
+        if streams_module.uses_streams(x, y, sample_weight, validation_data):   # batches from Python, memmaps
+            return streams_module.fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                      validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                      steps_per_epoch, _check_positive_int("validation_steps", validation_steps),
+                                      validation_batch_size, validation_freq, batch_size_given)
         if not self.built:
             self._build_from_data(x)
         self._compiled()
@@ -572,8 +578,12 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """Loss (a float) without metrics, ``[loss, *metrics]`` with them, or a dict."""
         self._require_compiled()
-        batch_size = _check_positive_int("batch_size", batch_size) or 32
+        batch_size_given, batch_size = batch_size, _check_positive_int("batch_size", batch_size) or 32
         verbose = _resolve_verbose(verbose, default_tty=0) if verbose == "auto" else _resolve_verbose(verbose)
+        if streams_module.is_stream(x) or streams_module.is_mapped(x, y, sample_weight):
+            logs = streams_module.evaluate(self, x, y, batch_size, verbose, sample_weight,
+                                           _check_positive_int("steps", steps), callbacks, batch_size_given)
+            return self._format_result(logs, return_dict)
         if not self.built:
             self._build_from_data(x)
         self._compiled()
@@ -618,6 +628,9 @@ class Trainer:
         validated for Keras compatibility.  ``verbose='auto'`` is silent here."""
         if batch_size is not None:
             _check_positive_int("batch_size", batch_size)
+        if streams_module.is_stream(x) or streams_module.is_mapped(x):
+            return streams_module.predict(self, x, batch_size or 32, verbose, _check_positive_int("steps", steps),
+                                          callbacks, batch_size)
         if not self.built:
             self._build_from_data(x)
         plan = self._plan
