@@ -254,8 +254,17 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     the file until training resumes: it is then read through the file opened at load
     (a replaced file is still read as it was), checked against its checksum, and a
     file truncated or rewritten since raises FormatError there; the weights are never
-    affected."""
+    affected.
+
+    ``.keras``, ``.h5`` and ``.hdf5`` files are Keras's (``keras_file``; ``mmap`` does not
+    apply to them); any other name is read as a fastmlp file (its magic decides)."""
     path = os.fspath(filepath)
+    from . import keras_file
+    if keras_file.is_keras_name(path):
+        name = os.path.basename(os.fsdecode(path)).lower()
+        if mmap:
+            raise ValueError("mmap=True applies to fastmlp's own files ('.fmlp'), not to Keras files")
+        return keras_file.load_keras(path, compile) if name.endswith(".keras") else keras_file.load_h5(path, compile)
     try:
         buf = None
         if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)
