@@ -36,7 +36,7 @@ _EXTRA_ARGS = {"InputLayer": {"batch_shape", "input_shape"}}
 # Keras keys fastmlp has no argument for, with the values that mean what fastmlp does (None: any value,
 # for keys that tune a feature that is off; the feature's own key, False, is dropped as "off").
 _IGNORED = {"BatchNormalization": {"renorm_momentum": None},
-            "*": {"ema_momentum": None, "axis": (-1,)}}
+            "*": {"ema_momentum": None, "axis": (-1,), "decay": (0,)}}
 
 # Modules Keras writes for its own objects; anything else is a custom object.
 _KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
