@@ -150,7 +150,10 @@ def _nodes_from_keras(nodes, name, merge):
     out = []
     for node in nodes:
         if isinstance(node, dict):
-            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if v is not None}
+            # Keras records the symbolic call's training=False, and a functional model overrides it
+            # with fit's/predict's own mode when it runs: not an argument of the node
+            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items()
+                      if v is not None and not (k == "training" and isinstance(v, bool))}
             if kwargs:
                 raise KerasConfigError(f"layer {name!r}: the call arguments {sorted(kwargs)} are not supported "
                                        f"by fastmlp")
