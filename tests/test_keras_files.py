@@ -120,6 +120,7 @@ def test_the_keras_file_has_keras_3_layout(tmp_path):
         opt = f["optimizer/vars"]
         n_train = sum(1 for r in m._plan.weights if r.trainable)
         assert len(opt) == 2 + 3 * n_train   # iteration, learning_rate, (m, v) per variable, then v_hat
+        assert opt["0"].shape == opt["1"].shape == ()   # scalars, as Keras's variables are
         assert opt["0"][()] == 2 and opt["1"][()] == np.float32(0.02)
         n = m._n_params
         k = m.layers[0].kernel.size

@@ -209,88 +209,203 @@ def _optimizer_values(model):
     return values
 
 
-def _restore_optimizer(model, arrays, where):
-    """Set the optimizer's step count, learning rate and slots from Keras's variable list."""
+def _restore_optimizer(model, count, get, where, lazy=None):
+    """Set the optimizer's step count, learning rate and slots from Keras's variable list of
+    ``count`` variables, ``get(i)`` giving the ``i``-th.  The scalars are read now; the slots are
+    read (by ``lazy()``, a fresh ``get``, when given) when the optimizer is first built -- the first
+    training step or a save -- so that a model loaded for inference never reads them."""
     opt = model.optimizer
     layout = _optimizer_layout(model)
-    if len(arrays) == 0:
+    if count == 0:
         return
-    if len(arrays) != len(layout):
-        if len(arrays) <= 2:   # Keras saved an optimizer that was never built: its step count only
-            layout = layout[:len(arrays)]
+    if count != len(layout):
+        if count <= 2:   # Keras saved an optimizer that was never built: its step count only
+            layout = layout[:count]
         else:
-            warnings.warn(f"{where}: the optimizer state in the file has {len(arrays)} variables, the "
+            warnings.warn(f"{where}: the optimizer state in the file has {count} variables, the "
                           f"{type(opt).__name__} of this model has {len(layout)}; the optimizer starts fresh",
                           stacklevel=4)
             return
-    segments = []
-    for (name, key), a in zip(layout, arrays):
-        a = np.asarray(a)
+    slots = []
+    for i, (name, key) in enumerate(layout):
+        if not isinstance(key, str):
+            slots.append((i, name, key))
+            continue
+        a = np.asarray(get(i))
         if key == "iteration":
             if a.size != 1 or a.dtype.kind not in "iu" or int(a.reshape(())) < 0:
                 _fail(f"{where}: the optimizer's iteration count must be a non-negative integer")
             opt.iterations = int(a.reshape(()))
-        elif key == "learning_rate":
-            value = float(a.reshape(()))
+            continue
+        if a.size != 1:
+            _fail(f"{where}: the optimizer variable #{i} ({name}) must be a scalar; got shape {a.shape}")
+        value = float(a.reshape(()))
+        if key == "learning_rate":
             if np.float32(value) != np.float32(opt.learning_rate):
                 opt.learning_rate = value   # Keras's variable wins over the config (a callback may have set it)
-        elif key == "u_product":
-            value = float(a.reshape(()))
+        else:   # u_product
             if not 0 <= value <= 1:
                 _fail(f"{where}: Nadam's u_product must lie in [0, 1]; got {value}")
             opt._u_product = value
-        else:
-            slot, ref = key
+    if not slots:
+        return
+
+    def segments(get=get):
+        out = []
+        for i, name, (slot, ref) in slots:
+            a = get(i)
             if tuple(a.shape) != tuple(ref.shape):
-                _fail(f"{where}: the optimizer variable #{len(segments)} ({name}) has shape {tuple(a.shape)}, "
+                _fail(f"{where}: the optimizer variable #{i} ({name}) has shape {tuple(a.shape)}, "
                       f"the model's {ref.name} has {tuple(ref.shape)}")
-            segments.append((opt.slot_names.index(slot), ref.offset, np.asarray(a, dtype=model._dtype)))
-    if segments:
-        opt._defer_slots(model._n_params, model._dtype, segments)
-        opt._owner = id(model)
+            out.append((opt.slot_names.index(slot), ref.offset, np.asarray(a, dtype=model._dtype)))
+        return out
+    opt._defer_slots(model._n_params, model._dtype, (lambda: segments(lazy())) if lazy else segments())
+    opt._owner = id(model)
 
 
 # ---------------------------------------------------------------------------- Keras 3 weights files
-def _write_weights(model, f, include_optimizer):
+class _H5Writer:
+    """An HDF5 file built in memory in two steps: h5py lays out the groups and datasets (their
+    storage allocated, nothing filled), then ``write_to`` streams the layout with each array's
+    bytes at its dataset's offset -- one pass over the weights, no intermediate copy."""
+
+    def __init__(self):
+        h5py = _h5py()
+        self._dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self._dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        self._dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        self._buf = io.BytesIO()
+        self.file = h5py.File(self._buf, "w")
+        self._pending = []
+
+    def put(self, group, name, a):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.size == 0:
+            group.create_dataset(name, data=a)
+        else:
+            a = np.ascontiguousarray(a)
+            d = group.create_dataset(name, shape=a.shape, dtype=a.dtype, dcpl=self._dcpl)
+            self._pending.append((d.id, a))
+
+    def close(self):
+        self.file.flush()
+        self._size = self.file.id.get_filesize()
+        self._placed = sorted(((dsid.get_offset(), a) for dsid, a in self._pending), key=lambda t: t[0])
+        self.file.close()
+        return self
+
+    def write_to(self, out):
+        view = self._buf.getbuffer()
+        try:
+            pos = 0   # the layout may end before the last dataset's storage: zeros stand for the rest
+            for offset, a in self._placed + [(max(self._size, len(view)), None)]:
+                if offset < pos:
+                    raise RuntimeError("internal: HDF5 datasets overlap")
+                head = view[pos:offset]
+                out.write(head)
+                if len(head) < offset - pos:
+                    out.write(bytes(offset - pos - len(head)))
+                if a is not None:
+                    out.write(memoryview(a.reshape(-1)).cast("B"))
+                    pos = offset + a.nbytes
+        finally:
+            view.release()
+
+
+def _weights_h5(model, include_optimizer):
+    """Keras 3's weights file of ``model`` (an ``_H5Writer``, closed)."""
+    w = _H5Writer()
+    f = w.file
     f.create_group("layers")
     for path, layer in _walk(model):
         v = f.create_group(path).create_group("vars")
         if not getattr(layer, "_is_model", False):
             for i, a in enumerate(_layer_arrays(layer)):
-                v.create_dataset(str(i), data=np.asarray(a))
+                w.put(v, str(i), a)
     f.create_group("vars")
     if include_optimizer and model.compiled:
         v = f.create_group("optimizer").create_group("vars")
         for i, (_, a) in enumerate(_optimizer_values(model)):
-            v.create_dataset(str(i), data=a)
+            w.put(v, str(i), a)
+    return w.close()
 
 
-def _vars(group):
-    """The arrays ``vars/0``, ``vars/1``, ... of a group (none when it has no ``vars``)."""
-    v = group.get("vars") if group is not None else None
-    if v is None:
-        return []
-    try:
-        n = len(v)
-        return [v[str(i)][()] for i in range(n)]
-    except KeyError:
-        _fail(f"{v.name}: the variables must be numbered 0..{len(v) - 1}; found {sorted(v)[:6]}")
+class _H5Image:
+    """An HDF5 file held in memory: h5py reads its metadata; a dataset stored contiguously (as
+    Keras writes them) is a zero-copy view of the bytes at its raw-data offset, checked to lie
+    inside the file, and any other layout is read through h5py."""
+
+    def __init__(self, data, where):
+        self.data, self.where = data, where
+        try:
+            self.file = _h5py().File(io.BytesIO(data), "r")
+        except OSError as e:
+            _fail(f"{where}: not an HDF5 file ({e})")
+        self.attrs = self.file.attrs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+    def __contains__(self, path):
+        return path in self.file
+
+    def get(self, path):
+        return self.file.get(path)
+
+    def array(self, path):
+        h5d = _h5py().h5d
+        try:
+            d = h5d.open(self.file.id, path.encode("utf8"))
+        except KeyError:
+            _fail(f"{self.where}: the file has no dataset {path!r}")
+        dtype, shape = d.dtype, d.shape
+        if dtype.kind not in "biuf":
+            _fail(f"{self.where}: the dataset {path!r} is not numeric ({dtype})")
+        offset = d.get_offset()
+        count = int(np.prod(shape, dtype=np.int64))
+        if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
+            return self.file[path][()]
+        if offset + count * dtype.itemsize > len(self.data):
+            _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
+        return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
+
+    def count(self, path):
+        """How many variables ``<path>/vars`` holds (numbered 0, 1, ...; 0 without a ``vars`` group)."""
+        v = self.file.get(f"{path}/vars")
+        if v is None:
+            return 0
+        names = sorted(v.keys())
+        if names != sorted(str(i) for i in range(len(names))):
+            _fail(f"{self.where}: {v.name}: the variables must be numbered 0..{len(names) - 1}; found {names[:6]}")
+        return len(names)
+
+    def vars(self, path):
+        """The arrays ``<path>/vars/0``, ``1``, ... (an empty list when the group has no ``vars``)."""
+        return [self.array(f"{path}/vars/{i}") for i in range(self.count(path))]
 
 
-def _read_weights(model, f, where, optimizer=True):
-    layers = f.get("layers")
-    if layers is None:
+def _read_weights(model, img, where, optimizer=True):
+    if img.get("layers") is None:
         _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
     for path, layer in _walk(model):
         if getattr(layer, "_is_model", False) or not layer._wspecs:
             continue
-        group = f.get(path)
-        if group is None:
+        if img.get(path) is None:
             _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
-                  f"{path!r}; it holds {sorted(layers)[:10]}")
-        _set_layer(layer, _vars(group), where)
-    if optimizer and model.compiled and "optimizer" in f:
-        _restore_optimizer(model, _vars(f["optimizer"]), where)
+                  f"{path!r}; it holds {sorted(img.get('layers'))[:10]}")
+        _set_layer(layer, img.vars(path), where)
+    if optimizer and model.compiled and "optimizer" in img:
+        count = img.count("optimizer")
+        data = img.data
+
+        def reopen():   # the slots, read when training starts (from the bytes read at load)
+            with _H5Image(data, where) as again:
+                arrays = again.vars("optimizer")
+            return arrays.__getitem__
+        _restore_optimizer(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where, reopen)
 
 
 def _h5_bytes(write):
@@ -299,10 +414,6 @@ def _h5_bytes(write):
     with h5py.File(buf, "w") as f:
         write(f)
     return buf.getvalue()
-
-
-def _h5_open(data):
-    return _h5py().File(io.BytesIO(data), "r")
 
 
 def _read_bytes(filepath):
@@ -323,24 +434,33 @@ def _require_built(model):
 
 
 # ---------------------------------------------------------------------------- .keras
-def keras_bytes(model, include_optimizer=True):
-    """The bytes of the ``.keras`` file of ``model``."""
+def _write_keras(model, include_optimizer):
+    """A function writing the ``.keras`` file of ``model`` to a binary file object."""
     _require_built(model)
     entry = keras_config.model_to_keras_config(model)
     if model.compiled:
         entry["compile_config"] = keras_config.compile_config_to_keras(model)
-    weights = _h5_bytes(lambda f: _write_weights(model, f, include_optimizer))
+    weights = _weights_h5(model, include_optimizer)
     meta = {"keras_version": _KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+
+    def write(out):
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:
+            z.writestr("metadata.json", json.dumps(meta))
+            z.writestr("config.json", json.dumps(entry))
+            with z.open("model.weights.h5", "w", force_zip64=True) as member:
+                weights.write_to(member)
+    return write
+
+
+def keras_bytes(model, include_optimizer=True):
+    """The bytes of the ``.keras`` file of ``model``."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
-        z.writestr("metadata.json", json.dumps(meta))
-        z.writestr("config.json", json.dumps(entry))
-        z.writestr("model.weights.h5", weights)
+    _write_keras(model, include_optimizer)(buf)
     return buf.getvalue()
 
 
 def save_keras(model, filepath, overwrite=True, include_optimizer=True):
-    _atomic(filepath, keras_bytes(model, include_optimizer), overwrite)
+    _atomic(filepath, _write_keras(model, include_optimizer), overwrite)
 
 
 def _build(kind, config):
@@ -372,8 +492,28 @@ def _model_from_entry(entry, compile, where):
     return model
 
 
-def load_keras(filepath, compile=True):
-    """A fastmlp model from a Keras 3 ``.keras`` file."""
+def _zip_member(z, name, verify):
+    """A member's bytes; with ``verify`` its CRC-32 is checked (zipfile), without it a stored
+    (uncompressed) member -- what Keras writes -- is read as it lies in the archive."""
+    info = z.getinfo(name)
+    if verify or info.compress_type != zipfile.ZIP_STORED:
+        return z.read(name)
+    fp = z.fp
+    fp.seek(info.header_offset)
+    header = fp.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        _fail(f"{z.filename}: the zip entry of {name} is damaged")
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + \
+        int.from_bytes(header[28:30], "little")
+    fp.seek(start)
+    data = fp.read(info.file_size)
+    if len(data) != info.file_size:
+        _fail(f"{z.filename}: {name} is truncated")
+    return data
+
+
+def load_keras(filepath, compile=True, verify=True):
+    """A fastmlp model from a Keras 3 ``.keras`` file (``verify``: check the zip's CRC-32s)."""
     where = os.fsdecode(os.fspath(filepath))
     try:
         z = zipfile.ZipFile(filepath)
@@ -385,12 +525,15 @@ def load_keras(filepath, compile=True):
             _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
         try:
             entry = json.loads(z.read("config.json"))
-        except ValueError as e:
-            _fail(f"{where}: config.json is not valid JSON ({e})")
-        weights = z.read("model.weights.h5")
+        except (ValueError, zipfile.BadZipFile) as e:
+            _fail(f"{where}: config.json cannot be read ({e})")
+        try:
+            weights = _zip_member(z, "model.weights.h5", verify)
+        except zipfile.BadZipFile as e:
+            _fail(f"{where}: model.weights.h5 cannot be read ({e})")
     model = _model_from_entry(entry, compile, where)
-    with _h5_open(weights) as f:
-        _read_weights(model, f, where)
+    with _H5Image(weights, where) as img:
+        _read_weights(model, img, where)
     return model
 
 
@@ -398,7 +541,7 @@ def load_keras(filepath, compile=True):
 def save_weights_h5(model, filepath, overwrite=True):
     """Keras 3's ``.weights.h5`` (the layers' variables, and the optimizer's when compiled)."""
     _require_built(model)
-    _atomic(filepath, _h5_bytes(lambda f: _write_weights(model, f, True)), overwrite)
+    _atomic(filepath, _weights_h5(model, True).write_to, overwrite)
 
 
 def load_weights(model, filepath):
@@ -413,16 +556,12 @@ def load_weights(model, filepath):
             data = z.read("model.weights.h5")
     else:
         data = _read_bytes(filepath)
-    _h5py()
-    try:
-        f = _h5_open(data)
-    except OSError as e:
-        _fail(f"{where}: not an HDF5 file ({e})")
-    with f:
+    with _H5Image(data, where) as img:
+        f = img.file
         if "layer_names" in f.attrs or "model_weights" in f:
             _read_legacy_weights(model, f.get("model_weights", f), where)
         else:
-            _read_weights(model, f, where)
+            _read_weights(model, img, where)
 
 
 # ---------------------------------------------------------------------------- legacy HDF5 models
@@ -603,12 +742,8 @@ def load_h5(filepath, compile=True):
     """A fastmlp model from a legacy HDF5 model file (Keras 3 or tf.keras 2.x)."""
     where = os.fsdecode(os.fspath(filepath))
     data = _read_bytes(filepath)
-    _h5py()
-    try:
-        f = _h5_open(data)
-    except OSError as e:
-        _fail(f"{where}: not an HDF5 file ({e})")
-    with f:
+    with _H5Image(data, where) as img:
+        f = img.file
         config = _attr_json(f, "model_config", where)
         if config is None:
             _fail(f"{where}: no 'model_config' attribute: this HDF5 file holds weights only (use "
@@ -626,6 +761,6 @@ def load_h5(filepath, compile=True):
             if version.startswith("2."):
                 _restore_tf2_optimizer(model, g, where)
             else:
-                names = _names(g.attrs.get("weight_names", []))
-                _restore_optimizer(model, [g[n][()] for n in names], where)
+                arrays = [g[n][()] for n in _names(g.attrs.get("weight_names", []))]
+                _restore_optimizer(model, len(arrays), arrays.__getitem__, where)
     return model
