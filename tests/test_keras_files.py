@@ -61,6 +61,27 @@ def test_a_two_input_functional_model_keras_wrote_loads(ext):
     assert m.metrics_names == ["loss", "mae"]
 
 
+def test_verify_false_reads_the_weights_in_place_and_the_slots_when_training_starts(tmp_path):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(tmp_path / "m.keras")
+    checked = fastmlp.load_model(tmp_path / "m.keras")
+    lazy = fastmlp.load_model(tmp_path / "m.keras", verify=False)
+    np.testing.assert_array_equal(lazy.predict(x), m.predict(x))
+    assert not lazy.optimizer.built and lazy.optimizer.iterations == m.optimizer.iterations
+    for r in (checked, lazy):
+        r.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(_slots(lazy.optimizer), _slots(checked.optimizer))
+    for a, b in zip(lazy.get_weights(), checked.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    data = bytearray((tmp_path / "m.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF   # a flipped byte inside the weights: the zip's CRC-32 catches it
+    (tmp_path / "bad.keras").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="CRC|cannot be read"):
+        fastmlp.load_model(tmp_path / "bad.keras")
+
+
 def test_load_model_with_compile_false_reads_only_the_model():
     m = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"), compile=False)
     assert not m.compiled

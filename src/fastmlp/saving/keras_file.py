@@ -330,15 +330,53 @@ def _weights_h5(model, include_optimizer):
     return w.close()
 
 
-class _H5Image:
-    """An HDF5 file held in memory: h5py reads its metadata; a dataset stored contiguously (as
-    Keras writes them) is a zero-copy view of the bytes at its raw-data offset, checked to lie
-    inside the file, and any other layout is read through h5py."""
+class _Window(io.RawIOBase):
+    """A read-only file object over ``size`` bytes at ``start`` of an open file (a stored zip
+    member, read where it lies); ``pread_into`` fills an array from an offset."""
 
-    def __init__(self, data, where):
+    def __init__(self, fh, start, size):
+        super().__init__()
+        self.fh, self.start, self.size, self.pos = fh, start, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, pos, whence=0):
+        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def readinto(self, b):
+        view = memoryview(b).cast("B")
+        n = max(0, min(len(view), self.size - self.pos))
+        self.fh.seek(self.start + self.pos)
+        got = self.fh.readinto(view[:n]) if n else 0
+        self.pos += got
+        return got
+
+    def pread_into(self, out, offset):
+        self.seek(offset)
+        view = memoryview(out.reshape(-1)).cast("B")
+        if self.readinto(view) != len(view):
+            _fail(f"{self.fh.name}: the weights file ends early")
+
+
+class _H5Image:
+    """An HDF5 file in memory (bytes) or lying in a file (a ``_Window``): h5py reads its
+    metadata; a dataset stored contiguously (as Keras writes them) is read directly at its
+    raw-data offset -- a zero-copy view of the bytes -- checked to lie inside the file, any other
+    layout through h5py.  ``reopen`` (when set) gives a new image of the same file."""
+
+    def __init__(self, data, where, reopen=None):
         self.data, self.where = data, where
+        self.reopen = reopen or (lambda: _H5Image(data, where))
         try:
-            self.file = _h5py().File(io.BytesIO(data), "r")
+            self.file = _h5py().File(data if isinstance(data, _Window) else io.BytesIO(data), "r")
         except OSError as e:
             _fail(f"{where}: not an HDF5 file ({e})")
         self.attrs = self.file.attrs
@@ -348,6 +386,8 @@ class _H5Image:
 
     def __exit__(self, *exc):
         self.file.close()
+        if getattr(self, "handle", None) is not None:
+            self.handle.close()
 
     def __contains__(self, path):
         return path in self.file
@@ -368,8 +408,13 @@ class _H5Image:
         count = int(np.prod(shape, dtype=np.int64))
         if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
             return self.file[path][()]
-        if offset + count * dtype.itemsize > len(self.data):
+        window = isinstance(self.data, _Window)
+        if offset + count * dtype.itemsize > (self.data.size if window else len(self.data)):
             _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
+        if window:
+            out = np.empty(shape, dtype)
+            self.data.pread_into(out, offset)
+            return out
         return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
 
     def count(self, path):
@@ -399,11 +444,11 @@ def _read_weights(model, img, where, optimizer=True):
         _set_layer(layer, img.vars(path), where)
     if optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
-        data = img.data
+        again = img.reopen
 
-        def reopen():   # the slots, read when training starts (from the bytes read at load)
-            with _H5Image(data, where) as again:
-                arrays = again.vars("optimizer")
+        def reopen():   # the slots, read when training starts
+            with again() as other:
+                arrays = other.vars("optimizer")
             return arrays.__getitem__
         _restore_optimizer(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where, reopen)
 
@@ -492,12 +537,9 @@ def _model_from_entry(entry, compile, where):
     return model
 
 
-def _zip_member(z, name, verify):
-    """A member's bytes; with ``verify`` its CRC-32 is checked (zipfile), without it a stored
-    (uncompressed) member -- what Keras writes -- is read as it lies in the archive."""
+def _stored_member(z, name):
+    """(start, size) of a stored (uncompressed) zip member's bytes in the archive."""
     info = z.getinfo(name)
-    if verify or info.compress_type != zipfile.ZIP_STORED:
-        return z.read(name)
     fp = z.fp
     fp.seek(info.header_offset)
     header = fp.read(30)
@@ -505,11 +547,27 @@ def _zip_member(z, name, verify):
         _fail(f"{z.filename}: the zip entry of {name} is damaged")
     start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + \
         int.from_bytes(header[28:30], "little")
-    fp.seek(start)
-    data = fp.read(info.file_size)
-    if len(data) != info.file_size:
-        _fail(f"{z.filename}: {name} is truncated")
-    return data
+    return start, info.file_size
+
+
+def _keras_weights(filepath, where, verify):
+    """The ``_H5Image`` of a ``.keras`` file's weights: read whole (its CRC-32 checked by zipfile)
+    with ``verify``; otherwise a stored member -- what Keras writes -- is read in place, only the
+    parts used (the optimizer's slots when training starts, through the file opened then)."""
+    with zipfile.ZipFile(filepath) as z:
+        if verify or z.getinfo("model.weights.h5").compress_type != zipfile.ZIP_STORED:
+            try:
+                return _H5Image(z.read("model.weights.h5"), where)
+            except zipfile.BadZipFile as e:
+                _fail(f"{where}: model.weights.h5 cannot be read ({e})")
+        start, size = _stored_member(z, "model.weights.h5")
+    fh = open(filepath, "rb")
+    if os.fstat(fh.fileno()).st_size < start + size:
+        fh.close()
+        _fail(f"{where}: model.weights.h5 is truncated")
+    img = _H5Image(_Window(fh, start, size), where, reopen=lambda: _keras_weights(filepath, where, False))
+    img.handle = fh
+    return img
 
 
 def load_keras(filepath, compile=True, verify=True):
@@ -527,12 +585,8 @@ def load_keras(filepath, compile=True, verify=True):
             entry = json.loads(z.read("config.json"))
         except (ValueError, zipfile.BadZipFile) as e:
             _fail(f"{where}: config.json cannot be read ({e})")
-        try:
-            weights = _zip_member(z, "model.weights.h5", verify)
-        except zipfile.BadZipFile as e:
-            _fail(f"{where}: model.weights.h5 cannot be read ({e})")
     model = _model_from_entry(entry, compile, where)
-    with _H5Image(weights, where) as img:
+    with _keras_weights(filepath, where, verify) as img:
         _read_weights(model, img, where)
     return model
 
