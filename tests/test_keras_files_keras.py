@@ -183,3 +183,60 @@ def test_every_supported_layer_activation_loss_and_metric_kind_crosses(tmp_path)
     r = fastmlp.load_model(tmp_path / "k.keras")
     np.testing.assert_allclose(r.predict(x), kk.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert type(r.loss).__name__ == "Huber" and r.metrics_names == ["loss", "mae", "root_mean_squared_error"]
+
+
+def _keras_class(module, name):
+    return getattr(module, name, None)
+
+
+def test_every_loss_optimizer_and_metric_config_crosses_both_ways():
+    """Each loss, metric and optimizer class fastmlp has, as Keras serializes it, becomes the same
+    fastmlp object, and fastmlp's compile config deserializes in Keras."""
+    from keras.saving import deserialize_keras_object, serialize_keras_object
+
+    from fastmlp import losses, metrics, optimizers
+    from fastmlp.saving import keras_config
+    checked = 0
+    for name, cls in sorted(losses._CLASSES.items()):
+        kcls = _keras_class(keras.losses, name)
+        if kcls is None:
+            continue
+        args = keras_config.compile_args_from_keras({"optimizer": "adam", "loss": serialize_keras_object(kcls())})
+        assert type(args["loss"]).__name__ == name
+        checked += 1
+    for name, cls in sorted(metrics._CLASSES.items()):
+        kcls = _keras_class(keras.metrics, name)
+        if kcls is None:
+            continue
+        args = keras_config.compile_args_from_keras({"optimizer": "adam", "loss": "mse",
+                                                     "metrics": [serialize_keras_object(kcls())]})
+        assert type(args["metrics"][0]).__name__ == name
+        checked += 1
+    for cls in set(optimizers._ALIASES.values()):
+        kopt = getattr(keras.optimizers, cls.__name__)(learning_rate=0.0125)
+        opt = keras_config.compile_args_from_keras({"optimizer": serialize_keras_object(kopt), "loss": "mse"})["optimizer"]
+        assert type(opt) is cls and opt.learning_rate == pytest.approx(0.0125)
+        m = fastmlp.Sequential([fastmlp.Input(shape=(3,)), fastmlp.layers.Dense(2)])
+        m.compile(cls(learning_rate=0.0125), "mse", metrics=["mae"])
+        back = deserialize_keras_object(keras_config.compile_config_to_keras(m)["optimizer"])
+        assert type(back).__name__ == cls.__name__ and float(back.learning_rate) == pytest.approx(0.0125)
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_a_nested_model_crosses_both_ways(tmp_path, ext):
+    L = fastmlp.layers
+    inner = fastmlp.Sequential([fastmlp.Input(shape=(4,)), L.Dense(5, activation="relu"), L.Dense(3)], name="inner")
+    a = fastmlp.Input(shape=(4,))
+    m = fastmlp.Model(a, L.Dense(2)(inner(a)))
+    m.compile("adam", "mse")
+    x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    m.fit(x, np.zeros((8, 2), np.float32), verbose=0)
+    m.save(tmp_path / f"n.{ext}")
+    k = keras.models.load_model(tmp_path / f"n.{ext}")
+    np.testing.assert_allclose(k.predict(x, verbose=0), m.predict(x), rtol=1e-6, atol=1e-7)
+    k.save(tmp_path / f"k.{ext}")
+    r = fastmlp.load_model(tmp_path / f"k.{ext}")
+    np.testing.assert_allclose(r.predict(x), m.predict(x), rtol=1e-6, atol=1e-7)
+    assert type(r.layers[1]).__name__ == "Sequential" and r.optimizer.iterations == 1
