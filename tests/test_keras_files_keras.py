@@ -214,7 +214,8 @@ def test_every_loss_optimizer_and_metric_config_crosses_both_ways():
         checked += 1
     for cls in set(optimizers._ALIASES.values()):
         kopt = getattr(keras.optimizers, cls.__name__)(learning_rate=0.0125)
-        opt = keras_config.compile_args_from_keras({"optimizer": serialize_keras_object(kopt), "loss": "mse"})["optimizer"]
+        opt = keras_config.compile_args_from_keras({"optimizer": serialize_keras_object(kopt),
+                                                    "loss": "mse"})["optimizer"]
         assert type(opt) is cls and opt.learning_rate == pytest.approx(0.0125)
         m = fastmlp.Sequential([fastmlp.Input(shape=(3,)), fastmlp.layers.Dense(2)])
         m.compile(cls(learning_rate=0.0125), "mse", metrics=["mae"])

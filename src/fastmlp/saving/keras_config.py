@@ -305,7 +305,7 @@ def _optimizer_from_keras(entry):
         raise KerasConfigError(f"cannot read the optimizer {entry!r:.100}")
     name = entry["class_name"]
     cls = optimizers._ALIASES.get(name.lower())
-    if cls is None or _is_custom(entry) and not str(entry.get("module", "")).startswith("keras"):
+    if cls is None or _is_custom(entry):
         raise KerasConfigError(f"the optimizer {name!r} is not supported by fastmlp; it has "
                                f"{sorted(c.__name__ for c in set(optimizers._ALIASES.values()))}")
     config = _filter(cls, name, dict(entry.get("config") or {}), f"optimizer {name!r}")

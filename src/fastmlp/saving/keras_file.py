@@ -657,10 +657,6 @@ def _model_weights(layer):
     return [(f"{layer.name}/{s.name}:0", a) for s, a in zip(layer._wspecs, _layer_arrays(layer))]
 
 
-def _str_attr(values):
-    return np.array([v.encode("utf8") for v in values], dtype=object) if values else np.zeros((0,), "S1")
-
-
 def _write_legacy_weights(model, g):
     layers = list(model.layers)
     g.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
