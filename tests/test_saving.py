@@ -155,7 +155,7 @@ def test_every_activation_and_float64(tmp_path):
 
 def test_load_is_zero_copy_and_verify_off(tmp_path):
     m, x, _ = _trained()
-    p = tmp_path / "w.bin"          # any suffix: the magic decides
+    p = tmp_path / "w.fmlp"
     m.save(p, include_optimizer=False)
     r = fastmlp.load_model(p, verify=False)
     assert not r._params.flags.owndata and r._params.flags.writeable
@@ -178,15 +178,15 @@ def test_bytes_pickle_and_weights(tmp_path):
     r = pickle.loads(pickle.dumps(m))
     _assert_same_model(m, r, x)
     assert _same_slots(r.optimizer, m.optimizer)
-    m.save_weights(tmp_path / "x.weights")
+    m.save_weights(tmp_path / "x.weights.fmlp")
     other = _model()
-    other.load_weights(tmp_path / "x.weights")
+    other.load_weights(tmp_path / "x.weights.fmlp")
     assert np.array_equal(other.predict(x), m.predict(x))
     small = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(3)])
     with pytest.raises(ValueError):
-        small.load_weights(tmp_path / "x.weights")
+        small.load_weights(tmp_path / "x.weights.fmlp")
     with pytest.raises(FileExistsError):
-        m.save(tmp_path / "x.weights", overwrite=False)
+        m.save(tmp_path / "x.weights.fmlp", overwrite=False)
 
 
 def test_unbuilt_model_cannot_be_saved(tmp_path):

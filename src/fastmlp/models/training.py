@@ -687,10 +687,21 @@ class Trainer:
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, include_optimizer=True, dtype=None):
         """Write the whole model (architecture, weights, compile config and, by
-        default, the optimizer/training state) atomically to ``filepath``."""
-        from ..saving import writer
-        return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
-                                 dtype=dtype)
+        default, the optimizer/training state) atomically to ``filepath``, in the
+        format its name asks for: ``.keras`` (a Keras 3 file), ``.h5``/``.hdf5`` (a
+        legacy Keras HDF5 file), ``.fmlp`` or no extension (fastmlp's own format;
+        ``dtype`` stores compact weights there)."""
+        from ..saving import keras_file, writer
+        kind = keras_file.format_of(filepath)
+        if kind == "fmlp":
+            return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
+                                     dtype=dtype)
+        if dtype is not None and str(dtype) != self._dtype:
+            raise ValueError(f"`dtype` ({dtype!r}) applies to fastmlp's own format ('.fmlp'); Keras files keep "
+                             f"the model's dtype")
+        if kind == "keras":
+            return keras_file.save_keras(self, filepath, overwrite, include_optimizer)
+        return keras_file.save_h5(self, filepath, overwrite, include_optimizer)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Export the model for inference, as ``keras.Model.export``: fastmlp writes
@@ -713,11 +724,25 @@ class Trainer:
                                         input_signature=input_signature, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        from ..saving import writer
+        """Save the weights: Keras 3's layout for ``.weights.h5``, a legacy Keras weights
+        file for another ``.h5``, fastmlp's format for ``.fmlp`` or no extension."""
+        from ..saving import keras_file, writer
+        kind = keras_file.format_of(filepath)
+        if kind == "keras":
+            raise ValueError(f"save_weights writes weights only: name the file '*.weights.h5' (Keras 3's "
+                             f"weights file) or use model.save({str(filepath)!r}). Received: {filepath!r}")
+        if kind == "weights_h5":
+            return keras_file.save_weights_h5(self, filepath, overwrite)
+        if kind == "h5":
+            return keras_file.save_legacy_weights(self, filepath, overwrite)
         return writer.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        from ..saving import reader
+        """Set the weights from a file ``save_weights`` or ``save`` wrote (Keras's
+        ``.keras``/``.h5``/``.weights.h5`` files included)."""
+        from ..saving import keras_file, reader
+        if keras_file.is_keras_name(filepath):
+            return keras_file.load_weights(self, filepath)
         return reader.load_weights(self, filepath)
 
     def to_bytes(self, include_optimizer=True, dtype=None):

@@ -262,11 +262,21 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     file truncated or rewritten since raises FormatError there; the weights are never
     affected.
 
-    A path ending in ``.onnx`` is an ONNX graph (``saving/onnx_import.py``)."""
+    ``.keras``, ``.h5`` and ``.hdf5`` files are Keras's (``keras_file``; ``mmap`` does not
+    apply to them, ``verify`` checks a ``.keras`` zip's CRC-32s); a path ending in ``.onnx`` is
+    an ONNX graph (``saving/onnx_import.py``); any other name is read as a fastmlp file (its
+    magic decides)."""
     path = os.fspath(filepath)
     if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
         from . import onnx_io
         return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
+    from . import keras_file
+    if keras_file.is_keras_name(path):
+        name = os.path.basename(os.fsdecode(path)).lower()
+        if mmap:
+            raise ValueError("mmap=True applies to fastmlp's own files ('.fmlp'), not to Keras files")
+        return keras_file.load_keras(path, compile, verify) if name.endswith(".keras") else \
+            keras_file.load_h5(path, compile)
     try:
         buf = None
         if mmap:   # open, read the head and map copy-on-write in one call (csrc/filemap.c)

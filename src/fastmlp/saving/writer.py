@@ -75,7 +75,8 @@ def _atomic_write(filepath, buf, overwrite=True):
     """Write ``buf`` to ``filepath`` through a temporary file in the same folder
     (flush, fsync, os.replace, fsync the folder): readers, including arrays
     this process has memory-mapped from the old file, never see a partial file,
-    and a failed save leaves the old file as it was."""
+    and a failed save leaves the old file as it was.  ``buf`` is the bytes, or a
+    function that writes them to the (binary) file object it is given."""
     given = os.fspath(filepath)
     path = os.path.realpath(given)
     if not overwrite and os.path.exists(path):
@@ -93,7 +94,10 @@ def _atomic_write(filepath, buf, overwrite=True):
         with open(fd, "wb", closefd=True) as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), mode)
-            f.write(memoryview(buf))
+            if callable(buf):
+                buf(f)
+            else:
+                f.write(memoryview(buf))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

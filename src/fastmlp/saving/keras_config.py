@@ -1,0 +1,378 @@
+"""Translating model and compile configs between Keras files and fastmlp.
+
+fastmlp's layers take Keras's arguments and write Keras's config keys, so the
+translation is generic: a Keras class name is looked up in the layer registry
+(``layers.registry.CLASSES``: every registered kind, whatever helper added it),
+and each key of the Keras config goes to the fastmlp constructor when its
+signature takes it.  A key it does not take is dropped when its value is
+Keras's "off" (None or False) or listed in ``_IGNORED`` below, and is otherwise
+an error naming the layer, its class and the argument.  Per-kind tables
+(``_RENAMED``, ``_EXTRA_ARGS``, ``_IGNORED``) hold the few exceptions.
+
+Written the other way, fastmlp's own configs get Keras's envelope (``module``,
+``registered_name``, ``build_config``) so that Keras 3 deserializes them.
+Nothing here imports Keras.
+"""
+import functools
+import inspect
+
+from .. import initializers, losses, metrics, optimizers, regularizers
+from ..layers import registry
+from ..optimizers import schedules
+
+__all__ = ["model_from_keras_config", "model_to_keras_config", "compile_args_from_keras",
+           "compile_config_to_keras", "KerasConfigError"]
+
+
+class KerasConfigError(ValueError):
+    """A Keras file describes something fastmlp does not support (or is malformed)."""
+
+
+# ---- per-kind exceptions (everything else is generic) ----
+# Keras config keys another fastmlp argument takes, per class (tf.keras 2.x InputLayer wrote batch_input_shape).
+_RENAMED = {"InputLayer": {"batch_input_shape": "batch_shape"}}
+# Keys a class takes through **kwargs that its signature does not show.
+_EXTRA_ARGS = {"InputLayer": {"batch_shape", "input_shape"}}
+# Keras keys fastmlp has no argument for, with the values that mean what fastmlp does (None: any value,
+# for keys that tune a feature that is off; the feature's own key, False, is dropped as "off").
+_IGNORED = {"BatchNormalization": {"renorm_momentum": None},
+            "*": {"ema_momentum": None, "axis": (-1,), "decay": (0,)}}
+
+# Modules Keras writes for its own objects; anything else is a custom object.
+_KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted(cls):
+    """The keyword arguments ``cls`` takes: its ``__init__`` and, through ``**kwargs``, its bases'."""
+    names = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            break
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return frozenset(names)
+
+
+def _is_custom(entry):
+    module = entry.get("module")
+    return (isinstance(module, str) and not module.startswith(_KERAS_MODULE_PREFIXES)) or \
+        (isinstance(entry.get("registered_name"), str) and ">" in entry["registered_name"])
+
+
+def _filter(cls, class_name, config, where):
+    """``config`` reduced to what ``cls`` takes (see the module docstring)."""
+    if not isinstance(config, dict):
+        raise KerasConfigError(f"{where}: the config of {class_name} must be an object; got {config!r:.100}")
+    renamed = _RENAMED.get(class_name, {})
+    accepted = _accepted(cls) | _EXTRA_ARGS.get(class_name, set())
+    ignored = {**_IGNORED["*"], **_IGNORED.get(class_name, {})}
+    out = {}
+    for key, value in config.items():
+        key = renamed.get(key, key)
+        if key in accepted:
+            out[key] = value
+        elif value is None or value is False or (key in ignored and (ignored[key] is None
+                                                                      or value in ignored[key])):
+            continue
+        else:
+            raise KerasConfigError(f"{where} ({class_name}): the Keras argument {key}={value!r:.100} is not "
+                                   f"supported by fastmlp")
+    return out
+
+
+def _object(entry, family, table, where):
+    """A Keras object entry (``{"module", "class_name", "config", ...}`` or a name) as fastmlp's
+    ``{"class_name", "config"}`` for ``table`` (class name -> class)."""
+    if entry is None or isinstance(entry, str):
+        return entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise KerasConfigError(f"{where}: cannot read the {family} {entry!r:.100}")
+    name = entry["class_name"]
+    cls = table(name)
+    if _is_custom(entry) or cls is None:
+        raise KerasConfigError(f"{where}: the {family} {name!r} "
+                               f"{'is a custom object' if _is_custom(entry) else 'is not supported'} "
+                               f"(fastmlp reads Keras's built-in {family}s it implements)")
+    return {"class_name": name, "config": _filter(cls, name, dict(entry.get("config") or {}), where)}
+
+
+def _initializer_class(name):
+    return initializers._CLASSES.get(name)
+
+
+def _regularizer_class(name):
+    return regularizers._ALIASES.get(name)
+
+
+def _dtype_from_keras(value, where):
+    if isinstance(value, dict):   # a DTypePolicy
+        value = (value.get("config") or {}).get("name")
+    if value is None or value in ("float32", "float64"):
+        return value
+    raise KerasConfigError(f"{where}: the dtype (policy) {value!r} is not supported by fastmlp "
+                           f"(float32 or float64)")
+
+
+def _layer_config_from_keras(class_name, cls, config, where):
+    config = dict(config)
+    for key, value in list(config.items()):
+        if key == "dtype":
+            config[key] = _dtype_from_keras(value, where)
+        elif key.endswith("_initializer"):
+            config[key] = _object(value, "initializer", _initializer_class, f"{where}, {key}")
+        elif key.endswith("_regularizer"):
+            config[key] = _object(value, "regularizer", _regularizer_class, f"{where}, {key}")
+        elif key == "activation" and isinstance(value, dict):
+            raise KerasConfigError(f"{where}: the activation {value.get('class_name')!r} "
+                                   f"({value.get('config')!r:.60}) is a custom object, not supported by fastmlp")
+        elif isinstance(value, dict) and "class_name" in value:
+            raise KerasConfigError(f"{where}: {key}={value.get('class_name')!r} is an object fastmlp does not "
+                                   f"support")
+    return _filter(cls, class_name, config, where)
+
+
+def _tensor(history):
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": list(history[:3])}}
+
+
+def _nodes_from_keras(nodes, name, merge):
+    """Keras 3's inbound nodes as they are; tf.keras 2.x's ``[[[layer, node, tensor, kwargs], ...]]``
+    as Keras 3's ``[{"args": [tensor or list], "kwargs": {}}]``."""
+    if not isinstance(nodes, list):
+        raise KerasConfigError(f"layer {name!r}: 'inbound_nodes' must be a list")
+    out = []
+    for node in nodes:
+        if isinstance(node, dict):
+            # Keras records the symbolic call's training=False, and a functional model overrides it
+            # with fit's/predict's own mode when it runs: not an argument of the node
+            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items()
+                      if v is not None and not (k == "training" and isinstance(v, bool))}
+            if kwargs:
+                raise KerasConfigError(f"layer {name!r}: the call arguments {sorted(kwargs)} are not supported "
+                                       f"by fastmlp")
+            out.append({"args": node.get("args"), "kwargs": {}})
+        elif isinstance(node, list):   # tf.keras 2.x
+            tensors = []
+            for t in node:
+                if not (isinstance(t, list) and len(t) >= 3):
+                    raise KerasConfigError(f"layer {name!r}: cannot read the inbound node {node!r:.100}")
+                if len(t) > 3 and any(v is not None for v in (t[3] or {}).values()):
+                    raise KerasConfigError(f"layer {name!r}: the call arguments {sorted(t[3])} are not supported "
+                                           f"by fastmlp")
+                tensors.append(_tensor(t))
+            out.append({"args": [tensors if merge or len(tensors) > 1 else tensors[0]], "kwargs": {}})
+        else:
+            raise KerasConfigError(f"layer {name!r}: cannot read the inbound node {node!r:.100}")
+    return out
+
+
+def _entry_from_keras(entry, where):
+    """One layer (or nested model) entry of a Keras config as fastmlp's."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise KerasConfigError(f"{where}: a layer entry must be an object with a 'class_name'")
+    class_name = entry["class_name"]
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        raise KerasConfigError(f"{where}: the {class_name} entry needs a 'config' object")
+    name = entry.get("name", config.get("name"))
+    where = f"layer {name!r}" if name else where
+    if class_name in ("Sequential", "Functional", "Model") and not _is_custom(entry):
+        out = {"class_name": "Sequential" if class_name == "Sequential" else "Functional",
+               "config": _model_config_from_keras(class_name, config, entry.get("build_config"))}
+    else:
+        cls = registry.get(class_name)
+        if cls is None or _is_custom(entry):
+            what = "a custom object" if _is_custom(entry) else "a Keras layer class fastmlp does not support"
+            raise KerasConfigError(f"{where} ({class_name}): {what}; fastmlp supports "
+                                   f"{sorted(registry.CLASSES) + ['Functional', 'Sequential']}")
+        out = {"class_name": class_name, "config": _layer_config_from_keras(class_name, cls, config, where)}
+    if "inbound_nodes" in entry:
+        cls = registry.get(class_name)
+        out["name"] = name
+        out["inbound_nodes"] = _nodes_from_keras(entry["inbound_nodes"], name, bool(getattr(cls, "_takes_list", False)))
+    return out
+
+
+def _model_config_from_keras(class_name, config, build_config=None):
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        raise KerasConfigError(f"the {class_name} config needs a 'layers' list")
+    out = {"name": config.get("name"), "trainable": config.get("trainable", True),
+           "layers": [_entry_from_keras(e, f"layer #{i}") for i, e in enumerate(layers)]}
+    if class_name == "Sequential":
+        first = out["layers"][0] if out["layers"] else None
+        shape = config.get("build_input_shape") or (build_config or {}).get("input_shape")
+        has_shape = first is not None and (first["class_name"] == "InputLayer" or any(
+            k in first["config"] for k in ("batch_input_shape", "input_shape", "input_dim")))
+        if not has_shape and isinstance(shape, list) and shape and not isinstance(shape[0], list):
+            dtype = _dtype_from_keras(config.get("dtype"), "the model")
+            out["layers"].insert(0, {"class_name": "InputLayer",
+                                     "config": {"batch_shape": shape, "dtype": dtype or "float32"}})
+    else:
+        out["input_layers"] = config.get("input_layers")
+        out["output_layers"] = config.get("output_layers")
+    return out
+
+
+def model_from_keras_config(entry, build):
+    """fastmlp's ``{"class_name", "config"}`` for a Keras model config entry; ``build`` makes the model."""
+    if not isinstance(entry, dict) or entry.get("class_name") not in ("Sequential", "Functional", "Model"):
+        name = entry.get("class_name") if isinstance(entry, dict) else None
+        raise KerasConfigError(f"the file holds a {name!r}, not a Sequential or functional model (a subclassed "
+                               f"Keras model has no declarative config fastmlp could rebuild)")
+    if _is_custom(entry):
+        raise KerasConfigError(f"the model class {entry['class_name']!r} ({entry.get('module')}) is a custom "
+                               f"object, not supported by fastmlp")
+    kind = "Sequential" if entry["class_name"] == "Sequential" else "Functional"
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        raise KerasConfigError("the model entry needs a 'config' object")
+    return build(kind, _model_config_from_keras(entry["class_name"], config, entry.get("build_config")))
+
+
+# ---------------------------------------------------------------------------- fastmlp -> Keras
+def _keras_object(obj, module):
+    if not isinstance(obj, dict):
+        return obj
+    return {"module": module, "class_name": obj["class_name"], "config": obj.get("config", {}),
+            "registered_name": None}
+
+
+def _layer_config_to_keras(config):
+    out = {}
+    for key, value in config.items():
+        if key.endswith("_initializer"):
+            value = _keras_object(value, "keras.initializers")
+        elif key.endswith("_regularizer"):
+            value = _keras_object(value, "keras.regularizers")
+        out[key] = value
+    return out
+
+
+def _entry_to_keras(entry, layer):
+    class_name = entry["class_name"]
+    if class_name in ("Sequential", "Functional"):
+        out = {"module": "keras" if class_name == "Sequential" else "keras.src.models.functional",
+               "class_name": class_name, "config": _model_config_to_keras(class_name, entry["config"], layer),
+               "registered_name": None if class_name == "Sequential" else "Functional"}
+    else:
+        out = {"module": "keras.layers", "class_name": class_name,
+               "config": _layer_config_to_keras(entry["config"]), "registered_name": None}
+    shape = getattr(layer, "_built_shape", None)
+    if layer is not None and class_name != "InputLayer" and shape is not None:
+        out["build_config"] = {"input_shape": [list(s) for s in shape] if getattr(layer, "_takes_list", False)
+                               else list(shape)}
+    if "inbound_nodes" in entry:
+        out["name"] = entry["name"]
+        out["inbound_nodes"] = entry["inbound_nodes"]
+    return out
+
+
+def _model_config_to_keras(class_name, config, model):
+    config = dict(config)
+    layers = list(model.layers) if model is not None else []
+    entries = config["layers"]
+    if class_name == "Sequential" and len(entries) == len(layers) + 1:
+        layers = [None] + layers   # the InputLayer entry
+    config["layers"] = [_entry_to_keras(e, layers[i] if i < len(layers) else None) for i, e in enumerate(entries)]
+    if class_name == "Sequential" and model is not None and model.built:
+        config["build_input_shape"] = [None] + list(model._plan.input_shapes[0])
+    return config
+
+
+def model_to_keras_config(model):
+    """The Keras 3 ``config.json`` entry of ``model`` (without its compile config)."""
+    class_name = "Sequential" if type(model).__name__ == "Sequential" else "Functional"
+    entry = _entry_to_keras({"class_name": class_name, "config": model.get_config()}, model)
+    if model.built:
+        shapes = [[None] + list(s) for s in model._plan.input_shapes]
+        entry["build_config"] = {"input_shape": shapes[0] if len(shapes) == 1 else shapes}
+    return entry
+
+
+# ---------------------------------------------------------------------------- compile configs
+def _optimizer_from_keras(entry):
+    if isinstance(entry, str):
+        return optimizers.get(entry)
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise KerasConfigError(f"cannot read the optimizer {entry!r:.100}")
+    name = entry["class_name"]
+    cls = optimizers._ALIASES.get(name.lower())
+    if cls is None or _is_custom(entry):
+        raise KerasConfigError(f"the optimizer {name!r} is not supported by fastmlp; it has "
+                               f"{sorted(c.__name__ for c in set(optimizers._ALIASES.values()))}")
+    config = _filter(cls, name, dict(entry.get("config") or {}), f"optimizer {name!r}")
+    lr = config.get("learning_rate")
+    if isinstance(lr, dict):
+        config["learning_rate"] = schedules.deserialize(
+            _object(lr, "learning-rate schedule", schedules._CLASSES.get, f"optimizer {name!r}"))
+    return cls.from_config(config)
+
+
+def _loss_from_keras(entry):
+    if entry is None or isinstance(entry, str):
+        return entry
+    obj = _object(entry, "loss", losses._CLASSES.get, "the compile config")
+    return losses.deserialize(obj)
+
+
+def _metric_from_keras(entry):
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, list):
+        return [_metric_from_keras(m) for m in entry]
+    obj = _object(entry, "metric", metrics._CLASSES.get, "the compile config")
+    return metrics._CLASSES[obj["class_name"]].from_config(obj["config"])
+
+
+def _structure(value, fn):
+    if isinstance(value, dict) and "class_name" not in value:
+        return {k: fn(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fn(v) for v in value]
+    return fn(value)
+
+
+def compile_args_from_keras(cc):
+    """``compile`` keyword arguments from a Keras compile config (``config.json``'s ``compile_config``, or
+    a legacy ``training_config`` with ``optimizer_config``)."""
+    if not isinstance(cc, dict):
+        raise KerasConfigError("the compile config must be an object")
+    if cc.get("weighted_metrics"):
+        raise KerasConfigError(f"weighted_metrics={cc['weighted_metrics']!r:.100} is not supported by fastmlp")
+    opt = cc.get("optimizer", cc.get("optimizer_config"))
+    args = {"optimizer": _optimizer_from_keras(opt),
+            "loss": _structure(cc.get("loss"), _loss_from_keras),
+            "metrics": _structure(cc.get("metrics") or [], _metric_from_keras)}
+    if cc.get("loss_weights") is not None:
+        args["loss_weights"] = cc["loss_weights"]
+    return args
+
+
+def compile_config_to_keras(model):
+    """The Keras 3 compile config of a compiled fastmlp model."""
+    cc = model.get_compile_config()
+    opt = cc["optimizer"]
+    config = dict(opt["config"])
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = _keras_object(config["learning_rate"], "keras.optimizers.schedules")
+    config.setdefault("use_ema", False)
+
+    def loss(v):
+        return _keras_object(v, "keras.losses")
+
+    def metric(m):
+        return [metric(x) for x in m] if isinstance(m, list) else _keras_object(m, "keras.metrics")
+    return {"optimizer": {"module": "keras.optimizers", "class_name": opt["class_name"], "config": config,
+                          "registered_name": None},
+            "loss": _structure(cc["loss"], loss),
+            "loss_weights": cc.get("loss_weights"),
+            "metrics": _structure(cc["metrics"], metric),
+            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}

@@ -1,0 +1,816 @@
+"""Keras's own files, read and written without Keras: ``.keras`` (Keras 3's zip of
+``metadata.json``, ``config.json`` and ``model.weights.h5``), ``.weights.h5``
+(Keras 3's weights layout: ``layers/<name>/vars/<i>``, the optimizer's variables
+under ``optimizer/vars``) and the legacy HDF5 model (``model_config`` and
+``training_config`` attributes, ``model_weights/<layer>/<layer>/kernel:0``,
+``optimizer_weights``), as Keras 3 and tf.keras 2.x write them.
+
+HDF5 goes through ``h5py`` (``pip install fastmlp[keras]``).  Which format a
+path gets is decided by its name (``format_of``), as Keras decides.
+
+Layer weights map one to one: fastmlp's layers keep their weights in Keras's
+order and layout, so a layer's ``vars/i`` is its ``i``-th weight spec;
+``_WEIGHT_CODECS`` holds per-kind exceptions (none yet).  Optimizer variables
+follow Keras 3's order: ``iteration``, ``learning_rate`` (unless a schedule),
+then per call of ``add_optimizer_variables`` the slots of every trainable
+variable (interleaved within a call), then Nadam's ``u_product``.
+"""
+import datetime
+import io
+import json
+import os
+import re
+import warnings
+import zipfile
+
+import numpy as np
+
+from ..layers.base import deferred_weights
+from ..layers import registry
+from . import keras_config
+
+__all__ = ["format_of", "save_keras", "save_h5", "save_weights_h5", "load_keras", "load_h5", "load_weights",
+           "FORMATS"]
+
+FORMATS = ("'.keras' (a Keras 3 model), '.h5' or '.hdf5' (a legacy Keras HDF5 model), '.weights.h5' "
+           "(Keras 3 weights; save_weights/load_weights) and '.fmlp' (fastmlp's own format; also any name "
+           "without an extension)")
+_KERAS_VERSION = "3.0.0"   # the file layout these writers follow
+
+
+def format_of(filepath):
+    """'keras', 'weights_h5', 'h5' or 'fmlp' for a file name; ValueError for another extension."""
+    name = os.path.basename(os.fsdecode(os.fspath(filepath))).lower()
+    if name.endswith(".keras"):
+        return "keras"
+    if name.endswith(".weights.h5"):
+        return "weights_h5"
+    if name.endswith((".h5", ".hdf5")):
+        return "h5"
+    ext = os.path.splitext(name)[1]
+    if ext in ("", ".fmlp") or name.startswith(".") and name.count(".") == 1:
+        return "fmlp"
+    raise ValueError(f"Unknown file extension {ext!r} in {os.fsdecode(os.fspath(filepath))!r}: fastmlp saves "
+                     f"and loads {FORMATS}")
+
+
+def is_keras_name(filepath):
+    """Whether a file name is one of Keras's (read by this module; other names are fastmlp files)."""
+    name = os.path.basename(os.fsdecode(os.fspath(filepath))).lower()
+    return name.endswith((".keras", ".h5", ".hdf5"))
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("Reading and writing Keras files (.keras, .h5, .weights.h5) needs h5py: "
+                          "pip install fastmlp[keras]") from None
+    return h5py
+
+
+def _fail(message):
+    raise keras_config.KerasConfigError(message)
+
+
+# ---------------------------------------------------------------------------- weights of layers
+# Per-kind weight layout, when a kind's Keras variables differ from its weight specs:
+# class name -> (to Keras: list of arrays -> list, from Keras: list -> list).  None so far.
+_WEIGHT_CODECS = {}
+
+
+def _layer_arrays(layer):
+    arrays = [getattr(layer, s.name) for s in layer._wspecs]
+    codec = _WEIGHT_CODECS.get(type(layer).__name__)
+    return codec[0](arrays) if codec else arrays
+
+
+def _set_layer(layer, arrays, where):
+    codec = _WEIGHT_CODECS.get(type(layer).__name__)
+    if codec:
+        arrays = codec[1](arrays)
+    specs = layer._wspecs
+    if len(arrays) != len(specs):
+        _fail(f"{where}: layer {layer.name!r} ({type(layer).__name__}) has {len(specs)} weights, the file "
+              f"holds {len(arrays)}")
+    for spec, a in zip(specs, arrays):
+        if tuple(a.shape) != tuple(spec.shape):
+            _fail(f"{where}: weight {spec.name!r} of layer {layer.name!r} has shape {tuple(a.shape)} in the file, "
+                  f"the model expects {tuple(spec.shape)}")
+        getattr(layer, spec.name)[...] = a
+
+
+def _snake_case(name):
+    """Keras's snake case of a class name (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keras_class(layer):
+    if getattr(layer, "_is_model", False):
+        return "Sequential" if type(layer).__name__ == "Sequential" else "Functional"
+    return type(layer).__name__
+
+
+def _walk(model):
+    """(h5 path of the layer's group, layer) for every layer, nested models' layers under
+    ``<model path>/layers/``, as Keras 3 lays them out: a layer's group is named after its
+    class, not its name (``dense``, ``dense_1``, ... in the order of ``model.layers``)."""
+    seen = set()
+
+    def visit(m, prefix):
+        used = {}
+        for layer in m.layers:
+            base = _snake_case(_keras_class(layer))
+            if base in used:
+                used[base] += 1
+                name = f"{base}_{used[base]}"
+            else:
+                used[base] = 0
+                name = base
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            path = f"{prefix}layers/{name}"
+            yield path, layer
+            if getattr(layer, "_is_model", False):
+                yield from visit(layer, path + "/")
+    yield from visit(model, "")
+
+
+def _trainable_refs(model):
+    """The model's trainable weights in Keras's order (``model.trainable_variables``)."""
+    return [ref for ref in model._plan.weights if ref.trainable]
+
+
+# ---------------------------------------------------------------------------- optimizer variables
+def _slot_groups(opt):
+    """Keras 3's ``add_optimizer_variables`` calls of this optimizer, as fastmlp slot names."""
+    kind = type(opt).__name__
+    if kind == "SGD":
+        return [["momentum"]] if opt.momentum > 0 else []
+    if kind == "RMSprop":
+        return [["velocity"]] + ([["momentum"]] if opt.momentum > 0 else []) + \
+            ([["average_gradient"]] if opt.centered else [])
+    if kind == "Adagrad":
+        return [["accumulator"]]
+    if kind == "Adadelta":
+        return [["accumulated_grad", "accumulated_delta_var"]]
+    if kind in ("Adam", "AdamW"):
+        return [["m", "v"]] + ([["v_hat"]] if opt.amsgrad else [])
+    if kind == "Adamax":
+        return [["m", "u"]]
+    if kind == "Nadam":
+        return [["m", "v"]]
+    raise ValueError(f"internal: no Keras variable layout for the optimizer {kind}")
+
+
+def _has_lr_variable(opt):
+    return not isinstance(opt._learning_rate, keras_config.schedules.LearningRateSchedule)
+
+
+def _optimizer_layout(model):
+    """[(name, (slot name, ref) or a scalar key)] of the optimizer's Keras variables, in order."""
+    opt = model.optimizer
+    out = [("iteration", "iteration")]
+    if _has_lr_variable(opt):
+        out.append(("learning_rate", "learning_rate"))
+    refs = _trainable_refs(model)
+    keras_names = {"m": "momentum", "v": "velocity", "v_hat": "velocity_hat", "u": "norm"}
+    for group in _slot_groups(opt):
+        for ref in refs:
+            for slot in group:
+                out.append((f"{ref.name.replace('/', '_')}_{keras_names.get(slot, slot)}", (slot, ref)))
+    if type(opt).__name__ == "Nadam":
+        out.append(("u_product", "u_product"))
+    return out
+
+
+def _optimizer_values(model):
+    opt = model.optimizer
+    if not opt.built:
+        opt._build_pending()
+        if not opt.built:
+            opt.build(model._n_params, model._dtype)
+    n = model._n_params
+    values = []
+    for name, key in _optimizer_layout(model):
+        if key == "iteration":
+            values.append((name, np.array(opt.iterations, dtype=np.int64)))
+        elif key == "learning_rate":
+            values.append((name, np.array(opt.learning_rate, dtype=model._dtype)))
+        elif key == "u_product":
+            values.append((name, np.array(opt._u_product, dtype=model._dtype)))
+        else:
+            slot, ref = key
+            s = opt.slot_names.index(slot)
+            values.append((name, opt._slots[s * n + ref.offset:s * n + ref.offset + ref.size].reshape(ref.shape)))
+    return values
+
+
+def _restore_optimizer(model, count, get, where, lazy=None):
+    """Set the optimizer's step count, learning rate and slots from Keras's variable list of
+    ``count`` variables, ``get(i)`` giving the ``i``-th.  The scalars are read now; the slots are
+    read (by ``lazy()``, a fresh ``get``, when given) when the optimizer is first built -- the first
+    training step or a save -- so that a model loaded for inference never reads them."""
+    opt = model.optimizer
+    layout = _optimizer_layout(model)
+    if count == 0:
+        return
+    if count != len(layout):
+        if count <= 2:   # Keras saved an optimizer that was never built: its step count only
+            layout = layout[:count]
+        else:
+            warnings.warn(f"{where}: the optimizer state in the file has {count} variables, the "
+                          f"{type(opt).__name__} of this model has {len(layout)}; the optimizer starts fresh",
+                          stacklevel=4)
+            return
+    slots = []
+    for i, (name, key) in enumerate(layout):
+        if not isinstance(key, str):
+            slots.append((i, name, key))
+            continue
+        a = np.asarray(get(i))
+        if key == "iteration":
+            if a.size != 1 or a.dtype.kind not in "iu" or int(a.reshape(())) < 0:
+                _fail(f"{where}: the optimizer's iteration count must be a non-negative integer")
+            opt.iterations = int(a.reshape(()))
+            continue
+        if a.size != 1:
+            _fail(f"{where}: the optimizer variable #{i} ({name}) must be a scalar; got shape {a.shape}")
+        value = float(a.reshape(()))
+        if key == "learning_rate":
+            if np.float32(value) != np.float32(opt.learning_rate):
+                opt.learning_rate = value   # Keras's variable wins over the config (a callback may have set it)
+        else:   # u_product
+            if not 0 <= value <= 1:
+                _fail(f"{where}: Nadam's u_product must lie in [0, 1]; got {value}")
+            opt._u_product = value
+    if not slots:
+        return
+
+    def segments(get=get):
+        out = []
+        for i, name, (slot, ref) in slots:
+            a = get(i)
+            if tuple(a.shape) != tuple(ref.shape):
+                _fail(f"{where}: the optimizer variable #{i} ({name}) has shape {tuple(a.shape)}, "
+                      f"the model's {ref.name} has {tuple(ref.shape)}")
+            out.append((opt.slot_names.index(slot), ref.offset, np.asarray(a, dtype=model._dtype)))
+        return out
+    opt._defer_slots(model._n_params, model._dtype, (lambda: segments(lazy())) if lazy else segments())
+    opt._owner = id(model)
+
+
+# ---------------------------------------------------------------------------- Keras 3 weights files
+class _H5Writer:
+    """An HDF5 file built in memory in two steps: h5py lays out the groups and datasets (their
+    storage allocated, nothing filled), then ``write_to`` streams the layout with each array's
+    bytes at its dataset's offset -- one pass over the weights, no intermediate copy."""
+
+    def __init__(self):
+        h5py = _h5py()
+        self._dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        self._dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        self._dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        self._buf = io.BytesIO()
+        self.file = h5py.File(self._buf, "w")
+        self._pending = []
+
+    def put(self, group, name, a):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.size == 0:
+            group.create_dataset(name, data=a)
+        else:
+            a = np.ascontiguousarray(a)
+            d = group.create_dataset(name, shape=a.shape, dtype=a.dtype, dcpl=self._dcpl)
+            self._pending.append((d.id, a))
+
+    def close(self):
+        self.file.flush()
+        self._size = self.file.id.get_filesize()
+        self._placed = sorted(((dsid.get_offset(), a) for dsid, a in self._pending), key=lambda t: t[0])
+        self.file.close()
+        return self
+
+    def write_to(self, out):
+        view = self._buf.getbuffer()
+        try:
+            pos = 0   # the layout may end before the last dataset's storage: zeros stand for the rest
+            for offset, a in self._placed + [(max(self._size, len(view)), None)]:
+                if offset < pos:
+                    raise RuntimeError("internal: HDF5 datasets overlap")
+                head = view[pos:offset]
+                out.write(head)
+                if len(head) < offset - pos:
+                    out.write(bytes(offset - pos - len(head)))
+                if a is not None:
+                    out.write(memoryview(a.reshape(-1)).cast("B"))
+                    pos = offset + a.nbytes
+        finally:
+            view.release()
+
+
+def _weights_h5(model, include_optimizer):
+    """Keras 3's weights file of ``model`` (an ``_H5Writer``, closed)."""
+    w = _H5Writer()
+    f = w.file
+    f.create_group("layers")
+    for path, layer in _walk(model):
+        v = f.create_group(path).create_group("vars")
+        if not getattr(layer, "_is_model", False):
+            for i, a in enumerate(_layer_arrays(layer)):
+                w.put(v, str(i), a)
+    f.create_group("vars")
+    if include_optimizer and model.compiled:
+        v = f.create_group("optimizer").create_group("vars")
+        for i, (_, a) in enumerate(_optimizer_values(model)):
+            w.put(v, str(i), a)
+    return w.close()
+
+
+class _Window(io.RawIOBase):
+    """A read-only file object over ``size`` bytes at ``start`` of an open file (a stored zip
+    member, read where it lies); ``pread_into`` fills an array from an offset."""
+
+    def __init__(self, fh, start, size):
+        super().__init__()
+        self.fh, self.start, self.size, self.pos = fh, start, size, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, pos, whence=0):
+        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def readinto(self, b):
+        view = memoryview(b).cast("B")
+        n = max(0, min(len(view), self.size - self.pos))
+        self.fh.seek(self.start + self.pos)
+        got = self.fh.readinto(view[:n]) if n else 0
+        self.pos += got
+        return got
+
+    def pread_into(self, out, offset):
+        self.seek(offset)
+        view = memoryview(out.reshape(-1)).cast("B")
+        if self.readinto(view) != len(view):
+            _fail(f"{self.fh.name}: the weights file ends early")
+
+
+class _H5Image:
+    """An HDF5 file in memory (bytes) or lying in a file (a ``_Window``): h5py reads its
+    metadata; a dataset stored contiguously (as Keras writes them) is read directly at its
+    raw-data offset -- a zero-copy view of the bytes -- checked to lie inside the file, any other
+    layout through h5py.  ``reopen`` (when set) gives a new image of the same file."""
+
+    def __init__(self, data, where, reopen=None):
+        self.data, self.where = data, where
+        self.reopen = reopen or (lambda: _H5Image(data, where))
+        try:
+            self.file = _h5py().File(data if isinstance(data, _Window) else io.BytesIO(data), "r")
+        except OSError as e:
+            _fail(f"{where}: not an HDF5 file ({e})")
+        self.attrs = self.file.attrs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        if getattr(self, "handle", None) is not None:
+            self.handle.close()
+
+    def __contains__(self, path):
+        return path in self.file
+
+    def get(self, path):
+        return self.file.get(path)
+
+    def array(self, path):
+        h5d = _h5py().h5d
+        try:
+            d = h5d.open(self.file.id, path.encode("utf8"))
+        except KeyError:
+            _fail(f"{self.where}: the file has no dataset {path!r}")
+        dtype, shape = d.dtype, d.shape
+        if dtype.kind not in "biuf":
+            _fail(f"{self.where}: the dataset {path!r} is not numeric ({dtype})")
+        offset = d.get_offset()
+        count = int(np.prod(shape, dtype=np.int64))
+        if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
+            return self.file[path][()]
+        window = isinstance(self.data, _Window)
+        if offset + count * dtype.itemsize > (self.data.size if window else len(self.data)):
+            _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
+        if window:
+            out = np.empty(shape, dtype)
+            self.data.pread_into(out, offset)
+            return out
+        return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
+
+    def count(self, path):
+        """How many variables ``<path>/vars`` holds (numbered 0, 1, ...; 0 without a ``vars`` group)."""
+        v = self.file.get(f"{path}/vars")
+        if v is None:
+            return 0
+        names = sorted(v.keys())
+        if names != sorted(str(i) for i in range(len(names))):
+            _fail(f"{self.where}: {v.name}: the variables must be numbered 0..{len(names) - 1}; found {names[:6]}")
+        return len(names)
+
+    def vars(self, path):
+        """The arrays ``<path>/vars/0``, ``1``, ... (an empty list when the group has no ``vars``)."""
+        return [self.array(f"{path}/vars/{i}") for i in range(self.count(path))]
+
+
+def _read_weights(model, img, where, optimizer=True):
+    if img.get("layers") is None:
+        _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
+    for path, layer in _walk(model):
+        if getattr(layer, "_is_model", False) or not layer._wspecs:
+            continue
+        if img.get(path) is None:
+            _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
+                  f"{path!r}; it holds {sorted(img.get('layers'))[:10]}")
+        _set_layer(layer, img.vars(path), where)
+    if optimizer and model.compiled and "optimizer" in img:
+        count = img.count("optimizer")
+        again = img.reopen
+
+        def reopen():   # the slots, read when training starts
+            with again() as other:
+                arrays = other.vars("optimizer")
+            return arrays.__getitem__
+        _restore_optimizer(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where, reopen)
+
+
+def _h5_bytes(write):
+    h5py = _h5py()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        write(f)
+    return buf.getvalue()
+
+
+def _read_bytes(filepath):
+    with open(filepath, "rb") as fh:
+        return fh.read()
+
+
+def _atomic(filepath, data, overwrite):
+    from .writer import _atomic_write
+    _atomic_write(filepath, data, overwrite)
+
+
+def _require_built(model):
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to save: "
+                         f"build it (give it an input shape) or call it on data first")
+    model._ensure_attached()
+
+
+# ---------------------------------------------------------------------------- .keras
+def _write_keras(model, include_optimizer):
+    """A function writing the ``.keras`` file of ``model`` to a binary file object."""
+    _require_built(model)
+    entry = keras_config.model_to_keras_config(model)
+    if model.compiled:
+        entry["compile_config"] = keras_config.compile_config_to_keras(model)
+    weights = _weights_h5(model, include_optimizer)
+    meta = {"keras_version": _KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+
+    def write(out):
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:
+            z.writestr("metadata.json", json.dumps(meta))
+            z.writestr("config.json", json.dumps(entry))
+            with z.open("model.weights.h5", "w", force_zip64=True) as member:
+                weights.write_to(member)
+    return write
+
+
+def keras_bytes(model, include_optimizer=True):
+    """The bytes of the ``.keras`` file of ``model``."""
+    buf = io.BytesIO()
+    _write_keras(model, include_optimizer)(buf)
+    return buf.getvalue()
+
+
+def save_keras(model, filepath, overwrite=True, include_optimizer=True):
+    _atomic(filepath, _write_keras(model, include_optimizer), overwrite)
+
+
+def _build(kind, config):
+    """A fastmlp model, laid out but not attached, from fastmlp's config."""
+    cls = registry.model_class(kind)
+    with deferred_weights():
+        model = cls.from_config(config)
+    if not model.built:
+        _fail("the model has no fixed input shape (a Keras model saved before it was built)")
+    model._attach(np.zeros(max(model._n_params, 1), dtype=model._dtype))
+    return model
+
+
+def _model_from_entry(entry, compile, where):
+    try:
+        model = keras_config.model_from_keras_config(entry, _build)
+    except keras_config.KerasConfigError as e:
+        raise keras_config.KerasConfigError(f"{where}: {e}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+        raise keras_config.KerasConfigError(f"{where}: cannot rebuild the model from its Keras config: {e}") \
+            from None
+    cc = entry.get("compile_config")
+    if compile and cc:
+        try:
+            model.compile(**keras_config.compile_args_from_keras(cc))
+        except (TypeError, ValueError, KeyError) as e:
+            raise keras_config.KerasConfigError(f"{where}: cannot compile the model as the file says ({e}); "
+                                                f"load it with compile=False for inference") from None
+    return model
+
+
+def _stored_member(z, name):
+    """(start, size) of a stored (uncompressed) zip member's bytes in the archive."""
+    info = z.getinfo(name)
+    fp = z.fp
+    fp.seek(info.header_offset)
+    header = fp.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        _fail(f"{z.filename}: the zip entry of {name} is damaged")
+    start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + \
+        int.from_bytes(header[28:30], "little")
+    return start, info.file_size
+
+
+def _keras_weights(filepath, where, verify):
+    """The ``_H5Image`` of a ``.keras`` file's weights: read whole (its CRC-32 checked by zipfile)
+    with ``verify``; otherwise a stored member -- what Keras writes -- is read in place, only the
+    parts used (the optimizer's slots when training starts, through the file opened then)."""
+    with zipfile.ZipFile(filepath) as z:
+        if verify or z.getinfo("model.weights.h5").compress_type != zipfile.ZIP_STORED:
+            try:
+                return _H5Image(z.read("model.weights.h5"), where)
+            except zipfile.BadZipFile as e:
+                _fail(f"{where}: model.weights.h5 cannot be read ({e})")
+        start, size = _stored_member(z, "model.weights.h5")
+    fh = open(filepath, "rb")
+    if os.fstat(fh.fileno()).st_size < start + size:
+        fh.close()
+        _fail(f"{where}: model.weights.h5 is truncated")
+    img = _H5Image(_Window(fh, start, size), where, reopen=lambda: _keras_weights(filepath, where, False))
+    img.handle = fh
+    return img
+
+
+def load_keras(filepath, compile=True, verify=True):
+    """A fastmlp model from a Keras 3 ``.keras`` file (``verify``: check the zip's CRC-32s)."""
+    where = os.fsdecode(os.fspath(filepath))
+    try:
+        z = zipfile.ZipFile(filepath)
+    except zipfile.BadZipFile:
+        _fail(f"{where}: not a zip archive, so not a .keras file")
+    with z:
+        names = set(z.namelist())
+        if "config.json" not in names or "model.weights.h5" not in names:
+            _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
+        try:
+            entry = json.loads(z.read("config.json"))
+        except (ValueError, zipfile.BadZipFile) as e:
+            _fail(f"{where}: config.json cannot be read ({e})")
+    model = _model_from_entry(entry, compile, where)
+    with _keras_weights(filepath, where, verify) as img:
+        _read_weights(model, img, where)
+    return model
+
+
+# ---------------------------------------------------------------------------- .weights.h5
+def save_weights_h5(model, filepath, overwrite=True):
+    """Keras 3's ``.weights.h5`` (the layers' variables, and the optimizer's when compiled)."""
+    _require_built(model)
+    _atomic(filepath, _weights_h5(model, True).write_to, overwrite)
+
+
+def load_weights(model, filepath):
+    """Set ``model``'s weights from a ``.keras``, ``.weights.h5`` or legacy ``.h5`` file."""
+    where = os.fsdecode(os.fspath(filepath))
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights({where!r})")
+    model._ensure_attached()
+    kind = format_of(filepath)
+    if kind == "keras":
+        with zipfile.ZipFile(filepath) as z:
+            data = z.read("model.weights.h5")
+    else:
+        data = _read_bytes(filepath)
+    with _H5Image(data, where) as img:
+        f = img.file
+        if "layer_names" in f.attrs or "model_weights" in f:
+            _read_legacy_weights(model, f.get("model_weights", f), where)
+        else:
+            _read_weights(model, img, where)
+
+
+# ---------------------------------------------------------------------------- legacy HDF5 models
+def _legacy_layer_entry(entry):
+    """A fastmlp/Keras 3 layer entry in tf.keras 2.x's form (what both Keras 3 and tf.keras 2 read)."""
+    class_name, config = entry["class_name"], dict(entry["config"])
+    if class_name in ("Sequential", "Functional"):
+        config = _legacy_model_config(class_name, config)
+    elif class_name == "InputLayer":
+        config["batch_input_shape"] = config.pop("batch_shape")
+    out = {"class_name": class_name, "config": config}
+    if "inbound_nodes" in entry:
+        out["name"] = entry["name"]
+        nodes = []
+        for node in entry["inbound_nodes"]:
+            arg = node["args"][0]
+            tensors = arg if isinstance(arg, list) else [arg]
+            nodes.append([list(t["config"]["keras_history"]) + [{}] for t in tensors])
+        out["inbound_nodes"] = nodes
+    return out
+
+
+def _legacy_model_config(class_name, config):
+    config = dict(config)
+    config["layers"] = [_legacy_layer_entry(e) for e in config["layers"]]
+    if class_name == "Functional":
+        for key in ("input_layers", "output_layers"):
+            refs = config[key]
+            if isinstance(refs, list) and refs and isinstance(refs[0], str):
+                refs = [refs]
+            config[key] = refs
+    return config
+
+
+def _model_weights(layer):
+    if getattr(layer, "_is_model", False):
+        return [(f"{ref.path}/{ref.spec.name}:0", getattr(ref.layer, ref.spec.name))
+                for ref in layer._plan.weights]
+    return [(f"{layer.name}/{s.name}:0", a) for s, a in zip(layer._wspecs, _layer_arrays(layer))]
+
+
+def _write_legacy_weights(model, g):
+    layers = list(model.layers)
+    g.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
+    g.attrs["backend"] = "fastmlp"
+    g.attrs["keras_version"] = _KERAS_VERSION
+    for layer in layers:
+        lg = g.create_group(layer.name)
+        weights = _model_weights(layer)
+        lg.attrs["weight_names"] = np.array([n.encode("utf8") for n, _ in weights]) if weights \
+            else np.zeros((0,), "S1")
+        for name, a in weights:
+            lg.create_dataset(name, data=np.asarray(a))
+
+
+def save_legacy_weights(model, filepath, overwrite=True):
+    """A legacy Keras weights file (``layer_names``, ``weight_names``), as tf.keras 2.x wrote for ``.h5``."""
+    _require_built(model)
+    _atomic(filepath, _h5_bytes(lambda f: _write_legacy_weights(model, f)), overwrite)
+
+
+def h5_bytes(model, include_optimizer=True):
+    _require_built(model)
+    class_name = "Sequential" if type(model).__name__ == "Sequential" else "Functional"
+    config = _legacy_model_config(class_name, model.get_config())
+
+    def write(f):
+        f.attrs["backend"] = "fastmlp"
+        f.attrs["keras_version"] = _KERAS_VERSION
+        f.attrs["model_config"] = json.dumps({"class_name": class_name, "config": config})
+        _write_legacy_weights(model, f.create_group("model_weights"))
+        if model.compiled:
+            cc = keras_config.compile_config_to_keras(model)
+            opt = cc.pop("optimizer")
+            cc["optimizer_config"] = {"class_name": opt["class_name"], "config": opt["config"]}
+            f.attrs["training_config"] = json.dumps(cc)
+            if include_optimizer:
+                g = f.create_group("optimizer_weights")
+                prefix = model.optimizer.name
+                values = _optimizer_values(model)
+                names = [f"{prefix}/{n}" for n, _ in values]
+                g.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+                for name, (_, a) in zip(names, values):
+                    g.create_dataset(name, data=a)
+    return _h5_bytes(write)
+
+
+def save_h5(model, filepath, overwrite=True, include_optimizer=True):
+    """A legacy Keras HDF5 model file."""
+    _atomic(filepath, h5_bytes(model, include_optimizer), overwrite)
+
+
+def _attr_json(f, key, where):
+    raw = f.attrs.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf8")
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        _fail(f"{where}: the {key!r} attribute is not valid JSON ({e})")
+
+
+def _names(attr):
+    return [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in np.asarray(attr).reshape(-1)]
+
+
+def _read_legacy_weights(model, g, where):
+    """Layers with weights matched in order, as Keras's legacy loader does."""
+    names = _names(g.attrs.get("layer_names", []))
+    stored = []
+    for name in names:
+        lg = g[name]
+        wnames = _names(lg.attrs.get("weight_names", []))
+        if wnames:
+            stored.append((name, [lg[w][()] for w in wnames]))
+    targets = [layer for layer in model.layers if layer.weights]
+    if len(stored) != len(targets):
+        _fail(f"{where}: the file holds weights for {len(stored)} layers ({[n for n, _ in stored][:8]}), the "
+              f"model has {len(targets)} layers with weights ({[t.name for t in targets][:8]})")
+    for layer, (name, arrays) in zip(targets, stored):
+        if getattr(layer, "_is_model", False):
+            refs = layer._plan.weights
+            if len(refs) != len(arrays):
+                _fail(f"{where}: nested model {layer.name!r} has {len(refs)} weights, the file's {name!r} "
+                      f"holds {len(arrays)}")
+            for ref, a in zip(refs, arrays):
+                if tuple(a.shape) != ref.shape:
+                    _fail(f"{where}: weight {ref.name} has shape {tuple(a.shape)} in the file, the model "
+                          f"expects {ref.shape}")
+                getattr(ref.layer, ref.spec.name)[...] = a
+        else:
+            _set_layer(layer, arrays, where)
+
+
+# tf.keras 2.x optimizer slot names -> fastmlp's, per optimizer class
+_TF2_SLOTS = {"m": "m", "v": "v", "vhat": "v_hat", "momentum": "momentum", "rms": "velocity",
+              "mg": "average_gradient", "accumulator": "accumulator", "accum_grad": "accumulated_grad",
+              "accum_var": "accumulated_delta_var"}
+
+
+def _restore_tf2_optimizer(model, g, where):
+    """tf.keras 2.x optimizer weights (``Adam/iter:0``, ``Adam/dense/kernel/m:0``, ...) by name."""
+    opt = model.optimizer
+    names = _names(g.attrs.get("weight_names", []))
+    refs = {ref.name: ref for ref in _trainable_refs(model)}
+    segments = []
+    for name in names:
+        a = g[name][()]
+        short = name.split("/", 1)[-1].rsplit(":", 1)[0]
+        if short in ("iter", "iteration", "iterations"):
+            opt.iterations = int(a)
+            continue
+        head, _, slot = short.rpartition("/")
+        first, _, rest = short.partition("/")
+        if slot in _TF2_SLOTS and head in refs:
+            var, slot = head, _TF2_SLOTS[slot]
+        elif first in _TF2_SLOTS and rest in refs:
+            var, slot = rest, _TF2_SLOTS[first]
+        else:
+            continue   # learning_rate, decay, momentum_cache: hyperparameters the config already has
+        if type(opt).__name__ == "Adamax" and slot == "v":
+            slot = "u"
+        if slot not in opt.slot_names or tuple(a.shape) != refs[var].shape:
+            _fail(f"{where}: the optimizer weight {name!r} does not fit the model's {type(opt).__name__}")
+        segments.append((opt.slot_names.index(slot), refs[var].offset, np.asarray(a, dtype=model._dtype)))
+    if segments:
+        opt._defer_slots(model._n_params, model._dtype, segments)
+        opt._owner = id(model)
+
+
+def load_h5(filepath, compile=True):
+    """A fastmlp model from a legacy HDF5 model file (Keras 3 or tf.keras 2.x)."""
+    where = os.fsdecode(os.fspath(filepath))
+    data = _read_bytes(filepath)
+    with _H5Image(data, where) as img:
+        f = img.file
+        config = _attr_json(f, "model_config", where)
+        if config is None:
+            _fail(f"{where}: no 'model_config' attribute: this HDF5 file holds weights only (use "
+                  f"model.load_weights)")
+        entry = dict(config)
+        training = _attr_json(f, "training_config", where)
+        if training:
+            entry["compile_config"] = training
+        model = _model_from_entry(entry, compile, where)
+        _read_legacy_weights(model, f["model_weights"] if "model_weights" in f else f, where)
+        if compile and model.compiled and "optimizer_weights" in f:
+            version = f.attrs.get("keras_version", b"")
+            version = version.decode() if isinstance(version, bytes) else str(version)
+            g = f["optimizer_weights"]
+            if version.startswith("2."):
+                _restore_tf2_optimizer(model, g, where)
+            else:
+                arrays = [g[n][()] for n in _names(g.attrs.get("weight_names", []))]
+                _restore_optimizer(model, len(arrays), arrays.__getitem__, where)
+    return model

@@ -1,0 +1,353 @@
+"""Keras's files (``.keras``, legacy ``.h5``, ``.weights.h5``) read and written with h5py only: golden
+files written by Keras 3 itself (tests/data/keras, made by make_golden.py), round trips, the layout
+Keras expects, a tf.keras 2.x legacy file written here from its documented layout, and the errors.
+The parity tests with Keras itself are in test_keras_files_keras.py."""
+import json
+import os
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+import fastmlp  # noqa: E402
+from fastmlp import layers  # noqa: E402
+from fastmlp.saving import keras_file  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "keras")
+
+
+def _expected():
+    return np.load(os.path.join(DATA, "expected.npz"))
+
+
+def _slots(opt):
+    opt._build_pending()
+    return np.array(opt._slots, copy=True)
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_a_sequential_keras_wrote_loads_with_its_weights_compile_config_and_adam_state(ext):
+    e = _expected()
+    m = fastmlp.load_model(os.path.join(DATA, f"seq_adam.{ext}"))
+    np.testing.assert_allclose(m.predict(e["x"]), e["seq_pred"], rtol=1e-6, atol=1e-7)
+    assert [type(layer).__name__ for layer in m.layers] == ["Dense", "Dropout", "BatchNormalization", "Dense"]
+    assert m.layers[1].rate == 0.25
+    opt = m.optimizer
+    assert type(opt).__name__ == "Adam" and opt.learning_rate == pytest.approx(0.01)
+    assert opt.iterations == int(e["seq_iterations"]) == 2
+    assert m.loss.name == "sparse_categorical_crossentropy" and m.metrics_names == ["loss", "accuracy"]
+    slots = _slots(opt)
+    n = m._n_params
+    trainable = sum(r.size for r in m._plan.weights if r.trainable)
+    assert np.count_nonzero(slots[:n]) > 0.8 * trainable   # Adam's m and v came from the file
+    assert np.count_nonzero(slots[n:2 * n]) > 0.8 * trainable
+    before = m.get_weights()
+    m.fit(e["x"], e["y"], epochs=1, batch_size=8, shuffle=False, verbose=0)   # keeps training
+    assert opt.iterations == 4 and not np.allclose(before[0], m.get_weights()[0])
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_a_two_input_functional_model_keras_wrote_loads(ext):
+    e = _expected()
+    m = fastmlp.load_model(os.path.join(DATA, f"func_concat.{ext}"))
+    x = e["x"]
+    np.testing.assert_allclose(m.predict([x[:, :3], x[:, 2:]]), e["func_pred"], rtol=1e-6, atol=1e-7)
+    assert [layer.name for layer in m.layers if layer.weights] == ["da", "db", "out"]
+    assert type(m.optimizer).__name__ == "SGD" and m.optimizer.momentum == pytest.approx(0.9)
+    assert m.optimizer.iterations == 2 and np.any(_slots(m.optimizer)[:m._n_params])
+    assert m.metrics_names == ["loss", "mae"]
+
+
+def test_verify_false_reads_the_weights_in_place_and_the_slots_when_training_starts(tmp_path):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(tmp_path / "m.keras")
+    checked = fastmlp.load_model(tmp_path / "m.keras")
+    lazy = fastmlp.load_model(tmp_path / "m.keras", verify=False)
+    np.testing.assert_array_equal(lazy.predict(x), m.predict(x))
+    assert not lazy.optimizer.built and lazy.optimizer.iterations == m.optimizer.iterations
+    for r in (checked, lazy):
+        r.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(_slots(lazy.optimizer), _slots(checked.optimizer))
+    for a, b in zip(lazy.get_weights(), checked.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    data = bytearray((tmp_path / "m.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF   # a flipped byte inside the weights: the zip's CRC-32 catches it
+    (tmp_path / "bad.keras").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="CRC|cannot be read"):
+        fastmlp.load_model(tmp_path / "bad.keras")
+
+
+def test_load_model_with_compile_false_reads_only_the_model():
+    m = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"), compile=False)
+    assert not m.compiled
+
+
+def _model(seed=3):
+    fastmlp.utils.set_random_seed(seed)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(7, activation="tanh"), layers.BatchNormalization(),
+                            layers.PReLU(), layers.Dense(3, activation="softmax")])
+    m.compile(optimizer=fastmlp.optimizers.Adam(0.02, amsgrad=True), loss="sparse_categorical_crossentropy",
+              metrics=["accuracy"])
+    return m
+
+
+def _data(n=40):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 5)).astype(np.float32), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5"])
+def test_a_round_trip_keeps_weights_optimizer_state_and_continues_training_identically(tmp_path, name):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(tmp_path / name)
+    r = fastmlp.load_model(tmp_path / name)
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    assert r.optimizer.iterations == m.optimizer.iterations and r.optimizer.amsgrad
+    np.testing.assert_array_equal(_slots(r.optimizer), _slots(m.optimizer))
+    m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    r.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(m.get_weights(), r.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_keras_file_has_keras_3_layout(tmp_path):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    m.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        config = json.loads(z.read("config.json"))
+        assert json.loads(z.read("metadata.json"))["keras_version"].startswith("3.")
+        weights = z.read("model.weights.h5")
+    assert config["class_name"] == "Sequential" and config["module"] == "keras"
+    dense = config["config"]["layers"][1]
+    assert dense["module"] == "keras.layers" and dense["class_name"] == "Dense"
+    assert dense["config"]["kernel_initializer"]["module"] == "keras.initializers"
+    assert config["compile_config"]["optimizer"]["class_name"] == "Adam"
+    (tmp_path / "w.h5").write_bytes(weights)
+    with h5py.File(tmp_path / "w.h5", "r") as f:
+        np.testing.assert_array_equal(f["layers/dense/vars/0"][()], m.layers[0].kernel)
+        np.testing.assert_array_equal(f["layers/batch_normalization/vars/3"][()], m.layers[1].moving_variance)
+        np.testing.assert_array_equal(f["layers/p_re_lu/vars/0"][()], m.layers[2].alpha)
+        assert "layers/dense_1/vars/1" in f
+        opt = f["optimizer/vars"]
+        n_train = sum(1 for r in m._plan.weights if r.trainable)
+        assert len(opt) == 2 + 3 * n_train   # iteration, learning_rate, (m, v) per variable, then v_hat
+        assert opt["0"].shape == opt["1"].shape == ()   # scalars, as Keras's variables are
+        assert opt["0"][()] == 2 and opt["1"][()] == np.float32(0.02)
+        n = m._n_params
+        k = m.layers[0].kernel.size
+        np.testing.assert_array_equal(opt["2"][()].reshape(-1), m.optimizer._slots[:k])            # m of kernel
+        np.testing.assert_array_equal(opt["3"][()].reshape(-1), m.optimizer._slots[n:n + k])       # v of kernel
+        np.testing.assert_array_equal(opt[str(2 + 2 * n_train)][()].reshape(-1),                   # v_hat
+                                      m.optimizer._slots[2 * n:2 * n + k])
+
+
+def test_the_legacy_h5_file_has_the_legacy_layout(tmp_path):
+    m = _model()
+    m.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        assert cfg["class_name"] == "Sequential"
+        assert cfg["config"]["layers"][0]["config"]["batch_input_shape"] == [None, 5]
+        assert json.loads(f.attrs["training_config"])["optimizer_config"]["class_name"] == "Adam"
+        g = f["model_weights"]
+        assert [n.decode() if isinstance(n, bytes) else n for n in g.attrs["layer_names"]] == \
+            [layer.name for layer in m.layers]
+        d = m.layers[0].name
+        np.testing.assert_array_equal(g[f"{d}/{d}/kernel:0"][()], m.layers[0].kernel)
+        assert [n.decode() if isinstance(n, bytes) else n for n in g[d].attrs["weight_names"]] == \
+            [f"{d}/kernel:0", f"{d}/bias:0"]
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "w.h5", "w.fmlp"])
+def test_save_weights_and_load_weights(tmp_path, name):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=1, verbose=0)
+    m.save_weights(tmp_path / name)
+    other = _model(seed=9)
+    assert not np.array_equal(other.predict(x), m.predict(x))
+    other.load_weights(tmp_path / name)
+    np.testing.assert_array_equal(other.predict(x), m.predict(x))
+
+
+def test_load_weights_reads_a_keras_file_and_checks_shapes(tmp_path):
+    x, _ = _data()
+    src = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+    twin = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(6, activation="relu"), layers.Dropout(0.25),
+                               layers.BatchNormalization(), layers.Dense(3, activation="softmax")])
+    twin.load_weights(os.path.join(DATA, "seq_adam.keras"))
+    np.testing.assert_array_equal(twin.predict(x[:, :4]), src.predict(x[:, :4]))
+    wrong = fastmlp.Sequential([fastmlp.Input(shape=(4,)), layers.Dense(5), layers.Dropout(0.25),
+                                layers.BatchNormalization(), layers.Dense(3)])
+    with pytest.raises(ValueError, match="shape"):
+        wrong.load_weights(os.path.join(DATA, "seq_adam.keras"))
+
+
+def test_functional_models_with_merge_layers_round_trip(tmp_path):
+    fastmlp.utils.set_random_seed(1)
+    a, b = fastmlp.Input(shape=(3,), name="a"), fastmlp.Input(shape=(3,), name="b")
+    shared = layers.Dense(4, activation="relu", name="shared")
+    h = layers.Concatenate()([shared(a), shared(b), layers.Add()([a, b])])
+    out = layers.Dense(2, name="head")(layers.LeakyReLU(negative_slope=0.2)(h))
+    m = fastmlp.Model([a, b], out)
+    m.compile("rmsprop", "mse")
+    xa, xb = np.ones((4, 3), np.float32), np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+    m.fit([xa, xb], np.zeros((4, 2), np.float32), epochs=1, verbose=0)
+    for name in ("f.keras", "f.h5"):
+        m.save(tmp_path / name)
+        r = fastmlp.load_model(tmp_path / name)
+        np.testing.assert_array_equal(r.predict([xa, xb]), m.predict([xa, xb]))
+        np.testing.assert_array_equal(_slots(r.optimizer)[:m._n_params], _slots(m.optimizer)[:m._n_params])
+
+
+def _tf2_legacy_file(path):
+    """A tf.keras 2.x HDF5 model as that version lays it out (functional 'Model' config with list-form
+    inbound nodes, 'name:0' weights, the legacy optimizer's all-m-then-all-v slots)."""
+    rng = np.random.default_rng(2)
+    k1, b1 = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    k2, b2 = rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
+    init = {"class_name": "GlorotUniform", "config": {"seed": None}}
+    config = {"class_name": "Functional", "config": {"name": "model", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False,
+                                                "ragged": False, "name": "input_1"}, "name": "input_1",
+         "inbound_nodes": []},
+        {"class_name": "Dense", "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 4,
+                                           "activation": "relu", "use_bias": True, "kernel_initializer": init,
+                                           "bias_initializer": {"class_name": "Zeros", "config": {}},
+                                           "kernel_regularizer": None, "bias_regularizer": None,
+                                           "activity_regularizer": None, "kernel_constraint": None,
+                                           "bias_constraint": None},
+         "name": "dense", "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+        {"class_name": "Dense", "config": {"name": "dense_1", "trainable": True, "dtype": "float32", "units": 2,
+                                           "activation": "linear", "use_bias": True, "kernel_initializer": init,
+                                           "bias_initializer": {"class_name": "Zeros", "config": {}},
+                                           "kernel_regularizer": None, "bias_regularizer": None,
+                                           "activity_regularizer": None, "kernel_constraint": None,
+                                           "bias_constraint": None},
+         "name": "dense_1", "inbound_nodes": [[["dense", 0, 0, {}]]]}],
+        "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_1", 0, 0]]}, "keras_version": "2.11.0",
+        "backend": "tensorflow"}
+    training = {"loss": "mse", "metrics": ["mae"], "weighted_metrics": None, "loss_weights": None,
+                "optimizer_config": {"class_name": "Adam", "config": {
+                    "name": "Adam", "learning_rate": 0.005, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999,
+                    "epsilon": 1e-07, "amsgrad": False}}}
+    m_k1, v_k1 = np.full_like(k1, 0.1), np.full_like(k1, 0.2)
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.11.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(config).encode()
+        f.attrs["training_config"] = json.dumps(training).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [b"input_1", b"dense", b"dense_1"]
+        g.create_group("input_1").attrs["weight_names"] = np.zeros((0,), "S1")
+        for name, (k, b) in (("dense", (k1, b1)), ("dense_1", (k2, b2))):
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            lg[f"{name}/kernel:0"] = k
+            lg[f"{name}/bias:0"] = b
+        o = f.create_group("optimizer_weights")
+        names = ["Adam/iter:0", "Adam/dense/kernel/m:0", "Adam/dense/kernel/v:0"]
+        o.attrs["weight_names"] = [n.encode() for n in names]
+        o["Adam/iter:0"] = np.int64(7)
+        o["Adam/dense/kernel/m:0"] = m_k1
+        o["Adam/dense/kernel/v:0"] = v_k1
+    return (k1, b1, k2, b2), (m_k1, v_k1)
+
+
+def test_a_tf_keras_2_legacy_h5_file_loads_with_its_optimizer_state(tmp_path):
+    (k1, b1, k2, b2), (m_k1, v_k1) = _tf2_legacy_file(tmp_path / "tf2.h5")
+    m = fastmlp.load_model(tmp_path / "tf2.h5")
+    x = np.linspace(-2, 2, 15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_allclose(m.predict(x), np.maximum(x @ k1 + b1, 0) @ k2 + b2, rtol=1e-6, atol=1e-6)
+    opt = m.optimizer
+    assert type(opt).__name__ == "Adam" and opt.learning_rate == pytest.approx(0.005) and opt.iterations == 7
+    slots, n = _slots(opt), m._n_params
+    np.testing.assert_array_equal(slots[:k1.size], m_k1.reshape(-1))
+    np.testing.assert_array_equal(slots[n:n + k1.size], v_k1.reshape(-1))
+    assert m.metrics_names == ["loss", "mae"]
+
+
+def _keras_file_with(path, layer_entry):
+    entry = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "in"}},
+        layer_entry]}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", "{}")
+        z.writestr("config.json", json.dumps(entry))
+        z.writestr("model.weights.h5", b"")
+
+
+def test_a_keras_layer_fastmlp_lacks_is_an_error_naming_the_layer_and_its_class(tmp_path):
+    _keras_file_with(tmp_path / "c.keras", {"module": "keras.layers", "class_name": "Conv2D",
+                                             "config": {"name": "conv", "filters": 3}})
+    with pytest.raises(ValueError, match=r"'conv'.*Conv2D"):
+        fastmlp.load_model(tmp_path / "c.keras")
+    _keras_file_with(tmp_path / "u.keras", {"module": "my_project.layers", "class_name": "Dense",
+                                             "registered_name": "Custom>Dense", "config": {"name": "mine"}})
+    with pytest.raises(ValueError, match=r"'mine'.*Dense.*custom"):
+        fastmlp.load_model(tmp_path / "u.keras")
+    _keras_file_with(tmp_path / "a.keras", {"module": "keras.layers", "class_name": "Dense",
+                                             "config": {"name": "d", "units": 2, "activity_regularizer": "l2"}})
+    with pytest.raises(ValueError, match="activity_regularizer"):
+        fastmlp.load_model(tmp_path / "a.keras")
+
+
+def test_an_unknown_extension_is_a_value_error_listing_the_formats(tmp_path):
+    m = _model()
+    for name in ("m.onnx", "m.pt", "m.bin"):
+        with pytest.raises(ValueError, match=r"\.keras.*\.h5.*\.weights\.h5.*\.fmlp"):
+            m.save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    with pytest.raises(ValueError, match=r"\.weights\.h5"):
+        m.save_weights(tmp_path / "w.keras")
+    with pytest.raises(ValueError, match="dtype"):
+        m.save(tmp_path / "m.keras", dtype="int8")
+    m.save(tmp_path / "plain")   # no extension: fastmlp's own format
+    assert (tmp_path / "plain").read_bytes()[:12] == fastmlp.saving.MAGIC
+
+
+def test_without_h5py_keras_names_raise_import_error_and_write_nothing(tmp_path, monkeypatch):
+    m = _model()
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    for call, name in ((m.save, "m.keras"), (m.save, "m.h5"), (m.save_weights, "w.weights.h5")):
+        with pytest.raises(ImportError, match=r"pip install fastmlp\[keras\]"):
+            call(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    with pytest.raises(ImportError, match=r"pip install fastmlp\[keras\]"):
+        fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+
+
+def test_model_checkpoint_writes_real_keras_files(tmp_path):
+    x, y = _data()
+    m = _model()
+    cbs = [fastmlp.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch}.keras")),
+           fastmlp.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch}.weights.h5"), save_weights_only=True)]
+    m.fit(x, y, epochs=2, verbose=0, callbacks=cbs)
+    assert zipfile.is_zipfile(tmp_path / "e2.keras")
+    assert h5py.is_hdf5(tmp_path / "e2.weights.h5")
+    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "e2.keras").predict(x), m.predict(x))
+
+
+def test_a_malformed_keras_file_is_a_value_error(tmp_path):
+    (tmp_path / "x.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="zip"):
+        fastmlp.load_model(tmp_path / "x.keras")
+    with zipfile.ZipFile(tmp_path / "y.keras", "w") as z:
+        z.writestr("config.json", "{}")
+    with pytest.raises(ValueError, match="model.weights.h5"):
+        fastmlp.load_model(tmp_path / "y.keras")
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f.create_group("layers")
+    with pytest.raises(ValueError, match="weights only"):
+        fastmlp.load_model(tmp_path / "w.h5")
+    assert keras_file.format_of("a.KERAS") == "keras"
