@@ -136,6 +136,8 @@ class Normalization(Layer):
                 raise ValueError(f"adapt() expects batches of shape (samples, ..., features); got shape {x.shape}")
             if x.size == 0:
                 continue
+            if not np.all(np.isfinite(x)):
+                raise ValueError("adapt() received data with NaN or infinite values")
             if total_mean is None:
                 if not self.built:
                     self.build((None,) + x.shape[1:])
@@ -146,8 +148,6 @@ class Normalization(Layer):
             else:
                 self._features((None,) + x.shape[1:])
             x = x.reshape(-1, n).astype(np.float64)
-            if not np.all(np.isfinite(x)):
-                raise ValueError("adapt() received data with NaN or infinite values")
             b_mean, b_var, b_count = x.mean(axis=0), x.var(axis=0), len(x)
             if total_mean is None:
                 total_mean, total_var, count = b_mean, b_var, b_count
