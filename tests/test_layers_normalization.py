@@ -378,3 +378,31 @@ def test_configs_round_trip_through_keras_keys(case):
                                   np.asarray(k_val, dtype=object if k_val is None else None)), key
     again = type(f_layer).from_config(f_cfg)
     assert again.get_config() == f_cfg
+
+
+@pytest.mark.parametrize("make", [lambda: layers.Rescaling(1 / 255.0), lambda: layers.Normalization(),
+                                  lambda: layers.LayerNormalization(), lambda: layers.UnitNormalization()])
+def test_a_sequential_model_may_run_these_layers_on_multi_axis_samples_before_flattening(make):
+    x = np.random.default_rng(8).integers(0, 255, (6, 3, 4)).astype(np.float32)
+    first = make()
+    if isinstance(first, layers.Normalization):
+        first.adapt(x)
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3, 4)), first, layers.Flatten(),
+                                layers.Dense(2, kernel_initializer="ones")])
+    np.testing.assert_allclose(model.predict(x), first(x).reshape(6, -1) @ np.ones((12, 2)), rtol=1e-5, atol=1e-4)
+    flat = fastmlp.Sequential([fastmlp.Input(shape=(3, 4)), layers.Rescaling(2.0), layers.Reshape((-1,)),
+                               layers.Dense(2, kernel_initializer="ones")])
+    np.testing.assert_allclose(flat.predict(x), (2 * x).reshape(6, -1) @ np.ones((12, 2)), rtol=1e-5)
+
+
+@needs_keras
+def test_an_image_style_sequential_with_rescaling_predicts_like_keras():
+    x = np.random.default_rng(9).integers(0, 255, (10, 4, 3)).astype(np.float32)
+
+    def build(K):
+        return K.Sequential([K.Input(shape=(4, 3)), K.layers.Rescaling(1 / 255.0), K.layers.LayerNormalization(),
+                             K.layers.Flatten(), K.layers.Dense(3, activation="softmax")])
+    k_model, f_model = build(keras), build(fastmlp)
+    f_model.set_weights(_perturbed(k_model.get_weights()))
+    k_model.set_weights(f_model.get_weights())
+    np.testing.assert_allclose(f_model.predict(x), k_model.predict(x, verbose=0), atol=FORWARD_ATOL)

@@ -15,6 +15,7 @@ class ActivityRegularization(Layer):
     _base_name = "activity_regularization"
     engine_kind = "activity_regularization"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -36,6 +36,7 @@ class LayerNormalization(Layer):
     _base_name = "layer_normalization"
     engine_kind = "layer_normalization"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
     _engine_weights = ("gamma", "beta")   # the node's w_off and b_off, either may be absent
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -110,6 +111,7 @@ class UnitNormalization(Layer):
     _base_name = "unit_normalization"
     engine_kind = "unit_normalization"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

@@ -60,6 +60,7 @@ class Normalization(Layer):
     _base_name = "normalization"
     engine_kind = "normalization"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)

@@ -31,6 +31,7 @@ class Rescaling(Layer):
     _base_name = "rescaling"
     engine_kind = "rescaling"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -13,6 +13,7 @@ class Identity(Layer):
     """``keras.layers.Identity``: returns its input unchanged."""
     _base_name = "identity"
     format_minor = 3
+    _any_sample_shape = True  # a Sequential may run it before a Flatten
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -25,6 +26,7 @@ class Reshape(Layer):
     so target shapes of more than one axis are not supported."""
     _base_name = "reshape"
     format_minor = 3
+    _flattens = True          # to (n,): a Sequential's samples are flat after it
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
