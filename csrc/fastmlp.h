@@ -85,6 +85,11 @@ enum fm_kind {
     FM_KIND_MAXIMUM,
     FM_KIND_MINIMUM,
     FM_KIND_PRELU,            /* out = x > 0 ? x : alpha * x, alpha trainable per feature */
+    FM_KIND_NORMALIZATION,    /* out = (x - mean) / max(sqrt(var), epsilon), or its inverse */
+    FM_KIND_RESCALING,        /* out = x * scale + offset, per feature */
+    FM_KIND_LAYER_NORM,       /* normalization over each sample's features */
+    FM_KIND_UNIT_NORM,        /* out = x / |x| over each sample's features */
+    FM_KIND_ACTIVITY_REG,     /* out = in, adding (l1 |out| + l2 out^2) / rows to the loss */
     FM_KIND_COUNT
 };
 

@@ -16,10 +16,11 @@ static void FM_CAT(node_inputs, SFX)(fm_net *net, const fm_node *nd) {
 }
 
 /* Forward through every node for `rows` rows of the gathered inputs X[k]
- * using the training workspace. */
-static void FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const *X, int64_t rows,
-                                      int training, uint64_t seed, int64_t step, int update_stats) {
+ * using the training workspace; returns the sum of the nodes' penalties. */
+static double FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const *X, int64_t rows,
+                                        int training, uint64_t seed, int64_t step, int update_stats) {
     const int idx = (int)net->is_f64;
+    double penalty = 0;
     for (int n = 0; n < net->n_nodes; n++) {
         const fm_node *nd = &net->nodes[n];
         if (nd->kind == FM_KIND_INPUT) { net->out[n] = X[net->input_index[n]]; continue; }
@@ -33,7 +34,9 @@ static void FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const *X
             FM_CAT(fm_activation_forward, SFX)(nd->activation, nd->act_alpha, (T *)net->A[n], (T *)net->Z[n], NULL,
                                                rows, nd->n_out);
         net->out[n] = net->A[n];
+        if (k->penalty[idx]) penalty += k->penalty[idx](nd, net->A[n], rows);
     }
+    return penalty;
 }
 
 static double FM_CAT(regularization_loss, SFX)(const fm_net *net, const T *params) {
@@ -194,7 +197,7 @@ int FM_CAT(fm_loss_and_grads, SFX)(fm_net *net, const T *params, const fm_data *
     const T *w;
     const T *Xg[FM_MAX_INPUTS];
     FM_CAT(gather, SFX)(net, data, NULL, 0, n_rows, Xg, Yk, yk, &w);
-    FM_CAT(train_forward, SFX)(net, (T *)params, Xg, n_rows, training, seed, step, 0);
+    const double penalty = FM_CAT(train_forward, SFX)(net, (T *)params, Xg, n_rows, training, seed, step, 0);
     double out_loss[FM_MAX_OUTPUTS] = {0};
     int status = FM_CAT(train_backward, SFX)(net, params, Yk, yk, w, n_rows, losses, training, out_loss);
     /* add regularization gradients so callers see the full gradient */
@@ -210,7 +213,7 @@ int FM_CAT(fm_loss_and_grads, SFX)(fm_net *net, const T *params, const fm_data *
     double total = 0;
     for (int k = 0; k < net->n_outputs; k++)
         total += losses[k].weight * (losses[k].sum_reduction ? out_loss[k] : out_loss[k] / (double)n_rows);
-    *loss_value = total + FM_CAT(regularization_loss, SFX)(net, params);
+    *loss_value = total + FM_CAT(regularization_loss, SFX)(net, params) + penalty;
     return status;
 }
 
@@ -231,7 +234,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
         const int64_t rows = r0 + batch_size <= n_rows ? batch_size : n_rows - r0;
         const T *w;
         FM_CAT(gather, SFX)(net, data, order__n, r0, rows, Xg, Yk, yk, &w);
-        FM_CAT(train_forward, SFX)(net, params, Xg, rows, 1, seed, opt->iterations, 1);
+        const double penalty = FM_CAT(train_forward, SFX)(net, params, Xg, rows, 1, seed, opt->iterations, 1);
         double out_loss[FM_MAX_OUTPUTS] = {0};
         int st = FM_CAT(train_backward, SFX)(net, params, Yk, yk, w, rows, losses, 1, out_loss);
         if (st != FM_OK) { status = st; break; }   /* no step on a gradient that is not whole */
@@ -242,7 +245,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
             stats->output_loss_sum[k] += lk;
             batch_loss += losses[k].weight * lk;
         }
-        stats->loss_sum += batch_loss + FM_CAT(regularization_loss, SFX)(net, params) * (double)rows;
+        stats->loss_sum += batch_loss + (FM_CAT(regularization_loss, SFX)(net, params) + penalty) * (double)rows;
         stats->rows += (double)rows;
         FM_CAT(add_weights, SFX)(stats, w, rows);
         if (n_metrics) {
@@ -259,17 +262,24 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
  * rows x max_width, and n_nodes + max_inputs pointers in ptr): safe on several
  * threads at once (weights are only read).  Output k goes to out[k] (row stride
  * its width); Zl[k], when not NULL, keeps the pre-activation of output k's
- * source node (for the stable fused losses). */
+ * source node (for the stable fused losses).  *penalty, when not NULL, receives the
+ * sum of the nodes' penalties (as evaluate's loss includes them). */
 static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T *const *X, int64_t rows,
-                                    T *scratch, const void **ptr, T *const *out, T *const *Zl) {
+                                    T *scratch, const void **ptr, T *const *out, T *const *Zl,
+                                    double *penalty) {
+    if (penalty) *penalty = 0;
     const int idx = (int)net->is_f64;
     const void **in = ptr + net->n_nodes;
     for (int n = 0; n < net->n_nodes; n++) {
         const fm_node *nd = &net->nodes[n];
         if (nd->kind == FM_KIND_INPUT) { ptr[n] = X[net->input_index[n]]; continue; }
         if (!net->live[n]) continue;
-        if (net->alias[n] != n) { ptr[n] = ptr[net->alias[n]]; continue; }
         const fm_kind *k = net->kinds[n];
+        if (net->alias[n] != n) {
+            ptr[n] = ptr[net->alias[n]];
+            if (penalty && k->penalty[idx]) *penalty += k->penalty[idx](nd, ptr[n], rows);
+            continue;
+        }
         T *o = scratch + (int64_t)net->slot[n] * rows * net->max_width;
         T *Z = NULL;
         for (int j = 0; Zl && j < net->n_outputs; j++)
@@ -281,6 +291,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         if (!k->applies_activation && nd->activation != FM_ACT_LINEAR)
             FM_CAT(fm_activation_forward, SFX)(nd->activation, nd->act_alpha, o, Z, NULL, rows, nd->n_out);
         ptr[n] = o;
+        if (penalty && k->penalty[idx]) *penalty += k->penalty[idx](nd, o, rows);
     }
     for (int k = 0; k < net->n_outputs; k++)
         memcpy(out[k], ptr[net->outputs[k]], (size_t)(rows * net->nodes[net->outputs[k]].n_out) * sizeof(T));
@@ -314,7 +325,7 @@ static int FM_CAT(predict_rows, SFX)(const fm_net *net, const T *params, const T
         const int64_t rows = c + chunk <= r0 + n_rows ? chunk : r0 + n_rows - c;
         for (int k = 0; k < net->n_inputs; k++) Xc[k] = X[k] + c * net->nodes[k].n_out;
         for (int k = 0; k < net->n_outputs; k++) Oc[k] = out[k] + c * net->nodes[net->outputs[k]].n_out;
-        FM_CAT(infer_chunk, SFX)(net, params, Xc, rows, buf, ptr, Oc, NULL);
+        FM_CAT(infer_chunk, SFX)(net, params, Xc, rows, buf, ptr, Oc, NULL, NULL);
     }
     return FM_OK;
 }
@@ -392,7 +403,8 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const fm_data *
     for (int64_t r0 = 0; r0 < n_rows; r0 += chunk) {
         const int64_t rows = r0 + chunk <= n_rows ? chunk : n_rows - r0;
         for (int k = 0; k < net->n_inputs; k++) Xc[k] = (const T *)data->X[k] + r0 * net->nodes[k].n_out;
-        FM_CAT(infer_chunk, SFX)(net, params, Xc, rows, scratch, ptr, P, Zl);
+        double penalty;
+        FM_CAT(infer_chunk, SFX)(net, params, Xc, rows, scratch, ptr, P, Zl, &penalty);
         const T *wc = data->w ? (const T *)data->w + r0 : NULL;
         double batch_loss = 0;
         for (int k = 0; k < net->n_outputs; k++) {
@@ -411,7 +423,7 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const fm_data *
             stats->output_loss_sum[k] += lsum;
             batch_loss += losses[k].weight * lsum;
         }
-        stats->loss_sum += batch_loss + reg * (double)rows;
+        stats->loss_sum += batch_loss + (reg + penalty) * (double)rows;
         stats->rows += (double)rows;
         FM_CAT(add_weights, SFX)(stats, wc, rows);
         if (n_metrics)

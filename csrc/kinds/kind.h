@@ -82,6 +82,10 @@ typedef struct {
     int64_t (*workspace)(const fm_node *n, int64_t rows);
     void (*forward[2])(const fm_fwd *a);     /* [0] float, [1] double */
     void (*backward[2])(const fm_bwd *a);
+    /* A loss term the node adds to the model's loss (Keras add_loss, as
+     * ActivityRegularization does), from its output of `rows` rows; its backward
+     * adds the term's gradient.  NULL: none. */
+    double (*penalty[2])(const fm_node *n, const void *out, int64_t rows);
 } fm_kind;
 
 const fm_kind *fm_kind_get(int kind);   /* NULL for an unknown code */

@@ -3,7 +3,8 @@
 
 extern const fm_kind fm_kind_dense, fm_kind_dropout, fm_kind_batchnorm, fm_kind_activation, fm_kind_noise,
     fm_kind_concatenate, fm_kind_add, fm_kind_subtract, fm_kind_multiply, fm_kind_average, fm_kind_maximum,
-    fm_kind_minimum, fm_kind_prelu;
+    fm_kind_minimum, fm_kind_prelu,
+    fm_kind_normalization, fm_kind_rescaling, fm_kind_layer_norm, fm_kind_unit_norm, fm_kind_activity_reg;
 
 /* A model input: the network points its output at the rows of that input. */
 static int input_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
@@ -27,6 +28,11 @@ static const fm_kind *const kinds[FM_KIND_COUNT] = {
     [FM_KIND_MAXIMUM] = &fm_kind_maximum,
     [FM_KIND_MINIMUM] = &fm_kind_minimum,
     [FM_KIND_PRELU] = &fm_kind_prelu,
+    [FM_KIND_NORMALIZATION] = &fm_kind_normalization,
+    [FM_KIND_RESCALING] = &fm_kind_rescaling,
+    [FM_KIND_LAYER_NORM] = &fm_kind_layer_norm,
+    [FM_KIND_UNIT_NORM] = &fm_kind_unit_norm,
+    [FM_KIND_ACTIVITY_REG] = &fm_kind_activity_reg,
 };
 
 const fm_kind *fm_kind_get(int kind) {

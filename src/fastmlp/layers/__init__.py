@@ -12,8 +12,15 @@ from .input_layer import Input, InputLayer
 from .merge import (Add, Average, Maximum, Minimum, Multiply, Subtract, add, average, maximum, minimum, multiply,
                     subtract)
 from .prelu import PReLU
+from .normalization import Normalization
+from .rescaling import Rescaling
+from .layer_normalization import LayerNormalization, UnitNormalization
+from .reshape import Identity, Reshape
+from .activity_regularization import ActivityRegularization
 
 __all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
            "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU",
            "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
-           "Average", "average", "Maximum", "maximum", "Minimum", "minimum"]
+           "Average", "average", "Maximum", "maximum", "Minimum", "minimum",
+           "Normalization", "Rescaling", "LayerNormalization", "UnitNormalization", "Identity", "Reshape",
+           "ActivityRegularization"]

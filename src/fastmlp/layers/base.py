@@ -118,12 +118,17 @@ def weights_deferred():
 
 class WeightSpec:
     """One weight a layer creates in ``build``: its name (the attribute holding it),
-    shape, whether the optimizer trains it, its initializer and regularizer."""
-    __slots__ = ("name", "shape", "trainable", "initializer", "regularizer")
+    shape, whether the optimizer trains it, its initializer and regularizer.
 
-    def __init__(self, name, shape, trainable=True, initializer=None, regularizer=None):
-        self.name, self.shape, self.trainable = name, tuple(int(d) for d in shape), trainable
-        self.initializer, self.regularizer = initializer, regularizer
+    A ``constant`` is a value from the layer's config that the engine reads from the
+    parameter vector (Rescaling's scale, a Normalization's given mean): it is laid out
+    and saved like a non-trainable weight, but is not one of Keras's weights, so
+    ``weights``, ``get_weights`` and ``set_weights`` leave it out."""
+    __slots__ = ("name", "shape", "trainable", "initializer", "regularizer", "constant")
+
+    def __init__(self, name, shape, trainable=True, initializer=None, regularizer=None, constant=False):
+        self.name, self.shape, self.trainable = name, tuple(int(d) for d in shape), trainable and not constant
+        self.initializer, self.regularizer, self.constant = initializer, regularizer, constant
 
 
 class KerasTensor:
@@ -227,7 +232,7 @@ class Layer:
 
     @property
     def weights(self):
-        return [getattr(self, s.name) for s in self._wspecs] if self.built else []
+        return [getattr(self, s.name) for s in self._wspecs if not s.constant] if self.built else []
 
     @property
     def trainable_weights(self):
@@ -235,7 +240,8 @@ class Layer:
 
     @property
     def non_trainable_weights(self):
-        return [getattr(self, s.name) for s in self._wspecs if not s.trainable] if self.built else []
+        return [getattr(self, s.name) for s in self._wspecs if not s.trainable and not s.constant] \
+            if self.built else []
 
     def get_weights(self):
         return [np.array(w, copy=True) for w in self.weights]

@@ -12,6 +12,11 @@ from .gaussian_noise import GaussianNoise
 from .input_layer import InputLayer
 from .merge import Add, Average, Maximum, Minimum, Multiply, Subtract
 from .prelu import PReLU
+from .normalization import Normalization
+from .rescaling import Rescaling
+from .layer_normalization import LayerNormalization, UnitNormalization
+from .reshape import Identity, Reshape
+from .activity_regularization import ActivityRegularization
 
 CLASSES = {cls.__name__: cls for cls in (
     InputLayer,
@@ -24,6 +29,8 @@ CLASSES = {cls.__name__: cls for cls in (
     Concatenate,
     Add, Subtract, Multiply, Average, Maximum, Minimum,
     PReLU,
+    Normalization, Rescaling, LayerNormalization, UnitNormalization, Identity, Reshape,
+    ActivityRegularization,
 )}
 
 

@@ -251,7 +251,7 @@ class Model(Trainer, Layer):
         if not self.built:
             return []
         plan_module.ensure_attached(self)
-        return [getattr(w.layer, w.spec.name) for w in self._plan.weights]
+        return [getattr(w.layer, w.spec.name) for w in self._plan.weights if not w.spec.constant]
 
     @property
     def trainable_weights(self):
@@ -265,7 +265,8 @@ class Model(Trainer, Layer):
         if not self.built:
             return []
         plan_module.ensure_attached(self)
-        return [getattr(w.layer, w.spec.name) for w in self._plan.weights if not w.trainable]
+        return [getattr(w.layer, w.spec.name) for w in self._plan.weights
+                if not w.trainable and not w.spec.constant]
 
     @property
     def trainable_variables(self):

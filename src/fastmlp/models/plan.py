@@ -176,6 +176,8 @@ def build_plan(model):
             if layer.engine_kind == "batch_normalization":
                 nd.w_off, nd.b_off = offs.get("gamma", -1), offs.get("beta", -1)
                 nd.aux_off, nd.var_off = offs["moving_mean"], offs["moving_variance"]
+            elif getattr(layer, "_engine_weights", None):   # w_off, b_off by name (either may be absent)
+                nd.w_off, nd.b_off = (offs.get(name, -1) for name in layer._engine_weights)
             elif first:
                 nd.w_off = offs[first[0]]
                 nd.b_off = offs[first[1]] if len(first) > 1 else -1

@@ -326,6 +326,7 @@ def load_weights(model, filepath):
         shape = other._plan.input_shapes[0]
         model.build((None,) + tuple(shape))
     dtype = model._dtype
+    matched = [m for m in matched if not m[0].spec.constant]   # a layer's config constants stay its own
     weights = [_decode(p, t, scale, dtype) for _, t, scale in matched]
     current = model.weights
     if len(weights) != len(current):
