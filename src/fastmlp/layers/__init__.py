@@ -12,8 +12,11 @@ from .input_layer import Input, InputLayer
 from .merge import (Add, Average, Maximum, Minimum, Multiply, Subtract, add, average, maximum, minimum, multiply,
                     subtract)
 from .prelu import PReLU
+from .embedding import Embedding
+from .noise_dropout import AlphaDropout, GaussianDropout
 
 __all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
            "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU",
            "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
-           "Average", "average", "Maximum", "maximum", "Minimum", "minimum"]
+           "Average", "average", "Maximum", "maximum", "Minimum", "minimum",
+           "Embedding", "GaussianDropout", "AlphaDropout"]

@@ -12,6 +12,8 @@ from .gaussian_noise import GaussianNoise
 from .input_layer import InputLayer
 from .merge import Add, Average, Maximum, Minimum, Multiply, Subtract
 from .prelu import PReLU
+from .embedding import Embedding
+from .noise_dropout import AlphaDropout, GaussianDropout
 
 CLASSES = {cls.__name__: cls for cls in (
     InputLayer,
@@ -24,6 +26,7 @@ CLASSES = {cls.__name__: cls for cls in (
     Concatenate,
     Add, Subtract, Multiply, Average, Maximum, Minimum,
     PReLU,
+    Embedding, GaussianDropout, AlphaDropout,
 )}
 
 

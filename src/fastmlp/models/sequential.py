@@ -193,16 +193,17 @@ class Sequential(Model):
 
 
 def _check_flattened(layers, sample_shape):
-    """Layers other than Dropout and GaussianNoise (element-wise) take flat feature
+    """Layers other than Dropout and the noise layers (element-wise) take flat feature
     vectors: samples of higher rank must meet a Flatten first."""
     from ..layers.dropout import Dropout
     from ..layers.gaussian_noise import GaussianNoise
+    from ..layers.noise_dropout import AlphaDropout, GaussianDropout
     if len(sample_shape) == 1:
         return
     for layer in layers:
         if isinstance(layer, Flatten):
             return
-        if not isinstance(layer, (Dropout, GaussianNoise)):
+        if not isinstance(layer, (Dropout, GaussianNoise, GaussianDropout, AlphaDropout)):
             break
     raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
                      f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")
