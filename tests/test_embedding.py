@@ -87,6 +87,22 @@ def test_a_sequential_input_one_id_embedding_flatten_dense():
     E, d = model.get_layer("emb").embeddings, model.get_layer("d")
     np.testing.assert_allclose(model.predict(ids), E[ids[:, 0]] @ d.kernel + d.bias, rtol=1e-6)
     np.testing.assert_allclose(model.predict(ids[:, 0]), model.predict(ids))   # 1-D column, as Keras takes it
+    cfg = model.get_config()
+    assert cfg["layers"][0]["config"]["dtype"] == "int64"
+    assert fastmlp.Sequential.from_config(cfg).get_config()["layers"][0]["config"]["dtype"] == "int64"
+    loaded = fastmlp.saving.model_from_bytes(model.to_bytes())
+    assert loaded.get_config() == cfg
+    np.testing.assert_array_equal(loaded.predict(ids), model.predict(ids))
+
+
+def test_a_sequential_without_input_builds_from_the_ids_it_is_given():
+    with pytest.warns(UserWarning, match="input_length"):   # deprecated in Keras 3, which warns and ignores it
+        emb = layers.Embedding(9, 2, input_length=4)
+    model = fastmlp.Sequential([emb, layers.Flatten(), layers.Dense(1)])
+    model.compile("sgd", "mse")
+    ids = np.random.default_rng(0).integers(0, 9, (10, 4))
+    model.fit(ids, np.zeros(10), verbose=0)
+    assert model.layers[0].output.shape == (None, 4, 2) and model.count_params() == 9 * 2 + 8 + 1
 
 
 @pytest.mark.parametrize("shared", [False, True])
