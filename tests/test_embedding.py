@@ -280,6 +280,23 @@ def test_fit_matches_keras_step_for_step(optimizer, which):
 
 
 @needs_keras
+def test_an_l2_regularized_table_trains_as_keras_trains_it():
+    def build(K):
+        return K.Sequential([K.Input((2,)), K.layers.Embedding(8, 3, embeddings_regularizer=K.regularizers.L2(0.05)),
+                             K.layers.Flatten(), K.layers.Dense(1)])
+    k_model, f_model = _pair(build)
+    rng = np.random.default_rng(6)
+    X, Y = rng.integers(0, 6, (16, 2)).astype(np.float32), rng.standard_normal((16, 1)).astype(np.float32)
+    for m in (k_model, f_model):
+        m.compile(optimizer="rmsprop", loss="mse")
+    k_hist = k_model.fit(X, Y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    f_hist = f_model.fit(X, Y, epochs=2, batch_size=4, shuffle=False, verbose=0).history
+    for kw, fw in zip(k_model.get_weights(), f_model.get_weights()):
+        np.testing.assert_allclose(fw, np.asarray(kw), atol=2e-4, rtol=0)
+    np.testing.assert_allclose(f_hist["loss"], k_hist["loss"], rtol=2e-4)
+
+
+@needs_keras
 def test_config_keys_are_keras_keys():
     k_cfg = keras.layers.Embedding(7, 3, name="e").get_config()
     f_cfg = layers.Embedding(7, 3, name="e").get_config()

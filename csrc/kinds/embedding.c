@@ -33,7 +33,9 @@ const fm_kind fm_kind_embedding = {
 
 /* The table row of id value v, or -1 when v is not an id of a table of n_rows. */
 static inline int64_t FM_CAT(embedding_row, SFX)(T v, int64_t n_rows) {
-    return v >= 0 && v < (T)n_rows ? (int64_t)v : -1;
+    if (!(v >= 0 && v < (T)n_rows)) return -1;   /* NaN fails both */
+    const int64_t row = (int64_t)v;
+    return row < n_rows ? row : -1;
 }
 
 static void FM_CAT(embedding_forward, SFX)(const fm_fwd *a) {
