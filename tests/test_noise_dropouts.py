@@ -75,7 +75,8 @@ def test_alpha_dropout_sets_dropped_values_to_alpha_prime_then_applies_the_affin
     d = z.size
     a, b, alpha_p = alpha_dropout_affine(rate)
     assert alpha_p == pytest.approx(-1.6732632423543772 * 1.0507009873554805, rel=1e-15)
-    assert a == pytest.approx(((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5) and b == pytest.approx(-a * alpha_p * rate)
+    assert a == pytest.approx(((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5)
+    assert b == pytest.approx(-a * alpha_p * rate)
     kept = np.isclose(z, a * x + b, rtol=0, atol=1e-9)
     dropped = np.isclose(z, a * alpha_p + b, rtol=0, atol=1e-9)
     assert np.all(kept | dropped)
