@@ -90,6 +90,9 @@ enum fm_kind {
     FM_KIND_LAYER_NORM,       /* normalization over each sample's features */
     FM_KIND_UNIT_NORM,        /* out = x / |x| over each sample's features */
     FM_KIND_ACTIVITY_REG,     /* out = in, adding (l1 |out| + l2 out^2) / rows to the loss */
+    FM_KIND_EMBEDDING,        /* each id of the row selects a row of a trainable table (param rows) */
+    FM_KIND_GAUSSIAN_DROPOUT, /* out = in * N(1, rate / (1 - rate)) in training, the identity otherwise */
+    FM_KIND_ALPHA_DROPOUT,    /* SELU-preserving dropout in training, the identity otherwise */
     FM_KIND_COUNT
 };
 
@@ -111,12 +114,13 @@ typedef struct {
     double act_alpha;         /* elu alpha, leaky_relu negative slope */
     int64_t w_off, b_off;     /* offsets into the flat parameter vector; < 0: absent */
     int64_t aux_off, var_off; /* batch normalization: moving mean and variance */
-    double rate;              /* dropout rate, noise standard deviation */
+    double rate;              /* dropout rates, noise standard deviation */
     uint64_t seed;            /* dropout, noise: the layer's own seed, 0 = the network's */
     int64_t stream;           /* dropout, noise: the random stream's number (the node's
                                * place among the non-input nodes of a Sequential) */
     double momentum, epsilon; /* batch normalization */
-    int64_t param;            /* a kind's own integer parameter (prelu: its number of slopes) */
+    int64_t param;            /* a kind's own integer parameter (prelu: its number of slopes;
+                               * embedding: the table's rows, input_dim) */
     int frozen;               /* batch normalization of a non-trainable layer: inference mode
                                * (moving statistics, not updated) in training too, as Keras 3 */
 } fm_node;

@@ -4,7 +4,8 @@
 extern const fm_kind fm_kind_dense, fm_kind_dropout, fm_kind_batchnorm, fm_kind_activation, fm_kind_noise,
     fm_kind_concatenate, fm_kind_add, fm_kind_subtract, fm_kind_multiply, fm_kind_average, fm_kind_maximum,
     fm_kind_minimum, fm_kind_prelu,
-    fm_kind_normalization, fm_kind_rescaling, fm_kind_layer_norm, fm_kind_unit_norm, fm_kind_activity_reg;
+    fm_kind_normalization, fm_kind_rescaling, fm_kind_layer_norm, fm_kind_unit_norm, fm_kind_activity_reg,
+    fm_kind_embedding, fm_kind_gaussian_dropout, fm_kind_alpha_dropout;
 
 /* A model input: the network points its output at the rows of that input. */
 static int input_check(const fm_node *n, const int64_t *in_width, int64_t n_params) {
@@ -33,6 +34,9 @@ static const fm_kind *const kinds[FM_KIND_COUNT] = {
     [FM_KIND_LAYER_NORM] = &fm_kind_layer_norm,
     [FM_KIND_UNIT_NORM] = &fm_kind_unit_norm,
     [FM_KIND_ACTIVITY_REG] = &fm_kind_activity_reg,
+    [FM_KIND_EMBEDDING] = &fm_kind_embedding,
+    [FM_KIND_GAUSSIAN_DROPOUT] = &fm_kind_gaussian_dropout,
+    [FM_KIND_ALPHA_DROPOUT] = &fm_kind_alpha_dropout,
 };
 
 const fm_kind *fm_kind_get(int kind) {

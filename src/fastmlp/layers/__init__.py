@@ -17,10 +17,13 @@ from .rescaling import Rescaling
 from .layer_normalization import LayerNormalization, UnitNormalization
 from .reshape import Identity, Reshape
 from .activity_regularization import ActivityRegularization
+from .embedding import Embedding
+from .noise_dropout import AlphaDropout, GaussianDropout
 
 __all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
            "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU",
            "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
            "Average", "average", "Maximum", "maximum", "Minimum", "minimum",
            "Normalization", "Rescaling", "LayerNormalization", "UnitNormalization", "Identity", "Reshape",
-           "ActivityRegularization"]
+           "ActivityRegularization",
+           "Embedding", "GaussianDropout", "AlphaDropout"]

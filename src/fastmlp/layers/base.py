@@ -349,7 +349,9 @@ class Layer:
                              f"layer: {e}") from None
         if not hasattr(self, "_built_shape"):
             self._built_shape = shapes
-        dtypes = {t.dtype for t in (x if isinstance(x, (list, tuple)) else [x])}
+        # integer inputs (an Embedding's ids) do not make a layer's output an integer tensor
+        dtypes = {t.dtype for t in (x if isinstance(x, (list, tuple)) else [x])
+                  if t.dtype in ("float32", "float64")}
         out = KerasTensor(out_shape, self._dtype or dtypes.pop() if len(dtypes) == 1 else self.dtype,
                           name=f"{self.name}/output_{len(self._inbound_nodes)}")
         node = Node(self, list(x) if isinstance(x, (list, tuple)) else x, out)

@@ -1,7 +1,23 @@
 """``InputLayer`` and ``Input``: a model's inputs."""
+import numpy as np
+
 from .base import KerasTensor, Layer, Node, _float_dtype_name, _shape_tuple
 
 __all__ = ["InputLayer", "Input"]
+
+_INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def _input_dtype(dtype):
+    """An input's dtype name: a float type, or an integer type (ids for an Embedding;
+    the engine carries them in the model's float type)."""
+    if dtype is None:
+        return None
+    try:
+        name = str(np.dtype(dtype))
+    except TypeError:
+        name = None
+    return name if name in _INT_DTYPES else _float_dtype_name(dtype)
 
 
 class InputLayer(Layer):
@@ -25,7 +41,9 @@ class InputLayer(Layer):
         for arg, value in (("sparse", sparse), ("ragged", ragged), ("optional", optional)):
             if value:
                 raise ValueError(f"InputLayer({arg}=True) is not supported by fastmlp")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        dtype = _input_dtype(dtype)
+        self._int_dtype = dtype if dtype in _INT_DTYPES else None
+        super().__init__(name=name, dtype=None if self._int_dtype else dtype, **kwargs)
         if shape is None:
             raise ValueError("InputLayer needs a `shape`, e.g. InputLayer(shape=(784,))")
         self.shape = _shape_tuple(shape, "shape")
@@ -35,7 +53,8 @@ class InputLayer(Layer):
         self.batch_size = batch_size
         self._input_shape_arg = self.shape
         self.built = True
-        out = KerasTensor((batch_size,) + self.shape, self.dtype, name=self.name, history=(self, 0, 0))
+        out = KerasTensor((batch_size,) + self.shape, self._int_dtype or self.dtype, name=self.name,
+                          history=(self, 0, 0))
         self._inbound_nodes.append(Node(self, [], out))   # `self.output` (Layer) is this tensor
 
     @property
@@ -47,7 +66,8 @@ class InputLayer(Layer):
         return (self.batch_size,) + self.shape
 
     def get_config(self):
-        return {"batch_shape": [self.batch_size] + list(self.shape), "dtype": self.dtype, "name": self.name}
+        return {"batch_shape": [self.batch_size] + list(self.shape), "dtype": self._int_dtype or self.dtype,
+                "name": self.name}
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"An InputLayer ({self.name!r}) is not called on data: its output tensor is "
@@ -57,8 +77,7 @@ class InputLayer(Layer):
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
     """The symbolic input of a model, as ``keras.Input(shape=(784,))``: a tensor
     to call layers on (functional models), or the first entry of a ``Sequential``."""
-    if dtype is not None:
-        dtype = _float_dtype_name(dtype)
+    dtype = _input_dtype(dtype)
     if batch_shape is not None:
         kwargs["batch_shape"] = batch_shape
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output

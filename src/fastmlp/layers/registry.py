@@ -17,6 +17,8 @@ from .rescaling import Rescaling
 from .layer_normalization import LayerNormalization, UnitNormalization
 from .reshape import Identity, Reshape
 from .activity_regularization import ActivityRegularization
+from .embedding import Embedding
+from .noise_dropout import AlphaDropout, GaussianDropout
 
 CLASSES = {cls.__name__: cls for cls in (
     InputLayer,
@@ -31,6 +33,7 @@ CLASSES = {cls.__name__: cls for cls in (
     PReLU,
     Normalization, Rescaling, LayerNormalization, UnitNormalization, Identity, Reshape,
     ActivityRegularization,
+    Embedding, GaussianDropout, AlphaDropout,
 )}
 
 

@@ -4,6 +4,7 @@ and class weights) turned into the contiguous 2-D arrays the engine reads."""
 import numpy as np
 
 from .. import _engine
+from ..layers.embedding import check_ids as _check_ids
 
 __all__ = ["model_inputs", "model_targets", "sample_weights", "n_samples"]
 
@@ -70,12 +71,20 @@ def model_inputs(model, x, what="x"):
         raise TypeError(f"fastmlp {type(model).__name__} models take a single input array, not a dict")
     xs = _per_name(x, model.input_names, what, "input")
     arrays = [_input_array(model, k, v, what) for k, v in enumerate(xs)]
+    check_ids(model._plan, arrays)
     n = len(arrays[0])
     for name, a in zip(model.input_names, arrays):
         if len(a) != n:
             raise ValueError(f"All inputs must have the same number of samples; input {name!r} has {len(a)}, "
                              f"the first has {n}")
     return arrays
+
+
+def check_ids(plan, arrays):
+    """ValueError unless every model input read by an Embedding holds its ids (whole
+    numbers in [0, input_dim)), checked on the arrays the engine will read."""
+    for k, input_dim, name in plan.id_checks:
+        _check_ids(arrays[k], input_dim, name)
 
 
 def n_samples(x):

@@ -98,6 +98,7 @@ class Plan:
         self.input_widths = [math.prod(s) for s in input_shapes]
         self.output_widths = [nodes[o].n_out for o in outputs]
         self.simple_io = False   # set by the model: one flat input, one flat output
+        self.id_checks = []      # set by build_plan: (input index, input_dim, layer name) per Embedding
         self.refresh()
 
     def refresh(self):
@@ -150,6 +151,7 @@ def build_plan(model):
         refs[id(t)] = len(nodes)
         nodes.append(NodeSpec(_KIND_INPUT, [], math.prod(shape)))
     stream = [0]
+    id_checks = []   # (input node, input_dim, layer name) of every Embedding call
 
     def emit(m, tensor_refs, owners):
         """Engine nodes for model m's graph; tensor_refs maps its input tensors."""
@@ -181,8 +183,14 @@ def build_plan(model):
             elif first:
                 nd.w_off = offs[first[0]]
                 nd.b_off = offs[first[1]] if len(first) > 1 else -1
-            if layer.engine_kind in ("dropout", "gaussian_noise"):
+            if layer.engine_kind in ("dropout", "gaussian_noise", "gaussian_dropout", "alpha_dropout"):
                 nd.stream = stream[0]
+            if layer.engine_kind == "embedding":
+                if nodes[in_refs[0]].kind != _KIND_INPUT:
+                    raise ValueError(f"Embedding {layer.name!r} must read its ids straight from a model input "
+                                     f"(Input, optionally through Flatten): fastmlp checks ids before they enter "
+                                     f"the engine, and a computed tensor cannot be checked")
+                id_checks.append((in_refs[0], layer.input_dim, layer.name))
             stream[0] += 1
             tensor_refs[id(out)] = len(nodes)
             nodes.append(nd)
@@ -196,6 +204,7 @@ def build_plan(model):
                              f"one): a fastmlp model needs a layer that computes between them")
         outputs.append(o)
     plan = Plan(weights, n_params, nodes, outputs, input_shapes)
+    plan.id_checks = id_checks
     plan.simple_io = len(input_shapes) == 1 and len(input_shapes[0]) == 1 and len(outputs) == 1 \
         and len(model.outputs[0].shape) == 2
     return plan

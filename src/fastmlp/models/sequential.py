@@ -30,6 +30,7 @@ class Sequential(Model):
         self._layer_names = set()   # of self._layers, so that add checks uniqueness in O(1)
         self._input_shape = None
         self._input_dtype = None
+        self._ids_dtype = None      # an integer Input's dtype (ids for an Embedding), kept for the config
         self.built = False
         if layers is not None:
             if not isinstance(layers, (list, tuple)):
@@ -48,6 +49,7 @@ class Sequential(Model):
                 raise ValueError("An Input/InputLayer can only be the first element of a Sequential model")
             self._input_shape = layer.shape
             self._input_dtype = layer._dtype
+            self._ids_dtype = layer._int_dtype
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"The added layer must be an instance of class Layer. "
@@ -119,7 +121,7 @@ class Sequential(Model):
             dtypes.add(self._input_dtype)
         dtype = dtypes.pop() if len(dtypes) == 1 else _config.floatx()
         self._input_shape = tuple(int(d) for d in input_shape[1:])
-        inp = Input(shape=self._input_shape, dtype=dtype, name=self.name + "_input")
+        inp = Input(shape=self._input_shape, dtype=self._ids_dtype or dtype, name=self.name + "_input")
         x = inp
         for layer in self._layers:
             x = layer(x)
@@ -166,7 +168,7 @@ class Sequential(Model):
         if self._input_shape is not None:
             cfg["layers"].append({"class_name": "InputLayer",
                                   "config": {"batch_shape": (None,) + tuple(self._input_shape),
-                                             "dtype": self.dtype}})
+                                             "dtype": self._ids_dtype or self.dtype}})
         for layer in self._layers:
             kind = "Sequential" if isinstance(layer, Sequential) else \
                 ("Functional" if getattr(layer, "_is_model", False) else type(layer).__name__)
@@ -193,17 +195,19 @@ class Sequential(Model):
 
 
 def _check_flattened(layers, sample_shape):
-    """Layers other than Dropout and GaussianNoise (element-wise) and those that
+    """Layers other than Dropout and the noise layers (element-wise) and those that
     declare ``_any_sample_shape`` (Rescaling, Normalization, ...) take flat feature
     vectors: samples of higher rank must meet a Flatten (or a flattening Reshape) first."""
     from ..layers.dropout import Dropout
     from ..layers.gaussian_noise import GaussianNoise
+    from ..layers.noise_dropout import AlphaDropout, GaussianDropout
     if len(sample_shape) == 1:
         return
     for layer in layers:
         if isinstance(layer, Flatten) or getattr(layer, "_flattens", False):
             return
-        if not isinstance(layer, (Dropout, GaussianNoise)) and not getattr(layer, "_any_sample_shape", False):
+        if not isinstance(layer, (Dropout, GaussianNoise, GaussianDropout, AlphaDropout)) \
+                and not getattr(layer, "_any_sample_shape", False):
             break
     raise ValueError(f"Layer {layer.name!r} ({type(layer).__name__}) takes flat feature vectors, but the "
                      f"model's samples have shape {tuple(sample_shape)}: add a Flatten() layer before it.")

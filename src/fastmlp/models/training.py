@@ -637,6 +637,8 @@ class Trainer:
         if plan.simple_io and type(x) is np.ndarray and x.dtype == self._dtype and x.ndim == 2 \
                 and x.shape[1] == plan.input_widths[0] and x.flags.c_contiguous:
             X = [x]   # one sample or a batch, as the engine reads it already: the fast path
+            if plan.id_checks:
+                data_module.check_ids(plan, X)
         else:
             X = data_module.model_inputs(self, x)
         n = X[0].shape[0]
