@@ -145,3 +145,26 @@ def test_the_name_defaults_to_the_folder_and_bad_arguments_raise(tmp_path):
         model.export(str(tmp_path / "y"), format="c", dtype="float16", verbose=False)
     with pytest.raises(TypeError):
         model.export(str(tmp_path / "z"), format="c", opset_version=18, verbose=False)
+
+
+def test_preprocessing_normalization_and_embedding_layers(tmp_path):
+    fastmlp.utils.set_random_seed(6)
+    rng = np.random.default_rng(5)
+    raw = (rng.normal(size=(1000, 5)) * [1, 10, 100, 1000, 0.1] + [0, 5, 50, 500, 1]).astype(np.float32)
+    num = fastmlp.Input((5,), name="num")
+    ids = fastmlp.Input((2,), name="ids", dtype="int32")
+    norm = layers.Normalization()
+    norm.adapt(raw)
+    h = layers.Rescaling(0.5, offset=0.1)(norm(num))
+    h = layers.LayerNormalization()(layers.Dense(8, activation="relu")(h))
+    e = layers.Flatten()(layers.Embedding(7, 3)(ids))
+    h = layers.Concatenate()([layers.UnitNormalization()(h), e])
+    h = layers.GaussianDropout(0.2)(layers.ActivityRegularization(l2=0.01)(h))
+    out = layers.Dense(2, activation="softmax")(layers.AlphaDropout(0.1)(h))
+    model = fastmlp.Model([num, ids], out)
+    x = [raw, rng.integers(0, 7, (1000, 2)).astype(np.float32)]
+    info = _check(model, x, tmp_path)
+    assert "embed(" in open(info["source"]).read()
+    inv = fastmlp.Sequential([fastmlp.Input((5,)), layers.Normalization(mean=[1.0] * 5, variance=[4.0] * 5,
+                                                                         invert=True), layers.Dense(3)])
+    _check(inv, raw, tmp_path, name="inv")

@@ -31,7 +31,7 @@ __all__ = ["export_c"]
 _KIND = {code: name for name, code in _engine.KINDS.items()}
 _ACT = {code: name for name, code in _engine.ACTIVATIONS.items()}
 _MERGES = {"add": "+", "subtract": "-", "multiply": "*", "average": "+", "maximum": "max", "minimum": "min"}
-_IDENTITY_KINDS = ("dropout", "gaussian_noise")
+_IDENTITY_KINDS = ("dropout", "gaussian_noise", "gaussian_dropout", "alpha_dropout", "activity_regularization")
 
 
 def _f(x):
@@ -243,10 +243,45 @@ def export_c(model, path, name=None, dtype="float32", overwrite=False):
             weight_bytes += 4 * period
             body.append(f"    for (i = 0; i < {width}; i++) {{ float v = {srcs[0]}[i]; "
                         f"{dst}[i] = v > 0.0f ? v : {tag}_alpha[i % {period}] * v; }}")
+        elif kind in ("normalization", "rescaling"):
+            period = int(nd.param)
+            first, second = vec(nd.w_off, period), vec(nd.b_off, period)
+            if kind == "normalization":   # the engine's (x - mean) / max(sqrt(var), epsilon), or its inverse
+                std = np.sqrt(second)
+                std = np.where(std >= nd.epsilon, std, nd.epsilon)
+                weights.append(_array(f"{tag}_mean", first) + _array(f"{tag}_std", std))
+                expr = (f"{tag}_mean[i % {period}] + {srcs[0]}[i] * {tag}_std[i % {period}]" if nd.rate
+                        else f"({srcs[0]}[i] - {tag}_mean[i % {period}]) / {tag}_std[i % {period}]")
+            else:
+                weights.append(_array(f"{tag}_scale", first) + _array(f"{tag}_offset", second))
+                expr = f"{srcs[0]}[i] * {tag}_scale[i % {period}] + {tag}_offset[i % {period}]"
+            weight_bytes += 8 * period
+            body.append(f"    for (i = 0; i < {width}; i++) {dst}[i] = {expr};")
+        elif kind == "layer_normalization":
+            p_ = int(nd.param)
+            gamma, beta = vec(nd.w_off, p_, 1.0), vec(nd.b_off, p_, 0.0)
+            weights.append(_array(f"{tag}_gamma", gamma) + _array(f"{tag}_beta", beta))
+            weight_bytes += 8 * p_
+            body.append(f"    layer_norm({srcs[0]}, {width // p_}, {p_}, {float(nd.epsilon)!r}, {tag}_gamma, {tag}_beta, "
+                        f"{dst});")
+            acts.add("layer_norm")
+        elif kind == "unit_normalization":
+            p_ = int(nd.param)
+            body.append(f"    unit_norm({srcs[0]}, {width // p_}, {p_}, {dst});")
+            acts.add("unit_norm")
+        elif kind == "embedding":
+            n_ids = nodes[nd.inputs[0]].n_out
+            dim, rows = width // n_ids, int(nd.param)
+            weights.append(_array(f"{tag}_table", vec(nd.w_off, rows * dim)))
+            weight_bytes += 4 * rows * dim
+            body.append(f"    if (embed({srcs[0]}, {n_ids}, {dim}, {rows}, {tag}_table, {dst}) != 0) return -2;")
+            acts.add("embed")
         else:
             raise ValueError(f"Layer {nd.layer.name!r} ({type(nd.layer).__name__}, engine kind {kind!r}) has no C "
                              f"export yet; the kinds with one: dense, batch_normalization, activation, dropout, "
-                             f"gaussian_noise, concatenate, {', '.join(_MERGES)}, prelu")
+                             f"gaussian_noise, gaussian_dropout, alpha_dropout, activity_regularization, "
+                             f"concatenate, {', '.join(_MERGES)}, prelu, normalization, rescaling, "
+                             f"layer_normalization, unit_normalization, embedding")
         act = _ACT[nd.activation]
         if act == "softmax":
             acts.add("softmax")
@@ -276,7 +311,8 @@ def export_c(model, path, name=None, dtype="float32", overwrite=False):
  * {name}_predict reads {up}_N_INPUTS floats (the model's inputs, concatenated in order) and
  * writes {up}_N_OUTPUTS floats (its outputs, concatenated).  It allocates nothing, keeps no
  * state and is safe to call from several threads with separate scratch arrays.
- * Returns 0, or -1 when an argument is NULL.
+ * Returns 0; -1 when an argument is NULL; -2 when an Embedding's id is not a whole number in
+ * [0, input_dim).
  */
 #ifndef {guard}
 #define {guard}
@@ -322,6 +358,51 @@ int {name}_predict(const float *input, float *output, float *scratch);
         for (j = 0; j < n_out; j++) y[j] += xi * (float)row[j];
     }
     for (j = 0; j < n_out; j++) y[j] = y[j] * scale[j] + b[j];
+}
+""")
+    if "layer_norm" in acts:   # each group's mean and variance in double, as the engine
+        helpers.append("""static void layer_norm(const float *x, int groups, int p, double eps, const float *gamma,
+                       const float *beta, float *y)
+{
+    int g, j;
+    for (g = 0; g < groups; g++, x += p, y += p) {
+        double mean = 0.0, var = 0.0;
+        float mu, is;
+        for (j = 0; j < p; j++) mean += (double)x[j];
+        mean /= (double)p;
+        for (j = 0; j < p; j++) var += ((double)x[j] - mean) * ((double)x[j] - mean);
+        var /= (double)p;
+        is = (float)(1.0 / sqrt(var + eps));
+        mu = (float)mean;
+        for (j = 0; j < p; j++) y[j] = gamma[j] * ((x[j] - mu) * is) + beta[j];
+    }
+}
+""")
+    if "unit_norm" in acts:
+        helpers.append("""static void unit_norm(const float *x, int groups, int p, float *y)
+{
+    int g, j;
+    for (g = 0; g < groups; g++, x += p, y += p) {
+        double ss = 0.0, inv;
+        for (j = 0; j < p; j++) ss += (double)x[j] * (double)x[j];
+        inv = 1.0 / sqrt(ss);
+        if (!(inv < 1e12)) inv = 1e12;
+        for (j = 0; j < p; j++) y[j] = x[j] * (float)inv;
+    }
+}
+""")
+    if "embed" in acts:
+        helpers.append("""static int embed(const float *ids, int n, int dim, int rows, const float *table, float *y)
+{
+    int e, k;
+    for (e = 0; e < n; e++) {
+        const float v = ids[e];
+        long row;
+        if (!(v >= 0.0f && v < (float)rows) || v != (float)(long)v) return -1;
+        row = (long)v;
+        for (k = 0; k < dim; k++) y[(long)e * dim + k] = table[row * dim + k];
+    }
+    return 0;
 }
 """)
     if "softmax" in acts:
