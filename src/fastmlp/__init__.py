@@ -12,12 +12,13 @@ from . import models, ops, optimizers, regularizers, saving, utils
 from .layers import Input
 from .models import Model, Sequential
 from .saving import FormatError, load_model
+from .variables import Variable
 
 __version__ = "0.1.0"
 
 __all__ = ["Model", "Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
-           "ops", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
+           "ops", "Variable", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
 
 
 _MAX_THREADS = 1024

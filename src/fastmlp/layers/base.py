@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import config as _config
 from .. import utils
+from ..variables import Variable, _as_tensor, _scoped_path
 
 __all__ = ["Layer", "KerasTensor", "Node", "WeightSpec"]
 
@@ -114,6 +115,14 @@ class deferred_weights:
 
 def weights_deferred():
     return _DEFERRED[0] > 0
+
+
+def _initial_value(spec, dtype):
+    value = np.asarray(spec.initializer(spec.shape, dtype), dtype=dtype)
+    if value.shape != spec.shape:
+        raise ValueError(f"The initializer of weight {spec.name!r} returned shape {value.shape}; expected "
+                         f"{spec.shape}")
+    return value
 
 
 class WeightSpec:
@@ -238,7 +247,7 @@ class Layer:
         return [getattr(self, s.name) for s in self._wspecs if not s.trainable] if self.built else []
 
     def get_weights(self):
-        return [np.array(w, copy=True) for w in self.weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, weights):
         _assign_weights(self.weights, weights, f"layer {self.name!r}",
@@ -249,7 +258,7 @@ class Layer:
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer "
                              f"isn't built. You can build it manually via: `layer.build(input_shape)`.")
-        return int(sum(w.size for w in self.weights))
+        return int(sum(math.prod(s.shape) for s in self._wspecs))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -259,8 +268,8 @@ class Layer:
         ``deferred_weights()``: their specs only, the values come later)."""
         specs = self._weight_specs(input_shape)
         for s in specs:
-            setattr(self, s.name, None if _DEFERRED[0] else
-                    np.asarray(s.initializer(s.shape, self.dtype), dtype=self.dtype))
+            setattr(self, s.name, Variable._of_layer(
+                self, s, None if _DEFERRED[0] else _initial_value(s, self.dtype), _scoped_path(self.name, s.name)))
         self._wspecs = specs
         self.built = True
 
@@ -269,9 +278,13 @@ class Layer:
         no initializer: ``views`` maps weight name to array."""
         specs = self._weight_specs(input_shape)
         for s in specs:
-            setattr(self, s.name, views[s.name])
+            setattr(self, s.name, Variable._of_layer(self, s, views[s.name], _scoped_path(self.name, s.name)))
         self._wspecs = specs
         self.built = True
+
+    def _variable(self, weight_name):
+        """The Variable holding weight ``weight_name`` (its values: ``.value``)."""
+        return getattr(self, weight_name)
 
     # ---- the engine ----
     def _engine_node(self, input_shapes):
@@ -303,7 +316,7 @@ class Layer:
         x = args[0]
         if _is_symbolic(x):
             return self._symbolic_call(x)
-        return self._eager_call(x, bool(training))
+        return _as_tensor(self._eager_call(x, bool(training)))
 
     def _eager_call(self, x, training):
         x = np.asarray(x, dtype=self.dtype)
