@@ -161,10 +161,9 @@ def _check_smoothing(value):
     return _validate.number("label_smoothing", value, 0, 1)
 
 
-class BinaryCrossentropy(Loss):
-    """Binary cross-entropy, mean over the last axis; ``from_logits`` and ``label_smoothing`` as in Keras."""
-    _code = 6
-    _default_name = "binary_crossentropy"
+class _Crossentropy(Loss):
+    """The arguments binary and categorical cross-entropy share (in Keras neither
+    class derives from the other: ``isinstance`` tells them apart)."""
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name=None):
@@ -177,7 +176,13 @@ class BinaryCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing}
 
 
-class CategoricalCrossentropy(BinaryCrossentropy):
+class BinaryCrossentropy(_Crossentropy):
+    """Binary cross-entropy, mean over the last axis; ``from_logits`` and ``label_smoothing`` as in Keras."""
+    _code = 6
+    _default_name = "binary_crossentropy"
+
+
+class CategoricalCrossentropy(_Crossentropy):
     """-sum(y * log(p)) over one-hot targets; ``from_logits`` and ``label_smoothing`` as in Keras."""
     _code = 7
     _default_name = "categorical_crossentropy"
