@@ -257,23 +257,41 @@ for _name, _cls in list(ALL_LOSSES.items()):
 def get(identifier):
     """A Loss from a name, a class, a config or an instance."""
     if isinstance(identifier, Loss):
+        if identifier._code is None:
+            _python_loss(identifier)
         return identifier
     if isinstance(identifier, str):
         cls = ALL_LOSSES.get(identifier) or _CLASSES.get(identifier)
         if cls is None:
+            from . import _serialization
+            custom = _serialization.get_registered_object(identifier)
+            if custom is not None:
+                return get(custom)
             raise ValueError(f"Unknown loss: {identifier!r}. Expected one of {sorted(ALL_LOSSES)}")
         loss = cls()
         if identifier in ALL_LOSSES:
             loss.name = identifier if identifier in (cls._default_name,) else cls._default_name
         return loss
     if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    if callable(identifier) and getattr(identifier, "__name__", None) in ALL_LOSSES:
+    if callable(identifier) and getattr(identifier, "__name__", None) in ALL_LOSSES \
+            and getattr(identifier, "__module__", None) == __name__:
         return get(identifier.__name__)
+    if callable(identifier):
+        _python_loss(identifier)
     raise ValueError(f"Could not interpret loss {identifier!r}: expected one of {sorted(ALL_LOSSES)} "
                      f"or a fastmlp.losses.Loss (custom Python losses cannot run inside the engine)")
+
+
+def _python_loss(fn):
+    what = f"the {type(fn).__name__} subclass of Loss" if isinstance(fn, Loss) else \
+        f"the Python function {getattr(fn, '__name__', fn)!r}"
+    raise NotImplementedError(
+        f"fastmlp computes losses inside its C engine, so {what} cannot be used as a training loss. Use one "
+        f"of the built-in losses: {sorted(set(ALL_LOSSES) - {'mse', 'mae', 'mape', 'msle', 'kld', 'logcosh'})}, "
+        f"or a fastmlp.losses class (e.g. Huber(delta=...), CategoricalCrossentropy(label_smoothing=...)).")
 
 
 def serialize(loss):

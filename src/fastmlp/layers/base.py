@@ -266,6 +266,7 @@ class Layer:
     def build(self, input_shape):
         """Create the weights for ``input_shape`` with their initializers (inside
         ``deferred_weights()``: their specs only, the values come later)."""
+        _refuse_python_computation(self)
         specs = self._weight_specs(input_shape)
         for s in specs:
             setattr(self, s.name, Variable._of_layer(
@@ -313,6 +314,7 @@ class Layer:
             extra = sorted(kwargs) or [f"{len(args) - 1} extra positional argument(s)"]
             raise TypeError(f"fastmlp layers take one input argument (a tensor, an array or, for merge "
                             f"layers, a list); {type(self).__name__} got {extra}")
+        _refuse_python_computation(self)
         x = args[0]
         if _is_symbolic(x):
             return self._symbolic_call(x)
@@ -397,6 +399,19 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _refuse_python_computation(layer):
+    """A Layer subclass written outside fastmlp that defines its own ``call`` would need
+    Python in the engine's forward and backward passes: refuse it, naming what exists."""
+    for cls in type(layer).__mro__:
+        if "call" in vars(cls) and not cls.__module__.startswith("fastmlp."):
+            from . import registry
+            raise NotImplementedError(
+                f"Layer {layer.name!r} ({cls.__name__}) defines its own `call`: fastmlp runs every layer inside "
+                f"its C engine and cannot run Python layer code. Build the computation from the built-in "
+                f"layers ({', '.join(sorted(n for n in registry.CLASSES if n != 'InputLayer'))}) with the "
+                f"functional API; subclassing a built-in layer to change its defaults (without `call`) works.")
 
 
 def _engine_seed(seed):
