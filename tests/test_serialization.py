@@ -39,6 +39,11 @@ def test_models_round_trip_with_their_structure():
     assert cfg["class_name"] == "Sequential"
     back = de(cfg)
     assert isinstance(back, fastmlp.Sequential) and [l.name for l in back.layers] == ["h", "o"]
+    dense = cfg["config"]["layers"][1]          # nested objects in the full layout too, as Keras writes them
+    assert dense["module"] == "fastmlp.layers" and dense["registered_name"] is None
+    assert dense["config"]["kernel_initializer"] == {
+        "module": "fastmlp.initializers", "class_name": "GlorotUniform",
+        "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None}
     inp = fastmlp.Input((2,))
     func = fastmlp.Model(inp, layers.Dense(2, name="z")(inp), name="f")
     cfg = ser(func)

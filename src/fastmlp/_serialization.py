@@ -190,8 +190,31 @@ def serialize_keras_object(obj):
     if not isinstance(config, dict):
         raise TypeError(f"{class_name}.get_config() must return a dict; got {type(config).__name__}")
     return {"module": _public_module(cls), "class_name": class_name,
-            "config": serialize_keras_object(config) if registered else config,
+            "config": serialize_keras_object(config) if registered else _full_layout(config),
             "registered_name": registered}
+
+
+def _full_layout(value):
+    """Nested objects of a config in Keras 3's layout: fastmlp's configs (and model files)
+    hold them as ``{"class_name", "config"}``; add ``module`` and ``registered_name``."""
+    if isinstance(value, list):
+        return [_full_layout(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_full_layout(v) for v in value)
+    if not isinstance(value, dict):
+        return value
+    out = {k: _full_layout(v) for k, v in value.items()}
+    if set(value) == {"class_name", "config"} and isinstance(value["class_name"], str) \
+            and not value["class_name"].startswith("__"):
+        found = _lookup(value["class_name"], {})
+        if found is not None:
+            registered = _GLOBAL_CUSTOM_NAMES.get(found) if inspect.isclass(found) else None
+            module = "fastmlp" if value["class_name"] in ("Sequential", "Functional") else _public_module(found)
+            if module == "fastmlp.initializers" and inspect.isclass(found) and isinstance(out["config"], dict):
+                out["config"] = found.from_config(dict(out["config"])).get_config()   # every key, as Keras
+            out = {"module": module, "class_name": value["class_name"], "config": out["config"],
+                   "registered_name": registered}
+    return out
 
 
 def _lookup(name, custom_objects, module_hint=None, registered_name=None):
