@@ -174,6 +174,11 @@ def test_layer_trainable_is_reflected_by_its_variables():
     assert not layer.kernel.trainable
     with pytest.raises(AttributeError, match="layer.trainable"):
         layer.kernel.trainable = True
+    model = _seq()
+    model.trainable = False                         # Keras: a frozen model's variables are not trainable
+    assert not any(v.trainable for v in model.weights) and model.trainable_weights == []
+    model.trainable = True
+    assert [v.trainable for v in model.weights] == [True] * 4 + [False] * 2 + [True] * 3
 
 
 def test_calls_on_arrays_return_tensors_with_numpy_but_predict_plain_arrays():
@@ -203,6 +208,9 @@ def test_variable_attributes_match_keras():
     assert [(w.name, w.path, w.dtype, w.trainable, tuple(w.shape)) for w in km.weights] == \
            [(w.name, w.path, w.dtype, w.trainable, w.shape) for w in fm.weights]
     assert [w.path for w in km.trainable_weights] == [w.path for w in fm.trainable_weights]
+    km.trainable = fm.trainable = False
+    assert [w.trainable for w in km.weights] == [w.trainable for w in fm.weights]
+    km.trainable = fm.trainable = True
     km.layers[0].kernel.assign(np.ones((3, 4)))
     fm.layers[0].kernel.assign(np.ones((3, 4)))
     with pytest.raises(ValueError, match="must match"):

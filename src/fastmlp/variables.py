@@ -106,6 +106,7 @@ class Variable:
         self.autocast, self.aggregation, self.synchronization = autocast, aggregation, synchronization
         self._layer = None
         self._spec = None
+        self._owners = ()
 
     @classmethod
     def _of_layer(cls, layer, spec, array, path):
@@ -114,7 +115,7 @@ class Variable:
         v._array = array
         v._name, v._path, v._trainable = spec.name, path, bool(spec.trainable)
         v.autocast, v.aggregation, v.synchronization = True, "none", "auto"
-        v._layer, v._spec = layer, spec
+        v._layer, v._spec, v._owners = layer, spec, ()
         return v
 
     # ---- attributes ----
@@ -163,9 +164,10 @@ class Variable:
     @property
     def trainable(self):
         """Whether training updates it: for a layer weight, its kind (BatchNormalization's
-        moving statistics never are) and the layer's ``trainable``."""
+        moving statistics never are), the layer's ``trainable`` and that of the models
+        holding the layer (the model that attached it last)."""
         if self._layer is not None:
-            return self._trainable and bool(self._layer.trainable)
+            return self._trainable and bool(self._layer.trainable) and all(m.trainable for m in self._owners)
         return self._trainable
 
     @trainable.setter

@@ -211,6 +211,7 @@ def attach(model, params=None, fill=True):
         if fill and var._array is not None and var._array.shape == view.shape:
             view[...] = var._array
         var._array = view
+        var._owners = w.owners   # the models holding it: their `trainable` counts too, as in Keras
         w.layer._store = params
     model._params = params
     _GENERATION[0] += 1
