@@ -163,6 +163,8 @@ def test_standalone_variables():
     np.testing.assert_array_equal(w, np.ones((2, 2)))
     with pytest.raises(ValueError, match="shape"):
         fastmlp.Variable("zeros")
+    with pytest.raises(TypeError, match="numbers"):
+        fastmlp.Variable(np.array(["a"]))
     with pytest.raises(ValueError, match="cannot contain"):
         fastmlp.Variable(1.0, name="a/b")
 

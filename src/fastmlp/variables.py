@@ -65,6 +65,9 @@ class Variable:
     tuple), ``dtype`` (a string such as ``'float32'``), ``ndim``, ``trainable``,
     ``value``; methods ``numpy()``, ``assign``, ``assign_add``, ``assign_sub``.
     ``v[...] = x`` writes in place too (a NumPy convenience Keras lacks).
+    ``autocast``, ``aggregation`` and ``synchronization`` are validated and kept as
+    attributes; they only matter for mixed precision and multi-device training, which
+    fastmlp does not have.
     """
     __array_priority__ = 100   # ndarray <op> Variable defers to the Variable's reflected method
 
@@ -95,6 +98,8 @@ class Variable:
             value = np.asarray(_value_of(initializer))
             if shape is not None and tuple(shape) != value.shape:
                 raise ValueError(f"Initial value has shape {value.shape}, but `shape` is {tuple(shape)}")
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"A Variable holds numbers; its initial value has dtype {value.dtype}")
         if dtype is None:   # an array keeps its dtype (as in Keras); Python numbers take floatx
             given = _value_of(initializer)
             dtype = str(value.dtype) if isinstance(given, (np.ndarray, np.generic)) or value.dtype.kind != "f" \
