@@ -146,8 +146,7 @@ def test_keras_dicts_deserialize_into_fastmlp_objects():
              keras.regularizers.L2(0.1), keras.activations.relu]
     for obj in cases:
         kcfg = json.loads(json.dumps(keras.saving.serialize_keras_object(obj)))
-        if kcfg.get("class_name") == "Dense":   # a Keras DTypePolicy dict: fastmlp takes the dtype name
-            kcfg["config"]["dtype"] = kcfg["config"]["dtype"]["config"]["name"]
+        if kcfg.get("class_name") == "Dense":   # Keras-only arguments (quantization, LoRA)
             for k in ("quantization_config", "lora_alpha", "lora_rank", "kernel_constraint", "bias_constraint",
                       "activity_regularizer"):
                 kcfg["config"].pop(k, None)
@@ -161,6 +160,12 @@ def test_keras_dicts_deserialize_into_fastmlp_objects():
             for key in shared:
                 v = kcfg["config"][key]
                 assert fcfg["config"][key] == (pytest.approx(v) if isinstance(v, float) else v), key
+    for kl in (keras.layers.Dropout(0.2, name="dr"), keras.layers.ReLU(name="r"), keras.layers.PReLU(name="p")):
+        kcfg = json.loads(json.dumps(keras.saving.serialize_keras_object(kl)))   # dtype: a DTypePolicy dict
+        layer = de(kcfg)
+        assert type(layer).__name__ == type(kl).__name__ and layer.name == kl.name and layer.dtype == "float32"
+    with pytest.raises(ValueError, match="dtype"):
+        layers.Dense(2, dtype={"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}})
     # and the same layout comes out of fastmlp for the same objects
     assert ser(fastmlp.regularizers.L2(0.1)) == {**keras.saving.serialize_keras_object(keras.regularizers.L2(0.1)),
                                                  "module": "fastmlp.regularizers"}

@@ -48,11 +48,14 @@ def _shape_tuple(shape, what):
 
 
 def _float_dtype_name(dtype):
-    if dtype in ("float32", "float64"):
+    if isinstance(dtype, dict) and dtype.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") \
+            and isinstance(dtype.get("config"), dict):
+        dtype = dtype["config"].get("name")   # Keras 3 configs hold a policy: {"config": {"name": "float32"}}
+    if isinstance(dtype, str) and dtype in ("float32", "float64"):
         return dtype
     try:
         name = str(np.dtype(dtype))
-    except TypeError:
+    except (TypeError, ValueError):
         name = None
     if name not in ("float32", "float64"):
         raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
