@@ -119,7 +119,8 @@ def test_names_aliases_and_class_identity_match_keras():
 
 
 CONFIG_CASES = [
-    ("Zeros", {}), ("Ones", {}), ("Constant", {"value": 0.3}), ("RandomNormal", {"mean": 1.0, "stddev": 2.0, "seed": 4}),
+    ("Zeros", {}), ("Ones", {}), ("Constant", {"value": 0.3}),
+    ("RandomNormal", {"mean": 1.0, "stddev": 2.0, "seed": 4}),
     ("RandomUniform", {"minval": -1.0, "maxval": 2.0, "seed": 5}), ("TruncatedNormal", {"stddev": 0.5, "seed": 1}),
     ("GlorotNormal", {"seed": 2}), ("GlorotUniform", {}), ("HeNormal", {}), ("HeUniform", {"seed": 9}),
     ("LecunNormal", {}), ("LecunUniform", {}), ("Orthogonal", {"gain": 2.0, "seed": 3}),

@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Model", "Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
-           "ops", "distribution", "Variable", "FormatError", "load_model", "set_num_threads", "get_num_threads", "show_config"]
+           "ops", "distribution", "Variable", "FormatError", "load_model", "set_num_threads", "get_num_threads",
+           "show_config"]
 
 
 _MAX_THREADS = 1024
