@@ -246,7 +246,7 @@ def test_the_trainable_segments_exclude_the_moving_statistics():
     for layer in model.layers:
         if isinstance(layer, BatchNormalization):
             for w in (layer.moving_mean, layer.moving_variance):
-                off = (w.__array_interface__["data"][0] - model._params.__array_interface__["data"][0]) \
+                off = (w.value.__array_interface__["data"][0] - model._params.__array_interface__["data"][0]) \
                     // model._params.itemsize
                 assert (off, w.size) not in segments
 

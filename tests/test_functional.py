@@ -304,7 +304,7 @@ def test_batchnorm_and_dropout_inside_a_graph_have_exact_training_gradients(floa
     randomize(model)
     rng = np.random.default_rng(8)
     X, Y = rng.standard_normal((10, 5)), rng.standard_normal((10, 3))
-    moving = model.get_layer("bn").moving_mean.copy()
+    moving = model.get_layer("bn").moving_mean.numpy()
     # training=True: batch statistics and the dropout mask of (seed, step), the same in every call
     f = check_gradients(model, X, Y, training=True, seed=5, step=3)
     np.testing.assert_array_equal(model.get_layer("bn").moving_mean, moving)   # not updated here

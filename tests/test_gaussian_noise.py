@@ -105,7 +105,8 @@ def test_noise_before_flatten_and_bad_arguments():
     with pytest.raises(ValueError, match="seed"):
         GaussianNoise(0.1, seed=-1)
     x = np.ones((3, 4), np.float32)
-    assert GaussianNoise(0.5)(x) is x                 # inference: the identity
+    y = GaussianNoise(0.5)(x)                         # inference: the identity, no copy
+    assert np.shares_memory(y, x) and np.array_equal(y, x)
     noise = GaussianNoise(0.5, seed=1)
     first, second = noise(x, training=True), noise(x, training=True)
     assert first.shape == x.shape and not np.array_equal(first, x)

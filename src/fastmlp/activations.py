@@ -143,6 +143,10 @@ def get(identifier):
     if isinstance(identifier, str):
         fn = ALL_ACTIVATIONS.get(identifier.lower())
         if fn is None:
+            from . import _serialization
+            custom = _serialization.get_registered_object(identifier)
+            if custom is not None:
+                return get(custom)
             raise ValueError(f"Unknown activation: {identifier!r}. "
                              f"Expected one of {sorted(ALL_ACTIVATIONS)} or None")
         return fn
@@ -150,6 +154,12 @@ def get(identifier):
         return deserialize(identifier)
     if callable(identifier) and hasattr(identifier, "_fm_code"):
         return identifier
+    if callable(identifier):
+        raise NotImplementedError(
+            f"fastmlp runs activations inside its C engine, so the Python function "
+            f"{getattr(identifier, '__name__', identifier)!r} cannot be a layer activation. Use one of the "
+            f"built-in activations {sorted(ALL_ACTIVATIONS)} (a name or a fastmlp.activations function), or an "
+            f"activation layer (ReLU(max_value=...), LeakyReLU, ELU, PReLU, Softmax).")
     raise ValueError(f"Could not interpret activation {identifier!r}: fastmlp runs activations "
                      f"inside its C engine, so it must be one of {sorted(ALL_ACTIVATIONS)} "
                      f"(a name or a fastmlp.activations function)")

@@ -326,10 +326,12 @@ class ProgbarLogger(Callback):
         self.progbar.update(self.steps or self.last_step or 0, list((logs or {}).items()), finalize=True)
 
 
-class CallbackList:
-    """Dispatches hooks to a list of callbacks; knows whether any wants batch hooks."""
+class CallbackList(Callback):
+    """Dispatches hooks to a list of callbacks; knows whether any wants batch hooks.
+    A Callback itself, as in Keras: every ``on_*`` hook calls that hook of each callback."""
 
     def __init__(self, callbacks=None, model=None, params=None):
+        super().__init__()
         self.callbacks = list(callbacks or [])
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
@@ -338,6 +340,16 @@ class CallbackList:
                 cb.set_model(model)
             if params is not None:
                 cb.set_params(params)
+
+    def set_model(self, model):
+        super().set_model(model)
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for cb in self.callbacks:
+            cb.set_params(params)
 
     def wants(self, hook):
         return any(cb._overrides(hook) for cb in self.callbacks)
@@ -355,6 +367,19 @@ class CallbackList:
             for cb in self.callbacks:
                 getattr(cb, hook)(*args, **kwargs)
         return call
+
+
+def _dispatcher(hook):
+    def call(self, *args, **kwargs):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args, **kwargs)
+    call.__name__ = hook
+    return call
+
+
+for _hook in [n for n in vars(Callback) if n.startswith("on_")]:   # Callback's no-ops would shadow __getattr__
+    setattr(CallbackList, _hook, _dispatcher(_hook))
+del _hook
 
 
 from ._model_checkpoint import ModelCheckpoint  # noqa: E402

@@ -161,10 +161,9 @@ def _check_smoothing(value):
     return _validate.number("label_smoothing", value, 0, 1)
 
 
-class BinaryCrossentropy(Loss):
-    """Binary cross-entropy, mean over the last axis; ``from_logits`` and ``label_smoothing`` as in Keras."""
-    _code = 6
-    _default_name = "binary_crossentropy"
+class _Crossentropy(Loss):
+    """The arguments binary and categorical cross-entropy share (in Keras neither
+    class derives from the other: ``isinstance`` tells them apart)."""
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name=None):
@@ -177,7 +176,13 @@ class BinaryCrossentropy(Loss):
                 "label_smoothing": self.label_smoothing}
 
 
-class CategoricalCrossentropy(BinaryCrossentropy):
+class BinaryCrossentropy(_Crossentropy):
+    """Binary cross-entropy, mean over the last axis; ``from_logits`` and ``label_smoothing`` as in Keras."""
+    _code = 6
+    _default_name = "binary_crossentropy"
+
+
+class CategoricalCrossentropy(_Crossentropy):
     """-sum(y * log(p)) over one-hot targets; ``from_logits`` and ``label_smoothing`` as in Keras."""
     _code = 7
     _default_name = "categorical_crossentropy"
@@ -252,23 +257,41 @@ for _name, _cls in list(ALL_LOSSES.items()):
 def get(identifier):
     """A Loss from a name, a class, a config or an instance."""
     if isinstance(identifier, Loss):
+        if identifier._code is None:
+            _python_loss(identifier)
         return identifier
     if isinstance(identifier, str):
         cls = ALL_LOSSES.get(identifier) or _CLASSES.get(identifier)
         if cls is None:
+            from . import _serialization
+            custom = _serialization.get_registered_object(identifier)
+            if custom is not None:
+                return get(custom)
             raise ValueError(f"Unknown loss: {identifier!r}. Expected one of {sorted(ALL_LOSSES)}")
         loss = cls()
         if identifier in ALL_LOSSES:
             loss.name = identifier if identifier in (cls._default_name,) else cls._default_name
         return loss
     if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    if callable(identifier) and getattr(identifier, "__name__", None) in ALL_LOSSES:
+    if callable(identifier) and getattr(identifier, "__name__", None) in ALL_LOSSES \
+            and getattr(identifier, "__module__", None) == __name__:
         return get(identifier.__name__)
+    if callable(identifier):
+        _python_loss(identifier)
     raise ValueError(f"Could not interpret loss {identifier!r}: expected one of {sorted(ALL_LOSSES)} "
                      f"or a fastmlp.losses.Loss (custom Python losses cannot run inside the engine)")
+
+
+def _python_loss(fn):
+    what = f"the {type(fn).__name__} subclass of Loss" if isinstance(fn, Loss) else \
+        f"the Python function {getattr(fn, '__name__', fn)!r}"
+    raise NotImplementedError(
+        f"fastmlp computes losses inside its C engine, so {what} cannot be used as a training loss. Use one "
+        f"of the built-in losses: {sorted(set(ALL_LOSSES) - {'mse', 'mae', 'mape', 'msle', 'kld', 'logcosh'})}, "
+        f"or a fastmlp.losses class (e.g. Huber(delta=...), CategoricalCrossentropy(label_smoothing=...)).")
 
 
 def serialize(loss):

@@ -5,6 +5,10 @@ import random as _random
 import numpy as np
 
 from ._progbar import Progbar  # noqa: F401  (keras.utils.Progbar)
+# keras.utils also holds the custom-object registry and (de)serialization
+from ._serialization import (CustomObjectScope, custom_object_scope, deserialize_keras_object,  # noqa: F401
+                             get_custom_objects, get_registered_name, get_registered_object,
+                             register_keras_serializable, serialize_keras_object)
 
 _SEED = None
 _COUNTER = 0

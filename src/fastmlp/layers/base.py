@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import config as _config
 from .. import utils
+from ..variables import Variable, _as_tensor, _scoped_path
 
 __all__ = ["Layer", "KerasTensor", "Node", "WeightSpec"]
 
@@ -47,11 +48,14 @@ def _shape_tuple(shape, what):
 
 
 def _float_dtype_name(dtype):
-    if dtype in ("float32", "float64"):
+    if isinstance(dtype, dict) and dtype.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") \
+            and isinstance(dtype.get("config"), dict):
+        dtype = dtype["config"].get("name")   # Keras 3 configs hold a policy: {"config": {"name": "float32"}}
+    if isinstance(dtype, str) and dtype in ("float32", "float64"):
         return dtype
     try:
         name = str(np.dtype(dtype))
-    except TypeError:
+    except (TypeError, ValueError):
         name = None
     if name not in ("float32", "float64"):
         raise ValueError(f"Unsupported layer dtype {dtype!r}: expected 'float32' or 'float64'")
@@ -114,6 +118,14 @@ class deferred_weights:
 
 def weights_deferred():
     return _DEFERRED[0] > 0
+
+
+def _initial_value(spec, dtype):
+    value = np.asarray(spec.initializer(spec.shape, dtype), dtype=dtype)
+    if value.shape != spec.shape:
+        raise ValueError(f"The initializer of weight {spec.name!r} returned shape {value.shape}; expected "
+                         f"{spec.shape}")
+    return value
 
 
 class WeightSpec:
@@ -244,7 +256,7 @@ class Layer:
             if self.built else []
 
     def get_weights(self):
-        return [np.array(w, copy=True) for w in self.weights]
+        return [w.numpy() for w in self.weights]
 
     def set_weights(self, weights):
         _assign_weights(self.weights, weights, f"layer {self.name!r}",
@@ -255,7 +267,7 @@ class Layer:
         if not self.built:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer "
                              f"isn't built. You can build it manually via: `layer.build(input_shape)`.")
-        return int(sum(w.size for w in self.weights))
+        return int(sum(math.prod(s.shape) for s in self._wspecs))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -263,10 +275,11 @@ class Layer:
     def build(self, input_shape):
         """Create the weights for ``input_shape`` with their initializers (inside
         ``deferred_weights()``: their specs only, the values come later)."""
+        _refuse_python_computation(self)
         specs = self._weight_specs(input_shape)
         for s in specs:
-            setattr(self, s.name, None if _DEFERRED[0] else
-                    np.asarray(s.initializer(s.shape, self.dtype), dtype=self.dtype))
+            setattr(self, s.name, Variable._of_layer(
+                self, s, None if _DEFERRED[0] else _initial_value(s, self.dtype), _scoped_path(self.name, s.name)))
         self._wspecs = specs
         self.built = True
 
@@ -275,9 +288,13 @@ class Layer:
         no initializer: ``views`` maps weight name to array."""
         specs = self._weight_specs(input_shape)
         for s in specs:
-            setattr(self, s.name, views[s.name])
+            setattr(self, s.name, Variable._of_layer(self, s, views[s.name], _scoped_path(self.name, s.name)))
         self._wspecs = specs
         self.built = True
+
+    def _variable(self, weight_name):
+        """The Variable holding weight ``weight_name`` (its values: ``.value``)."""
+        return getattr(self, weight_name)
 
     # ---- the engine ----
     def _engine_node(self, input_shapes):
@@ -306,10 +323,11 @@ class Layer:
             extra = sorted(kwargs) or [f"{len(args) - 1} extra positional argument(s)"]
             raise TypeError(f"fastmlp layers take one input argument (a tensor, an array or, for merge "
                             f"layers, a list); {type(self).__name__} got {extra}")
+        _refuse_python_computation(self)
         x = args[0]
         if _is_symbolic(x):
             return self._symbolic_call(x)
-        return self._eager_call(x, bool(training))
+        return _as_tensor(self._eager_call(x, bool(training)))
 
     def _eager_call(self, x, training):
         x = np.asarray(x, dtype=self.dtype)
@@ -392,6 +410,19 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _refuse_python_computation(layer):
+    """A Layer subclass written outside fastmlp that defines its own ``call`` would need
+    Python in the engine's forward and backward passes: refuse it, naming what exists."""
+    for cls in type(layer).__mro__:
+        if "call" in vars(cls) and not cls.__module__.startswith("fastmlp."):
+            from . import registry
+            raise NotImplementedError(
+                f"Layer {layer.name!r} ({cls.__name__}) defines its own `call`: fastmlp runs every layer inside "
+                f"its C engine and cannot run Python layer code. Build the computation from the built-in "
+                f"layers ({', '.join(sorted(n for n in registry.CLASSES if n != 'InputLayer'))}) with the "
+                f"functional API; subclassing a built-in layer to change its defaults (without `call`) works.")
 
 
 def _engine_seed(seed):

@@ -218,11 +218,11 @@ def attach(model, params=None, fill=True):
         params = np.zeros(max(plan.n_params, 1), dtype=model._dtype)
     views = _engine.weight_views(params, [(w.offset, w.spec.shape) for w in plan.weights])
     for w, view in zip(plan.weights, views):
-        if fill:
-            current = getattr(w.layer, w.spec.name)
-            if current is not None and current.shape == view.shape:
-                view[...] = current
-        setattr(w.layer, w.spec.name, view)
+        var = w.layer._variable(w.spec.name)   # the same Variable, now over the model's vector
+        if fill and var._array is not None and var._array.shape == view.shape:
+            view[...] = var._array
+        var._array = view
+        var._owners = w.owners   # the models holding it: their `trainable` counts too, as in Keras
         w.layer._store = params
     model._params = params
     _GENERATION[0] += 1

@@ -6,6 +6,7 @@ from .. import config as _config
 from ..layers.base import KerasTensor, Layer, _unique_name
 from ..layers.flatten import Flatten
 from ..layers.input_layer import Input, InputLayer
+from ..variables import name_scope
 from fastmlp.models.functional import Model, layer_from_entry
 from fastmlp.models.training import Trainer
 
@@ -123,8 +124,9 @@ class Sequential(Model):
         self._input_shape = tuple(int(d) for d in input_shape[1:])
         inp = Input(shape=self._input_shape, dtype=self._ids_dtype or dtype, name=self.name + "_input")
         x = inp
-        for layer in self._layers:
-            x = layer(x)
+        with name_scope(self.name):   # variable paths "sequential/dense/kernel", as Keras's
+            for layer in self._layers:
+                x = layer(x)
         self._init_graph(inp, x)
 
     def _build_from_data(self, x):

@@ -66,6 +66,7 @@ class Trainer:
 
     def __init__(self):
         self.compiled = False
+        self.run_eagerly, self.jit_compile, self.steps_per_execution = False, "auto", 1
         self.optimizer = None
         self.loss = None
         self.stop_training = False
@@ -86,7 +87,32 @@ class Trainer:
                 auto_scale_loss=True):
         """Configure training: optimizer, loss(es), loss weights and metrics (Keras defaults).
         With several outputs, ``loss``, ``loss_weights`` and ``metrics`` may be dicts keyed
-        by output name or lists in output order; one loss serves every output."""
+        by output name or lists in output order; one loss serves every output.
+
+        Accepted for Keras compatibility, with no effect on what is computed:
+
+        * ``run_eagerly`` (bool), ``jit_compile`` (True, False or "auto"): fastmlp has no
+          graph tracing or XLA; every step runs the same compiled C engine.
+        * ``steps_per_execution`` (a positive int): ``fit`` already runs whole chunks of
+          batches in C without returning to Python; batch-level callback hooks still fire
+          for every batch (Keras fires them once per ``steps_per_execution`` batches).
+        * ``auto_scale_loss`` (bool): loss scaling only matters for mixed-precision float16
+          policies, which fastmlp does not have (it trains in float32 or float64).
+
+        The values are kept as ``model.run_eagerly``, ``model.jit_compile`` and
+        ``model.steps_per_execution``.  A Python loss function (or a Loss subclass with its
+        own ``call``) raises NotImplementedError: losses run inside the engine."""
+        if not isinstance(run_eagerly, (bool, np.bool_)):
+            raise ValueError(f"`run_eagerly` must be True or False. Received: run_eagerly={run_eagerly!r}")
+        if jit_compile not in (True, False, "auto") or isinstance(jit_compile, (int, float)) \
+                and not isinstance(jit_compile, bool):
+            raise ValueError(f"`jit_compile` must be True, False or 'auto'. Received: jit_compile={jit_compile!r}")
+        if isinstance(steps_per_execution, bool) or not isinstance(steps_per_execution, (int, np.integer)) \
+                or steps_per_execution < 1:
+            raise ValueError(f"`steps_per_execution` must be a positive integer. "
+                             f"Received: steps_per_execution={steps_per_execution!r}")
+        if not isinstance(auto_scale_loss, (bool, np.bool_)):
+            raise ValueError(f"`auto_scale_loss` must be True or False. Received: auto_scale_loss={auto_scale_loss!r}")
         if loss is None:
             raise ValueError("fastmlp models need a `loss` in compile(); e.g. loss='mse'")
         if weighted_metrics is not None:
@@ -129,6 +155,8 @@ class Trainer:
                 check_metric(m)
         self.optimizer = optimizer
         self.loss = resolved
+        self.run_eagerly, self.jit_compile = bool(run_eagerly), jit_compile
+        self.steps_per_execution = int(steps_per_execution)
         self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics}
         self._metric_ids = metrics if not isinstance(metrics, tuple) else list(metrics)
         self._losses = None

@@ -355,7 +355,20 @@ class AdamW(Adam):
                          clipvalue, global_clipnorm, name, **kwargs)
 
 
-class Adamax(Optimizer):
+class _Betas(Optimizer):
+    """The arguments Adamax and Nadam share (in Keras neither derives from the other)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = _betas_and_epsilon(beta_1, beta_2, epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adamax(_Betas):
     """Adamax, the infinity-norm variant of Adam.
 
     ```
@@ -367,21 +380,12 @@ class Adamax(Optimizer):
     _code = 6
     _default_name = "adamax"
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None, **kwargs):
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = _betas_and_epsilon(beta_1, beta_2, epsilon)
-
     @property
     def slot_names(self):
         return ("m", "u")
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
-
-class Nadam(Adamax):
+class Nadam(_Betas):
     """Nadam, Adam with Nesterov momentum (Dozat, 2016), Keras 3 schedule.
 
     ```
