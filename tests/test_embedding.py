@@ -128,7 +128,7 @@ def test_one_sgd_step_moves_only_the_rows_used_by_the_summed_gradient():
                                 layers.Dense(1, name="d")])
     model.compile(optimizer=fastmlp.optimizers.SGD(0.1), loss="mse")
     E0 = model.get_layer("emb").get_weights()[0]
-    W, b = model.get_layer("d").kernel.copy(), model.get_layer("d").bias.copy()
+    W, b = model.get_layer("d").kernel.numpy().copy(), model.get_layer("d").bias.numpy().copy()
     ids, y = np.array([[0, 3], [3, 3]]), np.array([[1.0], [-1.0]], dtype=np.float32)
     pred = E0[ids].reshape(2, -1) @ W + b
     g_out = 2 * (pred - y) / 2                      # d mse / d pred
