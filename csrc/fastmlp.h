@@ -76,7 +76,8 @@ enum fm_metric {
                                * of the spec's `thresholds` (positive: output > threshold,
                                * target != 0), over all units or unit class_id */
     FM_MET_R2,                /* state[4 * n_out + 1]: per unit sum w*y, sum w*y*y,
-                               * sum w*(y - p)^2, sum w; then the number of rows */
+                               * sum w*(y - p)^2, sum w; then the number of targets
+                               * (rows x units, as Keras counts them) */
     FM_MET_COUNT
 };
 
@@ -158,6 +159,9 @@ typedef struct {
     const double *thresholds; /* FM_MET_CONFUSION_AT: n_thresholds values */
     int64_t n_thresholds;
     fm_loss_spec loss;        /* FM_MET_LOSS: the loss whose per-row value is averaged */
+    int weighted;             /* in a pass (fm_train, fm_evaluate): 1 when the sample weights
+                               * apply (Keras's weighted_metrics), 0 when each row counts 1
+                               * (Keras's metrics); fm_metrics_update uses the w it is given */
 } fm_metric_spec;
 
 typedef struct {

@@ -295,7 +295,7 @@ static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *
             }
         }
     }
-    if (ms->kind == FM_MET_R2) st[4 * C] += (double)n_rows;
+    if (ms->kind == FM_MET_R2) st[4 * C] += (double)n_rows * (double)C;   /* Keras: ops.size(y_true) */
 }
 
 static int FM_CAT(metric_is_stateful, SFX)(int kind) {

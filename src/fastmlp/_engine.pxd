@@ -46,6 +46,7 @@ cdef extern from "fastmlp.h" nogil:
         const double *thresholds
         int64_t n_thresholds
         fm_loss_spec loss
+        int weighted
 
     ctypedef struct fm_optim:
         int kind

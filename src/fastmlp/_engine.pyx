@@ -77,6 +77,7 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
         # optional: a dict of the second parameter, the thresholds and the loss
         extra = spec[5] if len(spec) > 5 else None
         specs[i].param2 = 0.0
+        specs[i].weighted = 1
         specs[i].thresholds = NULL
         specs[i].n_thresholds = 0
         _fill_loss(&specs[i].loss, (0, 0, 0.0, 1.0))
@@ -85,6 +86,7 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
             if extra.get("thresholds") is not None:
                 specs[i].thresholds = <const double *>_ptr(extra["thresholds"], _F64, "metric thresholds")
                 specs[i].n_thresholds = len(extra["thresholds"])
+            specs[i].weighted = int(extra.get("weighted", 1))
             if extra.get("loss") is not None:
                 _fill_loss(&specs[i].loss, tuple(extra["loss"]))
     return len(metrics)

@@ -230,12 +230,13 @@ class Metric:
             raise ValueError(f"{type(self).__name__}(class_id={self._class_id()}) needs a model with more "
                              f"than {self._class_id()} output units; this one has {n_out}")
 
-    def _engine_spec(self, n_out, output=0):
+    def _engine_spec(self, n_out, output=0, weighted=True):
         """The spec tuple for one pass (kind, param, class_id, state, output, extra), with a
-        fresh state array when stateful."""
+        fresh state array when stateful; ``weighted``: whether a pass applies the sample
+        weights (Keras weights only its ``weighted_metrics``)."""
         self._check_width(n_out)
         state = np.zeros(self._state_size(n_out)) if self._stateful else None
-        return self._spec() + (self._class_id(), state, output, self._extra())
+        return self._spec() + (self._class_id(), state, output, {**(self._extra() or {}), "weighted": int(weighted)})
 
     def _finish(self, state):
         raise NotImplementedError

@@ -88,9 +88,6 @@ class Trainer:
         by output name or lists in output order; one loss serves every output."""
         if loss is None:
             raise ValueError("fastmlp models need a `loss` in compile(); e.g. loss='mse'")
-        if weighted_metrics is not None:
-            raise ValueError("`weighted_metrics` is not supported by fastmlp: metrics are weighted by "
-                             "sample_weight already")
         optimizer = optimizers.get(optimizer)
 
         def resolve(value):
@@ -111,12 +108,17 @@ class Trainer:
             if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(w) or w < 0:
                 raise ValueError(f"`loss_weights` must be finite non-negative numbers; got {w!r}")
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_module.Metric)):
-            metrics = [metrics]
-        if not isinstance(metrics, (list, tuple, dict)):
-            raise TypeError(f"`metrics` must be a list or a dict. Received: metrics={metrics!r}")
+        def as_struct(metrics, what):
+            if metrics is None:
+                return []
+            if isinstance(metrics, (str, metrics_module.Metric)):
+                return [metrics]
+            if not isinstance(metrics, (list, tuple, dict)):
+                raise TypeError(f"`{what}` must be a list or a dict. Received: {what}={metrics!r}")
+            return metrics
+        # Keras 3: `metrics` count every row once; only `weighted_metrics` see sample weights
+        metrics = as_struct(metrics, "metrics")
+        weighted_metrics = as_struct(weighted_metrics, "weighted_metrics")
 
         def check_metric(m):   # names are validated now, 'accuracy' resolved once the outputs are known
             if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
@@ -126,12 +128,14 @@ class Trainer:
                                  f"compiled metric (use it standalone, or MeanMetricWrapper(fn))")
             elif not isinstance(m, (str, metrics_module.Metric)):
                 metrics_module.get(m)
-        for entry in (metrics.values() if isinstance(metrics, dict) else metrics):
-            for m in (entry if isinstance(entry, (list, tuple)) else [entry]):
-                check_metric(m)
+        for struct in (metrics, weighted_metrics):
+            for entry in (struct.values() if isinstance(struct, dict) else struct):
+                for m in (entry if isinstance(entry, (list, tuple)) else [entry]):
+                    check_metric(m)
         self.optimizer = optimizer
         self.loss = resolved
-        self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics}
+        self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
         self._metric_ids = metrics if not isinstance(metrics, tuple) else list(metrics)
         self._losses = None
         self._metrics = None
@@ -160,21 +164,32 @@ class Trainer:
         weights = _per_output(args["loss_weights"], names, "loss_weights", 1.0) \
             if args["loss_weights"] is not None else [1.0] * len(names)
         self._loss_weights = [float(w) for w in weights]
-        metrics = args["metrics"]
+        self._metrics = []
+        self._metric_weighted = []
+        try:
+            for weighted in (False, True):
+                self._resolve_metrics(args["weighted_metrics" if weighted else "metrics"], weighted)
+        except Exception:
+            self._metrics = None
+            raise
+
+    def _resolve_metrics(self, metrics, weighted):
+        names = self.output_names
         multi = len(names) > 1
+        what = "weighted_metrics" if weighted else "metrics"
         if isinstance(metrics, dict):
-            per = _per_output(metrics, names, "metrics", [])
+            per = _per_output(metrics, names, what, [])
         elif multi and metrics and all(isinstance(m, (list, tuple)) for m in metrics):
-            per = _per_output(list(metrics), names, "metrics", [])
+            per = _per_output(list(metrics), names, what, [])
         elif multi and metrics:
             if len(metrics) != len(names):
-                raise ValueError(f"Invalid `metrics` for a model with {len(names)} outputs {names}: give one "
+                raise ValueError(f"Invalid `{what}` for a model with {len(names)} outputs {names}: give one "
                                  f"entry per output (a list of lists, or a dict keyed by output name); got "
                                  f"{list(metrics)}")
             per = [[m] for m in metrics]
         else:
             per = [list(metrics)] + [[] for _ in names[1:]]
-        self._metrics = []
+        labels = [label for _, _, label in self._metrics]
         for k, entry in enumerate(per):
             entry = entry if isinstance(entry, (list, tuple)) else [entry]
             loss_k = self._losses[k]
@@ -185,8 +200,11 @@ class Trainer:
                                      f"loss='sparse_categorical_crossentropy'); output {names[k]!r} has dense "
                                      f"targets for its loss {loss_k.name!r}")
                 label = f"{names[k]}_{metric.name}" if multi else metric.name
+                if weighted and label in labels:   # Keras: a weighted twin of a metric is weighted_<name>
+                    label = f"{names[k]}_weighted_{metric.name}" if multi else f"weighted_{metric.name}"
+                labels.append(label)
                 self._metrics.append((k, metric, label))
-        labels = [label for _, _, label in self._metrics]
+                self._metric_weighted.append(weighted)
         if len(set(labels)) != len(labels):
             raise ValueError(f"Metric names must be unique; got {labels}")
 
@@ -236,6 +254,8 @@ class Trainer:
             loss = losses_module.serialize(loss)
         cfg = {"optimizer": optimizers.serialize(self.optimizer), "loss": loss,
                "metrics": metrics(self._compile_args["metrics"])}
+        if self._compile_args["weighted_metrics"]:
+            cfg["weighted_metrics"] = metrics(self._compile_args["weighted_metrics"])
         if self._compile_args["loss_weights"] is not None:
             lw = self._compile_args["loss_weights"]
             cfg["loss_weights"] = {k: float(v) for k, v in lw.items()} if isinstance(lw, dict) else \
@@ -266,14 +286,17 @@ class Trainer:
             if isinstance(m, dict) and m.get("class_name") in metrics_module._CLASSES:
                 return metrics_module.deserialize(m)
             raise ValueError(f"unknown metric {m!r}")
-        raw_metrics = config.get("metrics", [])
-        if isinstance(raw_metrics, dict):
-            metrics = {k: [metric(m) for m in v] if isinstance(v, list) else metric(v) for k, v in raw_metrics.items()}
-        elif isinstance(raw_metrics, list):
-            metrics = [[metric(x) for x in m] if isinstance(m, list) else metric(m) for m in raw_metrics]
-        else:
-            raise ValueError("the compile config's 'metrics' must be a list or an object")
-        self.compile(optimizer=opt, loss=loss_arg, metrics=metrics, loss_weights=config.get("loss_weights"))
+        def metric_struct(key):
+            raw_metrics = config.get(key, [])
+            if isinstance(raw_metrics, dict):
+                return {k: [metric(m) for m in v] if isinstance(v, list) else metric(v)
+                        for k, v in raw_metrics.items()}
+            if isinstance(raw_metrics, list):
+                return [[metric(x) for x in m] if isinstance(m, list) else metric(m) for m in raw_metrics]
+            raise ValueError(f"the compile config's {key!r} must be a list or an object")
+        self.compile(optimizer=opt, loss=loss_arg, metrics=metric_struct("metrics"),
+                     weighted_metrics=metric_struct("weighted_metrics") or None,
+                     loss_weights=config.get("loss_weights"))
 
     def _ensure_optimizer(self):
         """Build the optimizer's slots for this model's parameters on first use.  One
@@ -311,19 +334,22 @@ class Trainer:
 
     def _metric_specs(self):
         """Per metric the engine runs: (kind, param, class_id, state, output, extra)."""
-        return [m._engine_spec(self._plan.output_widths[k], k) for k, m, _ in self._compiled() if m._in_engine]
+        return [m._engine_spec(self._plan.output_widths[k], k, weighted)
+                for (k, m, _), weighted in zip(self._compiled(), self._metric_weighted) if m._in_engine]
 
     def _python_metrics(self):
-        """The compiled metrics that run in Python (functions, Metric subclasses): (output, metric)."""
-        return [(k, m) for k, m, _ in self._compiled() if not m._in_engine]
+        """The compiled metrics that run in Python (functions, Metric subclasses):
+        (output, metric, weighted)."""
+        return [(k, m, weighted) for (k, m, _), weighted in zip(self._compiled(), self._metric_weighted)
+                if not m._in_engine]
 
     @staticmethod
     def _update_python_metrics(py, outs, Y, labels, w, rows):
         """Python metrics on one batch: ``outs`` are its predictions per output, ``rows``
         selects its targets and weights."""
-        for k, m in py:
+        for k, m, weighted in py:
             y_true = labels[k][rows] if labels[k] is not None else Y[k][rows]
-            m.update_state(y_true, outs[k], sample_weight=None if w is None else w[rows])
+            m.update_state(y_true, outs[k], sample_weight=w[rows] if weighted and w is not None else None)
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what="x", finite=True):
         """Inputs, targets, labels and weights as the engine reads them."""
@@ -353,13 +379,14 @@ class Trainer:
                 out[f"{self.output_names[k]}_loss"] = float(output_sums[k] / rows) if rows else 0.0
         metric_logs = {}
         i = 0
-        for _, m, label in self._metrics:
+        for (_, m, label), weighted in zip(self._metrics, self._metric_weighted):
             if not m._in_engine:
                 r = m.result()
                 metric_logs[label] = float(r) if np.ndim(r) == 0 else np.asarray(r)
                 continue
             spec = specs[i]
-            metric_logs[label] = m._finish(spec[3]) if m._stateful else m._finish_sum(metric_sums[i], weight_sum)
+            metric_logs[label] = m._finish(spec[3]) if m._stateful else \
+                m._finish_sum(metric_sums[i], weight_sum if weighted else rows)
             i += 1
         if multi:   # Keras: the metrics sorted by name after the losses
             for label in sorted(metric_logs):
@@ -475,7 +502,7 @@ class Trainer:
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
             mspecs = self._metric_specs()
             py_metrics = self._python_metrics()   # these need one batch per engine call
-            for _, m in py_metrics:
+            for _, m, _ in py_metrics:
                 m.reset_state()
             totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(self.output_names)]
             step, resume = min(resume, steps), 0
@@ -543,7 +570,7 @@ class Trainer:
         specs = self._metric_specs()
         spec = self.optimizer._engine_spec()
         py_metrics = self._python_metrics()
-        for _, m in py_metrics:
+        for _, m, _ in py_metrics:
             m.reset_state()
         out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, None, len(X[0]),
                               0, 1, self.optimizer._learning_rates(1), self._loss_specs(), specs, self._seed)
@@ -570,7 +597,7 @@ class Trainer:
         step = batch if hooks else self._rows_per_call(chunk)
         totals = [0.0, 0.0, 0.0, [0.0] * len(specs), [0.0] * len(self.output_names)]
         py_metrics = self._python_metrics()   # they read predictions: one more forward pass
-        for _, m in py_metrics:
+        for _, m, _ in py_metrics:
             m.reset_state()
         if py_metrics and batch and not hooks:   # engine calls on Keras's batch boundaries
             step = max(batch, step // batch * batch)
