@@ -218,10 +218,11 @@ int fm_net_is_f64(const fm_net *net);
 int64_t fm_net_n_params(const fm_net *net);
 /* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
 void *fm_net_grads(fm_net *net);
-/* Output k of the last training batch (rows x the output's width, in training
- * mode, before the step's update); NULL for a k out of range.  Python metrics
- * read a batch's predictions here. */
-const void *fm_net_output(const fm_net *net, int k);
+/* Output k of the last training batch (its first `rows` rows x the output's
+ * width, in training mode, before the step's update); NULL for a k out of range
+ * or more rows than the training workspace holds.  Python metrics read a
+ * batch's predictions here. */
+const void *fm_net_output(const fm_net *net, int k, int64_t rows);
 
 /* 1 when all n values are finite (no NaN, no infinity), else 0. */
 int fm_all_finite_f32(const float *x, int64_t n);

@@ -409,7 +409,7 @@ cdef class Network:
         for k in range(fm_net_n_outputs(self.net)):
             width = fm_net_output_width(self.net, k)
             out = np.empty((rows, width), dtype=dtype)
-            src = fm_net_output(self.net, k)
+            src = fm_net_output(self.net, k, rows)
             if src == NULL or rows <= 0:
                 raise ValueError("the network has no outputs of a training batch to give")
             memcpy(cnp.PyArray_DATA(out), src, <size_t>(rows * width * (8 if self.f64 else 4)))
