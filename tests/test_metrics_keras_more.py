@@ -357,3 +357,33 @@ def test_a_metric_subclass_runs_in_fit_like_keras():
     kh = km.fit(X, y, batch_size=32, epochs=2, shuffle=False, verbose=0).history
     fh = fm.fit(X, y, batch_size=32, epochs=2, shuffle=False, verbose=0).history
     _assert_history(kh, fh)
+
+
+FUNCTIONS = ["binary_accuracy", "mean_squared_error", "mean_absolute_error", "binary_crossentropy", "hinge",
+             "squared_hinge", "log_cosh", "poisson", "kl_divergence", "mean_absolute_percentage_error",
+             "mean_squared_logarithmic_error"]
+
+
+def test_metric_functions_equal_keras_per_sample_and_run_in_c_when_compiled():
+    Y, P = _data("binary")
+    for name in FUNCTIONS:
+        np.testing.assert_allclose(getattr(FM, name)(Y, P), np.asarray(getattr(KM, name)(Y, P)), rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+    labels, Q = _data("labels")
+    onehot = np.eye(Q.shape[1], dtype="float32")[labels]
+    for name in ("categorical_accuracy", "categorical_crossentropy", "categorical_hinge"):
+        np.testing.assert_allclose(getattr(FM, name)(onehot, Q), np.asarray(getattr(KM, name)(onehot, Q)),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    for name in ("sparse_categorical_accuracy", "sparse_categorical_crossentropy"):
+        np.testing.assert_allclose(getattr(FM, name)(labels, Q), np.asarray(getattr(KM, name)(labels, Q)),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(FM.top_k_categorical_accuracy(onehot, Q, k=2),
+                               np.asarray(KM.top_k_categorical_accuracy(onehot, Q, k=2)))
+    assert FM.get(FM.mean_squared_error)._in_engine and FM.get(FM.log_cosh).name == "log_cosh"
+
+    X, y = _imbalanced(n=200, seed=6)
+    km, fm = _tutorial_twins(X.shape[1], lambda K: [K.metrics.binary_accuracy, K.metrics.mean_squared_error,
+                                                    K.metrics.binary_crossentropy])
+    kh = km.fit(X, y, batch_size=50, epochs=2, shuffle=False, verbose=0).history
+    fh = fm.fit(X, y, batch_size=50, epochs=2, shuffle=False, verbose=0).history
+    _assert_history(kh, fh)

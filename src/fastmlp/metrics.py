@@ -35,6 +35,11 @@ __all__ = [
     "Precision", "Recall", "AUC", "PrecisionAtRecall", "RecallAtPrecision",
     "SensitivityAtSpecificity", "SpecificityAtSensitivity", "FBetaScore", "F1Score",
     "get", "serialize", "deserialize",
+    "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy", "binary_crossentropy", "categorical_crossentropy",
+    "sparse_categorical_crossentropy", "mean_squared_error", "mean_absolute_error",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "hinge", "squared_hinge",
+    "categorical_hinge", "kl_divergence", "poisson", "log_cosh", "huber",
 ]
 
 # the engine's fm_metric codes (csrc/fastmlp.h)
@@ -1082,6 +1087,75 @@ class F1Score(FBetaScore):
         return config
 
 
+# ------------------------------------------------------------------ metric functions
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """Per entry (as Keras 3): 1.0 where ``(y_pred > threshold) == y_true``."""
+    y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64)
+    y_true, y_pred = _same_rank(y_true, y_pred)
+    return (y_true == (y_pred > threshold)).astype(np.float64)
+
+
+def categorical_accuracy(y_true, y_pred):
+    """Per sample: 1.0 where argmax(y_pred) equals argmax of the one-hot y_true."""
+    return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """Per sample: 1.0 where argmax(y_pred) equals the integer label."""
+    y_pred = np.asarray(y_pred)
+    y_true = np.asarray(y_true).reshape(y_pred.shape[:-1])
+    return (y_true == np.argmax(y_pred, axis=-1)).astype(np.float64)
+
+
+def _in_top_k(labels, y_pred, k):
+    y_pred = np.asarray(y_pred, np.float64).reshape(-1, np.shape(y_pred)[-1])
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    ok = (labels >= 0) & (labels < y_pred.shape[1])
+    target = y_pred[np.arange(len(labels)), np.where(ok, labels, 0)]
+    return (ok & ((y_pred > target[:, None]).sum(1) < k)).astype(np.float64)
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Per sample: 1.0 where the one-hot target is among the k highest predictions."""
+    return _in_top_k(np.argmax(y_true, axis=-1), y_pred, k)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Per sample: 1.0 where the integer label is among the k highest predictions."""
+    return _in_top_k(y_true, y_pred, k)
+
+
+from . import losses as _losses  # noqa: E402  (the loss functions Keras also exports as metrics)
+
+binary_crossentropy = _losses.binary_crossentropy
+categorical_crossentropy = _losses.categorical_crossentropy
+sparse_categorical_crossentropy = _losses.sparse_categorical_crossentropy
+mean_squared_error = _losses.mean_squared_error
+mean_absolute_error = _losses.mean_absolute_error
+mean_absolute_percentage_error = _losses.mean_absolute_percentage_error
+mean_squared_logarithmic_error = _losses.mean_squared_logarithmic_error
+hinge = _losses.hinge
+squared_hinge = _losses.squared_hinge
+categorical_hinge = _losses.categorical_hinge
+kl_divergence = _losses.kl_divergence
+poisson = _losses.poisson
+log_cosh = _losses.log_cosh
+huber = _losses.huber
+
+# compile(metrics=[fn]) with one of these runs the metric class in C (named fn.__name__, as Keras
+# names a wrapped function); any other function runs in Python
+_FUNCTION_CLASSES = {
+    binary_accuracy: BinaryAccuracy, categorical_accuracy: CategoricalAccuracy,
+    sparse_categorical_accuracy: SparseCategoricalAccuracy, top_k_categorical_accuracy: TopKCategoricalAccuracy,
+    sparse_top_k_categorical_accuracy: SparseTopKCategoricalAccuracy, binary_crossentropy: BinaryCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy, mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError, mean_absolute_percentage_error: MeanAbsolutePercentageError,
+    mean_squared_logarithmic_error: MeanSquaredLogarithmicError, hinge: Hinge, squared_hinge: SquaredHinge,
+    categorical_hinge: CategoricalHinge, kl_divergence: KLDivergence, poisson: Poisson, log_cosh: LogCoshError,
+}
+
+
 # ------------------------------------------------------------------ names
 _PUBLIC = [Metric, Mean, Sum, MeanMetricWrapper, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError,
            MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity, LogCoshError, R2Score,
@@ -1152,6 +1226,12 @@ def get(identifier, sparse_targets=False, n_out=None):
         metric.name = identifier
         return metric
     if callable(identifier) and not isinstance(identifier, type):
+        try:
+            cls = _FUNCTION_CLASSES.get(identifier)
+        except TypeError:   # an unhashable callable
+            cls = None
+        if cls is not None:
+            return cls(name=identifier.__name__)
         return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None)
                                  or _snake(type(identifier).__name__))
     raise ValueError(f"Could not interpret metric identifier: {identifier!r}: expected a name, a "
