@@ -310,6 +310,10 @@ void fm_net_free(fm_net *net) {
 int fm_net_is_f64(const fm_net *net) { return net->is_f64; }
 int64_t fm_net_n_params(const fm_net *net) { return net->n_params; }
 void *fm_net_grads(fm_net *net) { return net->grads; }
+const void *fm_net_output(const fm_net *net, int k, int64_t rows) {
+    if (k < 0 || k >= net->n_outputs || rows < 0 || rows > net->cap_rows) return NULL;
+    return net->A[net->outputs[k]];
+}
 int fm_net_n_inputs(const fm_net *net) { return net->n_inputs; }
 int fm_net_n_outputs(const fm_net *net) { return net->n_outputs; }
 int64_t fm_net_input_width(const fm_net *net, int k) {

@@ -56,11 +56,28 @@ enum fm_metric {
     FM_MET_CONFUSION,         /* state[3]: tp, fp, fn at threshold `param` over all units
                                * (or unit `class_id` when >= 0) */
     FM_MET_THRESHOLD_HISTOGRAM, /* state[2 * (bins + 1)]: weights of positives and negatives
-                               * by the number of AUC thresholds below the prediction;
-                               * param = num_thresholds (bins) */
+                               * by the number of thresholds below the prediction (clipped
+                               * to [0, 1] as Keras does); param = num_thresholds (bins);
+                               * param2 = 1: AUC's thresholds (-eps, ..., 1 + eps), 0: the
+                               * ends are 0 and 1 (PrecisionAtRecall and its kin) */
     FM_MET_PER_CLASS,         /* state[4 * n_out]: tp, fp, fn, support per class; a
-                               * prediction is positive where > param, or the row's
-                               * argmax when param < 0 */
+                               * prediction is positive where > param, or, when param < 0,
+                               * where it equals the row's maximum and is not ~0 (Keras's
+                               * FBetaScore with threshold=None) */
+    /* simple (a weighted sum of per-row values, like the first kinds) */
+    FM_MET_LOSS,              /* a loss's per-row value (the spec's `loss`), computed from
+                               * the outputs as probabilities (or logits with from_logits),
+                               * never fused: Keras's cross-entropy, hinge, KL, Poisson,
+                               * log-cosh, MAPE and MSLE metrics */
+    FM_MET_COSINE,            /* cosine similarity of target and output rows (norms
+                               * floored at 1e-7, as keras.ops.normalize) */
+    /* stateful */
+    FM_MET_CONFUSION_AT,      /* state[4 * n_thresholds]: tp, fp, tn, fn at each threshold
+                               * of the spec's `thresholds` (positive: output > threshold,
+                               * target != 0), over all units or unit class_id */
+    FM_MET_R2,                /* state[4 * n_out + 1]: per unit sum w*y, sum w*y*y,
+                               * sum w*(y - p)^2, sum w; then the number of targets
+                               * (rows x units, as Keras counts them) */
     FM_MET_COUNT
 };
 
@@ -147,6 +164,13 @@ typedef struct {
     int64_t class_id;         /* confusion: one unit only when >= 0 */
     double *state;            /* stateful metrics: their counts */
     int output;               /* the model output it watches */
+    double param2;            /* a second parameter (threshold histogram: see above) */
+    const double *thresholds; /* FM_MET_CONFUSION_AT: n_thresholds values */
+    int64_t n_thresholds;
+    fm_loss_spec loss;        /* FM_MET_LOSS: the loss whose per-row value is averaged */
+    int weighted;             /* in a pass (fm_train, fm_evaluate): 1 when the sample weights
+                               * apply (Keras's weighted_metrics), 0 when each row counts 1
+                               * (Keras's metrics); fm_metrics_update uses the w it is given */
 } fm_metric_spec;
 
 typedef struct {
@@ -203,6 +227,11 @@ int fm_net_is_f64(const fm_net *net);
 int64_t fm_net_n_params(const fm_net *net);
 /* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
 void *fm_net_grads(fm_net *net);
+/* Output k of the last training batch (its first `rows` rows x the output's
+ * width, in training mode, before the step's update); NULL for a k out of range
+ * or more rows than the training workspace holds.  Python metrics read a
+ * batch's predictions here. */
+const void *fm_net_output(const fm_net *net, int k, int64_t rows);
 
 /* 1 when all n values are finite (no NaN, no infinity), else 0. */
 int fm_all_finite_f32(const float *x, int64_t n);

@@ -235,11 +235,12 @@ static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *
     for (int64_t r = 0; r < n_rows; r++) {
         const T *p = P__bo + r * C;
         const double w = w__b ? (double)w__b[r] : 1.0;
-        int64_t am = 0;
+        T mx = p[0];
         if (ms->kind == FM_MET_PER_CLASS && ms->param < 0)
-            for (int64_t j = 1; j < C; j++) if (p[j] > p[am]) am = j;
+            for (int64_t j = 1; j < C; j++) if (p[j] > mx) mx = p[j];
         for (int64_t j = 0; j < C; j++) {
-            const double yt = Y__bo ? (double)Y__bo[r * C + j] : (double)(y__b[r] == j);
+            const double yv = Y__bo ? (double)Y__bo[r * C + j] : (double)(y__b[r] == j);
+            const double yt = yv != 0;    /* Keras casts the confusion metrics' targets to bool */
             switch (ms->kind) {
             case FM_MET_CONFUSION: {
                 if (ms->class_id >= 0 && j != ms->class_id) break;
@@ -254,31 +255,90 @@ static void FM_CAT(metric_state_update, SFX)(const fm_metric_spec *ms, const T *
                 /* Python caps num_thresholds at 10**6 and sizes the state from it; the
                  * clamp only keeps the conversion (and nt - 1 below) defined */
                 const int64_t nt = fm_double_to_i64_clamped(ms->param, 2, INT32_MAX);
-                const double v = (double)p[j];
-                int64_t b;
-                if (!(v > -1e-7)) b = 0;
-                else if (v > 1 + 1e-7) b = nt;
-                else {
-                    b = 1 + (int64_t)ceil(v * (double)(nt - 1)) - 1;   /* thresholds i/(n-1) < v */
-                    if (b < 1) b = 1;
-                    if (b > nt - 1) b = nt - 1;
-                }
+                if (ms->class_id >= 0 && j != ms->class_id) break;
+                double v = (double)p[j];
+                v = v > 0 ? (v < 1 ? v : 1) : 0;      /* Keras clips to [0, 1]; NaN gives 0 */
+                int64_t b = (int64_t)ceil(v * (double)(nt - 1));   /* thresholds i/(n-1) < v */
+                if (b < 1 && ms->param2 != 0) b = 1;               /* -eps < 0 */
+                if (b > nt - 1) b = nt - 1;
                 st[b] += w * yt;
                 st[nt + 1 + b] += w * (1 - yt);
                 break;
             }
             case FM_MET_PER_CLASS: {
-                const int pos = ms->param < 0 ? j == am : (double)p[j] > ms->param;
-                st[4 * j + 0] += pos ? w * yt : 0;
-                st[4 * j + 1] += pos ? w * (1 - yt) : 0;
-                st[4 * j + 2] += pos ? 0 : w * yt;
-                st[4 * j + 3] += w * yt;
+                /* FBetaScore counts soft targets as they are */
+                const int pos = ms->param < 0 ? (p[j] >= mx && fabs((double)p[j]) > 1e-9)
+                                              : (double)p[j] > ms->param;
+                st[4 * j + 0] += pos ? w * yv : 0;
+                st[4 * j + 1] += pos ? w * (1 - yv) : 0;
+                st[4 * j + 2] += pos ? 0 : w * yv;
+                st[4 * j + 3] += w * yv;
+                break;
+            }
+            case FM_MET_CONFUSION_AT: {
+                if (ms->class_id >= 0 && j != ms->class_id) break;
+                for (int64_t t = 0; t < ms->n_thresholds; t++) {
+                    const int pos = (double)p[j] > ms->thresholds[t];
+                    st[4 * t + (pos ? (yt != 0 ? 0 : 1) : (yt != 0 ? 3 : 2))] += w;
+                }
+                break;
+            }
+            case FM_MET_R2: {
+                const double e = yv - (double)p[j];
+                st[4 * j + 0] += w * yv;
+                st[4 * j + 1] += w * yv * yv;
+                st[4 * j + 2] += w * e * e;
+                st[4 * j + 3] += w;
                 break;
             }
             default: break;
             }
         }
     }
+    if (ms->kind == FM_MET_R2) st[4 * C] += (double)n_rows * (double)C;   /* Keras: ops.size(y_true) */
+}
+
+static int FM_CAT(metric_is_stateful, SFX)(int kind) {
+    return kind == FM_MET_CONFUSION || kind == FM_MET_THRESHOLD_HISTOGRAM || kind == FM_MET_PER_CLASS ||
+           kind == FM_MET_CONFUSION_AT || kind == FM_MET_R2;
+}
+
+/* sum_r w_r * loss_r of a loss taken as a metric (from the outputs, never fused).
+ * The hinges read {0, 1} targets as {-1, 1} when all targets of the call are 0 or 1,
+ * as Keras's hinge functions do for each batch.  NaN when out of memory. */
+static double FM_CAT(metric_loss_sum, SFX)(const fm_loss_spec *loss, const T *P__bo, const T *Y__bo,
+                                           const int64_t *y__b, const T *w__b, int64_t n_rows, int64_t C) {
+    if (n_rows <= 0) return 0;
+    const int sparse = loss->kind == FM_LOSS_SCCE;
+    if (sparse && !y__b) return NAN;   /* the wrapper never asks this (it needs labels) */
+    const size_t n = (size_t)n_rows * (size_t)C;
+    const int hinge = loss->kind == FM_LOSS_HINGE || loss->kind == FM_LOSS_SQUARED_HINGE;
+    const int one_hot = !sparse && !Y__bo;   /* labels of a sparse loss's output, read as one-hot */
+    int convert = hinge && Y__bo;
+    for (size_t i = 0; convert && i < n; i++) convert = Y__bo[i] == 0 || Y__bo[i] == 1;
+    T *buf = (T *)malloc(n * sizeof(T) * (convert || one_hot ? 2 : 1));
+    if (!buf) return NAN;
+    const T *Y = Y__bo;
+    if (one_hot) {
+        T *Yc = buf + n;
+        for (int64_t r = 0; r < n_rows; r++)
+            for (int64_t j = 0; j < C; j++) Yc[r * C + j] = (T)(y__b[r] == j);
+        Y = Yc;
+        convert = hinge;
+        for (size_t i = 0; convert && i < n; i++) Yc[i] = 2 * Yc[i] - 1;
+    } else if (convert) {
+        T *Yc = buf + n;
+        for (size_t i = 0; i < n; i++) Yc[i] = 2 * Y__bo[i] - 1;
+        Y = Yc;
+    }
+    double total = 0;
+    int pre;
+    fm_loss_spec spec = *loss;
+    spec.sum_reduction = 0;
+    FM_CAT(fm_loss_forward_backward, SFX)(&spec, FM_ACT_LINEAR, P__bo, NULL, Y, y__b, w__b, n_rows, C,
+                                          0.0, &total, buf, &pre);
+    free(buf);
+    return total;
 }
 
 void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics,
@@ -291,7 +351,11 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
         const double param = metrics[m].param;
         /* top-k's k; any k >= C counts every in-range target */
         const int64_t k = fm_double_to_i64_clamped(param, 0, INT64_MAX);
-        if (kind >= FM_MET_CONFUSION) {
+        if (kind == FM_MET_LOSS) {
+            metric_sum[m] += FM_CAT(metric_loss_sum, SFX)(&metrics[m].loss, P__bo, Y__bo, y__b, w__b, n_rows, C);
+            continue;
+        }
+        if (FM_CAT(metric_is_stateful, SFX)(kind)) {
             if (metrics[m].state)
                 FM_CAT(metric_state_update, SFX)(&metrics[m], P__bo, Y__bo, y__b, w__b, n_rows, n_out);
             continue;
@@ -339,6 +403,17 @@ void FM_CAT(fm_metrics_update, SFX)(int n_metrics, const fm_metric_spec *metrics
                     v += kind == FM_MET_MAE ? fabs(e) : e * e;
                 }
                 v /= (double)C; break;
+            case FM_MET_COSINE: {
+                double dot = 0, pp = 0, yy = 0;
+                for (int64_t j = 0; j < C; j++) {
+                    const double pj = (double)p[j], yj = (double)(y ? y[j] : (T)(y__b[r] == j));
+                    dot += pj * yj; pp += pj * pj; yy += yj * yj;
+                }
+                /* x * min(rsqrt(sum x^2), 1 / eps) */
+                const double ip = pp > 1e-14 ? 1 / sqrt(pp) : 1e7, iy = yy > 1e-14 ? 1 / sqrt(yy) : 1e7;
+                v = dot * ip * iy;
+                break;
+            }
             default: break;
             }
             acc += w * v;

@@ -168,7 +168,7 @@ static void FM_CAT(update_metrics, SFX)(const fm_net *net, const T *const *P, co
                                        const fm_metric_spec *metrics, double *metric_sum) {
     for (int m = 0; m < n_metrics; m++) {
         const int k = metrics[m].output;
-        FM_CAT(fm_metrics_update, SFX)(1, &metrics[m], P[k], Y[k], y[k], w, rows,
+        FM_CAT(fm_metrics_update, SFX)(1, &metrics[m], P[k], Y[k], y[k], metrics[m].weighted ? w : NULL, rows,
                                        net->nodes[net->outputs[k]].n_out, &metric_sum[m]);
     }
 }

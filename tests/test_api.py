@@ -158,8 +158,8 @@ def test_validation_data_may_be_a_three_tuple_with_sample_weights():
     want = model.evaluate(x[200:], y[200:], sample_weight=w, verbose=0, return_dict=True)
     assert history.history["val_loss"][0] == pytest.approx(want["loss"], rel=1e-6)
     assert history.history["val_accuracy"][0] == pytest.approx(want["accuracy"], rel=1e-6)
-    # the weighted accuracy is the accuracy of the rows with weight 1
-    assert want["accuracy"] == pytest.approx(model.evaluate(x[200::2], y[200::2], verbose=0)[1])
+    # Keras 3 weights only `weighted_metrics`: the compiled accuracy counts every row
+    assert want["accuracy"] == pytest.approx(model.evaluate(x[200:], y[200:], verbose=0)[1])
 
 
 def test_initial_epoch_resumes_the_epoch_count():
@@ -387,6 +387,10 @@ def test_sample_weight_in_evaluate_gives_the_weighted_sum_over_the_row_count():
     w[::3] = 0.0
     loss, acc = model.evaluate(x, y, sample_weight=w, verbose=0)
     assert loss == pytest.approx(np.sum(w * per_row) / 50, rel=1e-10)
+    # Keras 3: `metrics` ignore sample weights, `weighted_metrics` apply them
+    assert acc == pytest.approx(np.mean(p.argmax(1) == y), rel=1e-12)
+    model.compile(optimizer=model.optimizer, loss=model.loss, weighted_metrics=["accuracy"])
+    loss, acc = model.evaluate(x, y, sample_weight=w, verbose=0)
     assert acc == pytest.approx(np.sum(w * (p.argmax(1) == y)) / np.sum(w), rel=1e-12)
 
 

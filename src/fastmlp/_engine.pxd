@@ -42,6 +42,11 @@ cdef extern from "fastmlp.h" nogil:
         int64_t class_id
         double *state
         int output
+        double param2
+        const double *thresholds
+        int64_t n_thresholds
+        fm_loss_spec loss
+        int weighted
 
     ctypedef struct fm_optim:
         int kind
@@ -76,6 +81,7 @@ cdef extern from "fastmlp.h" nogil:
     int64_t fm_net_input_width(const fm_net *net, int k)
     int64_t fm_net_output_width(const fm_net *net, int k)
     void *fm_net_grads(fm_net *net)
+    const void *fm_net_output(const fm_net *net, int k, int64_t rows)
     void fm_permutation(uint64_t seed, uint64_t epoch, int64_t n, int64_t *out)
     int fm_all_finite_f32(const float *x, int64_t n)
     int fm_all_finite_f64(const double *x, int64_t n)

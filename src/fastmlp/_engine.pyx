@@ -74,6 +74,21 @@ cdef int _fill_metrics(fm_metric_spec *specs, list metrics) except -1:
         specs[i].class_id = spec[2] if len(spec) > 2 else -1
         specs[i].state = <double *>_ptr(spec[3], _F64, "metric state") if len(spec) > 3 else NULL
         specs[i].output = spec[4] if len(spec) > 4 else 0
+        # optional: a dict of the second parameter, the thresholds and the loss
+        extra = spec[5] if len(spec) > 5 else None
+        specs[i].param2 = 0.0
+        specs[i].weighted = 1
+        specs[i].thresholds = NULL
+        specs[i].n_thresholds = 0
+        _fill_loss(&specs[i].loss, (0, 0, 0.0, 1.0))
+        if extra:
+            specs[i].param2 = extra.get("param2", 0.0)
+            if extra.get("thresholds") is not None:
+                specs[i].thresholds = <const double *>_ptr(extra["thresholds"], _F64, "metric thresholds")
+                specs[i].n_thresholds = len(extra["thresholds"])
+            specs[i].weighted = int(extra.get("weighted", 1))
+            if extra.get("loss") is not None:
+                _fill_loss(&specs[i].loss, tuple(extra["loss"]))
     return len(metrics)
 
 
@@ -381,6 +396,25 @@ cdef class Network:
         elif nbytes:
             memcpy(cnp.PyArray_DATA(out), fm_net_grads(self.net), nbytes)
         return out
+
+    def last_outputs(self, int64_t rows):
+        """Copies of the model outputs of the last training batch (its first ``rows``
+        rows, in training mode): what Python metrics read.  The caller passes that
+        batch's size."""
+        dtype = np.float64 if self.f64 else np.float32
+        cdef int k
+        cdef int64_t width
+        cdef const void *src
+        outs = []
+        for k in range(fm_net_n_outputs(self.net)):
+            width = fm_net_output_width(self.net, k)
+            out = np.empty((rows, width), dtype=dtype)
+            src = fm_net_output(self.net, k, rows)
+            if src == NULL or rows <= 0:
+                raise ValueError("the network has no outputs of a training batch to give")
+            memcpy(cnp.PyArray_DATA(out), src, <size_t>(rows * width * (8 if self.f64 else 4)))
+            outs.append(out)
+        return outs
 
     def evaluate(self, params, X, Y, y, w, int64_t batch_size, losses, list metrics):
         """Sums over all rows: (loss_sum, rows, weight_sum, [metric sums], [output loss sums])."""

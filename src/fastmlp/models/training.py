@@ -115,9 +115,6 @@ class Trainer:
             raise ValueError(f"`auto_scale_loss` must be True or False. Received: auto_scale_loss={auto_scale_loss!r}")
         if loss is None:
             raise ValueError("fastmlp models need a `loss` in compile(); e.g. loss='mse'")
-        if weighted_metrics is not None:
-            raise ValueError("`weighted_metrics` is not supported by fastmlp: metrics are weighted by "
-                             "sample_weight already")
         optimizer = optimizers.get(optimizer)
 
         def resolve(value):
@@ -138,26 +135,36 @@ class Trainer:
             if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
                     or not np.isfinite(w) or w < 0:
                 raise ValueError(f"`loss_weights` must be finite non-negative numbers; got {w!r}")
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_module.Metric)):
-            metrics = [metrics]
-        if not isinstance(metrics, (list, tuple, dict)):
-            raise TypeError(f"`metrics` must be a list or a dict. Received: metrics={metrics!r}")
+        def as_struct(metrics, what):
+            if metrics is None:
+                return []
+            if isinstance(metrics, (str, metrics_module.Metric)):
+                return [metrics]
+            if not isinstance(metrics, (list, tuple, dict)):
+                raise TypeError(f"`{what}` must be a list or a dict. Received: {what}={metrics!r}")
+            return metrics
+        # Keras 3: `metrics` count every row once; only `weighted_metrics` see sample weights
+        metrics = as_struct(metrics, "metrics")
+        weighted_metrics = as_struct(weighted_metrics, "weighted_metrics")
 
         def check_metric(m):   # names are validated now, 'accuracy' resolved once the outputs are known
-            if isinstance(m, str) and m not in ("accuracy", "acc"):
+            if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
                 metrics_module.get(m)
+            elif type(m) in (metrics_module.Mean, metrics_module.Sum, metrics_module.Metric):
+                raise ValueError(f"{type(m).__name__} takes values, not (y_true, y_pred): it cannot be a "
+                                 f"compiled metric (use it standalone, or MeanMetricWrapper(fn))")
             elif not isinstance(m, (str, metrics_module.Metric)):
                 metrics_module.get(m)
-        for entry in (metrics.values() if isinstance(metrics, dict) else metrics):
-            for m in (entry if isinstance(entry, (list, tuple)) else [entry]):
-                check_metric(m)
+        for struct in (metrics, weighted_metrics):
+            for entry in (struct.values() if isinstance(struct, dict) else struct):
+                for m in (entry if isinstance(entry, (list, tuple)) else [entry]):
+                    check_metric(m)
         self.optimizer = optimizer
         self.loss = resolved
         self.run_eagerly, self.jit_compile = bool(run_eagerly), jit_compile
         self.steps_per_execution = int(steps_per_execution)
-        self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics}
+        self._compile_args = {"loss": resolved, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
         self._metric_ids = metrics if not isinstance(metrics, tuple) else list(metrics)
         self._losses = None
         self._metrics = None
@@ -186,29 +193,47 @@ class Trainer:
         weights = _per_output(args["loss_weights"], names, "loss_weights", 1.0) \
             if args["loss_weights"] is not None else [1.0] * len(names)
         self._loss_weights = [float(w) for w in weights]
-        metrics = args["metrics"]
+        self._metrics = []
+        self._metric_weighted = []
+        try:
+            for weighted in (False, True):
+                self._resolve_metrics(args["weighted_metrics" if weighted else "metrics"], weighted)
+        except Exception:
+            self._metrics = None
+            raise
+
+    def _resolve_metrics(self, metrics, weighted):
+        names = self.output_names
         multi = len(names) > 1
+        what = "weighted_metrics" if weighted else "metrics"
         if isinstance(metrics, dict):
-            per = _per_output(metrics, names, "metrics", [])
+            per = _per_output(metrics, names, what, [])
         elif multi and metrics and all(isinstance(m, (list, tuple)) for m in metrics):
-            per = _per_output(list(metrics), names, "metrics", [])
+            per = _per_output(list(metrics), names, what, [])
         elif multi and metrics:
             if len(metrics) != len(names):
-                raise ValueError(f"Invalid `metrics` for a model with {len(names)} outputs {names}: give one "
+                raise ValueError(f"Invalid `{what}` for a model with {len(names)} outputs {names}: give one "
                                  f"entry per output (a list of lists, or a dict keyed by output name); got "
                                  f"{list(metrics)}")
             per = [[m] for m in metrics]
         else:
             per = [list(metrics)] + [[] for _ in names[1:]]
-        self._metrics = []
+        labels = [label for _, _, label in self._metrics]
         for k, entry in enumerate(per):
             entry = entry if isinstance(entry, (list, tuple)) else [entry]
             loss_k = self._losses[k]
             for m in entry:
                 metric = metrics_module.get(m, sparse_targets=loss_k.sparse, n_out=self._plan.output_widths[k])
+                if metric._in_engine and metric._needs == "sparse" and not loss_k.sparse:
+                    raise ValueError(f"The metric {metric.name!r} needs integer labels (an output trained with "
+                                     f"loss='sparse_categorical_crossentropy'); output {names[k]!r} has dense "
+                                     f"targets for its loss {loss_k.name!r}")
                 label = f"{names[k]}_{metric.name}" if multi else metric.name
+                if weighted and label in labels:   # Keras: a weighted twin of a metric is weighted_<name>
+                    label = f"{names[k]}_weighted_{metric.name}" if multi else f"weighted_{metric.name}"
+                labels.append(label)
                 self._metrics.append((k, metric, label))
-        labels = [label for _, _, label in self._metrics]
+                self._metric_weighted.append(weighted)
         if len(set(labels)) != len(labels):
             raise ValueError(f"Metric names must be unique; got {labels}")
 
@@ -225,7 +250,7 @@ class Trainer:
         if not self.compiled:
             return []
         if not self.built:
-            return ["loss"] + [m if isinstance(m, str) else m.name for m in self._metric_ids]
+            return ["loss"] + [m if isinstance(m, str) else metrics_module.get(m).name for m in self._metric_ids]
         self._compiled()
         names = ["loss"]
         if len(self.output_names) > 1:
@@ -240,8 +265,8 @@ class Trainer:
         def metric(m):
             if isinstance(m, str):
                 return m
-            if isinstance(m, metrics_module.Metric):
-                return {"class_name": type(m).__name__, "config": m.get_config()}
+            if isinstance(m, metrics_module.Metric) or callable(m):
+                return metrics_module.serialize(metrics_module.get(m))
             raise ValueError(f"Cannot save metric {m!r}: only names and fastmlp.metrics.Metric objects")
 
         def metrics(struct):
@@ -258,6 +283,8 @@ class Trainer:
             loss = losses_module.serialize(loss)
         cfg = {"optimizer": optimizers.serialize(self.optimizer), "loss": loss,
                "metrics": metrics(self._compile_args["metrics"])}
+        if self._compile_args["weighted_metrics"]:
+            cfg["weighted_metrics"] = metrics(self._compile_args["weighted_metrics"])
         if self._compile_args["loss_weights"] is not None:
             lw = self._compile_args["loss_weights"]
             cfg["loss_weights"] = {k: float(v) for k, v in lw.items()} if isinstance(lw, dict) else \
@@ -286,16 +313,19 @@ class Trainer:
             if isinstance(m, str):
                 return m
             if isinstance(m, dict) and m.get("class_name") in metrics_module._CLASSES:
-                return metrics_module._CLASSES[m["class_name"]].from_config(dict(m.get("config", {})))
+                return metrics_module.deserialize(m)
             raise ValueError(f"unknown metric {m!r}")
-        raw_metrics = config.get("metrics", [])
-        if isinstance(raw_metrics, dict):
-            metrics = {k: [metric(m) for m in v] if isinstance(v, list) else metric(v) for k, v in raw_metrics.items()}
-        elif isinstance(raw_metrics, list):
-            metrics = [[metric(x) for x in m] if isinstance(m, list) else metric(m) for m in raw_metrics]
-        else:
-            raise ValueError("the compile config's 'metrics' must be a list or an object")
-        self.compile(optimizer=opt, loss=loss_arg, metrics=metrics, loss_weights=config.get("loss_weights"))
+        def metric_struct(key):
+            raw_metrics = config.get(key, [])
+            if isinstance(raw_metrics, dict):
+                return {k: [metric(m) for m in v] if isinstance(v, list) else metric(v)
+                        for k, v in raw_metrics.items()}
+            if isinstance(raw_metrics, list):
+                return [[metric(x) for x in m] if isinstance(m, list) else metric(m) for m in raw_metrics]
+            raise ValueError(f"the compile config's {key!r} must be a list or an object")
+        self.compile(optimizer=opt, loss=loss_arg, metrics=metric_struct("metrics"),
+                     weighted_metrics=metric_struct("weighted_metrics") or None,
+                     loss_weights=config.get("loss_weights"))
 
     def _ensure_optimizer(self):
         """Build the optimizer's slots for this model's parameters on first use.  One
@@ -332,12 +362,23 @@ class Trainer:
         return out
 
     def _metric_specs(self):
-        """Per metric: (kind, param, class_id, state, output)."""
-        out = []
-        for k, m, _ in self._compiled():
-            spec = tuple(m._engine_spec(self._plan.output_widths[k]))
-            out.append(spec + (0.0, -1, None)[len(spec) - 1:] + (k,))
-        return out
+        """Per metric the engine runs: (kind, param, class_id, state, output, extra)."""
+        return [m._engine_spec(self._plan.output_widths[k], k, weighted)
+                for (k, m, _), weighted in zip(self._compiled(), self._metric_weighted) if m._in_engine]
+
+    def _python_metrics(self):
+        """The compiled metrics that run in Python (functions, Metric subclasses):
+        (output, metric, weighted)."""
+        return [(k, m, weighted) for (k, m, _), weighted in zip(self._compiled(), self._metric_weighted)
+                if not m._in_engine]
+
+    @staticmethod
+    def _update_python_metrics(py, outs, Y, labels, w, rows):
+        """Python metrics on one batch: ``outs`` are its predictions per output, ``rows``
+        selects its targets and weights."""
+        for k, m, weighted in py:
+            y_true = labels[k][rows] if labels[k] is not None else Y[k][rows]
+            m.update_state(y_true, outs[k], sample_weight=w[rows] if weighted and w is not None else None)
 
     def _prepare(self, x, y, sample_weight=None, class_weight=None, what="x", finite=True):
         """Inputs, targets, labels and weights as the engine reads them."""
@@ -366,8 +407,16 @@ class Trainer:
             for k in self._loss_order:
                 out[f"{self.output_names[k]}_loss"] = float(output_sums[k] / rows) if rows else 0.0
         metric_logs = {}
-        for i, ((_, m, label), spec) in enumerate(zip(self._metrics, specs)):
-            metric_logs[label] = m._finish(spec[3]) if m._stateful else m._finish_sum(metric_sums[i], weight_sum)
+        i = 0
+        for (_, m, label), weighted in zip(self._metrics, self._metric_weighted):
+            if not m._in_engine:
+                r = m.result()
+                metric_logs[label] = float(r) if np.ndim(r) == 0 else np.asarray(r)
+                continue
+            spec = specs[i]
+            metric_logs[label] = m._finish(spec[3]) if m._stateful else \
+                m._finish_sum(metric_sums[i], weight_sum if weighted else rows)
+            i += 1
         if multi:   # Keras: the metrics sorted by name after the losses
             for label in sorted(metric_logs):
                 out[label] = metric_logs[label]
@@ -490,11 +539,14 @@ class Trainer:
             cb_list.on_epoch_begin(epoch, {})
             order = _engine.permutation(self._seed, epoch, n) if shuffle else None
             mspecs = self._metric_specs()
+            py_metrics = self._python_metrics()   # these need one batch per engine call
+            for _, m, _ in py_metrics:
+                m.reset_state()
             totals = [0.0, 0.0, 0.0, [0.0] * len(mspecs), [0.0] * len(self.output_names)]
             step, resume = min(resume, steps), 0
             self._epoch_step = step
             while step < steps and not (batch_hooks and self.stop_training):
-                start, stop = step, min(steps, step + (1 if batch_hooks else chunk))
+                start, stop = step, min(steps, step + (1 if batch_hooks or py_metrics else chunk))
                 if batch_hooks:
                     cb_list.on_train_batch_begin(step, {})
                 t0 = time.perf_counter()
@@ -509,6 +561,10 @@ class Trainer:
                         self._epoch_step = step + int(spec["iterations"] - self.optimizer.iterations)
                     self.optimizer._store_state(spec)
                 self._add(totals, out)
+                if py_metrics:
+                    r0, r1 = step * batch_size, min(n, (step + 1) * batch_size)
+                    self._update_python_metrics(py_metrics, self._net.last_outputs(r1 - r0), Y, labels, w,
+                                                slice(r0, r1) if order is None else order[r0:r1])
                 step = stop
                 logs = self._logs(totals, mspecs)
                 if batch_hooks:
@@ -551,9 +607,15 @@ class Trainer:
         self._ensure_optimizer()
         specs = self._metric_specs()
         spec = self.optimizer._engine_spec()
+        py_metrics = self._python_metrics()
+        for _, m, _ in py_metrics:
+            m.reset_state()
         out = self._net.train(self._params, self.optimizer._slots, spec, X, Y, labels, w, None, len(X[0]),
                               0, 1, self.optimizer._learning_rates(1), self._loss_specs(), specs, self._seed)
         self.optimizer._store_state(spec)
+        if py_metrics:
+            self._update_python_metrics(py_metrics, self._net.last_outputs(len(X[0])), Y, labels, w,
+                                        slice(None))
         return self._format_result(self._logs(out, specs), return_dict)
 
     # ------------------------------------------------------------------ evaluation
@@ -572,6 +634,11 @@ class Trainer:
         hooks = cb_list is not None and (cb_list.wants("on_test_batch_begin") or cb_list.wants("on_test_batch_end"))
         step = batch if hooks else self._rows_per_call(chunk)
         totals = [0.0, 0.0, 0.0, [0.0] * len(specs), [0.0] * len(self.output_names)]
+        py_metrics = self._python_metrics()   # they read predictions: one more forward pass
+        for _, m, _ in py_metrics:
+            m.reset_state()
+        if py_metrics and batch and not hooks:   # engine calls on Keras's batch boundaries
+            step = max(batch, step // batch * batch)
         if cb_list is not None:
             cb_list.on_test_begin({})
         for i, r0 in enumerate(range(0, n, step)):
@@ -582,6 +649,14 @@ class Trainer:
                 self._params, [a[sl] for a in X], [None if a is None else a[sl] for a in Y],
                 [None if a is None else a[sl] for a in labels], None if w is None else w[sl],
                 min(chunk, step), self._loss_specs(), specs))
+            if py_metrics:
+                outs = [np.empty((sl.stop - sl.start, width), dtype=self._dtype) for width in self._plan.output_widths]
+                self._net.predict(self._params, [a[sl] for a in X], outs)
+                kb = batch or chunk   # in Keras's batches: a metric may reduce each batch
+                for b0 in range(0, sl.stop - sl.start, kb):
+                    b1 = min(sl.stop - sl.start, b0 + kb)
+                    self._update_python_metrics(py_metrics, [o[b0:b1] for o in outs], Y, labels, w,
+                                                slice(sl.start + b0, sl.start + b1))
             if hooks:
                 cb_list.on_test_batch_end(i, self._logs(totals, specs))
         logs = self._logs(totals, specs)

@@ -188,7 +188,11 @@ def _check_compile_entries(cc):
     for entry in losses:
         _check_entry("loss", entry, "a loss")
     metrics = cc.get("metrics", [])
-    for entry in (metrics.values() if isinstance(metrics, dict) else metrics):
+    weighted = cc.get("weighted_metrics", [])
+    if not isinstance(weighted, (list, dict)):
+        _fail("header: invalid compile config: 'weighted_metrics' must be a list or an object")
+    for entry in [*(metrics.values() if isinstance(metrics, dict) else metrics),
+                  *(weighted.values() if isinstance(weighted, dict) else weighted)]:
         for m in (entry if isinstance(entry, list) else [entry]):
             if isinstance(m, dict):
                 _check_entry("metric", m, "a metric")
