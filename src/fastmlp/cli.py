@@ -551,6 +551,9 @@ def cmd_export(args):
 
 def cmd_serve(args):
     from fastmlp import serving
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+        raise CLIError(f"--host {args.host} would accept connections from other machines; pass --allow-remote "
+                       f"to mean it")
     if args.model_dir and args.models:
         raise CLIError("give model files or --model-dir, not both")
     if args.model_dir:
@@ -566,9 +569,6 @@ def cmd_serve(args):
             models[name] = path
     else:
         raise CLIError("give model files to serve, or --model-dir DIR")
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
-        raise CLIError(f"--host {args.host} would accept connections from other machines; pass --allow-remote "
-                       f"to mean it")
     serving.serve(models, host=args.host, port=args.port, workers=args.workers, max_rows=args.max_rows,
                   max_body_bytes=args.max_body_bytes, poll_seconds=args.poll_seconds,
                   log_level="warning" if args.quiet else "info")
