@@ -16,6 +16,7 @@ scikit-learn is an optional extra: ``pip install fastmlp[sklearn]``.
 """
 import copy
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -136,8 +137,8 @@ def _model_input(est, X):
                              "arguments before using this estimator.")
     if type(X) is np.ndarray and X.ndim == 2 and X.dtype == model.dtype and X.flags.c_contiguous \
             and X.shape[0] > 0 and X.shape[1] == est.n_features_in_ and "feature_names_in_" not in est.__dict__ \
-            and np.isfinite(X).all():
-        return X
+            and math.isfinite(float(X.sum(dtype=np.float64 if X.size < 4096 else X.dtype))):
+        return X   # a finite sum means no NaN or infinity (an overflowing one takes the checked path)
     X = validate_data(est, X, reset=False, dtype=(np.float64, np.float32))
     return np.ascontiguousarray(X, dtype=model.dtype)
 
@@ -411,7 +412,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(X.dtype)
+        return X, self._binarize(y, X.dtype)
+
+    def _binarize(self, y, dtype):
+        """LabelBinarizer.transform's indicator matrix, without its sparse detour for 1-D labels."""
+        lb = self._label_binarizer
+        if lb.y_type_ not in ("binary", "multiclass") or np.ndim(y) != 1:
+            return lb.transform(y).astype(dtype)
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.minimum(idx, len(self.classes_) - 1)
+        if np.any(self.classes_[idx] != y):   # a label outside classes_: let scikit-learn word the error
+            return lb.transform(y).astype(dtype)
+        if lb.y_type_ == "binary":
+            return (idx == 1).astype(dtype).reshape(-1, 1)
+        out = np.zeros((len(y), len(self.classes_)), dtype=dtype)
+        out[np.arange(len(y)), idx] = 1
+        return out
 
     def _keras_out_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
