@@ -115,11 +115,11 @@ def _module_table(short):
     mod = importlib.import_module("fastmlp." + short)
     table = {}
     if short == "layers":
-        from .layers import registry
+        registry = importlib.import_module("fastmlp.layers.registry")   # by name, like the modules above
         table.update(registry.CLASSES)
         table.update(registry.MODELS)
     elif short == "models":
-        from .layers import registry
+        registry = importlib.import_module("fastmlp.layers.registry")
         table.update(registry.MODELS)
     for n in getattr(mod, "__all__", None) or dir(mod):
         obj = getattr(mod, n, None)
@@ -179,7 +179,7 @@ def serialize_keras_object(obj):
     if not hasattr(obj, "get_config"):
         raise TypeError(f"Cannot serialize object {obj!r} of type {type(obj)}. To be serializable, a class "
                         f"must implement the `get_config()` method.")
-    from .layers import registry
+    registry = importlib.import_module("fastmlp.layers.registry")
     cls = type(obj)
     class_name = cls.__name__
     if getattr(obj, "_is_model", False):

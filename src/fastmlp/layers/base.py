@@ -417,12 +417,24 @@ def _refuse_python_computation(layer):
     Python in the engine's forward and backward passes: refuse it, naming what exists."""
     for cls in type(layer).__mro__:
         if "call" in vars(cls) and not cls.__module__.startswith("fastmlp."):
-            from . import registry
             raise NotImplementedError(
                 f"Layer {layer.name!r} ({cls.__name__}) defines its own `call`: fastmlp runs every layer inside "
                 f"its C engine and cannot run Python layer code. Build the computation from the built-in "
-                f"layers ({', '.join(sorted(n for n in registry.CLASSES if n != 'InputLayer'))}) with the "
+                f"layers ({', '.join(_builtin_layer_names())}) with the "
                 f"functional API; subclassing a built-in layer to change its defaults (without `call`) works.")
+
+
+def _builtin_layer_names():
+    """The public layer classes fastmlp defines (every subclass of Layer in fastmlp.layers)."""
+    names, todo = set(), [Layer]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("fastmlp.layers.") and not sub.__name__.startswith("_") \
+                    and sub.__name__ != "InputLayer":
+                names.add(sub.__name__)
+    return sorted(names)
 
 
 def _engine_seed(seed):

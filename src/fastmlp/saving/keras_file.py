@@ -27,7 +27,7 @@ import numpy as np
 
 from ..layers.base import deferred_weights
 from ..layers import registry
-from . import keras_config
+import fastmlp.saving.keras_config as keras_config
 
 __all__ = ["format_of", "save_keras", "save_h5", "save_weights_h5", "load_keras", "load_h5", "load_weights",
            "FORMATS"]

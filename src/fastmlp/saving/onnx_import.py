@@ -662,7 +662,8 @@ def from_onnx(proto, verify=True):
         except onnx.checker.ValidationError as e:
             raise ValueError(f"The ONNX model is not valid: {e}") from None
     from .. import layers
-    from ..models import Model
+    from ..layers.registry import model_class
+    Model = model_class("Functional")
     graph = proto.graph
     g = _Graph(onnx, proto)
     for name in g.outputs:   # outputs' names are kept for the layers that compute them

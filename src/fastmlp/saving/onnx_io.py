@@ -21,24 +21,24 @@ def require_onnx():
 
 def export(model, filepath, verbose=None, input_signature=None, opset_version=None, dtype=None):
     """``model.export(filepath, format="onnx", ...)``: see ``onnx_export.export``."""
-    from . import onnx_export
+    import fastmlp.saving.onnx_export as onnx_export
     return onnx_export.export(model, filepath, verbose=verbose, input_signature=input_signature,
                               opset_version=opset_version, dtype=dtype)
 
 
 def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
     """The model as an ``onnx.ModelProto`` (what ``export`` writes)."""
-    from . import onnx_export
+    import fastmlp.saving.onnx_export as onnx_export
     return onnx_export.to_onnx(model, input_signature=input_signature, opset_version=opset_version, dtype=dtype)
 
 
 def load(filepath, compile=True, mmap=False, verify=True):
     """A fastmlp model from an ONNX file: see ``onnx_import.load``."""
-    from . import onnx_import
+    import fastmlp.saving.onnx_import as onnx_import
     return onnx_import.load(filepath, compile=compile, mmap=mmap, verify=verify)
 
 
 def from_onnx(proto, verify=True):
     """A fastmlp model from an ``onnx.ModelProto`` (or the bytes of one)."""
-    from . import onnx_import
+    import fastmlp.saving.onnx_import as onnx_import
     return onnx_import.from_onnx(proto, verify=verify)

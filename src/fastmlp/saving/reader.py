@@ -272,9 +272,9 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     magic decides)."""
     path = os.fspath(filepath)
     if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
-        from . import onnx_io
+        import fastmlp.saving.onnx_io as onnx_io
         return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
-    from . import keras_file
+    import fastmlp.saving.keras_file as keras_file
     if keras_file.is_keras_name(path):
         name = os.path.basename(os.fsdecode(path)).lower()
         if mmap:
