@@ -234,3 +234,48 @@ def test_keras_regressor_with_a_compiled_model_and_callbacks():
     single = fastmlp.Sequential([fastmlp.Input((5,)), layers.Dense(8, activation="tanh"), layers.Dense(1)])
     one = KerasRegressor(single, loss="mse", epochs=4, random_state=0).fit(X, Y_REG[:, 0])
     assert one.predict(X).shape == (300,)
+
+
+def test_the_penalty_follows_alpha_and_batch_size_of_each_call_as_scikit_learns():
+    kw = dict(hidden_layer_sizes=(8,), shuffle=False, random_state=0, batch_size=50, alpha=1.0, max_iter=3,
+              warm_start=True)
+    ours, theirs = _both(MLPRegressor, neural_network.MLPRegressor, Y_REG[:, 0], **kw)
+    for est in (ours, theirs):
+        est.set_params(alpha=10.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, Y_REG[:, 0])
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    a = MLPClassifier(hidden_layer_sizes=(4,), shuffle=False, random_state=0, batch_size=4, alpha=1.0)
+    b = neural_network.MLPClassifier(hidden_layer_sizes=(4,), shuffle=False, random_state=0, batch_size=4, alpha=1.0)
+    for est in (a, b):
+        est.partial_fit(X[:4], Y_BINARY[:4], classes=[0, 1])
+        est.set_params(batch_size=100)
+        est.partial_fit(X[:200], Y_BINARY[:200])
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-9)
+    assert a.best_loss_ == pytest.approx(b.best_loss_, rel=1e-9)
+
+
+def test_multilabel_partial_fit_one_class_targets_and_unstratified_multiclass_splits():
+    ours = MLPClassifier(hidden_layer_sizes=(4,), random_state=0).partial_fit(X, Y_LABELS, classes=[0, 1])
+    theirs = neural_network.MLPClassifier(hidden_layer_sizes=(4,), random_state=0).partial_fit(X, Y_LABELS,
+                                                                                               classes=[0, 1])
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    assert ours.predict(X).shape == Y_LABELS.shape
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X[:30], ["only"] * 30)
+        assert list(one.predict(X[:3])) == ["only"] * 3
+        y = np.array([0, 1] * 10)
+        y[0] = 2     # a class with one member: scikit-learn does not stratify a multiclass split
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, early_stopping=True, validation_fraction=0.2,
+                      random_state=0).fit(X[:20], y)
+
+
+def test_keras_wrappers_route_loss_parameters_for_losses_given_by_name():
+    clf = KerasClassifier(build, loss="categorical_crossentropy", loss__label_smoothing=0.1, epochs=1,
+                          metrics=[fastmlp.metrics.CategoricalAccuracy], metrics__name="acc", random_state=0)
+    clf.fit(X, Y_MULTI)
+    assert isinstance(clf.model_.loss, fastmlp.losses.CategoricalCrossentropy)
+    assert clf.model_.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert "acc" in clf.history_

@@ -86,8 +86,6 @@ class _Monitor(callbacks.Callback):
         est.loss_curve_.append(est.loss_)
         if est.verbose:
             print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
-        if self.incremental:
-            return
         if self.val is not None:
             Xv, yv, wv = self.val
             score = est._score_model(Xv, yv, wv)
@@ -238,6 +236,19 @@ class _BaseMLP(BaseEstimator):
         model.set_weights([w.astype(dtype) for w in weights])
         return model
 
+    def _set_l2(self, model):
+        """Apply this call's penalty (alpha and batch size may have changed since the network was built)."""
+        reg = regularizers.L2(self._l2) if self._l2 > 0 else None
+        current = [getattr(layer, "kernel_regularizer", None) for layer in model.layers]
+        if all((r is None and reg is None) or (r is not None and reg is not None and float(r.l2) == float(reg.l2))
+               for r in current):
+            return
+        for ref in model._plan.weights:
+            if ref.spec.name == "kernel":
+                ref.spec.regularizer = reg
+                ref.layer.kernel_regularizer = reg
+        model._make_network()
+
     def _optimizer(self):
         if self.solver == "adam":
             return optimizers.Adam(learning_rate=self.learning_rate_init, beta_1=self.beta_1, beta_2=self.beta_2,
@@ -331,6 +342,8 @@ class _BaseMLP(BaseEstimator):
             if new:
                 self.model_ = model
                 self._epochs_run = 0
+            if not new:
+                self._set_l2(self.model_)
             if new or not incremental:   # a warm start keeps the weights, with a new optimizer
                 self._compile(self.model_, n_outputs)
             self.model_._seed = seed
@@ -442,7 +455,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "binary_crossentropy", float(n_outputs)
 
     def _stratify(self, Y):
-        return Y if Y.shape[1] == 1 or self._label_binarizer.y_type_ == "multiclass" else None
+        return Y if Y.shape[1] == 1 else None   # scikit-learn: binary targets only (n_outputs_ == 1)
 
     def _val_target(self, Yv):
         return self._label_binarizer.inverse_transform(Yv)
@@ -455,6 +468,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         # LabelBinarizer.inverse_transform's rule (threshold 0.5, argmax), without its overhead
         if self._label_binarizer.y_type_ == "multiclass":
             return self.classes_.take(P.argmax(axis=1))
+        if len(self.classes_) == 1:
+            return np.repeat(self.classes_, len(P))
         if self._label_binarizer.y_type_ == "binary":
             return self.classes_.take((P[:, 0] > 0.5).astype(np.intp))
         return (P > 0.5).astype(int)
@@ -464,7 +479,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
-            self._label_binarizer = LabelBinarizer().fit(np.asarray(classes))
+            multilabel = type_of_target(y) == "multilabel-indicator"
+            self._label_binarizer = LabelBinarizer().fit(np.asarray(y) if multilabel else np.asarray(classes))
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(f"`classes={np.unique(classes)!r}` is not the same as on the first call to "
@@ -595,7 +611,22 @@ def _relative_weights(sample_weight):
     return w / w.mean()
 
 
-_ROUTES = ("model", "optimizer", "loss", "compile", "fit", "predict", "callbacks")
+_ROUTES = ("model", "optimizer", "loss", "metrics", "compile", "fit", "predict", "callbacks")
+
+
+def _loss_class(name):
+    """The Loss class for a name as compile takes it ('categorical_crossentropy', 'Huber', 'mse')."""
+    obj = losses.get(name)
+    if isinstance(obj, type):
+        return obj
+    if not callable(obj) or isinstance(obj, losses.Loss):
+        return type(obj)
+    camel = "".join(part.capitalize() for part in getattr(obj, "__name__", name).split("_"))
+    cls = getattr(losses, camel, None)
+    if isinstance(cls, type):
+        return cls
+    raise ValueError(f"loss__ parameters need a loss class; {name!r} names a function with no class "
+                     f"(pass the class, e.g. loss=fastmlp.losses.{camel})")
 
 
 def _routed(params, prefix):
@@ -713,8 +744,12 @@ class _BaseWrapper(BaseEstimator):
         if isinstance(loss, type):
             loss = loss(**lkw)
         elif isinstance(loss, str) and lkw:
-            loss = losses.get({"class_name": loss, "config": lkw})
-        kwargs = {"optimizer": opt, "loss": loss, "metrics": copy.deepcopy(self.metrics)}
+            loss = _loss_class(loss)(**lkw)
+        mkw = _routed(params, "metrics")
+        metrics = copy.deepcopy(self.metrics)
+        if isinstance(metrics, (list, tuple)):
+            metrics = [m(**mkw) if isinstance(m, type) else m for m in metrics]
+        kwargs = {"optimizer": opt, "loss": loss, "metrics": metrics}
         kwargs.update(_routed(params, "compile"))
         return kwargs
 
@@ -750,12 +785,14 @@ class _BaseWrapper(BaseEstimator):
                 self._epochs_run = 0
             if seed is not None:
                 self.model_._seed = seed
+            X = np.ascontiguousarray(X, dtype=self.model_.dtype)   # the model's own float type
             kw = self._fit_kwargs(**fit_kwargs)
             kw["epochs"] = self._epochs_run + epochs
             kw["initial_epoch"] = self._epochs_run
             if "validation_data" in kw and kw["validation_data"] is not None:
                 vd = kw["validation_data"]
-                kw["validation_data"] = (np.asarray(validate_data(self, vd[0], reset=False), np.float32),
+                kw["validation_data"] = (np.ascontiguousarray(validate_data(self, vd[0], reset=False),
+                                                              dtype=self.model_.dtype),
                                          self._encode(vd[1])) + tuple(vd[2:])
             hist = self.model_.fit(X, Y, sample_weight=sample_weight, **kw)
         self._epochs_run = kw["epochs"]
@@ -808,7 +845,7 @@ class KerasClassifier(ClassifierMixin, _BaseWrapper):
                 self.classes_ = np.unique(y)
             self.n_classes_ = len(self.classes_)
             self.target_type_ = target
-        return np.asarray(X, np.float32), self._encode(y)
+        return X, self._encode(y)
 
     def _encode(self, y):
         y = np.asarray(y)
@@ -888,7 +925,7 @@ class KerasRegressor(RegressorMixin, _BaseWrapper):
         if reset:
             self._y_1d = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
-        return np.asarray(X, np.float32), self._encode(y)
+        return X, self._encode(y)
 
     def _encode(self, y):
         y = np.asarray(y, np.float32)
