@@ -164,6 +164,12 @@ def test_binary_float32_bodies_skip_json(server):
     ("/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]] * 51}, 413, "at most 50"),
     ("/v1/models/iris:predict", {"instances": [[1.0, 2.0, 3.0, 4.0]] * 1000}, 413, "limit is 20000"),
     ("/v1/models/reg:classify", {"examples": [[1, 2, 3, 4, 5]]}, 400, "single-input"),
+    ("/v1/models/iris:predict", {"instances": [[1e39, 1, 2, 3]]}, 400, "float32"),
+    ("/v1/models/iris:predict", {"instances": [[1, 2], [3]]}, 400, "equal length"),
+    ("/v2/models/iris/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
+                                           "data": ["a", "b", "c", "d"]}]}, 400, "must be numbers"),
+    ("/v2/models/iris/infer", {"inputs": [{"name": "x", "shape": [True, 4], "datatype": "FP32",
+                                           "data": [1, 2, 3, 4]}]}, 400, "non-negative integers"),
     ("/v2/models/iris/infer", {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BOOL", "data": [1] * 4}]},
      400, "datatype"),
     ("/v2/models/iris/infer", {"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1] * 4}]},
@@ -174,6 +180,32 @@ def test_bad_requests_get_a_json_error_and_the_right_status(server, path, body, 
     got, _, raw = server.request(path, body if isinstance(body, bytes) else json.dumps(body).encode())
     assert got == status
     assert re.search(match, json.loads(raw)["error"])
+
+
+def test_the_binary_tensor_extension_is_refused_not_misread(server):
+    status, out = server.json("/v2")
+    assert "binary_tensor_data" not in out["extensions"]
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/v2/models/iris/infer",
+                                 data=b'{"inputs":[]}' + X[:1].tobytes(), method="POST")
+    req.add_header("Content-Type", "application/octet-stream")
+    req.add_header("Inference-Header-Content-Length", "13")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 400 and "not supported" in json.loads(e.value.read())["error"]
+
+
+def test_metrics_have_no_series_per_unknown_name_and_escape_labels(server):
+    for i in range(3):
+        server.request(f"/v1/models/zz{i}:predict", b"{}")
+    server.request('/v1/models/a%22b:predict', b"{}")
+    text = server.request("/metrics")[2].decode()
+    assert "zz0" not in text and 'model="unknown"' in text and 'a"b' not in text
+
+
+def test_serve_with_workers_needs_model_files():
+    from fastmlp.serving import serve
+    with pytest.raises(ValueError, match="paths or a model directory"):
+        serve({"iris": _classifier()}, workers=2)
 
 
 def test_wrong_methods_and_unknown_routes(server):
@@ -217,7 +249,7 @@ def test_a_new_version_in_the_model_directory_is_served_without_a_failed_request
         t.start()
         time.sleep(0.2)
         (base / "iris" / "2").mkdir()
-        tmp = base / "iris" / "2" / "model.tmp"      # a half-written file is never loaded
+        tmp = tmp_path / "staging.fmlp"             # written elsewhere, then moved in whole
         v2.save(tmp)
         shutil.move(tmp, base / "iris" / "2" / "model.fmlp")
         deadline = time.monotonic() + 10
@@ -231,6 +263,10 @@ def test_a_new_version_in_the_model_directory_is_served_without_a_failed_request
         np.testing.assert_allclose(out["predictions"], v2.predict(X, verbose=0), rtol=1e-6)
         status, out = s.json("/v1/models/iris/versions/1:predict", {"instances": X.tolist()})
         np.testing.assert_allclose(out["predictions"], v1.predict(X, verbose=0), rtol=1e-6)
+        shutil.rmtree(base / "iris" / "2")          # a version removed from the folder stops being served
+        time.sleep(0.2)
+        assert s.json("/v1/models/iris/versions/2:predict", {"instances": X.tolist()})[0] == 404
+        assert s.json("/v2/models/iris")[1]["versions"] == ["1"]
     finally:
         s.stop()
 

@@ -97,7 +97,8 @@ class _Served:
         act_name = getattr(act, "__name__", None) or getattr(act, "name", None)
         kind_softmax = type(last.layer).__name__ == "Softmax"
         self.classifier = len(self.output_names) == 1 and (
-            kind_softmax or act_name in ("softmax", "sigmoid") or self.class_names is not None)
+            kind_softmax or act_name in ("softmax", "sigmoid") or self.class_names is not None) \
+            and meta.get("task") != "regression"
 
     def predict(self, inputs):
         with self.lock:   # the engine's buffers are the model's: one call at a time per model
@@ -165,6 +166,13 @@ class ModelRepository:
                 path = os.path.join(folder, version, "model.fmlp")
                 if version.isdigit() and os.path.isfile(path):
                     found.setdefault(name, {})[int(version)] = path
+        with self._lock:   # versions whose folder is gone stop being served
+            for name in list(self._models):
+                gone = [v for v in self._models[name] if v not in found.get(name, {})]
+                for v in gone:
+                    del self._models[name][v]
+                if not self._models[name]:
+                    del self._models[name]
         for name, versions in found.items():
             for version, path in versions.items():
                 try:
@@ -221,32 +229,37 @@ class _Metrics:
             self.sums[model] = self.sums.get(model, 0.0) + seconds
 
     def text(self):
+        """The Prometheus text format.  Counts are this process's (with several workers, each
+        worker answers /metrics for itself)."""
         lines = ["# HELP fastmlp_requests_total Prediction requests by model.",
                  "# TYPE fastmlp_requests_total counter"]
         with self.lock:
             for m, c in sorted(self.requests.items()):
-                lines.append(f'fastmlp_requests_total{{model="{m}"}} {c}')
+                lines.append(f'fastmlp_requests_total{{model="{_label(m)}"}} {c}')
             lines += ["# HELP fastmlp_request_errors_total Prediction requests that failed, by model.",
                       "# TYPE fastmlp_request_errors_total counter"]
             for m in sorted(self.requests):
-                lines.append(f'fastmlp_request_errors_total{{model="{m}"}} {self.errors.get(m, 0)}')
+                lines.append(f'fastmlp_request_errors_total{{model="{_label(m)}"}} {self.errors.get(m, 0)}')
             lines += ["# HELP fastmlp_request_seconds Prediction request latency.",
                       "# TYPE fastmlp_request_seconds histogram"]
             for m, h in sorted(self.hist.items()):
                 for b, c in zip(_BUCKETS, h):
-                    lines.append(f'fastmlp_request_seconds_bucket{{model="{m}",le="{b}"}} {c}')
-                lines.append(f'fastmlp_request_seconds_bucket{{model="{m}",le="+Inf"}} {h[-1]}')
-                lines.append(f'fastmlp_request_seconds_sum{{model="{m}"}} {self.sums[m]:.6f}')
-                lines.append(f'fastmlp_request_seconds_count{{model="{m}"}} {h[-1]}')
+                    lines.append(f'fastmlp_request_seconds_bucket{{model="{_label(m)}",le="{b}"}} {c}')
+                lines.append(f'fastmlp_request_seconds_bucket{{model="{_label(m)}",le="+Inf"}} {h[-1]}')
+                lines.append(f'fastmlp_request_seconds_sum{{model="{_label(m)}"}} {self.sums[m]:.6f}')
+                lines.append(f'fastmlp_request_seconds_count{{model="{_label(m)}"}} {h[-1]}')
         return "\n".join(lines) + "\n"
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _matrix(value, width, what, max_rows):
-    """A (rows, width) float array from JSON rows (or one row), finite, at most max_rows."""
+    """A (rows, width) float array from JSON rows (or one row), finite in float32, at most max_rows."""
     try:
         a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise HTTPError(400, f"{what} must be numbers (lists of floats)") from None
+    except (TypeError, ValueError, OverflowError):
+        raise HTTPError(400, f"{what} must be numbers in rows of equal length (lists of floats)") from None
     if a.ndim == 1 and width != 1 and a.size == width:
         a = a.reshape(1, width)
     elif a.ndim == 1 and width == 1:
@@ -259,6 +272,8 @@ def _matrix(value, width, what, max_rows):
         raise HTTPError(400, f"{what} has no rows")
     if not np.isfinite(a).all():
         raise HTTPError(400, f"{what} holds NaN or infinite values")
+    if np.abs(a).max() > _FLOAT32_MAX:
+        raise HTTPError(400, f"{what} holds values beyond float32's range (|x| > {_FLOAT32_MAX:.4g})")
     return a
 
 
@@ -292,9 +307,11 @@ class _App:
         except Exception as e:   # a bug must not take the server down: 500 with the reason
             status, payload, ctype, extra = 500, _dumps({"error": f"{type(e).__name__}: {e}"}), \
                 b"application/json", []
-        if model_name is not None or (status >= 400 and "models/" in scope.get("path", "")):
-            self.metrics.observe(model_name or _model_from_path(scope.get("path", "")),
-                                 time.perf_counter() - start, status < 400)
+        if model_name is None and status >= 400 and "models/" in scope.get("path", ""):
+            name = _model_from_path(scope.get("path", ""))
+            model_name = name if name in self.repo.names() else "unknown"   # no series per unknown name
+        if model_name is not None:
+            self.metrics.observe(model_name, time.perf_counter() - start, status < 400)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(payload)).encode())] + extra})
         await send({"type": "http.response.body", "body": payload})
@@ -332,7 +349,7 @@ class _App:
                 return 200, _dumps({"ready": True}), json_ok, [], None
             if len(parts) == 1:
                 _method(method, "GET")
-                return 200, _dumps({"name": "fastmlp", "version": __version__, "extensions": ["binary_tensor_data"]}), \
+                return 200, _dumps({"name": "fastmlp", "version": __version__, "extensions": []}), \
                     json_ok, [], None
             if len(parts) >= 3 and parts[1] == "models":
                 return self.v2(method, parts[2:], headers, body)
@@ -484,6 +501,9 @@ class _App:
         if rest != ["infer"]:
             raise HTTPError(404, f"No such v2 resource: {'/'.join(rest)}")
         _method(method, "POST")
+        if b"inference-header-content-length" in headers:
+            raise HTTPError(400, "the binary tensor extension (Inference-Header-Content-Length) is not supported: "
+                                 "send JSON tensors, or a body of raw float32 rows as application/octet-stream")
         if headers.get(b"content-type", b"").startswith(b"application/octet-stream"):
             return self.binary(served, body)
         req = _parse_json(body)
@@ -497,9 +517,14 @@ class _App:
                 raise HTTPError(400, f"input {t['name']!r}: datatype {t['datatype']!r} is not supported "
                                      f"(FP32, FP64, FP16, INT32, INT64)")
             shape = t["shape"]
-            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                      for d in shape):
                 raise HTTPError(400, f"input {t['name']!r}: shape must be a list of non-negative integers")
-            data = np.asarray(t["data"], dtype=np.float64) if t["data"] is not None else None
+            try:
+                data = np.asarray(t["data"], dtype=np.float64) if t["data"] is not None else None
+            except (TypeError, ValueError, OverflowError):
+                raise HTTPError(400, f"input {t['name']!r}: data must be numbers (a flat or nested list of "
+                                     f"equal-length rows)") from None
             if data is None or data.size != math.prod(shape):
                 raise HTTPError(400, f"input {t['name']!r}: {0 if data is None else data.size} values for shape "
                                      f"{shape}")
@@ -552,6 +577,11 @@ class _App:
                 "outputs": outputs}
 
 
+def _label(value):
+    """A Prometheus label value, escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _method(method, allowed):
     if method != allowed:
         raise HTTPError(405, f"Method {method} not allowed here; use {allowed}")
@@ -598,8 +628,13 @@ def serve(models, host="127.0.0.1", port=8501, workers=1, max_body_bytes=16 << 2
         import uvicorn
     except ImportError as exc:
         raise ImportError("fastmlp serve needs uvicorn: pip install fastmlp[serve]") from exc
+    if isinstance(models, os.PathLike):
+        models = os.fspath(models)
     if workers > 1:
         import json
+        if not isinstance(models, str) and not all(isinstance(v, (str, os.PathLike)) for v in models.values()):
+            raise ValueError("serve(workers > 1) starts separate processes, which load the models from files: "
+                             "give paths or a model directory, not model objects")
         spec = {"models": models if isinstance(models, str) else {k: os.fspath(v) for k, v in models.items()},
                 "max_body_bytes": max_body_bytes, "max_rows": max_rows, "poll_seconds": poll_seconds}
         os.environ["FASTMLP_SERVE"] = json.dumps(spec)
