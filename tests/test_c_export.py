@@ -139,6 +139,11 @@ def test_the_name_defaults_to_the_folder_and_bad_arguments_raise(tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         model.export(str(tmp_path / "iris_c"), format="c", verbose=False)
     model.export(str(tmp_path / "iris_c"), format="c", verbose=False, overwrite=True)
+    os.makedirs(tmp_path / "half")
+    (tmp_path / "half" / "half.c").write_text("/* the user's own file */")
+    with pytest.raises(FileExistsError):
+        model.export(str(tmp_path / "half"), format="c", verbose=False)
+    assert not os.path.exists(tmp_path / "half" / "half.h")     # nothing written when one file is there
     with pytest.raises(ValueError, match="C identifier"):
         model.export(str(tmp_path / "x"), format="c", name="2bad-name", verbose=False)
     with pytest.raises(ValueError, match="dtype"):

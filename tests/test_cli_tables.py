@@ -189,3 +189,27 @@ def test_every_command_has_help_with_examples():
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
+
+
+def test_csv_quirks_bom_number_like_categories_and_bad_targets(tmp_path, capsys):
+    rows = [("02134", 1.0, "yes"), ("10001", 2.0, "no"), ("x9", 3.0, "yes"), ("02134", 4.0, "no")] * 10
+    with open(tmp_path / "t.csv", "w", encoding="utf-8-sig") as fh:   # Excel writes a byte-order mark
+        fh.write("zip,size,label\n" + "".join(f"{z},{s},{l}\n" for z, s, l in rows))
+    code, _, err = _run(["train", str(tmp_path / "t.csv"), "--target", "label", "--epochs", "2", "-o",
+                         str(tmp_path / "m.fmlp"), "-q"], capsys)
+    assert code == 0, err
+    meta = fastmlp.models.load_model(tmp_path / "m.fmlp")._metadata
+    assert meta["columns"][0]["name"] == "zip" and "02134" in meta["columns"][0]["categories"]
+    (tmp_path / "new.csv").write_text("zip,size\n02134,1.5\n10001,2.5\n")   # all number-like, no mark
+    code, out, err = _run(["predict", str(tmp_path / "m.fmlp"), str(tmp_path / "new.csv")], capsys)
+    assert code == 0, err
+    (tmp_path / "inf.csv").write_text("zip,size\n02134,inf\n10001,1e39\n")
+    code, _, err = _run(["predict", str(tmp_path / "m.fmlp"), str(tmp_path / "inf.csv")], capsys)
+    assert code == 2 and "float32" in err
+    (tmp_path / "gap.csv").write_text("size,label\n1,yes\n2,\n3,no\n4,yes\n")
+    code, _, err = _run(["train", str(tmp_path / "gap.csv"), "--target", "label", "-o", str(tmp_path / "g.fmlp")],
+                        capsys)
+    assert code == 2 and "missing values" in err
+    code, _, err = _run(["train", str(tmp_path / "t.csv"), "--target", "label", "-o", str(tmp_path / "m.keras")],
+                        capsys)
+    assert code == 2 and ".fmlp" in err

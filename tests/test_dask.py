@@ -108,3 +108,18 @@ def test_a_search_runs_its_candidates_on_the_workers(client):
     assert search.best_score_ > 0.7
     workers = {task["worker"] for task in ts.data}
     assert len(ts.data) >= 8 and len(workers) == 2      # 4 candidates x 2 folds, spread over both workers
+
+
+def test_a_dataframe_is_scored_by_column_name_for_an_estimator_fitted_on_a_frame(client):
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(frame, Y)
+    ddf = dd.from_pandas(frame[["b", "a", "c"]], npartitions=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no "X does not have valid feature names" from any block
+        labels = fastmlp.dask.predict(clf, ddf).compute()
+    np.testing.assert_array_equal(labels, clf.predict(frame))
+    with pytest.raises(ValueError, match="lacks the column"):
+        fastmlp.dask.predict(clf, ddf[["a", "b"]])

@@ -44,12 +44,14 @@ class Table:
 
 def _open_text(path):
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="")
-    return open(path, newline="", encoding="utf-8")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+    return open(path, newline="", encoding="utf-8-sig")   # a byte-order mark (Excel) is not part of a name
 
 
-def read_table(path):
-    """A CSV (header row), .npy or .npz file as a Table (numpy files give columns x0, x1, ... and y)."""
+def read_table(path, text_columns=()):
+    """A CSV (header row), .npy or .npz file as a Table (numpy files give columns x0, x1, ... and y).
+    ``text_columns`` are kept as text even when every value looks like a number (a model's
+    categorical columns: '02134' stays '02134')."""
     if path != "-" and not os.path.exists(path):
         raise CLIError(f"{path}: no such file")
     low = path.lower()
@@ -84,11 +86,12 @@ def read_table(path):
         return Table(names, cols, path)
     with _open_text(path) as fh:
         text = fh.read()
-    return parse_csv(text, path)
+    return parse_csv(text, path, text_columns)
 
 
-def parse_csv(text, source="<csv>"):
-    """Parse CSV text with a header row; numeric columns become float64 (missing values NaN)."""
+def parse_csv(text, source="<csv>", text_columns=()):
+    """Parse CSV text with a header row; numeric columns become float64 (missing values NaN),
+    the others (and ``text_columns``) arrays of stripped strings."""
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise CLIError(f"{source}: empty file (expected a header row)")
@@ -99,8 +102,9 @@ def parse_csv(text, source="<csv>"):
     body = "\n".join(line for line in lines[1:] if line.strip())
     if not body:
         raise CLIError(f"{source}: no data rows")
+    text_columns = set(text_columns) & set(names)
     try:   # numbers only, no quotes, no gaps: numpy's C parser
-        if '"' in body:
+        if '"' in body or text_columns:
             raise ValueError
         a = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
         if a.shape[1] != len(names):
@@ -115,6 +119,9 @@ def parse_csv(text, source="<csv>"):
     cols = []
     for j in range(len(names)):
         raw = [r[j].strip() for r in rows]
+        if names[j] in text_columns:
+            cols.append(np.array(raw, dtype=str))
+            continue
         vals = np.empty(len(raw))
         numeric = True
         for i, v in enumerate(raw):
@@ -205,20 +212,24 @@ def encode(table, columns):
                 v = np.where(np.isnan(v), c["fill"], v)
             parts.append(v.reshape(-1, 1))
         else:
-            values = col.astype(str) if table.numeric(c["name"]) else col
-            if table.numeric(c["name"]):
-                values = np.array([_num_text(v) for v in col.tolist()])
+            values = col if not table.numeric(c["name"]) else np.array([_num_text(v) for v in col.tolist()])
             cats = c["categories"]
             index = {k: i for i, k in enumerate(cats)}
             codes = np.array([index.get(v, -1) for v in values.tolist()])
             if (codes < 0).any():
-                bad = values[codes < 0][0]
+                bad = str(values[codes < 0][0])
                 raise CLIError(f"column {c['name']!r} has the value {bad!r}, unseen in training (known: "
                                f"{cats[:10]}{' ...' if len(cats) > 10 else ''})")
             onehot = np.zeros((len(codes), len(cats)))
             onehot[np.arange(len(codes)), codes] = 1.0
             parts.append(onehot)
-    return np.hstack(parts).astype(np.float32)
+    x = np.hstack(parts)
+    bad = ~np.isfinite(x) | (np.abs(x) > np.finfo(np.float32).max)
+    if bad.any():
+        row, j = np.argwhere(bad)[0]
+        name = feature_names(columns)[j]
+        raise CLIError(f"column {name!r} has a value that is infinite or beyond float32's range (row {row + 1})")
+    return x.astype(np.float32)
 
 
 def _not_number(v):
@@ -289,6 +300,9 @@ def cmd_train(args):
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.output == "-" or os.path.splitext(args.output)[1].lower() not in ("", ".fmlp"):
+        raise CLIError(f"-o {args.output}: the trained model is a fastmlp file ('.fmlp'), which keeps the feature "
+                       f"and class names; convert it afterwards with `fastmlp export --format keras|onnx|c`")
     _check_output(args.output, args.force)
     table = read_table(args.data)
     if args.target not in table.columns:
@@ -305,8 +319,9 @@ def cmd_train(args):
             vals = y_raw[~np.isnan(y_raw)]
             task = "classification" if np.all(vals == np.round(vals)) and len(np.unique(vals)) <= 20 \
                 else "regression"
-    if table.numeric(args.target) and np.isnan(y_raw).any():
-        raise CLIError(f"the target {args.target!r} has missing values")
+    if table.numeric(args.target) and np.isnan(y_raw).any() or not table.numeric(args.target) and \
+            any(v.lower() in MISSING for v in set(y_raw.tolist())):
+        raise CLIError(f"the target {args.target!r} has missing values: drop those rows first")
     try:
         sizes = [int(v) for v in args.layers] if isinstance(args.layers, (list, tuple)) else \
             [int(v) for v in str(args.layers).split(",") if v.strip()]
@@ -353,8 +368,6 @@ def cmd_train(args):
                                                          restore_best_weights=True))
     verbose = 1 if sys.stderr.isatty() and not args.quiet else 0   # a progress bar on a terminal, quiet in pipes
     old_stdout = sys.stdout
-    if args.output == "-":
-        raise CLIError("-o must be a file path for a model")
     try:
         sys.stdout = sys.stderr   # progress goes to stderr: stdout stays clean for pipes
         history = model.fit(x, y, epochs=int(args.epochs), batch_size=int(args.batch_size),
@@ -412,10 +425,15 @@ def _model_inputs(model, table):
     return x, meta
 
 
+def _text_columns(model):
+    meta = getattr(model, "_metadata", None) or {}
+    return [c["name"] for c in meta.get("columns", ()) if c.get("type") == "category"]
+
+
 def cmd_predict(args):
     model = _load(args.model)
     _check_output(args.output, args.force)
-    table = read_table(args.data)
+    table = read_table(args.data, _text_columns(model))
     x, meta = _model_inputs(model, table)
     out = np.asarray(model.predict(x, verbose=0))
     target = meta.get("target", "prediction")
@@ -453,7 +471,7 @@ def cmd_predict(args):
 
 def cmd_evaluate(args):
     model = _load(args.model)
-    table = read_table(args.data)
+    table = read_table(args.data, _text_columns(model))
     meta = getattr(model, "_metadata", None) or {}
     target = args.target or meta.get("target") or ("y" if "y" in table.columns else None)
     if target is None or target not in table.columns:

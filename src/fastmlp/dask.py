@@ -69,7 +69,7 @@ def _load(payload, digest):
     return model
 
 
-def _score(payload, digest, method, block, n_out, dtype):
+def _score(payload, digest, method, block, n_out, dtype, names=None):
     block = np.asarray(block)
     if len(block) == 0:
         return np.empty((0,) + n_out, dtype=dtype)
@@ -77,20 +77,26 @@ def _score(payload, digest, method, block, n_out, dtype):
     if isinstance(model, Model):
         out = model.predict(np.ascontiguousarray(block, dtype=model.dtype), verbose=0)
     else:
+        if names is not None:   # the estimator was fitted on a frame: score a frame with its column names
+            import pandas as pd
+            block = pd.DataFrame(block, columns=names)
         out = getattr(model, method)(block)
     return np.asarray(out).astype(dtype, copy=False).reshape((len(block),) + n_out)
 
 
-def _score_block(block, payload, digest, method, n_out, dtype):
-    return _score(payload, digest, method, block, n_out, dtype)
+def _score_block(block, payload, digest, method, n_out, dtype, names):
+    return _score(payload, digest, method, block, n_out, dtype, names)
 
 
-def _output_spec(model, method, n_features):
+def _output_spec(model, method, n_features, names=None):
     """The per-row output shape and dtype, from one row scored locally."""
     probe = np.zeros((1, n_features), dtype=np.float32 if isinstance(model, Model) else np.float64)
     if isinstance(model, Model):
         out = np.asarray(model.predict(probe.astype(model.dtype), verbose=0))
     else:
+        if names is not None:
+            import pandas as pd
+            probe = pd.DataFrame(probe, columns=[str(n) for n in names])
         out = np.asarray(getattr(model, method)(probe))
     return out.shape[1:], out.dtype
 
@@ -112,7 +118,14 @@ def predict(model, X, *, method="predict"):
                              f"{len(model.outputs)} outputs")
     elif not hasattr(model, method):
         raise ValueError(f"{type(model).__name__} has no {method}()")
+    names = None
     if hasattr(X, "to_dask_array") and hasattr(X, "map_partitions"):    # a Dask DataFrame
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:   # columns by name, as the estimator was fitted
+            missing = [n for n in names if n not in X.columns]
+            if missing:
+                raise ValueError(f"The DataFrame lacks the column(s) {missing} the model was fitted with")
+            X = X[list(names)]
         X = X.to_dask_array(lengths=True)
     if not isinstance(X, da.Array):
         raise TypeError(f"`X` must be a Dask array or DataFrame; got {type(X).__name__} (use the model's own "
@@ -129,7 +142,7 @@ def predict(model, X, *, method="predict"):
         X = X.rechunk({1: -1})
     payload = _payload(model)
     digest = hashlib.sha256(payload).hexdigest()
-    n_out, dtype = _output_spec(model, method, n_features)
+    n_out, dtype = _output_spec(model, method, n_features, names)
     blob = dask.delayed(payload, pure=True, name=f"fastmlp-model-{digest[:16]}")
     if len(n_out) == 0:
         chunks, drop = (X.chunks[0],), 1
@@ -140,4 +153,5 @@ def predict(model, X, *, method="predict"):
         kwargs["drop_axis"] = drop
     elif len(n_out) != 1:
         kwargs["new_axis"] = list(range(2, 1 + len(n_out)))
-    return X.map_blocks(_score_block, blob, digest, method, n_out, dtype, **kwargs)
+    return X.map_blocks(_score_block, blob, digest, method, n_out, dtype,
+                        None if names is None else [str(n) for n in names], **kwargs)

@@ -433,10 +433,11 @@ int {name}_predict(const float *input, float *output, float *scratch)
 """
     os.makedirs(path, exist_ok=True)
     out = {"header": os.path.join(path, f"{name}.h"), "source": os.path.join(path, f"{name}.c")}
+    existing = [out[k] for k in ("header", "source") if os.path.exists(out[k])]
+    if existing and not overwrite:   # checked for both before either is written
+        raise FileExistsError(f"{' and '.join(existing)} exist(s); pass overwrite=True to replace them")
     for key, text in (("header", header), ("source", source)):
         target = out[key]
-        if os.path.exists(target) and not overwrite:
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
         tmp = target + ".tmp"
         with open(tmp, "w") as fh:
             fh.write(text)
