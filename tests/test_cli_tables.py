@@ -213,3 +213,26 @@ def test_csv_quirks_bom_number_like_categories_and_bad_targets(tmp_path, capsys)
     code, _, err = _run(["train", str(tmp_path / "t.csv"), "--target", "label", "-o", str(tmp_path / "m.keras")],
                         capsys)
     assert code == 2 and ".fmlp" in err
+
+
+def test_the_fast_and_the_plain_csv_readers_agree(monkeypatch):
+    pytest.importorskip("pyarrow")
+    from fastmlp import cli
+    text = ('a, b ,city,flag,when,zip\n'
+            '1.5, 2,"Oslo, NO",true,2024-01-02,02134\n'
+            ' 3 ,NA,rome,false,2024-01-03,10001\n'
+            '\n'
+            '-4e3,?, lima ,true,2024-01-04,x9\n')
+    fast = cli.parse_csv(text, "t.csv", text_columns=["zip"])
+    monkeypatch.setattr(cli, "_parse_pyarrow", lambda *a: None)
+    plain = cli.parse_csv(text, "t.csv", text_columns=["zip"])
+    assert fast.names == plain.names == ["a", "b", "city", "flag", "when", "zip"]
+    for n in fast.names:
+        f, p = fast.columns[n], plain.columns[n]
+        assert f.dtype.kind == p.dtype.kind, n
+        if f.dtype.kind == "f":
+            np.testing.assert_array_equal(f, p)
+        else:
+            assert f.tolist() == p.tolist(), n
+    assert plain.columns["zip"].tolist() == ["02134", "10001", "x9"]
+    assert np.isnan(plain.columns["b"][1:]).all()

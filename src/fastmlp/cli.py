@@ -92,17 +92,20 @@ def read_table(path, text_columns=()):
 def parse_csv(text, source="<csv>", text_columns=()):
     """Parse CSV text with a header row; numeric columns become float64 (missing values NaN),
     the others (and ``text_columns``) arrays of stripped strings."""
-    lines = text.splitlines()
-    if not lines or not lines[0].strip():
+    first, _, rest = text.partition("\n")
+    if not first.strip():
         raise CLIError(f"{source}: empty file (expected a header row)")
-    header = next(csv.reader([lines[0]]))
+    header = next(csv.reader([first]))
     names = [h.strip() for h in header]
     if len(set(names)) != len(names) or any(not n for n in names):
         raise CLIError(f"{source}: the header row must name every column once; got {names}")
-    body = "\n".join(line for line in lines[1:] if line.strip())
-    if not body:
+    if not rest.strip():
         raise CLIError(f"{source}: no data rows")
     text_columns = set(text_columns) & set(names)
+    fast = _parse_pyarrow(rest, names, text_columns)   # blank lines are skipped there too
+    if fast is not None and len(fast[0]):
+        return Table(names, fast, source)
+    body = "\n".join(line for line in rest.splitlines() if line.strip())
     try:   # numbers only, no quotes, no gaps: numpy's C parser
         if '"' in body or text_columns:
             raise ValueError
@@ -135,6 +138,45 @@ def parse_csv(text, source="<csv>", text_columns=()):
                 break
         cols.append(vals if numeric else np.array(raw, dtype=str))
     return Table(names, cols, source)
+
+
+def _parse_pyarrow(body, names, text_columns):
+    """The columns of CSV ``body`` through pyarrow's multithreaded reader when it is installed
+    (the 'csv' extra), with the plain reader's rules: missing markers are NaN in numeric columns,
+    text is stripped, anything else pyarrow infers (booleans, dates) is text.  None when pyarrow
+    is absent or refuses the file: the plain reader then parses it (and words any error)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    nulls = sorted({v for m in MISSING for v in (m, m.upper(), m.capitalize())})
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(body.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in text_columns},
+                                                 null_values=nulls, strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        return None
+    cols = []
+    for n in names:
+        c = table.column(n)
+        t = c.type
+        if n not in text_columns and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
+            cols.append(c.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64))
+            continue
+        text = np.char.strip(c.cast(pa.string()).to_numpy(zero_copy_only=False).astype(str))
+        if n not in text_columns:   # numbers pyarrow did not take (spaces, other missing markers)?
+            missing = np.isin(np.char.lower(text), list(MISSING))
+            try:
+                cols.append(np.where(missing, "nan", text).astype(np.float64))
+                continue
+            except ValueError:
+                pass
+        cols.append(text)
+    return cols
 
 
 # ---------------------------------------------------------------------- features
