@@ -192,8 +192,13 @@ def test_one_int_input_feeds_an_embedding_and_as_numbers_a_dense(onnx, ort):
     n = L.Rescaling(0.1)(cat)
     out = L.Dense(2)(L.Concatenate()([e, n]))
     model = fastmlp.Model(cat, out)
-    proto = check_export(onnx, ort, model, [ids(3, high=7, dtype=np.int64)])
+    x = ids(3, high=7, dtype=np.int64)
+    proto = check_export(onnx, ort, model, [x])
     assert ops(proto).count("Cast") == 1
+    from fastmlp.saving import onnx_import
+    back = onnx_import.from_onnx(proto)   # the Cast to float is the identity; the Gather an Embedding
+    assert "Embedding" in kinds(back) and back.inputs[0].dtype == "int64"
+    np.testing.assert_allclose(back.predict(x, verbose=0), run_ort(ort, proto, {"cat": x})[0], **TOL)
 
 
 def test_an_integer_input_signature_sets_the_ids_dtype(onnx, ort):
@@ -225,3 +230,91 @@ def test_the_fastmlp_export_command_writes_a_graph_onnxruntime_runs(onnx, ort, t
     onnx.checker.check_model(proto, full_check=True)
     got = run_ort(ort, proto, {proto.graph.input[0].name: x})[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), **TOL)
+
+
+# =========================================================================== import
+def kinds(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_an_exported_all_kinds_model_imports_back_and_predicts_what_onnxruntime_computes(onnx, ort):
+    from fastmlp.saving import onnx_import
+    fastmlp.utils.set_random_seed(7)
+    x = numbers(6)
+    for opset in (17, 18):
+        proto = onnx_io.to_onnx(all_kinds_model(x), opset_version=opset)
+        model = onnx_import.from_onnx(proto)
+        found = kinds(model)
+        assert {"LayerNormalization", "UnitNormalization", "Embedding", "BatchNormalization"} <= set(found)
+        assert "ReduceSumSquare" in ops(proto)
+        xs = [x, ids(4)]
+        want = run_ort(ort, proto, dict(zip(model.input_names, xs)))[0]
+        np.testing.assert_allclose(model.predict(xs, verbose=0), want, **TOL)
+
+
+def test_the_cli_style_model_imports_its_normalization_as_a_per_feature_affine_layer(onnx, ort, tmp_path):
+    fastmlp.utils.set_random_seed(8)
+    x = numbers(4, scale=10.0)
+    norm = L.Normalization()
+    norm.adapt(x)
+    model = fastmlp.Sequential([fastmlp.Input((4,)), norm, L.Dense(16, activation="relu"),
+                                L.Dense(3, activation="softmax")])
+    path = str(tmp_path / "m.onnx")
+    model.export(path, format="onnx", verbose=False)
+    back = fastmlp.models.load_model(path)
+    assert kinds(back)[1:] == ["BatchNormalization", "Dense", "Dense"]
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), **TOL)
+
+
+def graph(onnx, nodes, inputs, output, inits=(), opset=18):
+    h, T = onnx.helper, onnx.TensorProto
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info(n, t, ["b"] + list(s)) for n, t, s in inputs],
+                     [h.make_tensor_value_info(output, T.FLOAT, ["b", "features"])],
+                     initializer=[onnx.numpy_helper.from_array(np.asarray(v), k) for k, v in inits])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
+
+
+def test_onnx_layer_normalization_and_lp_normalization_import_as_fastmlp_layers(onnx, ort):
+    from fastmlp.saving import onnx_import
+    h, T = onnx.helper, onnx.TensorProto
+    gamma = np.array([1.0, 2.0, -0.5, 3.0], np.float32)
+    proto = graph(onnx, [h.make_node("LayerNormalization", ["x", "gamma"], ["n"], epsilon=1e-3),
+                         h.make_node("LpNormalization", ["n"], ["y"], axis=-1, p=2)],
+                  [("x", T.FLOAT, (4,))], "y", [("gamma", gamma)])
+    model = onnx_import.from_onnx(proto)
+    assert kinds(model)[1:] == ["LayerNormalization", "UnitNormalization"]
+    ln = model.layers[1]
+    assert ln.beta is None and ln.epsilon == pytest.approx(1e-3)
+    x = numbers(4)
+    np.testing.assert_allclose(model.predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0], **TOL)
+
+
+def test_a_gather_on_float_ids_cast_to_int64_imports_as_an_embedding(onnx, ort):
+    from fastmlp.saving import onnx_import
+    h, T = onnx.helper, onnx.TensorProto
+    table = np.random.default_rng(9).normal(size=(6, 2)).astype(np.float32)
+    proto = graph(onnx, [h.make_node("Cast", ["x"], ["i"], to=T.INT64), h.make_node("Gather", ["table", "i"], ["e"]),
+                         h.make_node("Flatten", ["e"], ["y"], axis=1)],
+                  [("x", T.FLOAT, (3,))], "y", [("table", table)])
+    model = onnx_import.from_onnx(proto)
+    assert kinds(model)[1:] == ["Embedding", "Flatten"]
+    x = ids(3, high=6, dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0], **TOL)
+
+
+def test_gathers_and_casts_fastmlp_cannot_import_are_refused_by_name(onnx):
+    from fastmlp.saving import onnx_import
+    h, T = onnx.helper, onnx.TensorProto
+    table = np.zeros((6, 2), np.float32)
+    gather_floats = graph(onnx, [h.make_node("Gather", ["table", "x"], ["y"], name="g")],
+                          [("x", T.FLOAT, (3,))], "y", [("table", table)])
+    with pytest.raises(ValueError, match="must be integers"):
+        onnx_import.from_onnx(gather_floats, verify=False)
+    truncate = graph(onnx, [h.make_node("Cast", ["x"], ["i"], to=T.INT64),
+                            h.make_node("Cast", ["i"], ["y"], to=T.FLOAT, name="back")],
+                     [("x", T.FLOAT, (3,))], "y")
+    with pytest.raises(ValueError, match="only as the indices of a Gather"):
+        onnx_import.from_onnx(truncate)
+    l1 = graph(onnx, [h.make_node("LpNormalization", ["x"], ["y"], axis=-1, p=1)], [("x", T.FLOAT, (3,))], "y")
+    with pytest.raises(ValueError, match="p=2"):
+        onnx_import.from_onnx(l1)
