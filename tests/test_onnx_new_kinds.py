@@ -69,12 +69,13 @@ def input_types(onnx, proto):
 
 
 # =========================================================================== export
-def all_kinds_model(x_num):
+def all_kinds_model(x_num, lib=fastmlp):
     """Numbers → Normalization (adapted) → Rescaling → Dense → LayerNormalization →
     UnitNormalization, int32 ids → Embedding → Flatten, concatenated, with the dropouts and the
-    pass-through kinds, into a softmax Dense."""
-    num = fastmlp.Input(shape=(x_num.shape[1],), name="numbers")
-    cat = fastmlp.Input(shape=(4,), dtype="int32", name="ids")
+    pass-through kinds, into a softmax Dense (built with ``lib``: fastmlp or keras)."""
+    L = lib.layers
+    num = lib.Input(shape=(x_num.shape[1],), name="numbers")
+    cat = lib.Input(shape=(4,), dtype="int32", name="ids")
     norm = L.Normalization()
     norm.adapt(x_num)
     h = norm(num)
@@ -91,7 +92,7 @@ def all_kinds_model(x_num):
     c = L.Identity()(c)
     c = L.Dropout(0.5)(c)
     out = L.Dense(3, activation="softmax", name="probabilities")(c)
-    return fastmlp.Model([num, cat], out)
+    return lib.Model([num, cat], out)
 
 
 @pytest.mark.parametrize("opset", [17, 18])
@@ -105,6 +106,19 @@ def test_a_functional_model_of_all_the_new_kinds_exports_and_onnxruntime_predict
     assert "LayerNormalization" in kinds and "Gather" in kinds and "ReduceSumSquare" in kinds
     assert not {"Dropout", "RandomNormal", "RandomUniform"} & set(kinds)   # the dropouts are gone at inference
     assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim[1:]] == [3]
+
+
+def test_the_exported_graph_computes_what_keras_computes_with_the_same_weights(onnx, ort):
+    keras = pytest.importorskip("keras")
+    keras.config.set_floatx("float32")
+    keras.utils.set_random_seed(0)
+    x, i = numbers(6), ids(4)
+    k_model = all_kinds_model(x, keras)
+    model = all_kinds_model(x)
+    model.set_weights(k_model.get_weights())
+    got = run_ort(ort, onnx_io.to_onnx(model), {"numbers": x, "ids": i})[0]
+    want = keras.ops.convert_to_numpy(k_model.predict([x, i], verbose=0))
+    np.testing.assert_allclose(got, want, **TOL)
 
 
 def test_the_cli_style_sequential_model_exports(onnx, ort):
@@ -230,6 +244,16 @@ def test_the_fastmlp_export_command_writes_a_graph_onnxruntime_runs(onnx, ort, t
     onnx.checker.check_model(proto, full_check=True)
     got = run_ort(ort, proto, {proto.graph.input[0].name: x})[0]
     np.testing.assert_allclose(got, model.predict(x, verbose=0), **TOL)
+    # int8 weights: the graph computes what the model read back from an int8 file computes
+    model.save(path, dtype="int8")
+    assert main(["export", path, "--format", "onnx", "--dtype", "int8", "-o", out, "--force"]) == 0
+    proto = onnx.load(out)
+    onnx.checker.check_model(proto, full_check=True)
+    options = ort.SessionOptions()   # the basic level runs the graph as written (DequantizeLinear, Gemm)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    sess = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    got = sess.run(None, {proto.graph.input[0].name: x})[0]
+    np.testing.assert_allclose(got, fastmlp.models.load_model(path).predict(x, verbose=0), **TOL)
 
 
 # =========================================================================== import
