@@ -447,7 +447,7 @@ def _signature_shapes(model, input_signature):
             dtype_name = str(dtype)
         if dtypes[i].kind in "iu":
             if dtype_name is not None:
-                if np.dtype(dtype_name if dtype_name in _INT_NAMES else "float32").kind not in "iu":
+                if dtype_name not in _INT_NAMES:
                     raise ValueError(f"input_signature: input {name!r} holds {dtypes[i]} ids; the spec must give "
                                      f"an integer dtype (or none); received dtype {dtype!r}")
                 dtypes[i] = np.dtype(dtype_name)
