@@ -1,8 +1,12 @@
 """A model as an ONNX graph: ``model.export("model.onnx", format="onnx")``.
 
-The graph computes what ``model.predict`` computes (inference: Dropout and
-GaussianNoise are the identity, BatchNormalization uses its moving statistics),
-in float32, with a dynamic batch axis, the model's input names and output names.
+The graph computes what ``model.predict`` computes (inference: Dropout,
+GaussianNoise, GaussianDropout, AlphaDropout and ActivityRegularization are the
+identity, BatchNormalization uses its moving statistics), in float32, with a
+dynamic batch axis, the model's input names and output names.  An integer model
+input (ids for an ``Embedding``) is an input of that integer type: the Embedding
+reads it through a ``Cast`` to int64 (none when it is int64) and a ``Gather``;
+any other layer reads it through a ``Cast`` to float32, as the engine carries it.
 
 Each layer kind is one function in ``LAYER_EXPORTERS`` (keyed by class name) and
 each activation one function in ``ACTIVATION_EXPORTERS`` (keyed by the
@@ -29,6 +33,7 @@ DEFAULT_OPSET = 18
 MIN_OPSET = 17
 _GELU_OPSET = 20   # ONNX's Gelu operator; below it, gelu is written as its erf decomposition
 _KERAS_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
+_INT_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _ACTIVATION_NAMES = {code: name for name, code in _engine.ACTIVATIONS.items()}
 
 
@@ -47,6 +52,7 @@ class Graph:
         self.fold_targets = set()  # id(BatchNormalization call) folded into its Dense
         self._used = set(reserved)
         self._weights = {}
+        self.int_values = {}    # ONNX name -> np.dtype of the integer model inputs (ids for an Embedding)
 
     def fresh(self, hint):
         name, i = hint, 1
@@ -74,6 +80,18 @@ class Graph:
         out = self.fresh(hint)
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
         return out
+
+    def as_float(self, x):
+        """``x`` as float32: an integer model input is cast (once), any other value is float32 already."""
+        if x not in self.int_values:
+            return x
+        return self.once(("float", x), lambda: self.op("Cast", [x], f"{x}/float", to=self.onnx.TensorProto.FLOAT))
+
+    def as_ids(self, x):
+        """``x`` as int64 ids for ``Gather``: an int64 input as it is, any other value cast (once)."""
+        if self.int_values.get(x) == np.dtype(np.int64):
+            return x
+        return self.once(("ids", x), lambda: self.op("Cast", [x], f"{x}/ids", to=self.onnx.TensorProto.INT64))
 
     def activation(self, code, alpha, x, hint):
         name = _ACTIVATION_NAMES.get(code)
@@ -200,11 +218,13 @@ def _activation_layer(g, layer, call, ins):
 
 
 def _identity(g, layer, call, ins):
-    """Dropout and GaussianNoise: the identity at inference."""
+    """Dropout, GaussianNoise, GaussianDropout, AlphaDropout, ActivityRegularization and
+    Identity: the identity at inference."""
     return ins[0]
 
 
 def _flatten(g, layer, call, ins):
+    """Flatten, and Reshape (fastmlp's reshapes to flat samples): nothing for 2-D inputs."""
     if len(call.inputs[0].shape) == 2:
         return ins[0]
     return g.op("Flatten", ins, layer.name, axis=1)
@@ -253,6 +273,57 @@ def _multiply(g, layer, call, ins):
     return out
 
 
+def _normalization(g, layer, call, ins):
+    """``(x - mean) / std`` (``invert``: ``mean + x * std``) with Keras's ``std =
+    max(sqrt(variance), epsilon)`` computed here, one value per feature."""
+    from .. import config as _config
+    mean = np.asarray(layer.mean, np.float64)
+    std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), _config.epsilon())
+    m = g.once((id(layer), "mean"), lambda: g.const(mean, f"{layer.name}/mean"))
+    s = g.once((id(layer), "std"), lambda: g.const(std, f"{layer.name}/std"))
+    if layer.invert:
+        return g.op("Add", [g.op("Mul", [ins[0], s], f"{layer.name}/scaled"), m], layer.name)
+    return g.op("Div", [g.op("Sub", [ins[0], m], f"{layer.name}/centered"), s], layer.name)
+
+
+def _rescaling(g, layer, call, ins):
+    """``x * scale + offset`` (no Add for a zero offset), the constants as given (broadcast by ONNX)."""
+    scale = g.once((id(layer), "scale"), lambda: g.const(layer._scale, f"{layer.name}/scale"))
+    if not np.any(layer._offset):
+        return g.op("Mul", [ins[0], scale], layer.name)
+    offset = g.once((id(layer), "offset"), lambda: g.const(layer._offset, f"{layer.name}/offset"))
+    return g.op("Add", [g.op("Mul", [ins[0], scale], f"{layer.name}/scaled"), offset], layer.name)
+
+
+def _layer_normalization(g, layer, call, ins):
+    """ONNX's ``LayerNormalization`` (opset 17) over the last axis; a missing gamma is ones."""
+    n = call.inputs[0].shape[-1]
+    gamma = g.weight(layer, "gamma", f"{layer.name}/gamma", None if layer.gamma is not None else np.ones(n))
+    inputs = [ins[0], gamma]
+    if layer.beta is not None:
+        inputs.append(g.weight(layer, "beta", f"{layer.name}/beta"))
+    return g.op("LayerNormalization", inputs, layer.name, axis=-1, epsilon=float(layer.epsilon))
+
+
+def _unit_normalization(g, layer, call, ins):
+    """``x / max(sqrt(sum(x**2)), 1e-12)`` over the last axis: fastmlp's (and Keras's)
+    ``x * min(1 / sqrt(sum(x**2)), 1e12)`` (an all-zero sample stays zero)."""
+    h = layer.name
+    if g.opset >= 18:   # ReduceSumSquare's axes became an input in opset 18
+        ss = g.op("ReduceSumSquare", [ins[0], g.const([-1], f"{h}/axes", np.int64)], f"{h}/sum_squares",
+                  keepdims=1)
+    else:
+        ss = g.op("ReduceSumSquare", [ins[0]], f"{h}/sum_squares", axes=[-1], keepdims=1)
+    norm = g.op("Max", [g.op("Sqrt", [ss], f"{h}/norm"), g.const(1e-12, f"{h}/min_norm")], f"{h}/safe_norm")
+    return g.op("Div", [ins[0], norm], h)
+
+
+def _embedding(g, layer, call, ins):
+    """``Gather`` of rows of the table by the ids (cast to int64 unless they are int64 already)."""
+    table = g.weight(layer, "embeddings", f"{layer.name}/embeddings")
+    return g.op("Gather", [table, g.as_ids(ins[0])], layer.name, axis=0)
+
+
 LAYER_EXPORTERS = {
     "Dense": _dense,
     "Activation": _activation_layer,
@@ -272,6 +343,16 @@ LAYER_EXPORTERS = {
     "Average": _variadic("Mean"),
     "Maximum": _variadic("Max"),
     "Minimum": _variadic("Min"),
+    "Normalization": _normalization,
+    "Rescaling": _rescaling,
+    "LayerNormalization": _layer_normalization,
+    "UnitNormalization": _unit_normalization,
+    "Identity": _identity,
+    "Reshape": _flatten,
+    "ActivityRegularization": _identity,
+    "GaussianDropout": _identity,
+    "AlphaDropout": _identity,
+    "Embedding": _embedding,
 }
 
 
@@ -319,11 +400,23 @@ def _plan_folds(g, steps, output_keys):
             g.fold_targets.add(id(call))
 
 
+def _input_dtype(t):
+    """The ONNX input's dtype for the model input ``t``: its integer dtype (ids), else float32."""
+    try:
+        dt = np.dtype(t.dtype)
+    except TypeError:
+        return np.dtype(np.float32)
+    return dt if dt.kind in "iu" else np.dtype(np.float32)
+
+
 def _signature_shapes(model, input_signature):
-    """The batch dimension of each input (None: dynamic) from ``input_signature``."""
+    """The batch dimension (None: dynamic) and the ONNX dtype of each input, from ``input_signature``:
+    float32 for float inputs, the declared integer dtype for integer inputs (a spec may name
+    another integer dtype)."""
     n = len(model.inputs)
+    dtypes = [_input_dtype(t) for t in model.inputs]
     if input_signature is None:
-        return [None] * n
+        return [None] * n, dtypes
     sig = input_signature
     if isinstance(sig, dict):
         missing = [k for k in model.input_names if k not in sig]
@@ -337,7 +430,7 @@ def _signature_shapes(model, input_signature):
     if len(sig) != n:
         raise ValueError(f"input_signature: the model has {n} input(s); received {len(sig)} spec(s)")
     batches = []
-    for spec, t, name in zip(sig, model.inputs, model.input_names):
+    for i, (spec, t, name) in enumerate(zip(sig, model.inputs, model.input_names)):
         shape = getattr(spec, "shape", None)
         try:
             shape = tuple(None if d is None else int(d) for d in shape)
@@ -352,11 +445,17 @@ def _signature_shapes(model, input_signature):
             dtype_name = None if dtype is None else str(np.dtype(dtype))
         except TypeError:
             dtype_name = str(dtype)
-        if dtype_name not in (None, "float32", "float64"):
+        if dtypes[i].kind in "iu":
+            if dtype_name is not None:
+                if dtype_name not in _INT_NAMES:
+                    raise ValueError(f"input_signature: input {name!r} holds {dtypes[i]} ids; the spec must give "
+                                     f"an integer dtype (or none); received dtype {dtype!r}")
+                dtypes[i] = np.dtype(dtype_name)
+        elif dtype_name not in (None, "float32", "float64"):
             raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 inputs (a float32 or float64 "
                              f"spec); input {name!r} has dtype {dtype!r}")
         batches.append(shape[0])
-    return batches
+    return batches, dtypes
 
 
 def _check_opset(onnx, opset_version):
@@ -386,7 +485,7 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
     if dtype not in (None, "float32", "int8"):
         raise ValueError(f"ONNX export: `dtype` must be None, 'float32' or 'int8'. Received: dtype={dtype!r}")
     opset = _check_opset(onnx, opset_version)
-    batches = _signature_shapes(model, input_signature)
+    batches, input_dtypes = _signature_shapes(model, input_signature)
     model._ensure_attached()
     input_names, output_names = list(model.input_names), list(model.output_names)
     clash = sorted(set(input_names) & set(output_names))
@@ -397,12 +496,20 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
     if not g.quantize:   # an int8 graph keeps the BatchNormalization the int8 file has
         _plan_folds(g, steps, output_keys)
     names = {id(t): n for t, n in zip(model.inputs, input_names)}
+    for n, dt in zip(input_names, input_dtypes):
+        if dt.kind in "iu":
+            g.int_values[n] = dt
     for layer, call, ins, out in steps:
         fn = LAYER_EXPORTERS.get(type(layer).__name__)
         if fn is None:
             raise ValueError(f"Layer {layer.name!r} of kind {type(layer).__name__} cannot be exported to ONNX "
                              f"yet; kinds with an ONNX export: {sorted(LAYER_EXPORTERS)}")
-        names[out] = fn(g, layer, call, [names[k] for k in ins])
+        values = [names[k] for k in ins]
+        if fn is not _embedding:   # integer inputs reach other layers as the floats the engine carries
+            values = [g.as_float(v) for v in values]
+        names[out] = fn(g, layer, call, values)
+    for key in output_keys:
+        names[key] = g.as_float(names[key])
 
     # The outputs take the model's output names: the value is renamed where it is the output of a
     # node and of nothing else; otherwise (an input passed through, a value given twice) an Identity.
@@ -424,9 +531,10 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
             if v in renames:
                 node.output[i] = renames[v]
 
-    def info(name, shape, batch):
-        return helper.make_tensor_value_info(name, T, ["batch" if batch is None else batch] + list(shape[1:]))
-    inputs = [info(n, t.shape, b) for n, t, b in zip(input_names, model.inputs, batches)]
+    def info(name, shape, batch, dtype=T):
+        return helper.make_tensor_value_info(name, dtype, ["batch" if batch is None else batch] + list(shape[1:]))
+    inputs = [info(n, t.shape, b, T if dt.kind == "f" else helper.np_dtype_to_tensor_dtype(dt))
+              for n, t, b, dt in zip(input_names, model.inputs, batches, input_dtypes)]
     fixed = batches[0] if len(set(batches)) == 1 else None   # the outputs keep a batch size all inputs share
     outputs = [info(n, t.shape, fixed) for n, t in zip(output_names, model.outputs)]
     graph = helper.make_graph(g.nodes, model.name, inputs, outputs, initializer=g.initializers)

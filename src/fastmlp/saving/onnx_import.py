@@ -10,6 +10,14 @@ weights become ``Dense`` layers, and a following constant ``Add`` (the bias)
 and a parameterless activation read by nothing else are folded into that
 Dense, so ``Gemm, Relu`` imports as ``Dense(activation="relu")``.
 
+``LayerNormalization`` over the last axis becomes LayerNormalization,
+``LpNormalization`` (p=2, last axis; also the ``x / max(sqrt(ReduceSumSquare(x)),
+tiny)`` fastmlp writes) UnitNormalization, and ``Gather`` of a constant table by
+integer ids (an integer model input, or floats through a ``Cast`` to integers)
+an Embedding.  Per-feature Sub/Div/Mul/Add by constants (a Normalization or
+Rescaling as fastmlp writes them) become a BatchNormalization with unit variance
+or fold into the Dense before them.
+
 The model computes what the graph computes at inference; the ONNX file has no
 training configuration, so the model comes back uncompiled.
 """
@@ -63,6 +71,19 @@ class _Affine(_Pending):
         return layer(self.x)
 
 
+class _Ids:
+    """Floats cast to integers: read only as the ids of a ``Gather`` (an Embedding, which
+    checks that they are whole numbers)."""
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+def _is_int(tensor):
+    return str(getattr(tensor, "dtype", "")).startswith(("int", "uint"))
+
+
 class _Const:
     __slots__ = ("value",)
 
@@ -86,6 +107,7 @@ class _Graph:
         self.used_names = set()
         self.weights = []   # (layer, [arrays]) set once the model exists
         self.dtype = "float32"
+        self.int_names = set()   # the ONNX names of integer model inputs (and Identity copies of them)
 
     def count_readers(self, nodes):
         self.readers = {}
@@ -117,6 +139,13 @@ class _Graph:
         if isinstance(v, _Const):
             raise ValueError(f"{_where(node)}: its input {name!r} is a constant where fastmlp expects "
                              f"computed data (a constant operand is supported only as weights or a bias)")
+        if name in self.int_names and (node is None or node.op_type not in ("Cast", "Gather")):
+            raise ValueError(f"{_where(node)} reads the integer input {name!r}: fastmlp models take float32 or "
+                             f"float64 tensors, and integer ids only as the indices of a Gather (an Embedding) "
+                             f"or through a Cast")
+        if isinstance(v, _Ids):
+            raise ValueError(f"{_where(node)} reads {name!r}, floats cast to integers: fastmlp imports such a "
+                             f"Cast only as the indices of a Gather (an Embedding)")
         if isinstance(v, _Pending):
             if v.tensor is None:
                 v.tensor = v.make(self)
@@ -400,6 +429,52 @@ def _batch_normalization(g, node, at):
                    momentum=float(at.get("momentum", 0.9)))
 
 
+def _layer_normalization(g, node, at):
+    """ONNX's LayerNormalization over the last axis: fastmlp's LayerNormalization (no beta: center=False)."""
+    _only_first_output(g, node)
+    x = g.tensor(node.input[0], node)
+    rank, axis = len(x.shape), int(at.get("axis", -1))
+    if not -rank <= axis < rank or axis % rank != rank - 1:
+        raise ValueError(f"{_where(node)}: fastmlp's LayerNormalization normalizes the last axis; this node has "
+                         f"axis={axis} on a rank-{rank} input")
+    n = int(x.shape[-1])
+    weights = []
+    for i, what in ((1, "scale"), (2, "bias")):
+        if len(node.input) > i and node.input[i]:
+            weights.append(_bias(node, g.const(node.input[i], node, what), n))
+    return g.layer(g.layers.LayerNormalization, node, x, weights, epsilon=float(at.get("epsilon", 1e-5)),
+                   center=len(weights) == 2)
+
+
+def _lp_normalization(g, node, at):
+    """LpNormalization with p=2 over the last axis: fastmlp's UnitNormalization (fastmlp's
+    ``x * min(1 / ||x||, 1e12)`` differs only for norms below 1e-12)."""
+    x = g.tensor(node.input[0], node)
+    rank, axis, p = len(x.shape), int(at.get("axis", -1)), int(at.get("p", 2))
+    if p != 2 or axis % rank != rank - 1:
+        raise ValueError(f"{_where(node)}: fastmlp imports LpNormalization with p=2 over the last axis (a "
+                         f"UnitNormalization); this node has p={p}, axis={axis} on a rank-{rank} input")
+    return g.layer(g.layers.UnitNormalization, node, x)
+
+
+def _gather(g, node, at):
+    """Rows of a constant table by integer ids (a model input): fastmlp's Embedding."""
+    axis = int(at.get("axis", 0))
+    if g.is_const(node.input[0]) and g.is_const(node.input[1]):
+        return _Const(np.take(g.const(node.input[0], node, "data"), g.const(node.input[1], node, "indices"),
+                              axis=axis))
+    table = g.const(node.input[0], node, "data (an embedding table)")
+    if table.ndim != 2 or axis not in (0, -2):
+        raise ValueError(f"{_where(node)}: fastmlp imports Gather(table, ids) with a 2-D table and axis=0 (an "
+                         f"Embedding); this node has a table of shape {table.shape} and axis={axis}")
+    v = g.values.get(node.input[1])
+    ids = v.tensor if isinstance(v, _Ids) else g.tensor(node.input[1], node)
+    if not isinstance(v, _Ids) and not _is_int(ids):
+        raise ValueError(f"{_where(node)}: its indices {node.input[1]!r} must be integers (an integer model input "
+                         f"or a Cast to integers); they are {ids.dtype}")
+    return g.layer(g.layers.Embedding, node, ids, [table], input_dim=table.shape[0], output_dim=table.shape[1])
+
+
 def _prelu(g, node, at):
     x = g.tensor(node.input[0], node)
     slope = g.const(node.input[1], node, "slope")
@@ -422,6 +497,8 @@ def _pass_through(g, node, at):
         if bool(np.asarray(g.const(node.input[2], node, "training_mode")).reshape(-1)[0]):
             raise ValueError(f"{_where(node)}: training_mode=True is not supported; fastmlp imports inference "
                              f"graphs")
+    if node.op_type in ("Identity", "Dropout") and node.input[0] in g.int_names:
+        g.int_names.add(node.output[0])
     v = g.values.get(node.input[0])
     if isinstance(v, _Pending) and g.foldable(node.input[0], (_Pending,)) is None:
         return g.tensor(node.input[0], node)
@@ -429,10 +506,18 @@ def _pass_through(g, node, at):
 
 
 def _cast(g, node, at):
-    """A Cast to the model's own float type is the identity (Keras writes them); on constants, a cast."""
+    """A Cast to the model's own float type is the identity (Keras writes them); on constants, a cast.
+    A Cast to integers is the identity on an integer input (the engine carries ids as floats) and
+    marks floats as the ids of a Gather; a Cast of an integer input to floats is the identity."""
     to = g.onnx.helper.tensor_dtype_to_np_dtype(at["to"])
     if g.is_const(node.input[0]):
         return _Const(g.const(node.input[0], node, "input").astype(to))
+    if np.dtype(to).kind in "iu":
+        v = g.values.get(node.input[0])
+        if isinstance(v, _Ids):
+            return v
+        x = g.tensor(node.input[0], node)
+        return x if _is_int(x) else _Ids(x)
     if str(np.dtype(to)) != g.dtype:
         raise ValueError(f"{_where(node)}: a Cast to {np.dtype(to)} is not supported; the model computes in "
                          f"{g.dtype}")
@@ -520,6 +605,9 @@ OP_IMPORTERS = {
     "Clip": _parameterized(_clip),
     "BatchNormalization": _batch_normalization,
     "PRelu": _prelu,
+    "LayerNormalization": _layer_normalization,
+    "LpNormalization": _lp_normalization,
+    "Gather": _gather,
     "Identity": _pass_through,
     "Dropout": _pass_through,
     "Flatten": _flatten,
@@ -533,9 +621,11 @@ OP_IMPORTERS = {
 
 # ---------------------------------------------------------------------------- patterns
 def _fuse_patterns(onnx, graph, consts):
-    """The graph's nodes with two decompositions replaced by one node each: gelu
+    """The graph's nodes with three decompositions replaced by one node each: gelu
     (``0.5 * x * (1 + erf(x / sqrt(2)))``, in the orders fastmlp and torch write it)
-    as ``Gelu``, and swish (``x * sigmoid(x)``) as ``Swish``.  A pattern's inner
+    as ``Gelu``, swish (``x * sigmoid(x)``) as ``Swish``, and the L2 normalization
+    over the last axis (``x / max(sqrt(ReduceSumSquare(x)), tiny)``, as fastmlp writes
+    UnitNormalization) as ``LpNormalization``.  A pattern's inner
     values must be read by the pattern only."""
     nodes = list(graph.node)
     made = {o: n for n in nodes for o in n.output}
@@ -605,11 +695,39 @@ def _fuse_patterns(onnx, graph, consts):
             continue
         replace[id(y_node)] = onnx.helper.make_node("Gelu", [x], [y_node.output[0]], name=n.name or y_node.name)
         drop.update(id(k) for k in inner if k is not y_node)
+    for n in nodes:   # x / max(sqrt(ReduceSumSquare(x, -1)), tiny): fastmlp's UnitNormalization export
+        if n.op_type != "ReduceSumSquare" or id(n) in drop:
+            continue
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        axes = at.get("axes")
+        if len(n.input) > 1 and n.input[1]:
+            axes = consts.get(n.input[1])
+        if axes is None or np.asarray(axes).reshape(-1).tolist() != [-1] or not at.get("keepdims", 1):
+            continue
+        x = n.input[0]
+        root = only_reader(n.output[0], "Sqrt")
+        if root is None:
+            continue
+        inner, norm = [n, root], root.output[0]
+        floor = only_reader(norm, "Max")
+        if floor is not None:
+            c = consts.get(other(floor, norm) or "")
+            if c is None or c.size != 1 or not 0 <= float(c.reshape(-1)[0]) <= 1e-6:
+                continue
+            inner.append(floor)
+            norm = floor.output[0]
+        div = only_reader(norm, "Div")
+        if div is None or list(div.input) != [x, norm]:
+            continue
+        replace[id(div)] = onnx.helper.make_node("LpNormalization", [x], [div.output[0]], name=div.name or n.name,
+                                                 axis=-1, p=2)
+        drop.update(id(k) for k in inner)
     return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
 
 
 # ---------------------------------------------------------------------------- the model
 _FLOAT_TYPES = {1: "float32", 11: "float64"}   # TensorProto.FLOAT, DOUBLE
+_INT_TYPES = {3: "int8", 5: "int16", 6: "int32", 7: "int64", 2: "uint8", 4: "uint16", 12: "uint32", 13: "uint64"}
 
 
 def _inputs(g, graph):
@@ -619,27 +737,30 @@ def _inputs(g, graph):
         if vi.name in g.values:   # an initializer also listed as an input (IR < 4)
             continue
         t = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type") or t.elem_type not in _FLOAT_TYPES:
+        if not vi.type.HasField("tensor_type") or t.elem_type not in {**_FLOAT_TYPES, **_INT_TYPES}:
             kind = g.onnx.TensorProto.DataType.Name(t.elem_type) if vi.type.HasField("tensor_type") \
                 else vi.type.WhichOneof("value")
-            raise ValueError(f"ONNX input {vi.name!r}: fastmlp models take float32 or float64 tensors; this input "
-                             f"is {kind}")
+            raise ValueError(f"ONNX input {vi.name!r}: fastmlp models take float32 or float64 tensors (or integer "
+                             f"ids); this input is {kind}")
         dims = list(t.shape.dim) if t.HasField("shape") else None
         if not dims or len(dims) < 2 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
             shown = None if dims is None else [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                                                for d in dims]
             raise ValueError(f"ONNX input {vi.name!r} has shape {shown}: fastmlp needs (samples, features...) "
                              f"with every axis after the first of fixed size")
-        dtypes.add(_FLOAT_TYPES[t.elem_type])
-        inputs.append((vi.name, tuple(d.dim_value for d in dims[1:])))
+        if t.elem_type in _FLOAT_TYPES:
+            dtypes.add(_FLOAT_TYPES[t.elem_type])
+        inputs.append((vi.name, tuple(d.dim_value for d in dims[1:]), _INT_TYPES.get(t.elem_type)))
     if not inputs:
         raise ValueError("The ONNX graph has no inputs (beyond its initializers)")
     if len(dtypes) > 1:
         raise ValueError(f"The ONNX graph's inputs mix float32 and float64: {sorted(dtypes)}")
-    g.dtype = dtypes.pop()
+    g.dtype = dtypes.pop() if dtypes else "float32"
     tensors = []
-    for name, shape in inputs:
-        t = Input(shape=shape, name=g.name(name), dtype=g.dtype)
+    for name, shape, int_dtype in inputs:
+        t = Input(shape=shape, name=g.name(name), dtype=int_dtype or g.dtype)
+        if int_dtype:
+            g.int_names.add(name)
         g.values[name] = t
         tensors.append(t)
     return tensors
