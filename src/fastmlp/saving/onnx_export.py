@@ -25,7 +25,6 @@ import numpy as np
 
 from .. import _engine
 from .format import _quantize_int8
-from .onnx_io import require_onnx
 
 __all__ = ["export", "to_onnx", "LAYER_EXPORTERS", "ACTIVATION_EXPORTERS", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -35,6 +34,17 @@ _GELU_OPSET = 20   # ONNX's Gelu operator; below it, gelu is written as its erf 
 _KERAS_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
 _INT_NAMES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _ACTIVATION_NAMES = {code: name for name, code in _engine.ACTIVATIONS.items()}
+
+
+def require_onnx():
+    """The ``onnx`` module, or an ImportError saying how to install it."""
+    try:
+        import onnx
+        from onnx import helper, numpy_helper  # noqa: F401  (submodules the exporter and importer use)
+    except ImportError as e:
+        raise ImportError(f"ONNX export and import need the `onnx` package, which is not installed ({e}). "
+                          f"Install it with: pip install fastmlp[onnx]") from None
+    return onnx
 
 
 # ---------------------------------------------------------------------------- the graph being written

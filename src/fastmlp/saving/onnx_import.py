@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from ..activations import _SELU_ALPHA, _SELU_SCALE
-from .onnx_io import require_onnx
+from .onnx_export import require_onnx
 
 __all__ = ["load", "from_onnx", "OP_IMPORTERS"]
 

@@ -5,18 +5,9 @@ The ``onnx`` package is optional (``pip install fastmlp[onnx]``) and imported
 only when a model is exported or imported; neither direction imports
 onnxruntime."""
 
+from .onnx_export import require_onnx  # noqa: F401  (the lazy import both directions share)
+
 __all__ = ["require_onnx", "export", "to_onnx", "load", "from_onnx"]
-
-
-def require_onnx():
-    """The ``onnx`` module, or an ImportError saying how to install it."""
-    try:
-        import onnx
-        from onnx import helper, numpy_helper  # noqa: F401  (submodules the exporter and importer use)
-    except ImportError as e:
-        raise ImportError(f"ONNX export and import need the `onnx` package, which is not installed ({e}). "
-                          f"Install it with: pip install fastmlp[onnx]") from None
-    return onnx
 
 
 def export(model, filepath, verbose=None, input_signature=None, opset_version=None, dtype=None):
