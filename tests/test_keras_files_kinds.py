@@ -105,6 +105,24 @@ def test_weighted_metrics_cross_in_the_keras_compile_config():
     assert args["weighted_metrics"][1] == "accuracy"
 
 
+def test_keras_builtin_loss_and_metric_functions_in_a_compile_config_are_read_by_name():
+    def fn(name):
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    args = keras_config.compile_args_from_keras({"optimizer": "adam", "loss": fn("binary_crossentropy"),
+                                                 "metrics": [fn("binary_accuracy"), fn("mean_squared_error")],
+                                                 "weighted_metrics": [fn("mae")]})
+    assert args["loss"] == "binary_crossentropy"
+    assert args["metrics"] == ["binary_accuracy", "mean_squared_error"] and args["weighted_metrics"] == ["mae"]
+    m = fastmlp.Sequential([fastmlp.Input(shape=(2,)), fastmlp.layers.Dense(1, activation="sigmoid")])
+    m.compile(**args)
+    assert m.evaluate(np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), verbose=0, return_dict=True) \
+        .keys() == {"loss", "binary_accuracy", "mean_squared_error", "mae"}
+    for where in ("loss", "metrics"):
+        cc = {"optimizer": "adam", "loss": "mse", where: fn("my_custom_fn") if where == "loss" else [fn("my_fn")]}
+        with pytest.raises(keras_config.KerasConfigError, match="custom function"):
+            keras_config.compile_args_from_keras(cc)
+
+
 # ---------------------------------------------------------------------------- against Keras
 def _keras():
     keras = pytest.importorskip("keras")
@@ -164,16 +182,18 @@ def _metrics(M):
             M.Precision(), M.Recall(), M.AUC(curve="PR", num_thresholds=50, name="pr_auc"), M.AUC(),
             M.PrecisionAtRecall(0.5), M.RecallAtPrecision(0.6), M.SensitivityAtSpecificity(0.5),
             M.SpecificityAtSensitivity(0.5, num_thresholds=100), M.R2Score(), M.FBetaScore(beta=2.0, threshold=0.5),
-            M.F1Score(threshold=0.4), M.BinaryAccuracy(threshold=0.6), M.MeanSquaredError(), M.LogCoshError(),
+            M.F1Score(threshold=0.4), M.BinaryAccuracy(threshold=0.6, name="acc6"), M.MeanSquaredError(), M.LogCoshError(),
             M.Hinge(), M.SquaredHinge(), M.KLDivergence(), M.Poisson(), M.MeanAbsolutePercentageError(),
-            M.MeanSquaredLogarithmicError(), M.CosineSimilarity(), M.RootMeanSquaredError(), "accuracy"]
+            M.MeanSquaredLogarithmicError(), M.CosineSimilarity(), M.RootMeanSquaredError(), "accuracy",
+            M.binary_accuracy, M.mean_absolute_error]   # Keras's metric functions: {"class_name": "function"}
 
 
 def _metrics_model(lib):
     L = lib.layers
     a = lib.Input(shape=(5,))
     m = lib.Model(a, L.Dense(1, activation="sigmoid")(L.Dense(4, activation="tanh")(a)))
-    m.compile(optimizer=lib.optimizers.SGD(0.05), loss="binary_crossentropy", metrics=_metrics(lib.metrics),
+    m.compile(optimizer=lib.optimizers.SGD(0.05), loss=lib.losses.binary_crossentropy,
+              metrics=_metrics(lib.metrics),
               weighted_metrics=[lib.metrics.BinaryAccuracy(name="wacc"), lib.metrics.AUC(name="wauc"),
                                 lib.metrics.Precision(thresholds=0.3, name="wprec")])
     return m
@@ -220,14 +240,14 @@ def test_every_metric_class_compiles_in_keras_from_a_fastmlp_compile_config_and_
         args = _METRIC_ARGS.get(name, {})
         m = fastmlp.Sequential([fastmlp.Input(shape=(3,)), fastmlp.layers.Dense(3)])
         loss = "sparse_categorical_crossentropy" if name.startswith("Sparse") else "mse"
-        m.compile("sgd", loss, metrics=[cls(**args)], weighted_metrics=[cls(name="w", **args)])
+        m.compile("sgd", loss, metrics=[cls(name="m", **args)], weighted_metrics=[cls(name="w", **args)])
         cc = keras_config.compile_config_to_keras(m)
-        for entry, kname in ((cc["metrics"][0], None), (cc["weighted_metrics"][0], "w")):
+        for entry, kname in ((cc["metrics"][0], "m"), (cc["weighted_metrics"][0], "w")):
             k = deserialize_keras_object(entry)
             assert type(k) is kcls
-            assert k.get_config() == kcls(**args, **({"name": kname} if kname else {})).get_config(), name
+            assert k.get_config() == kcls(name=kname, **args).get_config(), name
         back = keras_config.compile_args_from_keras(cc)
-        assert back["metrics"][0].get_config() == cls(**args).get_config()
+        assert back["metrics"][0].get_config() == cls(name="m", **args).get_config()
         assert back["weighted_metrics"][0].get_config() == cls(name="w", **args).get_config()
         checked.append(name)
     assert len(checked) >= 30, checked

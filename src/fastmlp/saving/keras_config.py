@@ -323,9 +323,25 @@ def _optimizer_from_keras(entry):
     return cls.from_config(config)
 
 
+def _function_name(entry, family, names):
+    """The name of a Keras built-in function in a compile config (``{"class_name": "function",
+    "config": "binary_accuracy", ...}``, as Keras serializes ``metrics=[keras.metrics.binary_accuracy]``),
+    which fastmlp resolves as that name; None when ``entry`` is no function entry."""
+    if not (isinstance(entry, dict) and entry.get("class_name") == "function"):
+        return None
+    name = entry.get("config")
+    if not isinstance(name, str) or name not in names:
+        raise KerasConfigError(f"the compile config: the {family} function {name!r:.60} is not one of Keras's "
+                               f"built-in {family} functions fastmlp implements (a custom function?)")
+    return name
+
+
 def _loss_from_keras(entry):
     if entry is None or isinstance(entry, str):
         return entry
+    name = _function_name(entry, "loss", losses.ALL_LOSSES)
+    if name is not None:
+        return name
     obj = _object(entry, "loss", losses._CLASSES.get, "the compile config")
     return losses.deserialize(obj)
 
@@ -335,6 +351,9 @@ def _metric_from_keras(entry):
         return entry
     if isinstance(entry, list):
         return [_metric_from_keras(m) for m in entry]
+    name = _function_name(entry, "metric", metrics.ALL_METRICS)
+    if name is not None:
+        return name
     obj = _object(entry, "metric", metrics._CLASSES.get, "the compile config")
     return metrics._CLASSES[obj["class_name"]].from_config(obj["config"])
 
