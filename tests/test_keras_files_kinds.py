@@ -251,3 +251,46 @@ def test_every_metric_class_compiles_in_keras_from_a_fastmlp_compile_config_and_
         assert back["weighted_metrics"][0].get_config() == cls(name="w", **args).get_config()
         checked.append(name)
     assert len(checked) >= 30, checked
+
+
+def _embedding_sequential(lib):
+    L = lib.layers
+    m = lib.Sequential([lib.Input(shape=(4,), dtype="int32"), L.Embedding(5, 3), L.Flatten(), L.LayerNormalization(),
+                        L.Dense(2)])
+    m.compile("adam", "mse", metrics=[lib.metrics.R2Score()])
+    return m
+
+
+def _nested_two_outputs(lib):
+    """Config constants inside a nested model; metrics and weighted_metrics per output."""
+    L = lib.layers
+    inner = lib.Sequential([lib.Input(shape=(4,)), L.Normalization(mean=[1., 2., 3., 4.], variance=[1., 4., 9., 16.]),
+                            L.Rescaling(2.0), L.Dense(3), L.UnitNormalization()], name="inner")
+    a = lib.Input(shape=(4,))
+    h = inner(a)
+    m = lib.Model(a, [L.Dense(2, name="o1")(h), L.Dense(1, activation="sigmoid", name="o2")(h)])
+    m.compile("adam", {"o1": "mse", "o2": "binary_crossentropy"},
+              metrics={"o1": [lib.metrics.R2Score()], "o2": [lib.metrics.AUC(), "accuracy"]},
+              weighted_metrics={"o2": [lib.metrics.Precision()]})
+    return m
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_a_sequential_with_int_ids_and_a_nested_model_with_config_constants_cross_both_ways(tmp_path, ext):
+    keras = _keras()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, (16, 4)).astype(np.int32)
+    x = rng.normal(size=(16, 4)).astype(np.float32)
+    y, yb = rng.normal(size=(16, 2)).astype(np.float32), (rng.random((16, 1)) < 0.5).astype(np.float32)
+    for build, inputs, targets in ((_embedding_sequential, ids, y), (_nested_two_outputs, x, {"o1": y, "o2": yb})):
+        for src, dst in ((fastmlp, keras), (keras, fastmlp)):
+            m = build(src)
+            m.fit(inputs, targets, epochs=1, batch_size=8, verbose=0)
+            path = tmp_path / f"{build.__name__}_{src.__name__}.{ext}"
+            m.save(path)
+            r = dst.models.load_model(path)
+            want, got = m.predict(inputs, verbose=0), r.predict(inputs, verbose=0)
+            for w, g in zip(want if isinstance(want, list) else [want], got if isinstance(got, list) else [got]):
+                np.testing.assert_allclose(g, w, rtol=RTOL, atol=1e-6)
+            _same_values(r.evaluate(inputs, targets, verbose=0, return_dict=True),
+                         m.evaluate(inputs, targets, verbose=0, return_dict=True))
