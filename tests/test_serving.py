@@ -217,7 +217,7 @@ def test_a_new_version_in_the_model_directory_is_served_without_a_failed_request
         t.start()
         time.sleep(0.2)
         (base / "iris" / "2").mkdir()
-        tmp = base / "iris" / "2" / "model.tmp"      # a half-written file is never loaded
+        tmp = base / "iris" / "2" / "model.partial.fmlp"   # a half-written file is never loaded
         v2.save(tmp)
         shutil.move(tmp, base / "iris" / "2" / "model.fmlp")
         deadline = time.monotonic() + 10
