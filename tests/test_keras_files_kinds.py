@@ -16,6 +16,7 @@ import fastmlp  # noqa: E402
 from fastmlp.saving import keras_config  # noqa: E402
 
 RTOL, ATOL = 1e-6, 1e-7
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "keras")
 
 
 def _data():
@@ -74,6 +75,20 @@ def test_config_values_are_not_written_as_keras_variables_and_come_back_from_the
         np.testing.assert_allclose(r.predict([x, ids]), m.predict([x, ids]), rtol=RTOL, atol=ATOL)
         assert r.inputs[1].dtype == "int32"
         assert r.get_compile_config()["weighted_metrics"] == m.get_compile_config()["weighted_metrics"]
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_a_keras_written_model_of_every_kind_loads_predicts_and_evaluates_as_keras(ext):
+    """tests/data/keras/kinds.* (written by Keras 3: make_golden.py kinds), read without Keras."""
+    pytest.importorskip("h5py")
+    want = np.load(os.path.join(DATA, "kinds_expected.npz"))
+    m = fastmlp.load_model(os.path.join(DATA, f"kinds.{ext}"))
+    assert m.inputs[1].dtype == "int32"
+    assert [type(layer).__name__ for layer in m.layers if type(layer).__name__ == "Normalization"] == \
+        ["Normalization"] * 2
+    np.testing.assert_allclose(m.predict([want["x"], want["ids"]]), want["pred"], rtol=RTOL, atol=ATOL)
+    got = m.evaluate([want["x"], want["ids"]], want["y"], sample_weight=want["sw"], verbose=0, return_dict=True)
+    _same_values(got, {k[len("metric_"):]: want[k] for k in want.files if k.startswith("metric_")})
 
 
 def test_an_integer_input_dtype_and_a_keras_numpy_array_in_a_config_are_read():
