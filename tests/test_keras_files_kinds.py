@@ -309,3 +309,16 @@ def test_a_sequential_with_int_ids_and_a_nested_model_with_config_constants_cros
                 np.testing.assert_allclose(g, w, rtol=RTOL, atol=1e-6)
             _same_values(r.evaluate(inputs, targets, verbose=0, return_dict=True),
                          m.evaluate(inputs, targets, verbose=0, return_dict=True))
+
+
+def test_a_keras_layer_setting_fastmlp_lacks_is_a_keras_config_error_naming_it(tmp_path):
+    keras = _keras()
+    L = keras.layers
+    cases = {"mask_zero": [keras.Input((3,), dtype="int32"), L.Embedding(5, 2, mask_zero=True), L.Flatten()],
+             "axis=None": [keras.Input((3,)), L.Normalization(axis=None, mean=1.0, variance=2.0)],
+             "target_shape=(2, 3)": [keras.Input((6,)), L.Reshape((2, 3)), L.Flatten()],
+             "'bool'": [keras.Input((3,), dtype="bool"), L.Dense(1)]}
+    for i, (what, layers) in enumerate(cases.items()):
+        keras.Sequential(layers + [L.Dense(1)]).save(tmp_path / f"{i}.keras")
+        with pytest.raises(keras_config.KerasConfigError, match=what.replace("(", r"\(").replace(")", r"\)")):
+            fastmlp.load_model(tmp_path / f"{i}.keras")

@@ -534,7 +534,7 @@ def _model_from_entry(entry, compile, where):
         model = keras_config.model_from_keras_config(entry, _build)
     except keras_config.KerasConfigError as e:
         raise keras_config.KerasConfigError(f"{where}: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, NotImplementedError) as e:
         raise keras_config.KerasConfigError(f"{where}: cannot rebuild the model from its Keras config: {e}") \
             from None
     cc = entry.get("compile_config")
