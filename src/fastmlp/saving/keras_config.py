@@ -18,6 +18,7 @@ import inspect
 
 from .. import initializers, losses, metrics, optimizers, regularizers
 from ..layers import registry
+from ..layers.input_layer import _INT_DTYPES
 from ..optimizers import schedules
 
 __all__ = ["model_from_keras_config", "model_to_keras_config", "compile_args_from_keras",
@@ -111,20 +112,21 @@ def _regularizer_class(name):
     return regularizers._ALIASES.get(name)
 
 
-def _dtype_from_keras(value, where):
+def _dtype_from_keras(value, where, integers=False):
+    """A float dtype name (or, with ``integers``, an input's integer dtype: ids for an Embedding)."""
     if isinstance(value, dict):   # a DTypePolicy
         value = (value.get("config") or {}).get("name")
-    if value is None or value in ("float32", "float64"):
+    if value is None or value in ("float32", "float64") or (integers and value in _INT_DTYPES):
         return value
     raise KerasConfigError(f"{where}: the dtype (policy) {value!r} is not supported by fastmlp "
-                           f"(float32 or float64)")
+                           f"(float32 or float64{', or an integer type for an input' if integers else ''})")
 
 
 def _layer_config_from_keras(class_name, cls, config, where):
     config = dict(config)
     for key, value in list(config.items()):
         if key == "dtype":
-            config[key] = _dtype_from_keras(value, where)
+            config[key] = _dtype_from_keras(value, where, integers=class_name == "InputLayer")
         elif key.endswith("_initializer"):
             config[key] = _object(value, "initializer", _initializer_class, f"{where}, {key}")
         elif key.endswith("_regularizer"):
@@ -132,6 +134,11 @@ def _layer_config_from_keras(class_name, cls, config, where):
         elif key == "activation" and isinstance(value, dict):
             raise KerasConfigError(f"{where}: the activation {value.get('class_name')!r} "
                                    f"({value.get('config')!r:.60}) is a custom object, not supported by fastmlp")
+        elif isinstance(value, dict) and value.get("class_name") == "__numpy__":   # an array in the config
+            array = (value.get("config") or {}).get("value")
+            if not isinstance(array, (list, int, float)) or isinstance(array, bool):
+                raise KerasConfigError(f"{where}: cannot read the array {key}={value!r:.100}")
+            config[key] = array
         elif isinstance(value, dict) and "class_name" in value:
             raise KerasConfigError(f"{where}: {key}={value.get('class_name')!r} is an object fastmlp does not "
                                    f"support")
@@ -316,9 +323,25 @@ def _optimizer_from_keras(entry):
     return cls.from_config(config)
 
 
+def _function_name(entry, family, names):
+    """The name of a Keras built-in function in a compile config (``{"class_name": "function",
+    "config": "binary_accuracy", ...}``, as Keras serializes ``metrics=[keras.metrics.binary_accuracy]``),
+    which fastmlp resolves as that name; None when ``entry`` is no function entry."""
+    if not (isinstance(entry, dict) and entry.get("class_name") == "function"):
+        return None
+    name = entry.get("config")
+    if not isinstance(name, str) or name not in names:
+        raise KerasConfigError(f"the compile config: the {family} function {name!r:.60} is not one of Keras's "
+                               f"built-in {family} functions fastmlp implements (a custom function?)")
+    return name
+
+
 def _loss_from_keras(entry):
     if entry is None or isinstance(entry, str):
         return entry
+    name = _function_name(entry, "loss", losses.ALL_LOSSES)
+    if name is not None:
+        return name
     obj = _object(entry, "loss", losses._CLASSES.get, "the compile config")
     return losses.deserialize(obj)
 
@@ -328,6 +351,9 @@ def _metric_from_keras(entry):
         return entry
     if isinstance(entry, list):
         return [_metric_from_keras(m) for m in entry]
+    name = _function_name(entry, "metric", metrics.ALL_METRICS)
+    if name is not None:
+        return name
     obj = _object(entry, "metric", metrics._CLASSES.get, "the compile config")
     return metrics._CLASSES[obj["class_name"]].from_config(obj["config"])
 
@@ -345,12 +371,12 @@ def compile_args_from_keras(cc):
     a legacy ``training_config`` with ``optimizer_config``)."""
     if not isinstance(cc, dict):
         raise KerasConfigError("the compile config must be an object")
-    if cc.get("weighted_metrics"):
-        raise KerasConfigError(f"weighted_metrics={cc['weighted_metrics']!r:.100} is not supported by fastmlp")
     opt = cc.get("optimizer", cc.get("optimizer_config"))
     args = {"optimizer": _optimizer_from_keras(opt),
             "loss": _structure(cc.get("loss"), _loss_from_keras),
             "metrics": _structure(cc.get("metrics") or [], _metric_from_keras)}
+    if cc.get("weighted_metrics"):
+        args["weighted_metrics"] = _structure(cc["weighted_metrics"], _metric_from_keras)
     if cc.get("loss_weights") is not None:
         args["loss_weights"] = cc["loss_weights"]
     return args
@@ -375,4 +401,5 @@ def compile_config_to_keras(model):
             "loss": _structure(cc["loss"], loss),
             "loss_weights": cc.get("loss_weights"),
             "metrics": _structure(cc["metrics"], metric),
-            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+            "weighted_metrics": _structure(cc["weighted_metrics"], metric) if cc.get("weighted_metrics") else None,
+            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}

@@ -9,7 +9,9 @@ HDF5 goes through ``h5py`` (``pip install fastmlp[keras]``).  Which format a
 path gets is decided by its name (``format_of``), as Keras decides.
 
 Layer weights map one to one: fastmlp's layers keep their weights in Keras's
-order and layout, so a layer's ``vars/i`` is its ``i``-th weight spec;
+order and layout, so a layer's ``vars/i`` is its ``i``-th weight spec that is
+not a constant (a constant spec -- ``Rescaling``'s scale, a ``Normalization``'s
+given mean -- holds a config value, which Keras keeps in the config too);
 ``_WEIGHT_CODECS`` holds per-kind exceptions (none yet).  Optimizer variables
 follow Keras 3's order: ``iteration``, ``learning_rate`` (unless a schedule),
 then per call of ``add_optimizer_variables`` the slots of every trainable
@@ -25,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from ..layers.base import deferred_weights
+from ..layers.base import _initial_value, deferred_weights
 from ..layers import registry
 import fastmlp.saving.keras_config as keras_config
 
@@ -79,8 +81,13 @@ def _fail(message):
 _WEIGHT_CODECS = {}
 
 
+def _variable_specs(layer):
+    """The layer's weight specs Keras has as variables (its config constants are not)."""
+    return [s for s in layer._wspecs if not s.constant]
+
+
 def _layer_arrays(layer):
-    arrays = [getattr(layer, s.name) for s in layer._wspecs]
+    arrays = [getattr(layer, s.name) for s in _variable_specs(layer)]
     codec = _WEIGHT_CODECS.get(type(layer).__name__)
     return codec[0](arrays) if codec else arrays
 
@@ -89,7 +96,7 @@ def _set_layer(layer, arrays, where):
     codec = _WEIGHT_CODECS.get(type(layer).__name__)
     if codec:
         arrays = codec[1](arrays)
-    specs = layer._wspecs
+    specs = _variable_specs(layer)
     if len(arrays) != len(specs):
         _fail(f"{where}: layer {layer.name!r} ({type(layer).__name__}) has {len(specs)} weights, the file "
               f"holds {len(arrays)}")
@@ -436,7 +443,7 @@ def _read_weights(model, img, where, optimizer=True):
     if img.get("layers") is None:
         _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
     for path, layer in _walk(model):
-        if getattr(layer, "_is_model", False) or not layer._wspecs:
+        if getattr(layer, "_is_model", False) or not _variable_specs(layer):
             continue
         if img.get(path) is None:
             _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
@@ -516,6 +523,9 @@ def _build(kind, config):
     if not model.built:
         _fail("the model has no fixed input shape (a Keras model saved before it was built)")
     model._attach(np.zeros(max(model._n_params, 1), dtype=model._dtype))
+    for ref in model._plan.weights:   # config values (Keras has no variables for them): from the config
+        if ref.spec.constant:
+            getattr(ref.layer, ref.spec.name)[...] = _initial_value(ref.spec, model._dtype)
     return model
 
 
@@ -524,7 +534,7 @@ def _model_from_entry(entry, compile, where):
         model = keras_config.model_from_keras_config(entry, _build)
     except keras_config.KerasConfigError as e:
         raise keras_config.KerasConfigError(f"{where}: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, NotImplementedError) as e:
         raise keras_config.KerasConfigError(f"{where}: cannot rebuild the model from its Keras config: {e}") \
             from None
     cc = entry.get("compile_config")
@@ -653,7 +663,7 @@ def _legacy_model_config(class_name, config):
 def _model_weights(layer):
     if getattr(layer, "_is_model", False):
         return [(f"{ref.path}/{ref.spec.name}:0", getattr(ref.layer, ref.spec.name))
-                for ref in layer._plan.weights]
+                for ref in layer._plan.weights if not ref.spec.constant]
     return [(f"{layer.name}/{s.name}:0", a) for s, a in zip(layer._wspecs, _layer_arrays(layer))]
 
 
@@ -739,7 +749,7 @@ def _read_legacy_weights(model, g, where):
               f"model has {len(targets)} layers with weights ({[t.name for t in targets][:8]})")
     for layer, (name, arrays) in zip(targets, stored):
         if getattr(layer, "_is_model", False):
-            refs = layer._plan.weights
+            refs = [ref for ref in layer._plan.weights if not ref.spec.constant]
             if len(refs) != len(arrays):
                 _fail(f"{where}: nested model {layer.name!r} has {len(refs)} weights, the file's {name!r} "
                       f"holds {len(arrays)}")
