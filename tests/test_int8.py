@@ -258,3 +258,31 @@ def test_float64_models_keep_float_inference(tmp_path):
     model = fastmlp.Sequential([fastmlp.Input((4,)), fastmlp.layers.Dense(3, dtype="float64")])
     with pytest.raises(ValueError, match="float32"):
         model.quantize("int8")
+
+
+def test_evaluate_uses_the_int8_outputs():
+    model = _model()
+    model.compile("sgd", "mse")
+    model.quantize("int8")
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(50, 30)).astype(np.float32), rng.normal(size=(50, 5)).astype(np.float32)
+    p = _reference_predict(model, x)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), np.mean((p - y) ** 2), rtol=1e-5)
+
+
+def test_functional_model_quantizes_only_its_dense_layers():
+    fastmlp.utils.set_random_seed(0)
+    inp = fastmlp.Input((12,))
+    a = fastmlp.layers.Dense(8, activation="relu", name="a")(inp)
+    b = fastmlp.layers.BatchNormalization(name="bn")(fastmlp.layers.Dense(8, name="b")(inp))
+    out = fastmlp.layers.Dense(3, name="out")(fastmlp.layers.Concatenate()([a, b]))
+    model = fastmlp.Model(inp, out)
+    x = np.random.default_rng(7).normal(size=(40, 12)).astype(np.float32)
+    model.quantize("int8")
+    la, lb, lo, bn = (model.get_layer(n) for n in ("a", "b", "out", "bn"))
+    h_a = np.maximum(ref_dense(x, *la._int8, la.bias.numpy()), 0)
+    h_b = ref_dense(x, *lb._int8, lb.bias.numpy())
+    g, be, mm, mv = (w.numpy() for w in bn.weights)
+    h_b = (h_b - mm) / np.sqrt(mv + bn.epsilon) * g + be
+    want = ref_dense(np.concatenate([h_a, h_b], axis=1).astype(np.float32), *lo._int8, lo.bias.numpy())
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
