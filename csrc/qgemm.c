@@ -87,8 +87,14 @@ fm_q8_dense *fm_q8_dense_create(const int8_t *W__io, const float *scale__o, int6
         fm_q8_dense_free(q);
         return NULL;
     }
+    *status = fm_q8_dense_update(q, W__io, scale__o);
+    return q;
+}
+
+int fm_q8_dense_update(fm_q8_dense *q, const int8_t *W__io, const float *scale__o) {
+    const int64_t n_in = q->n_in, n_out = q->n_out, groups = q->kp / 4;
+    for (int64_t i = 0; i < n_in * n_out; i++) if (W__io[i] == -128) return FM_ERR_ARG;
     memset(q->w, 0, (size_t)(q->kp * q->np));
-    const int64_t groups = q->kp / 4;
     for (int64_t j = 0; j < q->np; j++) {
         int32_t sum = 0;
         if (j < n_out)
@@ -100,8 +106,7 @@ fm_q8_dense *fm_q8_dense_create(const int8_t *W__io, const float *scale__o, int6
         q->colsum128[j] = 128 * sum;
         q->scale[j] = j < n_out ? scale__o[j] : 0.0f;
     }
-    *status = FM_OK;
-    return q;
+    return FM_OK;
 }
 
 void fm_q8_dense_free(fm_q8_dense *q) {

@@ -41,6 +41,9 @@ typedef struct fm_q8_dense fm_q8_dense;
  * FM_ERR_NOMEM. */
 fm_q8_dense *fm_q8_dense_create(const int8_t *W__io, const float *scale__o, int64_t n_in, int64_t n_out,
                                 int *status);
+/* Re-packs q with new values of the same shape (FM_OK; FM_ERR_ARG for a -128,
+ * leaving q as it was).  Not while a forward with q runs. */
+int fm_q8_dense_update(fm_q8_dense *q, const int8_t *W__io, const float *scale__o);
 void fm_q8_dense_free(fm_q8_dense *q);
 int64_t fm_q8_dense_n_in(const fm_q8_dense *q);
 int64_t fm_q8_dense_n_out(const fm_q8_dense *q);

@@ -286,3 +286,21 @@ def test_functional_model_quantizes_only_its_dense_layers():
     h_b = (h_b - mm) / np.sqrt(mv + bn.epsilon) * g + be
     want = ref_dense(np.concatenate([h_a, h_b], axis=1).astype(np.float32), *lo._int8, lo.bias.numpy())
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
+
+
+def test_weights_written_into_an_int8_layer_are_quantized_again():
+    model, other = _model(seed=0), _model(seed=1)
+    model.quantize("int8")
+    x = np.random.default_rng(8).normal(size=(10, 30)).astype(np.float32)
+    model.set_weights(other.get_weights())
+    assert all(layer.quantization_mode == "int8" for layer in model.layers)
+    for layer, o in zip(model.layers, other.layers):
+        q, scale = _quantize_int8(o.kernel.numpy())
+        np.testing.assert_array_equal(layer._int8[0], q)
+        np.testing.assert_array_equal(layer.kernel.numpy(), q.astype(np.float32) * scale)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), _reference_predict(model, x))
+    model.layers[2].kernel.assign(np.zeros((16, 5), np.float32))
+    np.testing.assert_array_equal(model.predict(x, verbose=0),
+                                  np.broadcast_to(model.layers[2].bias.numpy(), (10, 5)))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.layers[0].kernel.assign(np.full((30, 24), np.nan, np.float32))

@@ -173,6 +173,7 @@ cdef extern from "qgemm.h" nogil:
     fm_q8_dense *fm_q8_dense_create(const int8_t *W, const float *scale, int64_t n_in, int64_t n_out,
                                     int *status)
     void fm_q8_dense_free(fm_q8_dense *q)
+    int fm_q8_dense_update(fm_q8_dense *q, const int8_t *W, const float *scale)
     int64_t fm_q8_dense_n_in(const fm_q8_dense *q)
     int64_t fm_q8_dense_n_out(const fm_q8_dense *q)
     int fm_q8_dense_forward(const fm_q8_dense *q, const float *X, int64_t ldx, int64_t rows,

@@ -32,6 +32,20 @@ cdef class Int8Dense:
             raise ValueError("internal: the engine refused the int8 kernel")
         self.n_in, self.n_out = n_in, n_out
 
+    def update(self, kernel, scale):
+        """Re-pack with new values of the same shapes (the networks using this kernel see them)."""
+        k = np.ascontiguousarray(kernel)
+        sc = np.ascontiguousarray(scale)
+        if k.dtype != np.int8 or k.shape != (self.n_in, self.n_out) or sc.dtype != np.float32 or \
+                sc.shape != (self.n_out,):
+            raise ValueError(f"expected an int8 kernel of shape ({self.n_in}, {self.n_out}) and float32 scales "
+                             f"of shape ({self.n_out},); got {k.dtype} {k.shape} and {sc.dtype} {sc.shape}")
+        cdef cnp.ndarray ka = k, sa = sc
+        if fm_q8_dense_update(self.q, <const int8_t *>cnp.PyArray_DATA(ka),
+                              <const float *>cnp.PyArray_DATA(sa)) != FM_OK:
+            raise ValueError("an int8 kernel's values must lie in [-127, 127] (symmetric quantization); "
+                             "it holds -128")
+
     def __dealloc__(self):
         if self.q != NULL:
             fm_q8_dense_free(self.q)

@@ -22,7 +22,7 @@ import numpy as np
 from .. import _engine
 from ..saving.format import _quantize_int8
 
-__all__ = ["quantize", "bind", "check_trainable", "int8_layers"]
+__all__ = ["quantize", "bind", "check_trainable", "int8_layers", "requantize"]
 
 _KIND_DENSE = _engine.KINDS["dense"]
 _KERAS_MODES = ("int8", "int4", "float8", "gptq", "awq")
@@ -55,11 +55,25 @@ def set_int8(layer, q, scale):
     float kernel becomes ``q * scale``."""
     q = np.ascontiguousarray(q, dtype=np.int8)
     scale = np.ascontiguousarray(scale, dtype=np.float32)
-    packed = _engine.Int8Dense(q, scale)   # validates shapes and the [-127, 127] range
+    packed = getattr(layer, "_int8_packed", None)
+    if packed is not None and (packed.n_in, packed.n_out) == q.shape:
+        packed.update(q, scale)   # in place: the networks running it see the new values
+    else:
+        packed = _engine.Int8Dense(q, scale)   # validates shapes and the [-127, 127] range
     var = layer._variable("kernel")
     var._array[...] = (q.astype(np.float32) * scale).astype(var._array.dtype, copy=False)
     layer._int8 = (q, scale)
     layer._int8_packed = packed
+
+
+def requantize(layer):
+    """New float values were written into an int8 layer's kernel (set_weights, assign, ...):
+    quantize them, so the layer stays int8 and runs what it holds."""
+    kernel = layer._variable("kernel")._array
+    if not np.all(np.isfinite(kernel)):
+        raise ValueError(f"layer {layer.name!r} is quantized to int8 and its new kernel has non-finite values, "
+                         f"which int8 cannot hold")
+    set_int8(layer, *_quantize_int8(kernel))
 
 
 def quantize(model, mode=None, config=None, filters=None, **kwargs):
