@@ -304,3 +304,21 @@ def test_weights_written_into_an_int8_layer_are_quantized_again():
                                   np.broadcast_to(model.layers[2].bias.numpy(), (10, 5)))
     with pytest.raises(ValueError, match="non-finite"):
         model.layers[0].kernel.assign(np.full((30, 24), np.nan, np.float32))
+
+
+def test_int8_predict_does_not_depend_on_the_thread_count():
+    fastmlp.utils.set_random_seed(0)
+    model = fastmlp.Sequential([fastmlp.Input((200,)), fastmlp.layers.Dense(256, activation="relu"),
+                                fastmlp.layers.Dense(7)])
+    model.quantize("int8")
+    x = np.random.default_rng(9).normal(size=(3000, 200)).astype(np.float32)
+    before = fastmlp.get_num_threads()
+    try:
+        fastmlp.set_num_threads(1)
+        one = model.predict(x, verbose=0)
+        fastmlp.set_num_threads(2)
+        two = model.predict(x, verbose=0)
+    finally:
+        fastmlp.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one[1234:1235], model.predict(x[1234:1235], verbose=0))
