@@ -17,6 +17,9 @@ int fm_cpu_has_avx512(void);
 /* AVX2 + FMA (what the "avx2" kernels are built for). */
 int fm_cpu_has_avx2_fma(void);
 
+/* AVX-512 F + BW + VL + VNNI (vpdpbusd): the "avx512vnni" int8 kernels. */
+int fm_cpu_has_avx512_vnni(void);
+
 /* SSE4.2 (the crc32 instruction). */
 int fm_cpu_has_sse42(void);
 

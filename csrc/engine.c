@@ -3,6 +3,7 @@
 #include "fastmlp.h"
 #include "gemm_kernels.h"   /* fm_gemm_buffer: thread-local scratch */
 #include "kinds/kind.h"
+#include "qgemm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ struct fm_net {
     void **din;
     int *din_add, *din_pre;
     fm_act_ref *din_act;
+    const fm_q8_dense **q8;    /* per node, or NULL: a Dense node's int8 kernel (inference only;
+                                * owned by the caller, see fm_net_set_q8) */
 };
 
 /* ---- random numbers: a stateless 64-bit mixer (SplitMix64 finaliser over a
@@ -304,10 +307,48 @@ void fm_net_free(fm_net *net) {
     free(net->accumulate_w); free(net->is_output); free(net->live); free(net->A); free(net->Z); free(net->WS); free(net->G);
     free(net->out); free(net->written); free(net->pre); free(net->in_ptr); free(net->din); free(net->din_add);
     free(net->din_pre); free(net->din_act); free(net->Xb); free(net->Yb); free(net->yb); free(net->grads);
+    free(net->q8);
     free(net);
 }
 
 int fm_net_is_f64(const fm_net *net) { return net->is_f64; }
+
+int fm_net_set_q8(fm_net *net, int node, const fm_q8_dense *q) {
+    if (net->is_f64 || node < 0 || node >= net->n_nodes || net->nodes[node].kind != FM_KIND_DENSE)
+        return FM_ERR_ARG;
+    const fm_node *nd = &net->nodes[node];
+    if (q && (nd->n_inputs != 1 || fm_q8_dense_n_out(q) != nd->n_out ||
+              fm_q8_dense_n_in(q) != net->edge_width[nd->in_begin])) return FM_ERR_ARG;
+    if (!net->q8) {
+        if (!q) return FM_OK;
+        net->q8 = (const fm_q8_dense **)calloc((size_t)net->n_nodes, sizeof *net->q8);
+        if (!net->q8) return FM_ERR_NOMEM;
+    }
+    net->q8[node] = q;
+    return FM_OK;
+}
+
+/* Makes the calling thread's int8 scratch large enough for `rows` rows through
+ * every int8 node, so that the forward itself cannot fail. */
+static int fm_net_q8_reserve(const fm_net *net, int64_t rows) {
+    if (!net->q8) return FM_OK;
+    for (int n = 0; n < net->n_nodes; n++)
+        if (net->q8[n] && fm_q8_dense_reserve(net->q8[n], rows) != FM_OK) return FM_ERR_NOMEM;
+    return FM_OK;
+}
+
+/* The float32 network's int8 Dense forward (linear output into o); the float64
+ * instance is never reached (fm_net_set_q8 refuses float64 networks). */
+static void fm_q8_node_forward_f32(const fm_net *net, int n, const float *params, const float *in, int64_t rows,
+                                   float *o) {
+    const fm_node *nd = &net->nodes[n];
+    fm_q8_dense_forward(net->q8[n], in, net->edge_width[nd->in_begin], rows,
+                        nd->b_off >= 0 ? params + nd->b_off : NULL, o);
+}
+static void fm_q8_node_forward_f64(const fm_net *net, int n, const double *params, const double *in,
+                                   int64_t rows, double *o) {
+    (void)net; (void)n; (void)params; (void)in; (void)rows; (void)o;
+}
 int64_t fm_net_n_params(const fm_net *net) { return net->n_params; }
 void *fm_net_grads(fm_net *net) { return net->grads; }
 const void *fm_net_output(const fm_net *net, int k, int64_t rows) {

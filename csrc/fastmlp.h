@@ -224,6 +224,12 @@ int64_t fm_net_input_width(const fm_net *net, int k);
 int64_t fm_net_output_width(const fm_net *net, int k);
 void fm_net_free(fm_net *net);
 int fm_net_is_f64(const fm_net *net);
+/* Runs Dense node `node` of a float32 network with the int8 kernel q at
+ * inference (predict, evaluate; q NULL: back to float).  q must have the node's
+ * widths and outlive its use; training never reads it.  FM_ERR_ARG for a
+ * float64 network, a node that is not Dense, or other widths. */
+struct fm_q8_dense;
+int fm_net_set_q8(fm_net *net, int node, const struct fm_q8_dense *q);
 int64_t fm_net_n_params(const fm_net *net);
 /* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
 void *fm_net_grads(fm_net *net);

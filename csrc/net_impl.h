@@ -285,10 +285,15 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         for (int j = 0; Zl && j < net->n_outputs; j++)
             if (net->loss_node[j] == n && net->z_owner[j] == j) { Z = Zl[j]; break; }
         for (int i = 0; i < nd->n_inputs; i++) in[i] = ptr[net->edges[nd->in_begin + i]];
-        fm_fwd a = {nd, rows, in, net->edge_width + nd->in_begin, o, NULL, k->applies_activation ? Z : NULL,
-                    (void *)params, 0, 0, 0, 0};
-        k->forward[idx](&a);
-        if (!k->applies_activation && nd->activation != FM_ACT_LINEAR)
+        const int q8 = net->q8 && net->q8[n];   /* an int8 Dense: linear output, then the activation */
+        if (q8) {
+            FM_CAT(fm_q8_node_forward, SFX)(net, n, params, (const T *)in[0], rows, o);
+        } else {
+            fm_fwd a = {nd, rows, in, net->edge_width + nd->in_begin, o, NULL, k->applies_activation ? Z : NULL,
+                        (void *)params, 0, 0, 0, 0};
+            k->forward[idx](&a);
+        }
+        if ((q8 || !k->applies_activation) && nd->activation != FM_ACT_LINEAR)
             FM_CAT(fm_activation_forward, SFX)(nd->activation, nd->act_alpha, o, Z, NULL, rows, nd->n_out);
         ptr[n] = o;
         if (penalty && k->penalty[idx]) *penalty += k->penalty[idx](nd, o, rows);
@@ -317,7 +322,7 @@ static int FM_CAT(predict_rows, SFX)(const fm_net *net, const T *params, const T
                                     int64_t n_rows, T *const *out) {
     const int64_t chunk = n_rows < FM_INFER_CHUNK ? n_rows : FM_INFER_CHUNK;
     T *buf = (T *)fm_gemm_buffer(2, FM_CAT(infer_scratch, SFX)(net, chunk));
-    if (!buf) return FM_ERR_NOMEM;
+    if (!buf || fm_net_q8_reserve(net, chunk) != FM_OK) return FM_ERR_NOMEM;
     const void **ptr = FM_CAT(infer_pointers, SFX)(net, buf, chunk);
     const T *Xc[FM_MAX_INPUTS];
     T *Oc[FM_MAX_OUTPUTS];
@@ -384,6 +389,7 @@ int FM_CAT(fm_evaluate, SFX)(const fm_net *net, const T *params, const fm_data *
     /* predictions and pre-activations of every output, a gradient scratch, then
      * infer_chunk's own scratch */
     const size_t own = ((size_t)(chunk * (2 * out_total + net->max_out_width)) * sizeof(T) + 63) & ~(size_t)63;
+    if (fm_net_q8_reserve(net, chunk) != FM_OK) return FM_ERR_NOMEM;
     T *buf = (T *)malloc(own + FM_CAT(infer_scratch, SFX)(net, chunk));
     if (!buf) return FM_ERR_NOMEM;
     T *scratch = (T *)((char *)buf + own);

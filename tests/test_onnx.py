@@ -226,8 +226,14 @@ def test_int8_export_is_qdq_and_matches_the_int8_file(onnx, ort, tmp_path):
                                 layers.BatchNormalization(), layers.Dense(3)])
     randomize_batchnorm(model)
     model.save(tmp_path / "m.fmlp", dtype="int8")
-    loaded = fastmlp.models.load_model(tmp_path / "m.fmlp")
-    for m in (model, loaded):   # the same int8 kernels either way
+    int8_model = fastmlp.models.load_model(tmp_path / "m.fmlp")
+    # the QDQ graph computes in float with the dequantized kernels; the int8 model (which also
+    # quantizes each Dense layer's inputs) is compared through a float model holding those kernels
+    loaded = fastmlp.Sequential.from_config(int8_model.get_config())
+    loaded.build((None, 6))
+    loaded.set_weights(int8_model.get_weights())
+    assert [layer.quantization_mode for layer in int8_model.layers if hasattr(layer, "units")] == ["int8"] * 2
+    for m in (model, int8_model):   # the same int8 kernels either way
         proto = onnx_io.to_onnx(m, dtype="int8")
         onnx.checker.check_model(proto, full_check=True)
         assert ops(proto).count("DequantizeLinear") == 2
@@ -239,6 +245,7 @@ def test_int8_export_is_qdq_and_matches_the_int8_file(onnx, ort, tmp_path):
         np.testing.assert_allclose(run_ort(ort, proto, feeds, "ORT_ENABLE_BASIC")[0], loaded.predict(x, verbose=0),
                                    **TOL)
         np.testing.assert_allclose(run_ort(ort, proto, feeds)[0], loaded.predict(x, verbose=0), atol=0.1)
+        np.testing.assert_allclose(run_ort(ort, proto, feeds)[0], int8_model.predict(x, verbose=0), atol=0.1)
     back = onnx_io.from_onnx(proto)   # imported: the weights dequantized
     np.testing.assert_allclose(back.predict(x, verbose=0), loaded.predict(x, verbose=0), **TOL)
 

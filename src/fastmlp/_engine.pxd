@@ -1,5 +1,5 @@
 # Declarations of the C11 engine in csrc/ — nothing else lives here.
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 cdef extern from "fastmlp.h" nogil:
     enum: FM_OK, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_ARG
@@ -165,3 +165,21 @@ cdef extern from "fastmlp.h" nogil:
                                float *grads, float *slots, int64_t n_params, double lr)
     void fm_optimizer_step_f64(fm_optim *opt, int n_vars, const fm_var *vars, double *params,
                                double *grads, double *slots, int64_t n_params, double lr)
+
+cdef extern from "qgemm.h" nogil:
+    ctypedef struct fm_q8_dense:
+        pass
+    int FM_Q8_MAX_IN
+    fm_q8_dense *fm_q8_dense_create(const int8_t *W, const float *scale, int64_t n_in, int64_t n_out,
+                                    int *status)
+    void fm_q8_dense_free(fm_q8_dense *q)
+    int fm_q8_dense_update(fm_q8_dense *q, const int8_t *W, const float *scale)
+    int64_t fm_q8_dense_n_in(const fm_q8_dense *q)
+    int64_t fm_q8_dense_n_out(const fm_q8_dense *q)
+    int fm_q8_dense_forward(const fm_q8_dense *q, const float *X, int64_t ldx, int64_t rows,
+                            const float *bias, float *out)
+    void fm_q8_quantize_rows(const float *X, int64_t ldx, int64_t rows, int64_t n_in, int8_t *Q,
+                             float *s)
+    const char *fm_q8_target_name()
+    int fm_q8_set_target(const char *name)
+    int fm_net_set_q8(fm_net *net, int node, const fm_q8_dense *q)

@@ -10,7 +10,7 @@ memoryviews: single-row ``predict`` must cost only a few microseconds.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -97,6 +97,7 @@ include "_kernels.pxi"
 include "_checksum.pxi"
 include "_format.pxi"
 include "_filemap.pxi"
+include "_int8.pxi"
 
 
 def all_finite(a):
@@ -227,6 +228,7 @@ cdef class Network:
     cdef readonly int64_t n_params
     cdef readonly list input_widths, output_widths
     cdef int typenum
+    cdef dict int8            # node -> Int8Dense the engine reads (kept alive here)
 
     def __cinit__(self, plan, bint f64):
         nodes, outputs, variables = list(plan.nodes), list(plan.outputs), list(plan.variables)
@@ -284,6 +286,21 @@ cdef class Network:
     @property
     def n_out(self):
         return self.output_widths[0]
+
+    def set_int8(self, int node, Int8Dense q):
+        """Run Dense node ``node`` with the int8 kernel ``q`` at inference (None: in
+        float again).  The network keeps a reference to ``q``."""
+        if self.int8 is None:
+            self.int8 = {}
+        status = fm_net_set_q8(self.net, node, q.q if q is not None else NULL)
+        if status == FM_ERR_ARG:
+            raise ValueError(f"internal: node {node} cannot run in int8 (a float32 Dense node with the "
+                             f"kernel's widths is needed)")
+        _raise_status(status)
+        if q is None:
+            self.int8.pop(node, None)
+        else:
+            self.int8[node] = q
 
     cdef _enter(self):
         """Training calls use the network's workspace with the GIL released: refuse a

@@ -202,24 +202,35 @@ class Variable:
                              f"value.shape={value.shape}. Target variable: {self._path!r}")
         return value
 
+    def _written(self):
+        """A Dense kernel quantized to int8 is quantized again from the values just written."""
+        layer = getattr(self, "_layer", None)
+        if layer is not None and getattr(layer, "_int8", None) is not None and self._name == "kernel":
+            from .models import quantization
+            quantization.requantize(layer)
+
     def assign(self, value):
         """Set the values (same shape) in place; a model using this weight sees them at once."""
         value = self._checked(value, "assign")
         self._value()[...] = value
+        self._written()
         return self
 
     def assign_add(self, value):
         arr = self._value()
         arr[...] = arr + self._checked(value, "assign_add")
+        self._written()
         return self
 
     def assign_sub(self, value):
         arr = self._value()
         arr[...] = arr - self._checked(value, "assign_sub")
+        self._written()
         return self
 
     def __setitem__(self, key, value):
         self._value()[key] = _value_of(value)
+        self._written()
 
     def __getitem__(self, key):
         return self._value()[key]

@@ -34,6 +34,13 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel = None
         self.bias = None
+        self._int8 = None          # (int8 kernel, float32 scale per unit) once quantized
+        self._int8_packed = None   # the engine's packed copy (fastmlp.models.quantization)
+
+    @property
+    def quantization_mode(self):
+        """``"int8"`` once the model quantized this layer (``Model.quantize``, an int8 file), else None."""
+        return "int8" if self._int8 is not None else None
 
     @property
     def input_dim(self):

@@ -16,6 +16,7 @@ from ..layers import registry
 from ..layers.base import KerasTensor, Layer, Node, _assign_weights, _unique_name, weights_deferred
 from ..layers.input_layer import InputLayer
 import fastmlp.models.plan as plan_module
+import fastmlp.models.quantization as quantization
 from fastmlp.models.training import Trainer
 
 __all__ = ["Model"]
@@ -184,6 +185,7 @@ class Model(Trainer, Layer):
     def _make_network(self):
         self._plan.refresh()
         self._net = _engine.Network(self._plan, self._dtype == "float64")
+        quantization.bind(self)   # Dense layers quantized to int8 run in int8 at inference
 
     @property
     def _variables(self):

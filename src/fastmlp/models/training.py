@@ -19,6 +19,7 @@ from .. import _engine, callbacks as callbacks_module, losses as losses_module, 
 from .. import optimizers, utils
 import fastmlp.models.data as data_module
 import fastmlp.models.plan as plan_module
+import fastmlp.models.quantization as quantization
 import fastmlp.models.streams as streams_module
 
 __all__ = ["Trainer"]
@@ -443,6 +444,7 @@ class Trainer:
         ``validation_split`` takes the last fraction of the data before shuffling;
         ``class_weight`` and ``sample_weight`` multiply."""
         self._require_compiled()
+        quantization.check_trainable(self)
         batch_size_given, batch_size = batch_size, _check_positive_int("batch_size", batch_size) or 32
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not 0 <= epochs < 1 << 62:
             raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
@@ -597,6 +599,7 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) of that batch."""
         self._require_compiled()
+        quantization.check_trainable(self)
         if not self.built:
             self._build_from_data(x)
         self._compiled()
@@ -788,6 +791,16 @@ class Trainer:
 
     def predict_on_batch(self, x):
         return self.predict(x, verbose=0)
+
+    # ------------------------------------------------------------------ quantization
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantize the Dense layers' kernels to int8, as ``keras.Model.quantize`` does;
+        predict and evaluate then run them with int8 kernels and int8 inputs quantized
+        per row at run time (other layers stay float32).  ``mode`` must be ``"int8"``
+        and ``config`` None; ``filters`` (a regex string, a list of them, or a callable
+        taking the layer) selects layers as in Keras.  A quantized model cannot be
+        trained (fit raises)."""
+        quantization.quantize(self, mode, config, filters, **kwargs)
 
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, include_optimizer=True, dtype=None):

@@ -96,6 +96,15 @@ def _build_model(p, compile, zero_copy):
         params = np.zeros(max(n_params, 1), dtype=dtype)
         for ref, t, scale in matched:
             params[ref.offset:ref.offset + ref.size] = _decode(p, t, scale, dtype).reshape(-1)
+        if dtype == "float32":   # int8 kernels stay int8: predict runs those layers in int8
+            for ref, t, scale in matched:
+                if scale is not None:
+                    q = _array(p, p.data_off, t)
+                    if not (q == -128).any():   # (fastmlp writes [-127, 127]; other files stay float)
+                        ref.layer._int8 = (q.copy(), _array(p, p.data_off, scale).copy())
+    for ref, t, scale in matched:
+        if getattr(ref.layer, "_int8", None) is not None:
+            ref.layer._int8_packed = _engine.Int8Dense(*ref.layer._int8)
     model._attach(params)
 
     metadata = p.header.get("metadata")

@@ -172,16 +172,21 @@ def _minor_version(model):
     return minor
 
 
-def _tensor_plan(model, dtype):
+def _tensor_plan(model, dtype, keep_int8=False):
     """[(name, dtype name, stored array, extra table fields)] for the weights section, in
-    order, and the byte offset of each (the model's own layout at full precision)."""
+    order, and the byte offset of each (the model's own layout at full precision).
+    ``keep_int8``: the kernels of int8 layers as int8, the rest in the model's dtype."""
     store = model._dtype if dtype is None else dtype
     entries = []
     weights = model._plan.weights
     for ref in weights:
         name, shape, off = ref.name, ref.shape, ref.offset
         w = model._params[off:off + math.prod(shape)].reshape(shape)
-        if store in ("float32", "float64"):
+        int8 = getattr(ref.layer, "_int8", None) if ref.spec.name == "kernel" else None
+        if int8 is not None and (keep_int8 or store == "int8"):   # the layer's own int8 kernel
+            entries.append((name, "int8", int8[0], {"scale": f"{name}_scale"}))
+            entries.append((f"{name}_scale", "float32", int8[1], None))
+        elif store in ("float32", "float64"):
             entries.append((name, store, np.asarray(w, dtype=store), None))
         elif store == "float16":
             if np.any(np.abs(w[np.isfinite(w)]) > 65504.0):
@@ -198,7 +203,7 @@ def _tensor_plan(model, dtype):
             entries.append((f"{name}_scale", "float32", scale, None))
         else:   # int8 files keep other weights in float32
             entries.append((name, "float32", np.asarray(w, dtype=np.float32), None))
-    if store == model._dtype:
+    if store == model._dtype and not keep_int8:
         item = np.dtype(model._dtype).itemsize
         offsets = [ref.offset * item for ref in weights]
     else:
@@ -259,6 +264,10 @@ def _serialize(model, include_optimizer=True, dtype=None):
     if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to save: "
                          f"build it (give it an input shape) or call it on data first")
+    # A model with int8 layers (Model.quantize) keeps them: its int8 kernels as they are, the
+    # rest at full precision (dtype=None); a dtype given names the storage of every weight.
+    from ..models import quantization
+    keep_int8 = dtype is None and bool(quantization.int8_layers(model))
     if dtype is not None:
         dtype = str(dtype)
         if dtype not in DTYPES:
@@ -267,7 +276,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
         if dtype == model._dtype:
             dtype = None
     model._ensure_attached()
-    entries, offsets = _tensor_plan(model, dtype)
+    entries, offsets = _tensor_plan(model, dtype, keep_int8)
     w_table, w_len = _table(entries, offsets)
     header = {"format": "fastmlp-model", "model": _model_entry(model),
               "compile": model.get_compile_config(), "tensors": w_table, "training": None}
@@ -276,7 +285,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
         header["metadata"] = _check_metadata(metadata)
     t_entries, t_len, flags = [], 0, 0
     # Training state goes only with full-precision weights: compact files are for inference.
-    if include_optimizer and model.compiled and dtype is None:
+    if include_optimizer and model.compiled and dtype is None and not keep_int8:
         t_entries, t_offsets, state = _training_plan(model)
         t_table, t_len = _table(t_entries, t_offsets)
         state["tensors"] = t_table
