@@ -206,7 +206,7 @@ class Variable:
         """A Dense kernel quantized to int8 is quantized again from the values just written."""
         layer = getattr(self, "_layer", None)
         if layer is not None and getattr(layer, "_int8", None) is not None and self._name == "kernel":
-            from .models import quantization
+            import fastmlp.models.quantization as quantization
             quantization.requantize(layer)
 
     def assign(self, value):

@@ -266,7 +266,7 @@ def _serialize(model, include_optimizer=True, dtype=None):
                          f"build it (give it an input shape) or call it on data first")
     # A model with int8 layers (Model.quantize) keeps them: its int8 kernels as they are, the
     # rest at full precision (dtype=None); a dtype given names the storage of every weight.
-    from ..models import quantization
+    import fastmlp.models.quantization as quantization
     keep_int8 = dtype is None and bool(quantization.int8_layers(model))
     if dtype is not None:
         dtype = str(dtype)
