@@ -26,8 +26,15 @@ train
     timing chunk of ``--window`` seconds (whole epochs when that is more than one epoch,
     otherwise one epoch over the first rows), then the systems take turns, chunk by chunk, for
     ``--rounds`` rounds (rotating who goes first); the table shows the median samples/s.
-    Afterwards fastmlp and PyTorch train fresh models from the *same initial weights* for the
-    same number of epochs on the full training set and report test accuracy.
+    Two JIT peers start from fastmlp's initial weights: "JAX scan" (JAX + optax, the fastest
+    idiomatic JAX: parameters as a pytree, ``optax.adam(1e-3)``, one ``jax.jit`` function per
+    epoch that shuffles, stacks the batches as (steps, batch, features) arrays and runs the
+    steps with ``jax.lax.scan``; compiled ahead of time outside the timed rounds) and
+    "Keras 3 (JAX)" (``fit(verbose=0)`` on the JAX backend, in a child process, because Keras
+    fixes its backend at import: ``_keras_jax_worker.py``); a table gives their compile /
+    first-call times.  Afterwards fastmlp, PyTorch and JAX train fresh models from the *same
+    initial weights* for the same number of epochs on the full training set and report test
+    accuracy.
 predict
     784-64-64-10 inference with the same weights in every system: latency of one sample
     (median of many single calls, numpy in / numpy out, in µs) and throughput at batch 1024
@@ -40,7 +47,8 @@ gemm
 Ratios are always "fastmlp's speed / the peer's speed" (> 1: fastmlp is faster); the target
 column holds issue 5's target against the named peer.  Peers that are not installed are
 skipped with a note.  The machine (CPU, cores, ``fastmlp.show_config()``), thread counts and
-the command line are printed first.
+the command line are printed first; every table ends with the CPU model, a peak sgemm
+measured at the start of its section (numpy and fastmlp, 2048³ float32) and the load average.
 
 Fashion-MNIST comes from ``fastmlp.datasets.fashion_mnist.load_data()``
 (``/usr/share/datasets/fashion-mnist`` or ``$FASTMLP_DATA``); when it is absent the script uses
@@ -220,7 +228,8 @@ def table(header, rows):
         out.append("| " + " | ".join(str(c) for c in r) + " |")
     print("\n".join(out))
     # every table carries the machine it ran on, so that a table quoted alone still says it
-    print(f"\n_{cpu_model()}; peak sgemm {peak_text()}; load average (1/5/15 min) {loadavg()}_")
+    print(f"\n_{cpu_model()}; peak sgemm at the section's start {peak_text()}; "
+          f"load average now (1/5/15 min) {loadavg()}_")
     print(flush=True)
 
 
@@ -883,9 +892,9 @@ def run_train():
           "rounds.\n")
     if KERAS_JAX and "worker" in _KJ:
         i = _KJ["worker"].info
-        print(f"Keras-JAX worker: keras {i['keras']}, jax {i['jax']}, {', '.join(i['devices'])}.")
+        print(f"Keras-JAX worker: keras {i['keras']}, jax {i['jax']}, {', '.join(i['devices'])}.\n")
     for n in notes:
-        print(f"Note: {n}")
+        print(f"Note: {n}\n")
     if jit_rows:
         table(["workload", "JAX scan: compile of the timed epoch function (s)",
                "JAX scan: compilations / total s (calibration sizes too)",
