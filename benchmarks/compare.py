@@ -26,8 +26,15 @@ train
     timing chunk of ``--window`` seconds (whole epochs when that is more than one epoch,
     otherwise one epoch over the first rows), then the systems take turns, chunk by chunk, for
     ``--rounds`` rounds (rotating who goes first); the table shows the median samples/s.
-    Afterwards fastmlp and PyTorch train fresh models from the *same initial weights* for the
-    same number of epochs on the full training set and report test accuracy.
+    Two JIT peers start from fastmlp's initial weights: "JAX scan" (JAX + optax, the fastest
+    idiomatic JAX: parameters as a pytree, ``optax.adam(1e-3)``, one ``jax.jit`` function per
+    epoch that shuffles, stacks the batches as (steps, batch, features) arrays and runs the
+    steps with ``jax.lax.scan``; compiled ahead of time outside the timed rounds) and
+    "Keras 3 (JAX)" (``fit(verbose=0)`` on the JAX backend, in a child process, because Keras
+    fixes its backend at import: ``_keras_jax_worker.py``); a table gives their compile /
+    first-call times.  Afterwards fastmlp, PyTorch and JAX train fresh models from the *same
+    initial weights* for the same number of epochs on the full training set and report test
+    accuracy.
 predict
     784-64-64-10 inference with the same weights in every system: latency of one sample
     (median of many single calls, numpy in / numpy out, in µs) and throughput at batch 1024
@@ -40,7 +47,8 @@ gemm
 Ratios are always "fastmlp's speed / the peer's speed" (> 1: fastmlp is faster); the target
 column holds issue 5's target against the named peer.  Peers that are not installed are
 skipped with a note.  The machine (CPU, cores, ``fastmlp.show_config()``), thread counts and
-the command line are printed first.
+the command line are printed first; every table ends with the CPU model, a peak sgemm
+measured at the start of its section (numpy and fastmlp, 2048³ float32) and the load average.
 
 Fashion-MNIST comes from ``fastmlp.datasets.fashion_mnist.load_data()``
 (``/usr/share/datasets/fashion-mnist`` or ``$FASTMLP_DATA``); when it is absent the script uses
@@ -48,9 +56,11 @@ synthetic data of the same shape and says so.
 """
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -74,8 +84,9 @@ def parse_args(argv=None):
                    help="threads for every system (fastmlp, torch, OpenBLAS, onnxruntime); "
                         "default: each library's default")
     p.add_argument("--skip", action="append", default=[],
-                   choices=("torch", "keras", "sklearn", "onnxruntime"),
-                   help="leave a peer out (repeatable)")
+                   choices=("torch", "keras", "sklearn", "onnxruntime", "jax", "keras-jax"),
+                   help="leave a peer out (repeatable); 'jax' leaves out both JAX peers, "
+                        "as if JAX were not installed")
     p.add_argument("--window", type=float, default=None,
                    help="seconds per timed chunk (default 0.6 for train, 0.1 with --quick)")
     p.add_argument("--rounds", type=int, default=None,
@@ -139,6 +150,32 @@ def _import_sklearn():
 
 MLPClassifier = _optional("sklearn", _import_sklearn)
 ort = _optional("onnxruntime", lambda: __import__("onnxruntime"))
+
+
+def _import_jax():
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the CPU is what is compared
+    if ARGS.threads == 1:  # XLA reads this at import; it has no switch for N > 1 threads
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                           "intra_op_parallelism_threads=1")
+    import jax
+    import optax
+    return jax, optax
+
+
+jax, optax = _optional("jax", _import_jax) or (None, None)
+# Keras on JAX trains in a child process (Keras fixes its backend at import); the train section
+# starts it and says there whether it came up.
+KERAS_JAX = False
+if "jax" in ARGS.skip:
+    SKIPPED.append(("keras-jax", "--skip jax"))
+elif jax is None:
+    SKIPPED.append(("keras-jax", "needs jax"))
+elif "keras-jax" in ARGS.skip:
+    SKIPPED.append(("keras-jax", "--skip"))
+elif importlib.util.find_spec("keras") is None:
+    SKIPPED.append(("keras-jax", "keras is not installed"))
+else:
+    KERAS_JAX = True
 threadpoolctl = None
 try:
     import threadpoolctl  # noqa: F811  (ships with scikit-learn)
@@ -190,11 +227,47 @@ def table(header, rows):
     for r in rows:
         out.append("| " + " | ".join(str(c) for c in r) + " |")
     print("\n".join(out))
+    # every table carries the machine it ran on, so that a table quoted alone still says it
+    print(f"\n_{cpu_model()}; peak sgemm at the section's start {peak_text()}; "
+          f"load average now (1/5/15 min) {loadavg()}_")
     print(flush=True)
 
 
 def section(title):
     print(f"\n## {title}\n", flush=True)
+    measure_peak_sgemm()  # the load changes during a run: measured again for each section
+
+
+# --------------------------------------------------------------------------- peak sgemm
+
+PEAK_N = 2048
+PEAK_REPS = 3
+PEAK = {}
+
+
+def measure_peak_sgemm():
+    """The machine's float32 matmul speed now, in GFLOP/s: best of PEAK_REPS 2048³ products,
+    numpy (OpenBLAS; slowed when OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE were set) and fastmlp's
+    own GEMM.  What the CPU can do at the moment, to read the tables' rates against."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((PEAK_N, PEAK_N)).astype(np.float32)
+    b = rng.standard_normal((PEAK_N, PEAK_N)).astype(np.float32)
+    c = np.empty((PEAK_N, PEAK_N), np.float32)
+    flops = 2.0 * PEAK_N ** 3
+    for name, fn in (("numpy", lambda: np.matmul(a, b, out=c)),
+                     ("fastmlp", lambda: fastmlp.ops.matmul(a, b, out=c))):
+        fn()  # warm-up: thread pools, page faults
+        best = float("inf")
+        for _ in range(PEAK_REPS):
+            settle()
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        PEAK[name] = flops / best / 1e9
+
+
+def peak_text():
+    return ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in PEAK.items()) or "not measured"
 
 
 # --------------------------------------------------------------------------- machine
@@ -272,7 +345,8 @@ def print_machine():
     thr.append(f"onnxruntime {ARGS.threads if ARGS.threads else 'default'}")
     print("- threads: " + ", ".join(thr) + (f" (--threads {ARGS.threads})" if ARGS.threads else ""))
     vers = [f"numpy {np.__version__}"]
-    for name, mod in (("torch", torch), ("keras", keras), ("onnxruntime", ort)):
+    for name, mod in (("torch", torch), ("keras", keras), ("onnxruntime", ort), ("jax", jax),
+                      ("optax", optax)):
         if mod is not None:
             vers.append(f"{name} {mod.__version__}")
     if MLPClassifier is not None:
@@ -281,6 +355,8 @@ def print_machine():
     print("- versions: " + ", ".join(vers))
     for peer, why in SKIPPED:
         print(f"- skipped peer {peer}: {why}")
+    measure_peak_sgemm()
+    print(f"- peak sgemm (2048×2048×2048 float32, best of {PEAK_REPS} calls): {peak_text()}")
     print(f"- load average at start (1/5/15 min): {loadavg()} -- other processes on the machine "
           "add noise; the systems are interleaved so that it hits all of them alike")
     print(f"- timing: {ROUNDS} interleaved rounds, ~{WINDOW:g} s per training chunk, medians; "
@@ -321,11 +397,18 @@ def interleave(runners, rounds):
     return rates
 
 
-def calibrate(run, unit0, window, max_units):
-    """Find how many units ``run(units)`` (returns units done) does in ``window`` s."""
+def calibrate(run, unit0, window, max_units, prepare=None):
+    """Find how many units ``run(units)`` (returns units done) does in ``window`` s.
+
+    ``prepare(units)``, when given, is called untimed before each timed ``run(units)``: the JIT
+    peers compile there what a new size needs (an epoch's scan length, a last partial batch)."""
+    if prepare is not None:
+        prepare(unit0)
     run(unit0)  # warm-up: first-call compilation, caches, thread pools
     units = unit0
     while True:
+        if prepare is not None:
+            prepare(units)
         t0 = time.perf_counter()
         done = run(units)
         dt = time.perf_counter() - t0
@@ -525,6 +608,190 @@ class SklearnTrainer:
         return e * m
 
 
+class JaxTrainer:
+    """The fastest idiomatic JAX: parameters as a pytree, ``optax.adam(1e-3)``, and one
+    ``jax.jit`` function per epoch that shuffles (``jax.random.permutation``), gathers the
+    epoch's batches as (steps, batch, features) arrays and runs the train steps with
+    ``jax.lax.scan`` -- one dispatch per epoch; the last partial batch, if any, is one more step
+    in the same function, as the other systems train on it too.  Losses from logits
+    (``optax.sigmoid_binary_cross_entropy`` / ``softmax_cross_entropy_with_integer_labels``,
+    means over the batch), the same as the PyTorch loop's.
+
+    The epoch function is compiled ahead of time (``.lower().compile()``) for each number of
+    rows it is given, in ``prepare``, outside the timed runs; ``compile_s`` keeps those times.
+    """
+    name = "JAX scan"
+
+    def __init__(self, w, init_weights, seed=SEED):
+        jnp = jax.numpy
+        self.w = w
+        self.params = [(jnp.asarray(init_weights[2 * j]), jnp.asarray(init_weights[2 * j + 1]))
+                       for j in range(len(w.sizes) - 1)]
+        act = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[w.hidden_act]
+
+        def forward(params, x):  # logits
+            for k, b in params[:-1]:
+                x = act(x @ k + b)
+            k, b = params[-1]
+            return x @ k + b
+        self.forward = jax.jit(forward)
+
+        if w.binary:
+            def loss_fn(params, x, y):
+                return optax.sigmoid_binary_cross_entropy(forward(params, x)[:, 0], y).mean()
+        else:
+            def loss_fn(params, x, y):
+                return optax.softmax_cross_entropy_with_integer_labels(forward(params, x),
+                                                                       y).mean()
+        opt = optax.adam(1e-3)
+        self.opt_state = opt.init(self.params)
+        bs = w.batch
+
+        def step(carry, batch):
+            params, state = carry
+            grads = jax.grad(loss_fn)(params, *batch)
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        def epoch(params, state, key, x, y):
+            key, sub = jax.random.split(key)
+            perm = jax.random.permutation(sub, x.shape[0])
+            steps = x.shape[0] // bs
+            idx = perm[:steps * bs].reshape(steps, bs)
+            carry, _ = jax.lax.scan(step, (params, state), (x[idx], y[idx]))
+            if x.shape[0] % bs:
+                rest = perm[steps * bs:]
+                carry, _ = step(carry, (x[rest], y[rest]))
+            return carry + (key,)
+        self._epoch = jax.jit(epoch)
+        self.key = jax.random.PRNGKey(seed)
+        self._x = w.x
+        self._y = w.y.astype(np.float32) if w.binary else w.y.astype(np.int32)
+        self._compiled = {}  # rows -> (compiled epoch function, x, y on the device)
+        self.compile_s = {}  # rows -> seconds to compile
+
+    def prepare(self, units):
+        _, m = epochs_and_rows(units, len(self._x), self.w.batch)
+        if m not in self._compiled:
+            x, y = jax.device_put(self._x[:m]), jax.device_put(self._y[:m])
+            t0 = time.perf_counter()
+            fn = self._epoch.lower(self.params, self.opt_state, self.key, x, y).compile()
+            self.compile_s[m] = time.perf_counter() - t0
+            self._compiled[m] = (fn, x, y)
+        return m
+
+    def train(self, units):
+        e, m = epochs_and_rows(units, len(self._x), self.w.batch)
+        self.prepare(units)  # compiles only for a number of rows not seen yet
+        fn, x, y = self._compiled[m]
+        params, state, key = self.params, self.opt_state, self.key
+        for _ in range(e):
+            params, state, key = fn(params, state, key, x, y)
+        self.params, self.opt_state, self.key = jax.block_until_ready((params, state, key))
+        return e * m
+
+    def accuracy(self):
+        out = np.asarray(self.forward(self.params, self.w.xt))
+        pred = (out[:, 0] > 0).astype(np.int64) if self.w.binary else out.argmax(1)
+        return float((pred == self.w.yt).mean())
+
+
+class KerasJaxWorker:
+    """The child process running ``_keras_jax_worker.py`` (Keras 3 on the JAX backend)."""
+
+    def __init__(self):
+        import subprocess
+        env = dict(os.environ, KERAS_BACKEND="jax")
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="keras_jax_")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "_keras_jax_worker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self.info = self.ask(None)
+
+    def ask(self, msg):
+        import json
+        if msg is not None:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            tail = self.log.read().strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"Keras-JAX worker exited: {tail[0][:200]}")
+        rep = json.loads(line)
+        if "error" in rep:
+            raise RuntimeError(rep["error"])
+        return rep
+
+    def close(self):
+        try:
+            self.proc.stdin.write('{"cmd": "quit"}\n')
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+        self.log.close()
+
+
+_KJ = {}
+
+
+def keras_jax_worker():
+    """The shared worker, started on first use; None (with the reason in _KJ) if it fails."""
+    if "worker" not in _KJ and "error" not in _KJ:
+        try:
+            _KJ["worker"] = KerasJaxWorker()
+        except Exception as e:
+            _KJ["error"] = f"{type(e).__name__}: {e}"
+    return _KJ.get("worker")
+
+
+class KerasJaxTrainer:
+    """Keras 3 on JAX (``model.fit(verbose=0)``, jit-compiled train step, Keras's default) in
+    the child process, from the given initial weights.  Each ``train`` is one request; the
+    parent times the round trip (the pipe adds well under a millisecond to a chunk).
+    ``warmup_s`` is the first call's time (tracing and XLA compilation of the train step plus
+    that call's training); ``prepare`` compiles the step for a new last-batch size untimed."""
+    name = "Keras 3 (JAX)"
+
+    def __init__(self, w, init_weights, seed=SEED):
+        self.worker = keras_jax_worker()
+        if self.worker is None:
+            raise RuntimeError(_KJ["error"])
+        self.w = w
+        self.path = os.path.join(tempfile.mkdtemp(), "data.npz")
+        y = w.y.astype(np.float32) if w.binary else w.y
+        np.savez(self.path, x=w.x, y=y, **{f"p{i}": a for i, a in enumerate(init_weights)})
+        self.worker.ask({"cmd": "init", "data": self.path, "sizes": list(w.sizes),
+                         "hidden_act": w.hidden_act, "out": w.out, "loss": w.loss,
+                         "seed": seed})
+        self.warmup_s = None
+        self.batches = set()  # batch sizes (full and last partial) already compiled
+
+    def _fit(self, e, m):
+        return self.worker.ask({"cmd": "train", "epochs": e, "rows": m, "batch": self.w.batch})
+
+    def prepare(self, units):
+        _, m = epochs_and_rows(units, len(self.w.x), self.w.batch)
+        rest = m % self.w.batch
+        if self.batches and rest and rest not in self.batches:
+            self._fit(1, rest)  # one partial batch: compiles the step for that shape
+            self.batches.add(rest)
+
+    def train(self, units):
+        e, m = epochs_and_rows(units, len(self.w.x), self.w.batch)
+        t0 = time.perf_counter()
+        done = self._fit(e, m)["units"]
+        if self.warmup_s is None:
+            self.warmup_s = time.perf_counter() - t0
+        self.batches.update({min(m, self.w.batch), m % self.w.batch} - {0})
+        return done
+
+    def close(self):
+        shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- train
 
 def workloads():
@@ -549,6 +816,8 @@ def workloads():
 
 
 T1 = "PyTorch 1 thread"
+JX = JaxTrainer.name
+KJ = KerasJaxTrainer.name
 
 
 def run_train():
@@ -556,10 +825,19 @@ def run_train():
     ws, note = workloads()
     print(f"Data: (a) synthetic 8-feature binary task, 10,000 rows; (b) iris, 120 train rows, "
           f"standardised; (c)-(e) {note}, 60,000 rows scaled to [0, 1].\n")
-    rows, acc_rows = [], []
+    rows, acc_rows, jit_rows, notes = [], [], [], []
     for w in ws:
         t_w = time.perf_counter()
         trainers = [FastmlpTrainer(w)]
+        init = trainers[0].model.get_weights()  # the JIT peers start from fastmlp's weights
+        if jax is not None:
+            trainers.append(JaxTrainer(w, init))
+        if KERAS_JAX and "error" not in _KJ:
+            try:
+                trainers.append(KerasJaxTrainer(w, init))
+            except Exception as e:
+                _KJ.setdefault("error", f"{type(e).__name__}: {e}")
+                notes.append(f"Keras 3 (JAX) skipped from workload ({w.key}) on: {_KJ['error']}")
         if torch is not None:
             trainers.append(TorchTrainer(w))
             if torch.get_num_threads() > 1:
@@ -570,35 +848,69 @@ def run_train():
             trainers.append(SklearnTrainer(w))
         chunk = {}
         for t in trainers:
-            chunk[t.name] = calibrate(t.train, w.batch * 4, WINDOW, max_units=10 ** 9)
+            prep = getattr(t, "prepare", None)
+            chunk[t.name] = calibrate(t.train, w.batch * 4, WINDOW, max_units=10 ** 9,
+                                      prepare=prep)
+            if prep is not None:
+                prep(chunk[t.name])  # nothing left to compile in the timed rounds
         runners = {t.name: (lambda t=t: t.train(chunk[t.name])) for t in trainers}
         rates = interleave(runners, ROUNDS)
         med = {k: statistics.median(v) for k, v in rates.items()}
         w.torch_threads = 1 if med.get(T1, 0) > med.get("PyTorch", 0) else None
         ours = med["fastmlp"]
         spread = (max(rates["fastmlp"]) - min(rates["fastmlp"])) / ours
-        peers = ("PyTorch", T1, "Keras 3 (torch)", "scikit-learn")
+        peers = ("PyTorch", T1, "Keras 3 (torch)", "scikit-learn", JX, KJ)
         ratio = {p: (ours / med[p] if p in med else None) for p in peers}
         best_torch = max([med[p] for p in ("PyTorch", T1) if p in med], default=None)
         r_t = ours / best_torch if best_torch else None
         rows.append([f"({w.key}) {w.title}", fmt_rate(ours)] + [fmt_rate(med.get(p)) for p in peers]
                     + [fmt_ratio(ratio[p]) for p in peers]
                     + [fmt_target(r_t, w.target), f"±{100 * spread / 2:.0f}%"])
+        jt = {t.name: t for t in trainers}
+        if JX in jt or KJ in jt:
+            j, k = jt.get(JX), jt.get(KJ)
+            jit_rows.append([f"({w.key}) {w.title}",
+                             f"{j.compile_s[j.prepare(chunk[JX])]:.2f}" if j else "—",
+                             f"{len(j.compile_s)} / {sum(j.compile_s.values()):.2f}" if j else "—",
+                             f"{k.warmup_s:.2f}" if k else "—"])
+        for t in trainers:
+            if hasattr(t, "close"):
+                t.close()
         print(f"  ({w.key}) timed in {time.perf_counter() - t_w:.1f} s: "
               + ", ".join(f"{k} {fmt_rate(v)}" for k, v in med.items()), file=sys.stderr,
               flush=True)
     table(["workload", "fastmlp", "PyTorch", "PyTorch 1 thread", "Keras 3 (torch)",
-           "scikit-learn", "×PyTorch", "×PyTorch 1 thread", "×Keras", "×sklearn",
-           "target × best PyTorch", "fastmlp spread"], rows)
+           "scikit-learn", JX, KJ, "×PyTorch", "×PyTorch 1 thread", "×Keras", "×sklearn",
+           "×JAX scan", "×Keras (JAX)", "target × best PyTorch", "fastmlp spread"], rows)
     print("\"PyTorch\" runs on torch's default thread count; \"PyTorch 1 thread\" is the same "
           "loop under torch.set_num_threads(1), which is much faster for small networks on a "
-          "busy 2-core machine.  The target column compares against the faster of the two.\n")
+          "busy 2-core machine.  The target column compares against the faster of the two.  "
+          "\"JAX scan\": optax Adam, one jax.jit function per epoch (shuffle, batches stacked "
+          "as (steps, batch, features), jax.lax.scan over the train steps); \"Keras 3 (JAX)\": "
+          "Keras fit(verbose=0) on the JAX backend in a child process.  Both start from "
+          "fastmlp's initial weights; their compile times are below, outside the timed "
+          "rounds.\n")
+    if KERAS_JAX and "worker" in _KJ:
+        i = _KJ["worker"].info
+        print(f"Keras-JAX worker: keras {i['keras']}, jax {i['jax']}, {', '.join(i['devices'])}.\n")
+    for n in notes:
+        print(f"Note: {n}\n")
+    if jit_rows:
+        table(["workload", "JAX scan: compile of the timed epoch function (s)",
+               "JAX scan: compilations / total s (calibration sizes too)",
+               "Keras 3 (JAX): first fit() call (s)"], jit_rows)
+        print("JAX compiles ahead of time (jit(...).lower().compile()) once per number of rows "
+              "an epoch call sees; Keras's first fit() call includes tracing and compiling its "
+              "train step plus that call's training of ~4 batches.  Neither is in the timed "
+              "rounds.\n")
+    if "worker" in _KJ:
+        _KJ.pop("worker").close()
 
     if torch is None:
         print("Accuracy check skipped: PyTorch not installed.\n")
         return
     print("Test accuracy after training fresh models from the same initial weights, same "
-          "epochs, batch size and optimizer (fastmlp vs PyTorch; full-epoch samples/s of "
+          "epochs, batch size and optimizer (fastmlp vs PyTorch and JAX; full-epoch samples/s of "
           "these runs alongside):\n")
     for w in ws:
         n_rows = getattr(w, "acc_rows", len(w.x))
@@ -609,20 +921,30 @@ def run_train():
         tt = TorchTrainer(sub, init_weights=f.model.get_weights(), seed=SEED + 1,
                           threads=getattr(w, "torch_threads", None))
         tt.name = "PyTorch"
+        systems = [f, tt]
+        if jax is not None:
+            systems.append(JaxTrainer(sub, f.model.get_weights(), seed=SEED + 1))
+            systems[-1].prepare(w.acc_epochs * n_rows)  # compiled outside the timing
         res = {}
-        for t in (f, tt):
+        for t in systems:
             t0 = time.perf_counter()
             t.train(w.acc_epochs * n_rows)
             dt = time.perf_counter() - t0
             res[t.name] = (t.accuracy(), w.acc_epochs * n_rows / dt)
         (fa, fr), (ta, tr) = res["fastmlp"], res["PyTorch"]
         th = tt.threads or torch.get_num_threads()
+        ja, jr = res.get(JX, (None, None))
         acc_rows.append([f"({w.key}) {w.title}", f"{w.acc_epochs} × {n_rows:,}", f"{fa:.4f}",
-                         f"{ta:.4f}", f"{fa - ta:+.4f}", fmt_rate(fr), f"{fmt_rate(tr)} ({th}t)",
-                         fmt_ratio(fr / tr)])
-    table(["workload", "epochs × rows", "fastmlp acc", "PyTorch acc", "Δ", "fastmlp samples/s",
-           "PyTorch samples/s (threads)", "×PyTorch"], acc_rows)
-    print("PyTorch runs this check on whichever thread count was faster above.\n")
+                         f"{ta:.4f}", f"{fa - ta:+.4f}",
+                         f"{ja:.4f}" if ja is not None else "—",
+                         f"{fa - ja:+.4f}" if ja is not None else "—",
+                         fmt_rate(fr), f"{fmt_rate(tr)} ({th}t)", fmt_rate(jr),
+                         fmt_ratio(fr / tr), fmt_ratio(fr / jr) if jr else "—"])
+    table(["workload", "epochs × rows", "fastmlp acc", "PyTorch acc", "Δ PyTorch", "JAX acc",
+           "Δ JAX", "fastmlp samples/s", "PyTorch samples/s (threads)", "JAX scan samples/s",
+           "×PyTorch", "×JAX scan"], acc_rows)
+    print("PyTorch runs this check on whichever thread count was faster above; JAX (optax) "
+          "starts from the same weights, its compilation not timed.\n")
 
 
 # --------------------------------------------------------------------------- predict
