@@ -120,21 +120,26 @@ def test_a_functional_graph_with_merges_and_two_inputs_and_outputs(tmp_path):
 def test_int8_weights_give_the_int8_files_predictions(tmp_path):
     fastmlp.utils.set_random_seed(4)
     model = fastmlp.Sequential([fastmlp.Input((30,)), layers.Dense(64, activation="relu"),
-                                layers.Dense(10, activation="softmax")])
+                                layers.BatchNormalization(), layers.Dense(10, activation="softmax")])
+    randomize = np.random.default_rng(9)
+    bn = model.layers[1]
+    bn.set_weights([randomize.uniform(0.5, 2, 64), randomize.normal(size=64), randomize.normal(size=64),
+                    randomize.uniform(0.5, 2, 64)])
     path = tmp_path / "m.fmlp"
     model.save(path, dtype="int8")
     int8_model = fastmlp.models.load_model(path)
-    # the C code computes in float with the dequantized kernels: compare it with a float model
-    # holding them (the int8 model also quantizes each Dense layer's inputs, so it is only close)
-    quantized = fastmlp.Sequential.from_config(int8_model.get_config())
-    quantized.build((None, 30))
-    quantized.set_weights(int8_model.get_weights())
     x = np.random.default_rng(3).normal(size=(1000, 30)).astype(np.float32)
-    np.testing.assert_allclose(int8_model.predict(x, verbose=0), quantized.predict(x, verbose=0), atol=0.02)
-    info8 = _check(quantized, x, tmp_path, name="q8", dtype="int8")
-    info32 = _check(quantized, x, tmp_path, name="f32")
+    x[5] = 0.0                                      # a row that quantizes to zeros
+    # the C code runs fastmlp's int8 predict: the same int8 kernels, inputs quantized per row
+    info8 = _check(int8_model, x, tmp_path, name="q8", dtype="int8")
+    dequantized = fastmlp.Sequential.from_config(int8_model.get_config())   # float32: the dequantized kernels
+    dequantized.build((None, 30))
+    dequantized.set_weights(int8_model.get_weights())
+    info32 = _check(dequantized, x, tmp_path, name="f32")
     assert info8["weight_bytes"] < info32["weight_bytes"] / 2.5
     assert "signed char" in open(info8["source"]).read()
+    model.quantize("int8")                          # a float model exported as int8 = its quantized predict
+    _check(model, x, tmp_path, name="mq8", dtype="int8")
 
 
 def test_the_name_defaults_to_the_folder_and_bad_arguments_raise(tmp_path):

@@ -131,7 +131,7 @@ def export_c(model, path, name=None, dtype="float32", overwrite=False):
         kind = _KIND[nd.kind]
         if kind in _IDENTITY_KINDS and nd.activation == 0:
             alias[i] = alias[nd.inputs[0]]
-        elif kind == "batch_normalization":
+        elif kind == "batch_normalization" and dtype != "int8":   # int8 keeps the Dense's own kernel
             src = nd.inputs[0]
             if _KIND[nodes[src].kind] == "dense" and nodes[src].activation == 0 and len(readers[src]) == 1 \
                     and src not in plan.outputs:
@@ -198,12 +198,16 @@ def export_c(model, path, name=None, dtype="float32", overwrite=False):
                 mean, var = vec(nd.aux_off, width), vec(nd.var_off, width)
                 s = gamma / np.sqrt(var + nd.epsilon)
                 W, b = W * s, (b - mean) * s + beta
-            if dtype == "int8":
-                q, scale = _quantize_int8(W.astype(np.float32))
-                weights.append(_array(f"{tag}_q", q, "signed char") + _array(f"{tag}_scale", scale)
-                               + _array(f"{tag}_b", b))
+            if dtype == "int8":   # fastmlp's int8 predict: the layer's int8 kernel, inputs quantized per row
+                stored = getattr(dense.layer, "_int8", None)
+                q, scale = stored if stored is not None else _quantize_int8(W.astype(np.float32))
+                weights.append(_array(f"{tag}_q", np.ascontiguousarray(np.asarray(q).T), "signed char")
+                               + _array(f"{tag}_scale", scale) + _array(f"{tag}_b", b))
                 weight_bytes += q.size + 4 * (scale.size + b.size)
-                body.append(f"    dense_q({srcs[0]}, {n_prev}, {width}, {tag}_q, {tag}_scale, {tag}_b, {dst});")
+                tmp = scratch.take(n_prev)
+                body.append(f"    dense_q({srcs[0]}, {n_prev}, {width}, {tag}_q, {tag}_scale, {tag}_b, {dst}, "
+                            f"scratch + {tmp});")
+                scratch.give(tmp, n_prev)
             else:
                 weights.append(_array(f"{tag}_w", W) + _array(f"{tag}_b", b))
                 weight_bytes += 4 * (W.size + b.size)
@@ -347,17 +351,41 @@ int {name}_predict(const float *input, float *output, float *scratch);
 }
 """)
     if any("dense_q(" in line for line in body):
-        helpers.append("""static void dense_q(const float *x, int n_in, int n_out, const signed char *q, const float *scale,
-                    const float *b, float *y)
+        helpers.append("""/* fastmlp's int8 Dense: x quantized per call, s = amax / 127, xq = rint(x * 127 / amax) in
+ * [-127, 127]; exact int32 sums against the int8 kernel (stored transposed, a row per unit);
+ * y = ((float)acc * s) * scale + b.  A tiny amax gives zeros, a NaN or infinity NaN outputs. */
+static void dense_q(const float *x, int n_in, int n_out, const signed char *qT, const float *scale,
+                    const float *b, float *y, float *xq)
 {
     int i, j;
-    for (j = 0; j < n_out; j++) y[j] = 0.0f;
+    float amax = 0.0f, s, inv;
+    int bad = 0;
     for (i = 0; i < n_in; i++) {
-        const float xi = x[i];
-        const signed char *row = q + (long)i * n_out;
-        for (j = 0; j < n_out; j++) y[j] += xi * (float)row[j];
+        const float a = fabsf(x[i]);
+        if (a != a || a > 3.402823466e38f) bad = 1;
+        else if (a > amax) amax = a;
     }
-    for (j = 0; j < n_out; j++) y[j] = y[j] * scale[j] + b[j];
+    if (bad) {
+        for (j = 0; j < n_out; j++) y[j] = NAN;
+        return;
+    }
+    if (!(amax >= 1e-30f)) {
+        s = 0.0f;
+        for (i = 0; i < n_in; i++) xq[i] = 0.0f;
+    } else {
+        s = amax / 127.0f;
+        inv = 127.0f / amax;
+        for (i = 0; i < n_in; i++) {
+            float v = nearbyintf(x[i] * inv);
+            xq[i] = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+        }
+    }
+    for (j = 0; j < n_out; j++) {
+        const signed char *w = qT + (long)j * n_in;
+        long acc = 0;
+        for (i = 0; i < n_in; i++) acc += (long)xq[i] * w[i];
+        y[j] = ((float)acc * s) * scale[j] + b[j];
+    }
 }
 """)
     if "layer_norm" in acts:   # each group's mean and variance in double, as the engine
