@@ -90,6 +90,9 @@ def test_early_stopping_scores_a_held_out_split_and_keeps_the_best_weights():
 
 
 def test_sample_weights_average_as_scikit_learn_does():
+    import sklearn
+    if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) < (1, 7):
+        pytest.skip("scikit-learn's own MLP takes sample_weight from 1.7")
     w = RNG.integers(0, 3, len(X)).astype(float)
     kw = dict(hidden_layer_sizes=(8,), max_iter=4, shuffle=False, random_state=0, batch_size=len(X))
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
