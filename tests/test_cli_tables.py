@@ -14,7 +14,6 @@ import pytest
 import fastmlp
 from fastmlp.__main__ import main
 
-SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 
 def _iris_csv(path, rows=None, shuffle_columns=False, drop=None):
@@ -89,7 +88,8 @@ def test_a_missing_column_fails_loudly(trained, capsys):
 def test_predict_reads_stdin_and_writes_stdout(trained):
     tmp, model = trained
     _iris_csv(tmp / "five.csv", rows=5)
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(fastmlp.__file__)))   # the fastmlp under test
+    env = dict(os.environ, PYTHONPATH=here + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-m", "fastmlp", "predict", str(model), "-"],
                           stdin=open(tmp / "five.csv"), capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
