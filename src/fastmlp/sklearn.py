@@ -406,15 +406,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        # X's NaN/infinity check is the engine's own (one pass in C, in fit), not a second one here
+        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset,
+                             ensure_all_finite=False)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        target = type_of_target(y, input_name="y")
+        refit = not hasattr(self, "classes_") or (not self.warm_start and not incremental)
+        lb = LabelBinarizer().fit(y) if refit else None
+        target = lb.y_type_ if refit else type_of_target(y, input_name="y")
         if target not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(f"Unknown label type: {target}. Maybe you are trying to fit a classifier, which "
                              "expects discrete classes on a regression target with continuous values.")
-        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer().fit(y)
+        if refit:
+            self._label_binarizer = lb
             self.classes_ = self._label_binarizer.classes_
         else:
             classes = unique_labels(y)
