@@ -22,7 +22,7 @@ static int64_t alpha_dropout_workspace(const fm_node *n, int64_t rows) { return 
 const fm_kind fm_kind_alpha_dropout = {
     "alpha_dropout", 0, 1, 0, alpha_dropout_check, alpha_dropout_workspace,
     {alpha_dropout_forward_f32, alpha_dropout_forward_f64},
-    {alpha_dropout_backward_f32, alpha_dropout_backward_f64},
+    {mask_backward_f32, mask_backward_f64},
 };
 
 #else
@@ -54,16 +54,6 @@ static void FM_CAT(alpha_dropout_forward, SFX)(const fm_fwd *a) {
     }
 }
 
-static void FM_CAT(alpha_dropout_backward, SFX)(const fm_bwd *a) {
-    T *din = (T *)a->din[0];
-    if (!din) return;
-    const T *g = (const T *)a->dout, *mask = (const T *)a->ws;
-    const int64_t n = a->rows * a->node->n_out;
-    const int masked = a->training && a->node->rate > 0;
-    for (int64_t i = 0; i < n; i++) {
-        const T d = masked ? g[i] * mask[i] : g[i];
-        din[i] = a->din_add[0] ? din[i] + d : d;
-    }
-}
+#include "mask_backward.h"
 
 #endif

@@ -16,7 +16,7 @@ static int64_t dropout_workspace(const fm_node *n, int64_t rows) { return rows *
 
 const fm_kind fm_kind_dropout = {
     "dropout", 0, 1, 0, dropout_check, dropout_workspace,
-    {dropout_forward_f32, dropout_forward_f64}, {dropout_backward_f32, dropout_backward_f64},
+    {dropout_forward_f32, dropout_forward_f64}, {mask_backward_f32, mask_backward_f64},
 };
 
 #else
@@ -46,19 +46,6 @@ static void FM_CAT(dropout_forward, SFX)(const fm_fwd *a) {
     }
 }
 
-static void FM_CAT(dropout_backward, SFX)(const fm_bwd *a) {
-    T *din = (T *)a->din[0];
-    if (!din) return;
-    const T *g = (const T *)a->dout, *mask = (const T *)a->ws;
-    const int64_t n = a->rows * a->node->n_out;
-    const int masked = a->training && a->node->rate > 0;
-    if (a->din_add[0]) {
-        for (int64_t i = 0; i < n; i++) din[i] += masked ? g[i] * mask[i] : g[i];
-    } else if (masked) {
-        for (int64_t i = 0; i < n; i++) din[i] = g[i] * mask[i];
-    } else {
-        memcpy(din, g, (size_t)n * sizeof(T));
-    }
-}
+#include "mask_backward.h"
 
 #endif

@@ -18,7 +18,7 @@ static int64_t gaussian_dropout_workspace(const fm_node *n, int64_t rows) { retu
 const fm_kind fm_kind_gaussian_dropout = {
     "gaussian_dropout", 0, 1, 0, gaussian_dropout_check, gaussian_dropout_workspace,
     {gaussian_dropout_forward_f32, gaussian_dropout_forward_f64},
-    {gaussian_dropout_backward_f32, gaussian_dropout_backward_f64},
+    {mask_backward_f32, mask_backward_f64},
 };
 
 #else
@@ -49,16 +49,6 @@ static void FM_CAT(gaussian_dropout_forward, SFX)(const fm_fwd *a) {
     }
 }
 
-static void FM_CAT(gaussian_dropout_backward, SFX)(const fm_bwd *a) {
-    T *din = (T *)a->din[0];
-    if (!din) return;
-    const T *g = (const T *)a->dout, *m = (const T *)a->ws;
-    const int64_t n = a->rows * a->node->n_out;
-    const int noisy = a->training && a->node->rate > 0;
-    for (int64_t i = 0; i < n; i++) {
-        const T d = noisy ? g[i] * m[i] : g[i];
-        din[i] = a->din_add[0] ? din[i] + d : d;
-    }
-}
+#include "mask_backward.h"
 
 #endif
