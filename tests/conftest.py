@@ -21,3 +21,15 @@ def fashion_mnist_available():
         return True
     except FileNotFoundError:
         return False
+
+
+@pytest.fixture
+def onnx():
+    """The onnx package (the ONNX tests skip without it)."""
+    return pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def ort():
+    """onnxruntime, which runs the exported graphs."""
+    return pytest.importorskip("onnxruntime")

@@ -21,16 +21,6 @@ ROWS = 1000
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
-@pytest.fixture
-def ort():
-    return pytest.importorskip("onnxruntime")
-
-
 def data(*shape, seed=0, scale=1.5):
     return (np.random.default_rng(seed).normal(size=(ROWS,) + shape) * scale).astype(np.float32)
 

@@ -21,16 +21,6 @@ ROWS = 1000
 TOL = dict(rtol=1e-5, atol=1e-5)
 
 
-@pytest.fixture
-def onnx():
-    return pytest.importorskip("onnx")
-
-
-@pytest.fixture
-def ort():
-    return pytest.importorskip("onnxruntime")
-
-
 def numbers(*shape, seed=0, scale=3.0, shift=1.0):
     return (np.random.default_rng(seed).normal(size=(ROWS,) + shape) * scale + shift).astype(np.float32)
 
