@@ -42,6 +42,17 @@ const char *fm_crc32c_impl(void);
  * name is unknown or this CPU cannot run it.  "auto" restores detection. */
 int fm_crc32c_set_impl(const char *name);
 
+/* CRC-32 as zip, zlib and gzip compute it (reflected polynomial 0xEDB88320,
+ * inverted in and out; crc32("123456789") is 0xCBF43926), chained like
+ * fm_crc32c: carry-less-multiply folding where VPCLMULQDQ runs, else the
+ * slicing-by-8 tables.  The zip reader checks the members it reads with it. */
+uint32_t fm_crc32_zip(uint32_t crc, const void *buf, size_t len);
+
+/* The tables only (for tests), and which implementation fm_crc32_zip uses:
+ * "avx512" or "portable". */
+uint32_t fm_crc32_zip_portable(uint32_t crc, const void *buf, size_t len);
+const char *fm_crc32_zip_impl(void);
+
 /* 1 when every byte of buf[0, len) is zero. */
 int fm_all_zero(const void *buf, size_t len);
 

@@ -91,3 +91,32 @@ def test_megabyte_buffers_and_chaining(impl, n):
     assert _engine.crc32c(data, 3 + cut, n - cut, crc=_engine.crc32c(data, 3, cut)) == whole
     assert _engine.crc32c_combine(_engine.crc32c(data, 3, cut), _engine.crc32c(data, 3 + cut, n - cut),
                                   n - cut) == whole
+
+
+# ---------------------------------------------------------------- CRC-32 (zip): zlib is the reference
+def test_zip_crc32_known_value_and_implementation():
+    import zlib
+    assert _engine.crc32(b"123456789") == 0xCBF43926 == zlib.crc32(b"123456789")
+    assert _engine.crc32(b"") == 0
+    assert _engine.crc32(b"", crc=0x12345678) == 0x12345678
+    assert _engine.crc32_impl() == ("avx512" if "avx512" in IMPLS else "portable")
+
+
+@pytest.mark.parametrize("n", EDGES + [(4 << 20) + 5, (9 << 20) + 3])
+def test_zip_crc32_matches_zlib_at_every_block_edge(n):
+    import zlib
+    data = _bytes(n + 7, seed=n)
+    for start in (0, 1, 7):
+        for crc in (0, 0xDEADBEEF):
+            expected = zlib.crc32(memoryview(data)[start:start + n], crc)
+            assert _engine.crc32(data, start, n, crc=crc) == expected
+            assert _engine.crc32(data, start, n, crc=crc, portable=True) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 6000), start=st.integers(0, 63), seed=st.integers(0, 2**32 - 1),
+       crc=st.integers(0, 2**32 - 1))
+def test_zip_crc32_agrees_with_zlib(n, start, seed, crc):
+    import zlib
+    data = _bytes(n + start, seed)
+    assert _engine.crc32(data, start, n, crc=crc) == zlib.crc32(data[start:], crc)

@@ -1,4 +1,4 @@
-# CRC-32C for the model file format (included by _engine.pyx; C in csrc/checksum.c).
+# CRC-32C for the model file format, CRC-32 for zip members (included by _engine.pyx; C in csrc/checksum.c).
 from libc.stdint cimport uint32_t
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 
@@ -10,6 +10,9 @@ cdef extern from "checksum.h" nogil:
     const char *fm_crc32c_impl()
     int fm_crc32c_set_impl(const char *name)
     int fm_all_zero(const void *buf, size_t len)
+    uint32_t fm_crc32_zip(uint32_t crc, const void *buf, size_t len)
+    uint32_t fm_crc32_zip_portable(uint32_t crc, const void *buf, size_t len)
+    const char *fm_crc32_zip_impl()
 
 
 fm_crc32c_init()
@@ -41,6 +44,27 @@ def crc32c(data, Py_ssize_t start=0, Py_ssize_t length=-1, uint32_t crc=0, bint 
     finally:
         PyBuffer_Release(&view)
     return out
+
+
+def crc32(data, Py_ssize_t start=0, Py_ssize_t length=-1, uint32_t crc=0, bint portable=False):
+    """CRC-32 of ``data[start:start + length]`` as zip and ``zlib.crc32`` compute it, continuing
+    from ``crc``; any buffer (bytes, mmap, array), nothing copied, the GIL released."""
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef uint32_t out
+    _span(data, &view, start, length, &p)
+    cdef size_t n = <size_t>(view.len - start if length < 0 else length)
+    try:
+        with nogil:
+            out = fm_crc32_zip_portable(crc, p, n) if portable else fm_crc32_zip(crc, p, n)
+    finally:
+        PyBuffer_Release(&view)
+    return out
+
+
+def crc32_impl():
+    """Which CRC-32 (zip) implementation runs here: 'avx512' (folding) or 'portable' (tables)."""
+    return fm_crc32_zip_impl().decode()
 
 
 def crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b):
