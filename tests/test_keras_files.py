@@ -61,7 +61,7 @@ def test_a_two_input_functional_model_keras_wrote_loads(ext):
     assert m.metrics_names == ["loss", "mae"]
 
 
-def test_verify_false_reads_the_weights_in_place_and_the_slots_when_training_starts(tmp_path):
+def test_verify_false_skips_the_crc_and_reads_the_slots_when_training_starts(tmp_path):
     x, y = _data()
     m = _model()
     m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
@@ -324,7 +324,19 @@ def test_without_h5py_keras_names_raise_import_error_and_write_nothing(tmp_path,
             call(tmp_path / name)
         assert not (tmp_path / name).exists()
     with pytest.raises(ImportError, match=r"pip install fastmlp\[keras\]"):
-        fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+        fastmlp.load_model(os.path.join(DATA, "seq_adam.h5"))
+
+
+def test_a_keras_written_keras_file_loads_without_h5py(monkeypatch):
+    """Keras's weights file uses the HDF5 layout fastmlp's own index reads (saving/h5index.py):
+    loading needs no h5py, and gives what the h5py path gives."""
+    path = os.path.join(DATA, "seq_adam.keras")
+    with_h5py = fastmlp.load_model(path)
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    m = fastmlp.load_model(path)
+    for a, b in zip(m.get_weights(), with_h5py.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert m.optimizer.iterations == with_h5py.optimizer.iterations
 
 
 def test_model_checkpoint_writes_real_keras_files(tmp_path):

@@ -20,13 +20,15 @@ from .. import initializers, losses, metrics, optimizers, regularizers
 from ..layers import registry
 from ..layers.input_layer import _INT_DTYPES
 from ..optimizers import schedules
+from .format import FormatError
 
 __all__ = ["model_from_keras_config", "model_to_keras_config", "compile_args_from_keras",
            "compile_config_to_keras", "KerasConfigError"]
 
 
-class KerasConfigError(ValueError):
-    """A Keras file describes something fastmlp does not support (or is malformed)."""
+class KerasConfigError(FormatError):
+    """A Keras file describes something fastmlp does not support, or is damaged (a
+    ``fastmlp.FormatError``, so a ``ValueError``)."""
 
 
 # ---- per-kind exceptions (everything else is generic) ----

@@ -17,19 +17,24 @@ follow Keras 3's order: ``iteration``, ``learning_rate`` (unless a schedule),
 then per call of ``add_optimizer_variables`` the slots of every trainable
 variable (interleaved within a call), then Nadam's ``u_product``.
 """
+import contextlib
 import datetime
 import io
 import json
 import os
 import re
+import struct
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
 from ..layers.base import _initial_value, deferred_weights
 from ..layers import registry
 import fastmlp.saving.keras_config as keras_config
+import fastmlp.saving.h5index as h5index
+import fastmlp._engine as _engine
 
 __all__ = ["format_of", "save_keras", "save_h5", "save_weights_h5", "load_keras", "load_h5", "load_weights",
            "FORMATS"]
@@ -73,6 +78,53 @@ def _h5py():
 
 def _fail(message):
     raise keras_config.KerasConfigError(message)
+
+
+# What HDF5, zipfile, the index and numpy raise on a damaged file, as the loaders see it.
+_DAMAGE = (OSError, KeyError, RuntimeError, UnicodeError, TypeError, OverflowError, ValueError, IndexError,
+           struct.error, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, h5index.Unsupported)
+
+
+@contextlib.contextmanager
+def _reading(where):
+    """Any failure inside, but fastmlp's own errors, is a damaged file: a ``FormatError`` naming it."""
+    try:
+        yield
+    except (keras_config.KerasConfigError, ImportError, NotImplementedError, MemoryError):
+        raise
+    except _DAMAGE as e:
+        raise keras_config.KerasConfigError(f"{where}: the file is damaged ({type(e).__name__}: {e})") from None
+
+
+def _open_zip(filepath, where):
+    """The ``.keras`` archive; a missing or unreadable path keeps its OSError."""
+    fh = open(filepath, "rb")
+    try:
+        return zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        fh.close()
+        _fail(f"{where}: not a zip archive, so not a .keras file ({e})")
+
+
+# The largest member a .keras file may declare: config.json, and the weights against the archive.
+_MAX_CONFIG = 64 << 20
+_MAX_DEFLATE_RATIO = 1032   # deflate's own limit: a member declaring more is a zip bomb
+
+
+def _member(z, name, where, limit):
+    """The ZipInfo of ``name``, its declared size checked against ``limit`` and the archive."""
+    try:
+        info = z.getinfo(name)
+    except KeyError:
+        _fail(f"{where}: the archive has no {name}")
+    if info.file_size > limit:
+        _fail(f"{where}: {name} declares {info.file_size} bytes, more than a .keras file of this size can hold")
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > _MAX_DEFLATE_RATIO * max(info.compress_size, 1):
+        _fail(f"{where}: {name} declares {info.file_size} bytes from {info.compress_size} compressed: a zip bomb")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        _fail(f"{where}: {name} is compressed with method {info.compress_type}; Keras writes stored or deflated "
+              f"members")
+    return info
 
 
 # ---------------------------------------------------------------------------- weights of layers
@@ -337,72 +389,71 @@ def _weights_h5(model, include_optimizer):
     return w.close()
 
 
-class _Window(io.RawIOBase):
-    """A read-only file object over ``size`` bytes at ``start`` of an open file (a stored zip
-    member, read where it lies); ``pread_into`` fills an array from an offset."""
-
-    def __init__(self, fh, start, size):
-        super().__init__()
-        self.fh, self.start, self.size, self.pos = fh, start, size, 0
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self.pos
-
-    def seek(self, pos, whence=0):
-        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
-        return self.pos
-
-    def readinto(self, b):
-        view = memoryview(b).cast("B")
-        n = max(0, min(len(view), self.size - self.pos))
-        self.fh.seek(self.start + self.pos)
-        got = self.fh.readinto(view[:n]) if n else 0
-        self.pos += got
-        return got
-
-    def pread_into(self, out, offset):
-        self.seek(offset)
-        view = memoryview(out.reshape(-1)).cast("B")
-        if self.readinto(view) != len(view):
-            _fail(f"{self.fh.name}: the weights file ends early")
-
-
 class _H5Image:
-    """An HDF5 file in memory (bytes) or lying in a file (a ``_Window``): h5py reads its
-    metadata; a dataset stored contiguously (as Keras writes them) is read directly at its
-    raw-data offset -- a zero-copy view of the bytes -- checked to lie inside the file, any other
-    layout through h5py.  ``reopen`` (when set) gives a new image of the same file."""
+    """An HDF5 file in memory (bytes).  The groups and datasets of the layout h5py writes by
+    default -- Keras's -- are found by ``H5Index`` straight from the bytes; any other file goes
+    through h5py (opened on first use).  A contiguous dataset is a zero-copy view of the bytes at
+    its offset, checked to lie inside the file.  ``reopen`` gives a new image of the same bytes."""
 
     def __init__(self, data, where, reopen=None):
         self.data, self.where = data, where
         self.reopen = reopen or (lambda: _H5Image(data, where))
+        self._file = self.index = None
+        self.limit = None   # the most elements a dataset read through h5py may hold (the model's size)
         try:
-            self.file = _h5py().File(data if isinstance(data, _Window) else io.BytesIO(data), "r")
-        except OSError as e:
-            _fail(f"{where}: not an HDF5 file ({e})")
-        self.attrs = self.file.attrs
+            self.index = h5index.H5Index(data)
+        except h5index.Unsupported:
+            self.file   # h5py judges the file now
+
+    @property
+    def file(self):
+        if self._file is None:
+            try:
+                self._file = _h5py().File(io.BytesIO(self.data), "r")
+            except OSError as e:
+                _fail(f"{self.where}: not an HDF5 file ({e})")
+        return self._file
+
+    @property
+    def attrs(self):
+        return self.file.attrs
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.file.close()
-        if getattr(self, "handle", None) is not None:
-            self.handle.close()
+        if self._file is not None:
+            self._file.close()
+
+    def _indexed(self, fn, *args):
+        """fn(index, *args) when the index can answer, else None and h5py from then on."""
+        if self.index is not None:
+            try:
+                return True, fn(self.index, *args)
+            except h5index.Unsupported:
+                self.index = None
+        return False, None
+
+    def members(self, path):
+        """The names in the group at ``path`` (a sorted list); None when there is no such group."""
+        ok, found = self._indexed(h5index.H5Index.members, path)
+        if ok:
+            return None if found is None else sorted(found)
+        g = self.file.get(path)
+        return sorted(g.keys()) if isinstance(g, _h5py().Group) else None
 
     def __contains__(self, path):
-        return path in self.file
-
-    def get(self, path):
-        return self.file.get(path)
+        ok, found = self._indexed(lambda ix, p: ix.members(p) is not None or ix.dataset(p) is not None, path)
+        return found if ok else path in self.file
 
     def array(self, path):
+        ok, found = self._indexed(h5index.H5Index.dataset, path)
+        if ok:
+            if found is None:
+                _fail(f"{self.where}: the file has no dataset {path!r}")
+            dtype, shape, offset = found
+            count = int(np.prod(shape, dtype=np.int64))
+            return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
         h5d = _h5py().h5d
         try:
             d = h5d.open(self.file.id, path.encode("utf8"))
@@ -414,24 +465,19 @@ class _H5Image:
         offset = d.get_offset()
         count = int(np.prod(shape, dtype=np.int64))
         if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
-            return self.file[path][()]
-        window = isinstance(self.data, _Window)
-        if offset + count * dtype.itemsize > (self.data.size if window else len(self.data)):
+            return _h5_array(self.file[path], self.where, self.limit)
+        if offset + count * dtype.itemsize > len(self.data):
             _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
-        if window:
-            out = np.empty(shape, dtype)
-            self.data.pread_into(out, offset)
-            return out
         return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
 
     def count(self, path):
         """How many variables ``<path>/vars`` holds (numbered 0, 1, ...; 0 without a ``vars`` group)."""
-        v = self.file.get(f"{path}/vars")
-        if v is None:
+        names = self.members(f"{path}/vars")
+        if names is None:
             return 0
-        names = sorted(v.keys())
         if names != sorted(str(i) for i in range(len(names))):
-            _fail(f"{self.where}: {v.name}: the variables must be numbered 0..{len(names) - 1}; found {names[:6]}")
+            _fail(f"{self.where}: {path}/vars: the variables must be numbered 0..{len(names) - 1}; "
+                  f"found {names[:6]}")
         return len(names)
 
     def vars(self, path):
@@ -439,22 +485,39 @@ class _H5Image:
         return [self.array(f"{path}/vars/{i}") for i in range(self.count(path))]
 
 
+def _h5_array(d, where, limit):
+    """The array of an h5py dataset, refused unless numeric and at most ``limit`` elements (a
+    damaged or hostile file may declare any shape)."""
+    h5py = _h5py()
+    if not isinstance(d, h5py.Dataset):
+        _fail(f"{where}: {d.name} is not a dataset")
+    if d.dtype.kind not in "biuf":
+        _fail(f"{where}: the dataset {d.name} is not numeric ({d.dtype})")
+    if limit is not None and d.size > max(limit, 1):
+        _fail(f"{where}: the dataset {d.name} declares shape {d.shape}, more than the model's {limit} "
+              f"parameters")
+    return d[()]
+
+
 def _read_weights(model, img, where, optimizer=True):
-    if img.get("layers") is None:
+    img.limit = model._n_params
+    held = img.members("layers")
+    if held is None:
         _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
     for path, layer in _walk(model):
         if getattr(layer, "_is_model", False) or not _variable_specs(layer):
             continue
-        if img.get(path) is None:
+        if path not in img:
             _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
-                  f"{path!r}; it holds {sorted(img.get('layers'))[:10]}")
+                  f"{path!r}; it holds {held[:10]}")
         _set_layer(layer, img.vars(path), where)
     if optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
         again = img.reopen
 
         def reopen():   # the slots, read when training starts
-            with again() as other:
+            with _reading(where), again() as other:
+                other.limit = img.limit
                 arrays = other.vars("optimizer")
             return arrays.__getitem__
         _restore_optimizer(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where, reopen)
@@ -560,44 +623,51 @@ def _stored_member(z, name):
     return start, info.file_size
 
 
-def _keras_weights(filepath, where, verify):
-    """The ``_H5Image`` of a ``.keras`` file's weights: read whole (its CRC-32 checked by zipfile)
-    with ``verify``; otherwise a stored member -- what Keras writes -- is read in place, only the
-    parts used (the optimizer's slots when training starts, through the file opened then)."""
-    with zipfile.ZipFile(filepath) as z:
-        if verify or z.getinfo("model.weights.h5").compress_type != zipfile.ZIP_STORED:
-            try:
-                return _H5Image(z.read("model.weights.h5"), where)
-            except zipfile.BadZipFile as e:
-                _fail(f"{where}: model.weights.h5 cannot be read ({e})")
-        start, size = _stored_member(z, "model.weights.h5")
-    fh = open(filepath, "rb")
-    if os.fstat(fh.fileno()).st_size < start + size:
-        fh.close()
-        _fail(f"{where}: model.weights.h5 is truncated")
-    img = _H5Image(_Window(fh, start, size), where, reopen=lambda: _keras_weights(filepath, where, False))
-    img.handle = fh
-    return img
+def _zip_crc32(data):
+    """The zip CRC-32 of a buffer: the engine's folding where it runs, else zlib's."""
+    if _engine.crc32_impl() == "portable":
+        return zlib.crc32(data)
+    return _engine.crc32(data)
+
+
+def _keras_weights(z, where, verify, model):
+    """The ``_H5Image`` of an open ``.keras`` archive's weights, read whole: a compressed member
+    through zipfile (which checks its CRC-32); a stored one -- what Keras writes -- in one piece,
+    its CRC-32 checked with ``verify`` by the engine (13x zlib's speed here).  The member may
+    not declare more than ``model``'s weights and optimizer slots could fill, in float64."""
+    name = "model.weights.h5"
+    info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
+    if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
+        return _H5Image(z.read(name), where)
+    start, size = _stored_member(z, name)
+    z.fp.seek(start)
+    data = z.fp.read(size)
+    if len(data) != size:
+        _fail(f"{where}: {name} is truncated")
+    if verify and _zip_crc32(data) != info.CRC:
+        _fail(f"{where}: {name} is damaged (its CRC-32 does not match the zip directory's)")
+    return _H5Image(data, where)
+
+
+def _keras_config(z, where):
+    info = _member(z, "config.json", where, limit=_MAX_CONFIG)
+    try:
+        return json.loads(z.read(info))
+    except (ValueError, UnicodeError, RecursionError) as e:
+        _fail(f"{where}: config.json is not valid JSON ({type(e).__name__}: {e})")
 
 
 def load_keras(filepath, compile=True, verify=True):
     """A fastmlp model from a Keras 3 ``.keras`` file (``verify``: check the zip's CRC-32s)."""
     where = os.fsdecode(os.fspath(filepath))
-    try:
-        z = zipfile.ZipFile(filepath)
-    except zipfile.BadZipFile:
-        _fail(f"{where}: not a zip archive, so not a .keras file")
-    with z:
+    with _open_zip(filepath, where) as z, _reading(where):
         names = set(z.namelist())
         if "config.json" not in names or "model.weights.h5" not in names:
             _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
-        try:
-            entry = json.loads(z.read("config.json"))
-        except (ValueError, zipfile.BadZipFile) as e:
-            _fail(f"{where}: config.json cannot be read ({e})")
-    model = _model_from_entry(entry, compile, where)
-    with _keras_weights(filepath, where, verify) as img:
-        _read_weights(model, img, where)
+        entry = _keras_config(z, where)
+        model = _model_from_entry(entry, compile, where)
+        with _keras_weights(z, where, verify, model) as img:
+            _read_weights(model, img, where)
     return model
 
 
@@ -614,13 +684,15 @@ def load_weights(model, filepath):
     if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights({where!r})")
     model._ensure_attached()
-    kind = format_of(filepath)
-    if kind == "keras":
-        with zipfile.ZipFile(filepath) as z:
-            data = z.read("model.weights.h5")
-    else:
-        data = _read_bytes(filepath)
-    with _H5Image(data, where) as img:
+    if format_of(filepath) == "keras":
+        with _open_zip(filepath, where) as z, _reading(where), _keras_weights(z, where, True, model) as img:
+            _read_weights(model, img, where)
+        return
+    data = _read_bytes(filepath)
+    with _reading(where), _H5Image(data, where) as img:
+        if set(img.members("") or ()) in ({"layers", "vars"}, {"layers", "vars", "optimizer"}):
+            _read_weights(model, img, where)
+            return
         f = img.file
         if "layer_names" in f.attrs or "model_weights" in f:
             _read_legacy_weights(model, f.get("model_weights", f), where)
@@ -742,7 +814,7 @@ def _read_legacy_weights(model, g, where):
         lg = g[name]
         wnames = _names(lg.attrs.get("weight_names", []))
         if wnames:
-            stored.append((name, [lg[w][()] for w in wnames]))
+            stored.append((name, [_h5_array(lg[w], where, model._n_params) for w in wnames]))
     targets = [layer for layer in model.layers if layer.weights]
     if len(stored) != len(targets):
         _fail(f"{where}: the file holds weights for {len(stored)} layers ({[n for n, _ in stored][:8]}), the "
@@ -775,7 +847,7 @@ def _restore_tf2_optimizer(model, g, where):
     refs = {ref.name: ref for ref in _trainable_refs(model)}
     segments = []
     for name in names:
-        a = g[name][()]
+        a = _h5_array(g[name], where, model._n_params)
         short = name.split("/", 1)[-1].rsplit(":", 1)[0]
         if short in ("iter", "iteration", "iterations"):
             opt.iterations = int(a)
@@ -802,7 +874,7 @@ def load_h5(filepath, compile=True):
     """A fastmlp model from a legacy HDF5 model file (Keras 3 or tf.keras 2.x)."""
     where = os.fsdecode(os.fspath(filepath))
     data = _read_bytes(filepath)
-    with _H5Image(data, where) as img:
+    with _reading(where), _H5Image(data, where) as img:
         f = img.file
         config = _attr_json(f, "model_config", where)
         if config is None:
@@ -821,6 +893,6 @@ def load_h5(filepath, compile=True):
             if version.startswith("2."):
                 _restore_tf2_optimizer(model, g, where)
             else:
-                arrays = [g[n][()] for n in _names(g.attrs.get("weight_names", []))]
+                arrays = [_h5_array(g[n], where, model._n_params) for n in _names(g.attrs.get("weight_names", []))]
                 _restore_optimizer(model, len(arrays), arrays.__getitem__, where)
     return model

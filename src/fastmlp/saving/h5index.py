@@ -1,0 +1,254 @@
+"""Where the datasets of a small HDF5 file lie, read straight from its bytes.
+
+Opening a dataset through h5py costs about 60 microseconds (the HDF5 library's object and metadata
+caches, h5py's locks and identifiers), so a Keras weights file of twenty variables took longer to
+look up than to read.  The files h5py writes by default -- Keras's ``model.weights.h5`` among them --
+use the oldest layout of the format, which is short to walk:
+
+    superblock version 0 or 1 -> the root group's symbol-table entry
+    a group: a version-1 B-tree of symbol-table nodes ("TREE" / "SNOD") naming its members in a
+             local heap ("HEAP")
+    an object: a version-1 header whose messages give a dataset's dataspace (shape), datatype
+               and layout (contiguous: the address of its bytes)
+
+``H5Index`` follows exactly that and nothing else.  Anything outside it -- newer superblocks or
+headers, link messages, compact or chunked storage, filters, unusual number formats, an address
+out of the buffer, more nodes than the buffer could hold -- raises ``Unsupported``, and the caller
+reads the file through h5py instead, which also judges whether it is damaged.  Every read is bounds
+checked against the buffer, and the work is bounded by its size.
+
+Reference: the HDF5 File Format Specification, version 3.0 (sections II.A superblock, III.A.1
+version-1 B-trees, III.B group symbol table nodes, III.D local heaps, IV.A.1.a version-1 object
+headers, IV.A.2.b dataspace, IV.A.2.d datatype, IV.A.2.i data layout, IV.A.2.q continuation,
+IV.A.2.r symbol table message).
+"""
+import math
+import struct
+
+import numpy as np
+
+__all__ = ["H5Index", "Unsupported"]
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_UNDEFINED = 0xFFFFFFFFFFFFFFFF
+
+_MSG_DATASPACE, _MSG_DATATYPE, _MSG_LAYOUT, _MSG_FILTERS = 0x0001, 0x0003, 0x0008, 0x000B
+_MSG_CONTINUATION, _MSG_SYMBOL_TABLE, _MSG_LINK, _MSG_LINK_INFO = 0x0010, 0x0011, 0x0006, 0x0002
+_MSG_EXTERNAL = 0x0007
+
+# IEEE little-endian floats as HDF5 describes them: size -> (exponent location, exponent size,
+# mantissa location, mantissa size, bias); the sign bit is the highest.
+_IEEE = {2: (10, 5, 0, 10, 15), 4: (23, 8, 0, 23, 127), 8: (52, 11, 0, 52, 1023)}
+
+
+class Unsupported(Exception):
+    """The file uses a part of HDF5 this reader does not follow: read it through h5py."""
+
+
+class H5Index:
+    """The groups and contiguous datasets of an HDF5 file held in ``buf`` (bytes, a memoryview)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.size = len(buf)
+        self._budget = 64 + self.size // 16   # nodes and messages visited, at most
+        self._groups = {}
+        if self.size < 96 or bytes(buf[:8]) != _SIGNATURE:
+            raise Unsupported("no superblock at offset 0")
+        version, = struct.unpack_from("<B", buf, 8)
+        if version not in (0, 1) or buf[13] != 8 or buf[14] != 8:
+            raise Unsupported("superblock version or address size")
+        base = 24 + (4 if version == 1 else 0)
+        self.base, = struct.unpack_from("<Q", buf, base)
+        if self.base != 0:
+            raise Unsupported("a user block")
+        self.root = self._entry(base + 32)
+
+    # ------------------------------------------------------------------ reading
+    def _spend(self):
+        self._budget -= 1
+        if self._budget < 0:
+            raise Unsupported("more structure than the file's size allows")
+
+    def _at(self, offset, n):
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise Unsupported("an address outside the file")
+        return offset
+
+    def _q(self, offset):
+        return struct.unpack_from("<Q", self.buf, self._at(offset, 8))[0]
+
+    def _entry(self, offset):
+        """A symbol-table entry: (name offset, object header address, (B-tree, heap) or None)."""
+        name, header, cache = struct.unpack_from("<QQI", self.buf, self._at(offset, 40))
+        scratch = struct.unpack_from("<QQ", self.buf, offset + 24) if cache == 1 else None
+        return name, header, scratch
+
+    def _heap(self, address):
+        """(start, size) of a local heap's data segment."""
+        self._at(address, 32)
+        if bytes(self.buf[address:address + 4]) != b"HEAP" or self.buf[address + 4] != 0:
+            raise Unsupported("not a version-0 local heap")
+        size, _, data = struct.unpack_from("<QQQ", self.buf, address + 8)
+        self._at(data, size)
+        return data, size
+
+    def _name(self, heap, offset):
+        start, size = heap
+        if offset >= size:
+            raise Unsupported("a name outside its heap")
+        end = bytes(self.buf[start + offset:start + size]).find(b"\0")
+        if end < 0:
+            raise Unsupported("an unterminated name")
+        return bytes(self.buf[start + offset:start + offset + end]).decode("utf8", "strict")
+
+    def _members(self, btree, heap_address):
+        """{name: object header address} of a group from its B-tree and local heap."""
+        heap = self._heap(heap_address)
+        out = {}
+        stack = [btree]
+        while stack:
+            node = stack.pop()
+            self._spend()
+            self._at(node, 24)
+            sig = bytes(self.buf[node:node + 4])
+            if sig == b"TREE":
+                kind, level, used = struct.unpack_from("<BBH", self.buf, node + 4)
+                if kind != 0:
+                    raise Unsupported("not a group B-tree")
+                first = node + 24 + 8   # past the header and key 0
+                self._at(node + 24, 8 + 16 * used)
+                for i in range(used):
+                    stack.append(self._q(first + 16 * i))
+                del level
+            elif sig == b"SNOD":
+                if self.buf[node + 4] != 1:
+                    raise Unsupported("symbol table node version")
+                count, = struct.unpack_from("<H", self.buf, node + 6)
+                self._at(node + 8, 40 * count)
+                for i in range(count):
+                    name, header, _ = self._entry(node + 8 + 40 * i)
+                    out[self._name(heap, name)] = header
+            else:
+                raise Unsupported("an unknown B-tree node")
+        return out
+
+    def _messages(self, address):
+        """[(type, offset of the data, size)] of a version-1 object header."""
+        self._at(address, 16)
+        version, _, count, _, size = struct.unpack_from("<BBHII", self.buf, address)
+        if version != 1:
+            raise Unsupported("object header version")
+        blocks, out = [(address + 16, size)], []
+        while blocks and len(out) < count:
+            start, length = blocks.pop()
+            self._at(start, length)
+            pos, end = start, start + length
+            while pos + 8 <= end and len(out) < count:
+                self._spend()
+                kind, n, _flags = struct.unpack_from("<HHB", self.buf, pos)
+                if pos + 8 + n > end:
+                    raise Unsupported("a header message past its block")
+                if kind == _MSG_CONTINUATION:
+                    blocks.append((self._q(pos + 8), self._q(pos + 16)))
+                out.append((kind, pos + 8, n))
+                pos += 8 + n
+        return out
+
+    # ------------------------------------------------------------------ groups and datasets
+    def _group(self, header, scratch):
+        """The members of the object at ``header`` (``scratch``: its cached B-tree and heap
+        addresses); None when it is not a group."""
+        if scratch is None:
+            for kind, at, _ in self._messages(header):
+                if kind in (_MSG_LINK, _MSG_LINK_INFO):
+                    raise Unsupported("a group of links")
+                if kind == _MSG_SYMBOL_TABLE:
+                    scratch = (self._q(at), self._q(at + 8))
+            if scratch is None:
+                return None
+        return self._members(*scratch)
+
+    def members(self, path):
+        """{name: header address} of the group at ``path`` ("" is the root); None when there is no
+        such group."""
+        path = path.strip("/")
+        if path in self._groups:
+            return self._groups[path]
+        if not path:
+            found = self._group(self.root[1], self.root[2])
+            if found is None:
+                raise Unsupported("a root group without a symbol table")
+        else:
+            parent, _, name = path.rpartition("/")
+            up = self.members(parent)
+            found = None if up is None or name not in up else self._group(up[name], None)
+        self._groups[path] = found
+        return found
+
+    def dataset(self, path):
+        """(dtype, shape, offset) of the contiguous dataset at ``path``; None when there is none."""
+        parent, _, name = path.strip("/").rpartition("/")
+        up = self.members(parent)
+        if up is None or name not in up:
+            return None
+        shape = dtype = layout = None
+        for kind, at, n in self._messages(up[name]):
+            if kind == _MSG_DATASPACE:
+                shape = self._dataspace(at, n)
+            elif kind == _MSG_DATATYPE:
+                dtype = self._datatype(at, n)
+            elif kind == _MSG_LAYOUT:
+                layout = self._layout(at, n)
+            elif kind in (_MSG_FILTERS, _MSG_EXTERNAL, _MSG_SYMBOL_TABLE, _MSG_LINK, _MSG_LINK_INFO):
+                raise Unsupported("not a plain contiguous dataset")
+        if shape is None or dtype is None or layout is None:
+            raise Unsupported("a dataset header without shape, type or layout")
+        offset, size = layout
+        if size != math.prod(shape) * dtype.itemsize:   # exact: Python integers
+            raise Unsupported("storage size and shape disagree")
+        self._at(offset, size)
+        return dtype, shape, offset
+
+    def _dataspace(self, at, n):
+        version, rank, flags = struct.unpack_from("<BBB", self.buf, self._at(at, 4))
+        if version == 1:
+            dims = at + 8
+        elif version == 2:
+            if self.buf[at + 3] != (1 if rank else 0):
+                raise Unsupported("a null dataspace")
+            dims = at + 4
+        else:
+            raise Unsupported("dataspace version")
+        if rank > 32 or dims + 8 * rank > at + n:
+            raise Unsupported("dataspace rank")
+        del flags
+        return tuple(self._q(dims + 8 * i) for i in range(rank))
+
+    def _datatype(self, at, n):
+        head, = struct.unpack_from("<I", self.buf, self._at(at, 8))
+        cls, bits, size = head & 0x0F, (head >> 8) & 0xFFFFFF, struct.unpack_from("<I", self.buf, at + 4)[0]
+        if cls == 0:   # fixed point: little-endian, no padding bits
+            offset, precision = struct.unpack_from("<HH", self.buf, self._at(at + 8, 4))
+            if bits & 0b111 or size not in (1, 2, 4, 8) or offset != 0 or precision != 8 * size:
+                raise Unsupported("an integer type")
+            return np.dtype(("<i" if bits & 0b1000 else "<u") + str(size))
+        if cls == 1:   # IEEE floating point, little-endian
+            self._at(at + 8, 12)
+            offset, precision, eloc, esize, mloc, msize, bias = struct.unpack_from("<HHBBBBI", self.buf, at + 8)
+            sign = (bits >> 8) & 0xFF
+            if (bits & 0b1001111) or size not in _IEEE or offset != 0 or precision != 8 * size \
+                    or (eloc, esize, mloc, msize, bias) != _IEEE[size] or sign != 8 * size - 1 \
+                    or (bits >> 4) & 0b11 != 2:   # normalization: implied leading bit
+                raise Unsupported("a floating-point type")
+            return np.dtype("<f" + str(size))
+        raise Unsupported("a datatype class other than numbers")
+
+    def _layout(self, at, n):
+        version, cls = struct.unpack_from("<BB", self.buf, self._at(at, 2))
+        if version != 3 or cls != 1 or n < 18:
+            raise Unsupported("not contiguous storage")
+        offset, size = self._q(at + 2), self._q(at + 10)
+        if offset == _UNDEFINED:
+            raise Unsupported("storage never written")
+        return offset, size

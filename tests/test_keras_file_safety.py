@@ -1,0 +1,182 @@
+"""Damaged and hostile Keras files (``.keras``, legacy ``.h5``, ``.weights.h5``): every one loads
+or raises ``fastmlp.FormatError`` naming the file -- never another exception, a crash, or memory out
+of proportion to the model -- and fastmlp's own HDF5 index (saving/h5index.py) agrees with h5py on
+every object of Keras's golden files."""
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+import fastmlp  # noqa: E402
+from fastmlp.saving import h5index  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "keras")
+GOLDEN = ["seq_adam", "func_concat", "kinds"]
+
+
+def _zip(members, compression=zipfile.ZIP_STORED):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def _members(name):
+    with zipfile.ZipFile(os.path.join(DATA, name + ".keras")) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def _load(tmp_path, data, ext):
+    path = tmp_path / f"m.{ext}"
+    path.write_bytes(data)
+    try:
+        return fastmlp.load_model(path)
+    except fastmlp.FormatError as e:
+        assert str(path) in str(e)
+        return e
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_the_index_finds_what_h5py_finds_in_keras_files(name):
+    data = _members(name)["model.weights.h5"]
+    index = h5index.H5Index(data)
+    seen = []
+
+    def visit(path, obj):
+        if isinstance(obj, h5py.Dataset):
+            dtype, shape, offset = index.dataset(path)
+            got = np.frombuffer(data, dtype, int(np.prod(shape)), offset).reshape(shape)
+            assert got.dtype == obj.dtype and np.array_equal(got, obj[()]), path
+        else:
+            assert sorted(index.members(path)) == sorted(obj.keys()), path
+        seen.append(path)
+    with h5py.File(io.BytesIO(data), "r") as f:
+        f.visititems(visit)
+        assert sorted(index.members("")) == sorted(f.keys())
+    assert len(seen) > 5
+    assert index.members("no/such/group") is None and index.dataset("layers/nothing") is None
+
+
+def test_files_the_index_does_not_follow_go_through_h5py(tmp_path):
+    """Chunked, compressed, and latest-format files: read by h5py, same weights."""
+    m = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+    members = _members("seq_adam")
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as f:
+        for libver, chunks in (("latest", None), ("earliest", True)):
+            buf = io.BytesIO()
+            with h5py.File(buf, "w", libver=libver) as g:
+                def copy(path, obj):
+                    if isinstance(obj, h5py.Dataset):
+                        kw = {"chunks": True, "compression": "gzip"} if chunks and obj.ndim else {}
+                        g.create_dataset(path, data=obj[()], **kw)
+                    else:
+                        g.require_group(path)
+                f.visititems(copy)
+            data = buf.getvalue()
+            with pytest.raises(h5index.Unsupported):
+                ix = h5index.H5Index(data)
+                ix.dataset("layers/dense/vars/0")
+            loaded = _load(tmp_path, _zip({**members, "model.weights.h5": data}), "keras")
+            assert not isinstance(loaded, Exception), loaded
+            for a, b in zip(loaded.get_weights(), m.get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("name", GOLDEN)
+def test_flipped_bytes_anywhere_load_or_raise_format_error(tmp_path, name, ext):
+    rng = np.random.default_rng(len(name) + len(ext))
+    if ext == "keras":   # damage inside the weights, the zip rebuilt around it (its CRC agrees)
+        members = _members(name)
+        base = members["model.weights.h5"]
+    else:
+        base = (open(os.path.join(DATA, f"{name}.h5"), "rb")).read()
+    outcomes = set()
+    for _ in range(60):
+        b = bytearray(base)
+        for _ in range(rng.integers(1, 4)):
+            b[rng.integers(0, len(b))] = rng.integers(0, 256)
+        data = _zip({**members, "model.weights.h5": bytes(b)}) if ext == "keras" else bytes(b)
+        outcomes.add(type(_load(tmp_path, data, ext)).__name__)
+    assert "KerasConfigError" in outcomes   # the damage was seen at least once
+
+
+def test_a_flipped_byte_in_a_stored_member_fails_its_crc(tmp_path):
+    raw = bytearray(open(os.path.join(DATA, "seq_adam.keras"), "rb").read())
+    start = raw.find(b"\x89HDF")
+    raw[start + 4000] ^= 0x01
+    e = _load(tmp_path, bytes(raw), "keras")
+    assert isinstance(e, fastmlp.FormatError) and "CRC-32" in str(e)
+
+
+def test_truncated_files_raise_format_error(tmp_path):
+    for ext in ("keras", "h5"):
+        raw = open(os.path.join(DATA, f"seq_adam.{ext}"), "rb").read()
+        for cut in (0, 10, len(raw) // 3, len(raw) - 30):
+            assert isinstance(_load(tmp_path, raw[:cut], ext), fastmlp.FormatError), (ext, cut)
+
+
+def test_zip_bombs_and_oversized_members_are_refused_before_they_are_inflated(tmp_path):
+    members = _members("seq_adam")
+    # config.json inflating to 200 MB of spaces (compressed ~200 KB)
+    bomb = _zip({**members, "config.json": b" " * (200 << 20)}, zipfile.ZIP_DEFLATED)
+    e = _load(tmp_path, bomb, "keras")
+    assert isinstance(e, fastmlp.FormatError) and "config.json" in str(e)
+    # weights declaring far more than the model (a few hundred parameters) could fill
+    big = _zip({**members, "model.weights.h5": members["model.weights.h5"] + bytes(64 << 20)},
+               zipfile.ZIP_DEFLATED)
+    e = _load(tmp_path, big, "keras")
+    assert isinstance(e, fastmlp.FormatError) and "model.weights.h5" in str(e)
+
+
+def test_a_dataset_declaring_an_absurd_shape_is_refused_without_allocating_it(tmp_path):
+    """A chunked dataset of 10^12 elements costs a few bytes in the file; reading it would not."""
+    members = _members("seq_adam")
+    buf = io.BytesIO()
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as f, h5py.File(buf, "w") as g:
+        for key in f:
+            f.copy(key, g)
+        del g["layers/dense/vars/0"]
+        g.create_dataset("layers/dense/vars/0", shape=(10**6, 10**6), dtype="f4", chunks=(1, 1024),
+                         compression="gzip")
+    e = _load(tmp_path, _zip({**members, "model.weights.h5": buf.getvalue()}), "keras")
+    assert isinstance(e, fastmlp.FormatError) and "(1000000, 1000000)" in str(e)
+
+
+def test_zip_names_with_paths_are_never_extracted(tmp_path):
+    members = _members("seq_adam")
+    (tmp_path / "sub").mkdir()
+    data = _zip({**members, "../../evil.txt": b"x", "/abs/evil.txt": b"y"})
+    path = tmp_path / "sub" / "m.keras"
+    path.write_bytes(data)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    fastmlp.load_model(path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_missing_file_keeps_its_os_error(tmp_path):
+    for ext in ("keras", "h5"):
+        with pytest.raises(FileNotFoundError):
+            fastmlp.load_model(tmp_path / f"none.{ext}")
+
+
+def test_damage_found_when_training_starts_is_a_format_error_too(tmp_path):
+    """The optimizer slots are read at the first training step, from the bytes read at load: a
+    slot's damaged header surfaces then, as a FormatError naming the file."""
+    members = _members("seq_adam")
+    data = bytearray(members["model.weights.h5"])
+    header = h5index.H5Index(bytes(data)).members("optimizer/vars")["3"]
+    data[header] = 7   # an object header version that does not exist
+    path = tmp_path / "m.keras"
+    path.write_bytes(_zip({**members, "model.weights.h5": bytes(data)}))
+    m = fastmlp.load_model(path)
+    assert not m.optimizer.built and m.optimizer.iterations == 2
+    x = np.zeros((4,) + tuple(m.inputs[0].shape[1:]), "float32")
+    y = np.zeros(4, "int64")   # sparse labels
+    with pytest.raises(fastmlp.FormatError, match="m.keras"):
+        m.fit(x, y, epochs=1, verbose=0)
