@@ -363,3 +363,24 @@ def test_a_malformed_keras_file_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="weights only"):
         fastmlp.load_model(tmp_path / "w.h5")
     assert keras_file.format_of("a.KERAS") == "keras"
+
+
+@pytest.mark.parametrize("threshold", [0xFFFFFFFF, 100, 1])
+def test_the_keras_zip_writer_is_read_by_zipfile_keras_style_with_and_without_zip64(tmp_path, monkeypatch,
+                                                                                   threshold):
+    """fastmlp writes the .keras zip itself (CRCs computed beforehand); its ZIP64 records, used
+    from 4 GiB, are exercised by lowering the threshold: zipfile reads every variant, every CRC
+    checks, and the model loads back equal."""
+    monkeypatch.setattr(keras_file, "_ZIP64_FROM", threshold)
+    m = _model()
+    m.fit(*_data(), epochs=1, batch_size=8, verbose=0)
+    m.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        assert z.testzip() is None
+        assert z.namelist() == ["metadata.json", "config.json", "model.weights.h5"]
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        assert (z.infolist()[2].file_size >= threshold) == (b"\x01\x00" in z.infolist()[2].extra[:2])
+    r = fastmlp.load_model(tmp_path / "m.keras")
+    for a, b in zip(r.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert r.optimizer.iterations == m.optimizer.iterations

@@ -17,6 +17,7 @@ follow Keras 3's order: ``iteration``, ``learning_rate`` (unless a schedule),
 then per call of ``add_optimizer_variables`` the slots of every trainable
 variable (interleaved within a call), then Nadam's ``u_product``.
 """
+import collections
 import contextlib
 import datetime
 import io
@@ -323,67 +324,114 @@ def _restore_optimizer(model, count, get, where, lazy=None):
 
 
 # ---------------------------------------------------------------------------- Keras 3 weights files
-class _H5Writer:
-    """An HDF5 file built in memory in two steps: h5py lays out the groups and datasets (their
-    storage allocated, nothing filled), then ``write_to`` streams the layout with each array's
-    bytes at its dataset's offset -- one pass over the weights, no intermediate copy."""
+class _H5Layout:
+    """An HDF5 file's bytes without its datasets' values: h5py lays out the groups and datasets
+    (storage allocated early, never filled) once per set of names, shapes and dtypes -- the same
+    bytes every time, so a model saved again (a checkpoint each epoch) reuses them (an LRU of
+    ``_LAYOUTS_KEPT``).  ``offsets[i]`` is where dataset ``i``'s bytes go (None: stored inline,
+    size 0)."""
+
+    def __init__(self, groups, datasets):
+        h5py = _h5py()
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        buf = io.BytesIO()
+        ids = []
+        with h5py.File(buf, "w") as f:
+            for g in groups:
+                f.create_group(g)
+            for path, shape, dtype in datasets:
+                if 0 in shape:
+                    f.create_dataset(path, shape=shape, dtype=dtype)
+                    ids.append(None)
+                elif not shape:   # HDF5 allocates a scalar's storage when it is written: a zero
+                    ids.append(f.create_dataset(path, data=np.zeros((), dtype)).id)
+                else:
+                    ids.append(f.create_dataset(path, shape=shape, dtype=dtype, dcpl=dcpl).id)
+            f.flush()
+            self.size = f.id.get_filesize()
+            self.offsets = [None if d is None else d.get_offset() for d in ids]
+        self.skeleton = buf.getvalue()
+
+
+_LAYOUTS = collections.OrderedDict()
+_LAYOUTS_KEPT = 8
+
+
+def _layout(groups, datasets):
+    key = (tuple(groups), tuple(datasets))
+    found = _LAYOUTS.get(key)
+    if found is None:
+        found = _LAYOUTS[key] = _H5Layout(groups, datasets)
+        if len(_LAYOUTS) > _LAYOUTS_KEPT:
+            _LAYOUTS.popitem(last=False)
+    _LAYOUTS.move_to_end(key)
+    return found
+
+
+class _H5File:
+    """An HDF5 file to write: its layout, and the arrays that fill it."""
 
     def __init__(self):
-        h5py = _h5py()
-        self._dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        self._dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        self._dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-        self._buf = io.BytesIO()
-        self.file = h5py.File(self._buf, "w")
-        self._pending = []
+        self.groups, self.datasets, self.arrays = [], [], []
+
+    def group(self, path):
+        self.groups.append(path)
+        return path
 
     def put(self, group, name, a):
         a = np.asarray(a)
-        if a.ndim == 0 or a.size == 0:
-            group.create_dataset(name, data=a)
-        else:
-            a = np.ascontiguousarray(a)
-            d = group.create_dataset(name, shape=a.shape, dtype=a.dtype, dcpl=self._dcpl)
-            self._pending.append((d.id, a))
+        a = a if a.flags.c_contiguous else a.copy()   # (np.ascontiguousarray makes a scalar 1-d)
+        self.datasets.append((f"{group}/{name}", a.shape, a.dtype.str))
+        self.arrays.append(a)
 
     def close(self):
-        self.file.flush()
-        self._size = self.file.id.get_filesize()
-        self._placed = sorted(((dsid.get_offset(), a) for dsid, a in self._pending), key=lambda t: t[0])
-        self.file.close()
+        layout = _layout(self.groups, self.datasets)
+        pieces, view = [], memoryview(layout.skeleton)
+        placed = sorted((o, i) for i, o in enumerate(layout.offsets) if o is not None)
+        pos = 0   # the layout may end before the last dataset's storage: zeros stand for the rest
+        for offset, i in placed + [(max(layout.size, len(view)), None)]:
+            if offset < pos:
+                raise RuntimeError("internal: HDF5 datasets overlap")
+            head = view[pos:offset]
+            if len(head):
+                pieces.append(head)
+            if len(head) < offset - pos:
+                pieces.append(bytes(offset - pos - len(head)))
+            if i is not None:
+                pieces.append(memoryview(self.arrays[i].reshape(-1)).cast("B"))
+                pos = offset + self.arrays[i].nbytes
+        self.pieces = pieces
+        self.nbytes = sum(len(p) for p in pieces)
         return self
 
+    def crc32(self):
+        crc = 0
+        for p in self.pieces:
+            crc = _zip_crc32(p, crc)
+        return crc
+
     def write_to(self, out):
-        view = self._buf.getbuffer()
-        try:
-            pos = 0   # the layout may end before the last dataset's storage: zeros stand for the rest
-            for offset, a in self._placed + [(max(self._size, len(view)), None)]:
-                if offset < pos:
-                    raise RuntimeError("internal: HDF5 datasets overlap")
-                head = view[pos:offset]
-                out.write(head)
-                if len(head) < offset - pos:
-                    out.write(bytes(offset - pos - len(head)))
-                if a is not None:
-                    out.write(memoryview(a.reshape(-1)).cast("B"))
-                    pos = offset + a.nbytes
-        finally:
-            view.release()
+        for p in self.pieces:
+            out.write(p)
 
 
 def _weights_h5(model, include_optimizer):
-    """Keras 3's weights file of ``model`` (an ``_H5Writer``, closed)."""
-    w = _H5Writer()
-    f = w.file
-    f.create_group("layers")
+    """Keras 3's weights file of ``model`` (an ``_H5File``, closed)."""
+    _h5py()   # writing needs the extra even when the layout is cached: one rule for every save
+    w = _H5File()
+    w.group("layers")
     for path, layer in _walk(model):
-        v = f.create_group(path).create_group("vars")
+        w.group(path)
+        v = w.group(f"{path}/vars")
         if not getattr(layer, "_is_model", False):
             for i, a in enumerate(_layer_arrays(layer)):
                 w.put(v, str(i), a)
-    f.create_group("vars")
+    w.group("vars")
     if include_optimizer and model.compiled:
-        v = f.create_group("optimizer").create_group("vars")
+        w.group("optimizer")
+        v = w.group("optimizer/vars")
         for i, (_, a) in enumerate(_optimizer_values(model)):
             w.put(v, str(i), a)
     return w.close()
@@ -558,13 +606,55 @@ def _write_keras(model, include_optimizer):
     weights = _weights_h5(model, include_optimizer)
     meta = {"keras_version": _KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
 
-    def write(out):
-        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:
-            z.writestr("metadata.json", json.dumps(meta))
-            z.writestr("config.json", json.dumps(entry))
-            with z.open("model.weights.h5", "w", force_zip64=True) as member:
-                weights.write_to(member)
-    return write
+    members = [(name, [data], len(data), zlib.crc32(data)) for name, data in
+               (("metadata.json", json.dumps(meta).encode()), ("config.json", json.dumps(entry).encode()))]
+    members.append(("model.weights.h5", weights.pieces, weights.nbytes, weights.crc32()))
+    return lambda out: _write_stored_zip(out, members)
+
+
+_ZIP32 = 0xFFFFFFFF      # the value a 32-bit field holds when its ZIP64 record has the real one
+_ZIP64_FROM = _ZIP32     # sizes and offsets from here on go in ZIP64 records (tests lower it)
+
+
+def _write_stored_zip(out, members):
+    """A zip archive of stored (uncompressed) members, each ``(name, pieces, size, crc32)``,
+    written in one pass with the CRCs computed beforehand (zipfile would compute them again,
+    through zlib, as it writes); ZIP64 records where a size or an offset needs them."""
+    t = datetime.datetime.now()
+    dos_time = t.hour << 11 | t.minute << 5 | t.second // 2
+    dos_date = (max(t.year, 1980) - 1980) << 9 | t.month << 5 | t.day
+    pos, central = 0, []
+    for name, pieces, size, crc in members:
+        raw = name.encode("utf8")
+        big = size >= _ZIP64_FROM
+        extra = struct.pack("<HHQQ", 1, 16, size, size) if big else b""
+        field = _ZIP32 if big else size
+        head = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45 if big else 20, 0, 0, dos_time, dos_date, crc,
+                           field, field, len(raw), len(extra))
+        out.write(head + raw + extra)
+        for p in pieces:
+            out.write(p)
+        central.append((raw, size, crc, pos))
+        pos += len(head) + len(raw) + len(extra) + size
+    start = pos
+    for raw, size, crc, offset in central:
+        big_size, big_offset = size >= _ZIP64_FROM, offset >= _ZIP64_FROM
+        vals = ([size, size] if big_size else []) + ([offset] if big_offset else [])   # the spec's order
+        extra = struct.pack(f"<HH{len(vals)}Q", 1, 8 * len(vals), *vals) if vals else b""
+        version = 45 if vals else 20
+        field = _ZIP32 if big_size else size
+        rec = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 3 << 8 | version, version, 0, 0, dos_time,
+                          dos_date, crc, field, field, len(raw), len(extra), 0, 0, 0, 0o644 << 16,
+                          _ZIP32 if big_offset else offset)
+        out.write(rec + raw + extra)
+        pos += len(rec) + len(raw) + len(extra)
+    n, cd_size = len(central), pos - start
+    big = start >= _ZIP64_FROM or cd_size >= _ZIP64_FROM
+    if big:
+        out.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, start))
+        out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, pos, 1))
+    out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, _ZIP32 if big else cd_size,
+                          _ZIP32 if big else start, 0))
 
 
 def keras_bytes(model, include_optimizer=True):
@@ -623,11 +713,12 @@ def _stored_member(z, name):
     return start, info.file_size
 
 
-def _zip_crc32(data):
-    """The zip CRC-32 of a buffer: the engine's folding where it runs, else zlib's."""
+def _zip_crc32(data, crc=0):
+    """The zip CRC-32 of a buffer (continuing ``crc``): the engine's folding where it runs, else
+    zlib's."""
     if _engine.crc32_impl() == "portable":
-        return zlib.crc32(data)
-    return _engine.crc32(data)
+        return zlib.crc32(data, crc)
+    return _engine.crc32(data, crc=crc)
 
 
 def _keras_weights(z, where, verify, model):
