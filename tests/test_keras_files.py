@@ -384,3 +384,23 @@ def test_the_keras_zip_writer_is_read_by_zipfile_keras_style_with_and_without_zi
     for a, b in zip(r.get_weights(), m.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert r.optimizer.iterations == m.optimizer.iterations
+
+
+@pytest.mark.parametrize("name", ["seq", "func"])
+def test_tf_keras_2_files_written_by_tensorflow_load_predict_and_resume_as_tensorflow(name):
+    """tf2_seq.h5 (Adam, BatchNormalization) and tf2_func.h5 (two inputs, Concatenate, RMSprop with
+    momentum) were written by TensorFlow 2.15's tf.keras (make_golden_tf2.py): fastmlp predicts what
+    TensorFlow predicted and one more epoch of fit lands where TensorFlow's did -- the optimizer
+    state (new-style slot names, "Custom>Adam", per-output metric lists) read from the file."""
+    e = np.load(os.path.join(DATA, "tf2_expected.npz"))
+    x = e["x"] if name == "seq" else [e["x"][:, :3], e["x"][:, 2:]]
+    y = e["y"] if name == "seq" else e["yt"]
+    m = fastmlp.load_model(os.path.join(DATA, f"tf2_{name}.h5"))
+    np.testing.assert_allclose(m.predict(x, verbose=0), e[f"{name}_pred"], rtol=1e-6, atol=1e-6)
+    assert m.optimizer.iterations == int(e[f"{name}_iterations"])
+    assert type(m.optimizer).__name__ == ("Adam" if name == "seq" else "RMSprop")
+    assert m.metrics_names == (["loss", "accuracy"] if name == "seq" else ["loss", "mae"])
+    m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    resumed = [e[f"{name}_resumed_{i}"] for i in range(len(m.get_weights()))]
+    for got, want in zip(m.get_weights(), resumed):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)

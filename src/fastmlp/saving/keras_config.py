@@ -39,7 +39,7 @@ _EXTRA_ARGS = {"InputLayer": {"batch_shape", "input_shape"}}
 # Keras keys fastmlp has no argument for, with the values that mean what fastmlp does (None: any value,
 # for keys that tune a feature that is off; the feature's own key, False, is dropped as "off").
 _IGNORED = {"BatchNormalization": {"renorm_momentum": None},
-            "*": {"ema_momentum": None, "axis": (-1,), "decay": (0,)}}
+            "*": {"ema_momentum": None, "ema_overwrite_frequency": None, "axis": (-1,), "decay": (0,)}}
 
 # Modules Keras writes for its own objects; anything else is a custom object.
 _KERAS_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
@@ -129,6 +129,8 @@ def _layer_config_from_keras(class_name, cls, config, where):
     for key, value in list(config.items()):
         if key == "dtype":
             config[key] = _dtype_from_keras(value, where, integers=class_name == "InputLayer")
+        elif key == "axis" and class_name == "BatchNormalization" and isinstance(value, list) and len(value) == 1:
+            config[key] = value[0]   # tf.keras 2.x writes BatchNormalization's axis as a list
         elif key.endswith("_initializer"):
             config[key] = _object(value, "initializer", _initializer_class, f"{where}, {key}")
         elif key.endswith("_regularizer"):
@@ -313,6 +315,8 @@ def _optimizer_from_keras(entry):
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise KerasConfigError(f"cannot read the optimizer {entry!r:.100}")
     name = entry["class_name"]
+    if name.startswith("Custom>") and name[7:].lower() in optimizers._ALIASES:
+        name = name[7:]   # tf.keras 2.11+ names its own optimizers so in legacy HDF5 files
     cls = optimizers._ALIASES.get(name.lower())
     if cls is None or _is_custom(entry):
         raise KerasConfigError(f"the optimizer {name!r} is not supported by fastmlp; it has "
@@ -356,8 +360,25 @@ def _metric_from_keras(entry):
     name = _function_name(entry, "metric", metrics.ALL_METRICS)
     if name is not None:
         return name
+    wrapped = _wrapped_function_metric(entry)
+    if wrapped is not None:
+        return wrapped
     obj = _object(entry, "metric", metrics._CLASSES.get, "the compile config")
     return metrics._CLASSES[obj["class_name"]].from_config(obj["config"])
+
+
+def _wrapped_function_metric(entry):
+    """tf.keras 2.x writes ``metrics=["accuracy"]`` as a MeanMetricWrapper around a built-in
+    function it names (``{"name": "accuracy", "fn": "sparse_categorical_accuracy"}``): the metric
+    class fastmlp runs for that function, under the entry's name; None for any other entry."""
+    if not (isinstance(entry, dict) and entry.get("class_name") == "MeanMetricWrapper"):
+        return None
+    config = entry.get("config")
+    fn = config.get("fn") if isinstance(config, dict) else None
+    by_name = {f.__name__: cls for f, cls in metrics._FUNCTION_CLASSES.items()}
+    if not isinstance(fn, str) or fn not in by_name:
+        return None
+    return by_name[fn](name=config.get("name") or fn)
 
 
 def _structure(value, fn):

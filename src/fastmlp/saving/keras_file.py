@@ -693,7 +693,13 @@ def _model_from_entry(entry, compile, where):
     cc = entry.get("compile_config")
     if compile and cc:
         try:
-            model.compile(**keras_config.compile_args_from_keras(cc))
+            args = keras_config.compile_args_from_keras(cc)
+            for key in ("metrics", "weighted_metrics"):   # tf.keras 2.x: one list per output
+                value = args.get(key)
+                if len(model.outputs) == 1 and isinstance(value, list) and len(value) == 1 \
+                        and isinstance(value[0], list):
+                    args[key] = value[0]
+            model.compile(**args)
         except (TypeError, ValueError, KeyError) as e:
             raise keras_config.KerasConfigError(f"{where}: cannot compile the model as the file says ({e}); "
                                                 f"load it with compile=False for inference") from None
@@ -925,10 +931,15 @@ def _read_legacy_weights(model, g, where):
             _set_layer(layer, arrays, where)
 
 
-# tf.keras 2.x optimizer slot names -> fastmlp's, per optimizer class
-_TF2_SLOTS = {"m": "m", "v": "v", "vhat": "v_hat", "momentum": "momentum", "rms": "velocity",
-              "mg": "average_gradient", "accumulator": "accumulator", "accum_grad": "accumulated_grad",
-              "accum_var": "accumulated_delta_var"}
+# tf.keras 2.x optimizer slot names -> fastmlp's: the legacy optimizers' (before TF 2.11: "rms",
+# "mg", "accum_grad", ...) and the new ones' (2.11 on: "velocity", "average_gradient", ...), with
+# the per-class meanings of a shared name ("m" is SGD's momentum; legacy Adamax kept "u" as "v")
+_TF2_SLOTS = {"m": "m", "v": "v", "vhat": "v_hat", "velocity_hat": "v_hat", "u": "u", "momentum": "momentum",
+              "rms": "velocity", "velocity": "velocity", "mg": "average_gradient",
+              "average_gradient": "average_gradient", "accumulator": "accumulator", "accum_grad": "accumulated_grad",
+              "accumulated_grad": "accumulated_grad", "accum_var": "accumulated_delta_var",
+              "accumulated_delta_var": "accumulated_delta_var"}
+_TF2_CLASS_SLOTS = {"SGD": {"m": "momentum"}, "Adamax": {"v": "u"}}
 
 
 def _restore_tf2_optimizer(model, g, where):
@@ -943,6 +954,9 @@ def _restore_tf2_optimizer(model, g, where):
         if short in ("iter", "iteration", "iterations"):
             opt.iterations = int(a)
             continue
+        if short == "u_product" and type(opt).__name__ == "Nadam" and a.size == 1:
+            opt._u_product = float(a.reshape(()))
+            continue
         head, _, slot = short.rpartition("/")
         first, _, rest = short.partition("/")
         if slot in _TF2_SLOTS and head in refs:
@@ -951,8 +965,7 @@ def _restore_tf2_optimizer(model, g, where):
             var, slot = rest, _TF2_SLOTS[first]
         else:
             continue   # learning_rate, decay, momentum_cache: hyperparameters the config already has
-        if type(opt).__name__ == "Adamax" and slot == "v":
-            slot = "u"
+        slot = _TF2_CLASS_SLOTS.get(type(opt).__name__, {}).get(slot, slot)
         if slot not in opt.slot_names or tuple(a.shape) != refs[var].shape:
             _fail(f"{where}: the optimizer weight {name!r} does not fit the model's {type(opt).__name__}")
         segments.append((opt.slot_names.index(slot), refs[var].offset, np.asarray(a, dtype=model._dtype)))

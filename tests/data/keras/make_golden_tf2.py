@@ -1,0 +1,57 @@
+"""Writes the golden tf.keras 2.x files (run under TensorFlow 2.x, whose tf.keras is Keras 2):
+
+    python tests/data/keras/make_golden_tf2.py        # TensorFlow 2.15 wrote the committed files
+
+tf2_seq.h5: a Sequential (Dense relu, BatchNormalization, Dense softmax) compiled with Adam
+and fit for 2 epochs; tf2_func.h5: a functional model with two inputs joined by Concatenate,
+compiled with RMSprop (momentum) and mean squared error, fit for 2 epochs.  Both are saved in the
+legacy HDF5 format with their optimizer state.  tf2_expected.npz holds the inputs, TensorFlow's
+predictions, the optimizer iteration counts, and the weights after one more epoch of fit from the
+saved state (shuffle off), which a resumed fastmlp fit must reproduce (so no layer draws random
+numbers in training)."""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    tf.keras.utils.set_random_seed(99)
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(24, 4)).astype("float32")
+    y = rng.integers(0, 3, 24)
+    yt = rng.normal(size=(24, 1)).astype("float32")
+    L = tf.keras.layers
+
+    seq = tf.keras.Sequential([L.Input((4,)), L.Dense(6, activation="relu"), L.BatchNormalization(),
+                               L.Dense(3, activation="softmax")], name="tf2_seq")
+    seq.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"])
+    seq.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    seq.save(os.path.join(HERE, "tf2_seq.h5"))
+
+    a, b = L.Input((3,), name="a"), L.Input((2,), name="b")
+    h = L.Concatenate()([L.Dense(4, activation="tanh", name="da")(a), L.Dense(4, activation="relu", name="db")(b)])
+    func = tf.keras.Model([a, b], L.Dense(1, name="out")(h), name="tf2_func")
+    func.compile(optimizer=tf.keras.optimizers.RMSprop(0.01, momentum=0.5), loss="mse", metrics=["mae"])
+    xa, xb = x[:, :3], x[:, 2:]
+    func.fit([xa, xb], yt, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    func.save(os.path.join(HERE, "tf2_func.h5"))
+
+    expected = dict(x=x, y=y, yt=yt, seq_pred=seq.predict(x, verbose=0),
+                    func_pred=func.predict([xa, xb], verbose=0),
+                    seq_iterations=int(seq.optimizer.iterations.numpy()),
+                    func_iterations=int(func.optimizer.iterations.numpy()))
+    seq.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    func.fit([xa, xb], yt, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for i, w in enumerate(seq.get_weights()):
+        expected[f"seq_resumed_{i}"] = w
+    for i, w in enumerate(func.get_weights()):
+        expected[f"func_resumed_{i}"] = w
+    np.savez(os.path.join(HERE, "tf2_expected.npz"), **expected)
+
+
+if __name__ == "__main__":
+    main()
