@@ -869,7 +869,9 @@ def h5_bytes(model, include_optimizer=True):
         if model.compiled:
             cc = keras_config.compile_config_to_keras(model)
             opt = cc.pop("optimizer")
-            cc["optimizer_config"] = {"class_name": opt["class_name"], "config": opt["config"]}
+            # "Custom>Adam": how tf.keras 2.11+ names its optimizers here (a plain "Adam" makes it build
+            # the legacy optimizer, which refuses Keras 3's config); Keras 3 and fastmlp read both
+            cc["optimizer_config"] = {"class_name": "Custom>" + opt["class_name"], "config": opt["config"]}
             f.attrs["training_config"] = json.dumps(cc)
             if include_optimizer:
                 g = f.create_group("optimizer_weights")
