@@ -180,3 +180,24 @@ def test_damage_found_when_training_starts_is_a_format_error_too(tmp_path):
     y = np.zeros(4, "int64")   # sparse labels
     with pytest.raises(fastmlp.FormatError, match="m.keras"):
         m.fit(x, y, epochs=1, verbose=0)
+
+
+def test_cycles_in_the_hdf5_structure_cost_linear_work():
+    """A symbol-table node every B-tree entry points at, and a B-tree node pointing at itself: the
+    index gives up (to h5py) after work bounded by the file's size."""
+    import time
+    data = bytearray(_members("seq_adam")["model.weights.h5"])
+    index = h5index.H5Index(bytes(data))
+    root_btree = index.root[2][0]
+    assert data[root_btree:root_btree + 4] == b"TREE"
+    # the root B-tree's first child pointer -> the B-tree itself, and as many entries as fit
+    data[root_btree + 6:root_btree + 8] = (2000).to_bytes(2, "little")
+    for i in range(2000):
+        at = root_btree + 24 + 8 + 16 * i
+        if at + 8 > len(data):
+            break
+        data[at:at + 8] = root_btree.to_bytes(8, "little")
+    start = time.perf_counter()
+    with pytest.raises(h5index.Unsupported):
+        h5index.H5Index(bytes(data)).members("layers")
+    assert time.perf_counter() - start < 5

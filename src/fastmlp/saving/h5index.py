@@ -49,11 +49,11 @@ class H5Index:
     """The groups and contiguous datasets of an HDF5 file held in ``buf`` (bytes, a memoryview)."""
 
     def __init__(self, buf):
-        self.buf = buf
+        self.buf = buf if isinstance(buf, bytes) else bytes(buf)
         self.size = len(buf)
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
-        if self.size < 96 or bytes(buf[:8]) != _SIGNATURE:
+        if self.size < 96 or self.buf[:8] != _SIGNATURE:
             raise Unsupported("no superblock at offset 0")
         version, = struct.unpack_from("<B", buf, 8)
         if version not in (0, 1) or buf[13] != 8 or buf[14] != 8:
@@ -65,8 +65,8 @@ class H5Index:
         self.root = self._entry(base + 32)
 
     # ------------------------------------------------------------------ reading
-    def _spend(self):
-        self._budget -= 1
+    def _spend(self, n=1):
+        self._budget -= n
         if self._budget < 0:
             raise Unsupported("more structure than the file's size allows")
 
@@ -87,7 +87,7 @@ class H5Index:
     def _heap(self, address):
         """(start, size) of a local heap's data segment."""
         self._at(address, 32)
-        if bytes(self.buf[address:address + 4]) != b"HEAP" or self.buf[address + 4] != 0:
+        if self.buf[address:address + 4] != b"HEAP" or self.buf[address + 4] != 0:
             raise Unsupported("not a version-0 local heap")
         size, _, data = struct.unpack_from("<QQQ", self.buf, address + 8)
         self._at(data, size)
@@ -97,10 +97,13 @@ class H5Index:
         start, size = heap
         if offset >= size:
             raise Unsupported("a name outside its heap")
-        end = bytes(self.buf[start + offset:start + size]).find(b"\0")
+        end = self.buf.find(b"\0", start + offset, start + size)
         if end < 0:
             raise Unsupported("an unterminated name")
-        return bytes(self.buf[start + offset:start + offset + end]).decode("utf8", "strict")
+        try:
+            return self.buf[start + offset:end].decode("utf8", "strict")
+        except UnicodeDecodeError:
+            raise Unsupported("a name that is not UTF-8") from None
 
     def _members(self, btree, heap_address):
         """{name: object header address} of a group from its B-tree and local heap."""
@@ -111,13 +114,14 @@ class H5Index:
             node = stack.pop()
             self._spend()
             self._at(node, 24)
-            sig = bytes(self.buf[node:node + 4])
+            sig = self.buf[node:node + 4]
             if sig == b"TREE":
                 kind, level, used = struct.unpack_from("<BBH", self.buf, node + 4)
                 if kind != 0:
                     raise Unsupported("not a group B-tree")
                 first = node + 24 + 8   # past the header and key 0
                 self._at(node + 24, 8 + 16 * used)
+                self._spend(used)
                 for i in range(used):
                     stack.append(self._q(first + 16 * i))
                 del level
@@ -126,6 +130,7 @@ class H5Index:
                     raise Unsupported("symbol table node version")
                 count, = struct.unpack_from("<H", self.buf, node + 6)
                 self._at(node + 8, 40 * count)
+                self._spend(count)   # a node reached again costs again: the work stays linear
                 for i in range(count):
                     name, header, _ = self._entry(node + 8 + 40 * i)
                     out[self._name(heap, name)] = header
