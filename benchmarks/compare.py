@@ -70,7 +70,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _bench_util import torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
 
-SECTIONS = ("train", "predict", "gemm")
+SECTIONS = ("train", "sweep", "predict", "gemm")
 
 
 def parse_args(argv=None):
@@ -812,7 +812,13 @@ def workloads():
                       "softmax", bs, (x, y, xt, yt), target, ACC_EPOCHS)
         wl.acc_rows = acc_rows
         ws.append(wl)
+    for w in ws:
+        w.target_jax = JAX_TARGETS[w.key]
     return ws, note
+
+
+# issue 14's goals against the JAX scan, per workload (the sweep's widths share one)
+JAX_TARGETS = {"a": 5, "b": 5, "c": 2, "d": 2, "e": 1.2, "sweep": 1.2}
 
 
 T1 = "PyTorch 1 thread"
@@ -865,7 +871,8 @@ def run_train():
         r_t = ours / best_torch if best_torch else None
         rows.append([f"({w.key}) {w.title}", fmt_rate(ours)] + [fmt_rate(med.get(p)) for p in peers]
                     + [fmt_ratio(ratio[p]) for p in peers]
-                    + [fmt_target(r_t, w.target), f"±{100 * spread / 2:.0f}%"])
+                    + [fmt_target(r_t, w.target), fmt_target(ratio[JX], w.target_jax),
+                       f"±{100 * spread / 2:.0f}%"])
         jt = {t.name: t for t in trainers}
         if JX in jt or KJ in jt:
             j, k = jt.get(JX), jt.get(KJ)
@@ -881,7 +888,8 @@ def run_train():
               flush=True)
     table(["workload", "fastmlp", "PyTorch", "PyTorch 1 thread", "Keras 3 (torch)",
            "scikit-learn", JX, KJ, "×PyTorch", "×PyTorch 1 thread", "×Keras", "×sklearn",
-           "×JAX scan", "×Keras (JAX)", "target × best PyTorch", "fastmlp spread"], rows)
+           "×JAX scan", "×Keras (JAX)", "target × best PyTorch", "target × JAX scan", "fastmlp spread"],
+          rows)
     print("\"PyTorch\" runs on torch's default thread count; \"PyTorch 1 thread\" is the same "
           "loop under torch.set_num_threads(1), which is much faster for small networks on a "
           "busy 2-core machine.  The target column compares against the faster of the two.  "
@@ -945,6 +953,49 @@ def run_train():
            "×PyTorch", "×JAX scan"], acc_rows)
     print("PyTorch runs this check on whichever thread count was faster above; JAX (optax) "
           "starts from the same weights, its compilation not timed.\n")
+
+
+# --------------------------------------------------------------------------- width sweep
+
+SWEEP_WIDTHS = (256, 512, 1024, 2048)
+
+
+def run_sweep():
+    """784-W-W-10 at batch 128 on Fashion-MNIST, fastmlp against the JAX scan, interleaved."""
+    section("Width sweep: 784-W-W-10, batch 128, Adam (samples/s and GFLOP/s of the train step)")
+    if jax is None:
+        print("Skipped: JAX not installed (pip install jax optax).\n")
+        return
+    x, y, xt, yt, note = fashion_data()
+    widths = SWEEP_WIDTHS[:2] if QUICK else SWEEP_WIDTHS
+    rows = []
+    for width in widths:
+        t_w = time.perf_counter()
+        sizes = [784, width, width, 10]
+        w = Workload(f"W{width}", f"784-{width}-{width}-10, batch 128", sizes, "relu", "softmax", 128,
+                     (x, y, xt, yt), None, 1)
+        f = FastmlpTrainer(w)
+        j = JaxTrainer(w, f.model.get_weights())
+        chunk = {}
+        for t in (f, j):
+            prep = getattr(t, "prepare", None)
+            chunk[t.name] = calibrate(t.train, w.batch * 4, WINDOW, max_units=10 ** 9, prepare=prep)
+            if prep is not None:
+                prep(chunk[t.name])
+        rates = interleave({t.name: (lambda t=t: t.train(chunk[t.name])) for t in (f, j)}, ROUNDS)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        mults = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+        flops = 2 * (2 * sum(mults) + sum(mults[1:]))   # forward, weight gradients, input gradients past layer 1
+        ratio = med["fastmlp"] / med[JX]
+        rows.append([f"784-{width}-{width}-10", fmt_rate(med["fastmlp"]), fmt_rate(med[JX]),
+                     f"{med['fastmlp'] * flops / 1e9:.0f}", f"{med[JX] * flops / 1e9:.0f}", fmt_ratio(ratio),
+                     fmt_target(ratio, JAX_TARGETS["sweep"])])
+        print(f"  (W={width}) timed in {time.perf_counter() - t_w:.1f} s: "
+              + ", ".join(f"{k} {fmt_rate(v)}" for k, v in med.items()), file=sys.stderr, flush=True)
+    table(["net", "fastmlp samples/s", "JAX scan samples/s", "fastmlp GFLOP/s", "JAX GFLOP/s", "×JAX scan",
+           "target × JAX scan"], rows)
+    print(f"GFLOP/s counts a train step's GEMMs per sample: forward and weight gradients of every layer, "
+          f"input gradients of all but the first; {note}.\n")
 
 
 # --------------------------------------------------------------------------- predict
@@ -1177,7 +1228,7 @@ def main():
     t0 = time.perf_counter()
     print_machine()
     only = ARGS.only or list(SECTIONS)
-    for name, fn in (("train", run_train), ("predict", run_predict), ("gemm", run_gemm)):
+    for name, fn in (("train", run_train), ("sweep", run_sweep), ("predict", run_predict), ("gemm", run_gemm)):
         if name in only:
             ts = time.perf_counter()
             fn()
