@@ -49,11 +49,14 @@ class H5Index:
     """The groups and contiguous datasets of an HDF5 file held in ``buf`` (bytes, a memoryview)."""
 
     def __init__(self, buf):
-        self.buf = buf if isinstance(buf, bytes) else bytes(buf)
-        self.size = len(buf)
+        """``buf``: any bytes-like object (bytes, a uint8 array); nothing is copied but the
+        local heaps' names."""
+        self.buf = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
+        self._heaps = {}
+        self.size = len(self.buf)
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
-        if self.size < 96 or self.buf[:8] != _SIGNATURE:
+        if self.size < 96 or bytes(self.buf[:8]) != _SIGNATURE:
             raise Unsupported("no superblock at offset 0")
         version, = struct.unpack_from("<B", buf, 8)
         if version not in (0, 1) or buf[13] != 8 or buf[14] != 8:
@@ -85,23 +88,27 @@ class H5Index:
         return name, header, scratch
 
     def _heap(self, address):
-        """(start, size) of a local heap's data segment."""
-        self._at(address, 32)
-        if self.buf[address:address + 4] != b"HEAP" or self.buf[address + 4] != 0:
-            raise Unsupported("not a version-0 local heap")
-        size, _, data = struct.unpack_from("<QQQ", self.buf, address + 8)
-        self._at(data, size)
-        return data, size
+        """The bytes of a local heap's data segment (copied once per heap, paid for from the
+        budget by their size)."""
+        found = self._heaps.get(address)
+        if found is None:
+            self._at(address, 32)
+            if bytes(self.buf[address:address + 4]) != b"HEAP" or self.buf[address + 4] != 0:
+                raise Unsupported("not a version-0 local heap")
+            size, _, data = struct.unpack_from("<QQQ", self.buf, address + 8)
+            self._at(data, size)
+            self._spend(1 + size // 64)
+            found = self._heaps[address] = bytes(self.buf[data:data + size])
+        return found
 
     def _name(self, heap, offset):
-        start, size = heap
-        if offset >= size:
+        if offset >= len(heap):
             raise Unsupported("a name outside its heap")
-        end = self.buf.find(b"\0", start + offset, start + size)
+        end = heap.find(b"\0", offset)
         if end < 0:
             raise Unsupported("an unterminated name")
         try:
-            return self.buf[start + offset:end].decode("utf8", "strict")
+            return heap[offset:end].decode("utf8", "strict")
         except UnicodeDecodeError:
             raise Unsupported("a name that is not UTF-8") from None
 
@@ -114,7 +121,7 @@ class H5Index:
             node = stack.pop()
             self._spend()
             self._at(node, 24)
-            sig = self.buf[node:node + 4]
+            sig = bytes(self.buf[node:node + 4])
             if sig == b"TREE":
                 kind, level, used = struct.unpack_from("<BBH", self.buf, node + 4)
                 if kind != 0:

@@ -738,12 +738,21 @@ def _keras_weights(z, where, verify, model):
         return _H5Image(z.read(name), where)
     start, size = _stored_member(z, name)
     z.fp.seek(start)
-    data = z.fp.read(size)
-    if len(data) != size:
-        _fail(f"{where}: {name} is truncated")
-    if verify and _zip_crc32(data) != info.CRC:
+    data = np.empty(size, np.uint8)   # not zeroed, and large pages where the kernel gives them
+    view, crc, pos = memoryview(data), 0, 0
+    while pos < size:   # the CRC of each piece while it is still in the cache
+        got = z.fp.readinto(view[pos:pos + _READ_PIECE])
+        if not got:
+            _fail(f"{where}: {name} is truncated")
+        if verify:
+            crc = _zip_crc32(view[pos:pos + got], crc)
+        pos += got
+    if verify and crc != info.CRC:
         _fail(f"{where}: {name} is damaged (its CRC-32 does not match the zip directory's)")
     return _H5Image(data, where)
+
+
+_READ_PIECE = 1 << 20
 
 
 def _keras_config(z, where):
