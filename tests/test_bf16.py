@@ -307,3 +307,20 @@ def test_policy_attributes_match_keras():
     kcfg = keras.layers.Dense(2, dtype="mixed_bfloat16").get_config()["dtype"]
     assert L.Dense(2, dtype=kcfg).dtype_policy.name == "mixed_bfloat16"
     assert L.Dense(2, dtype="mixed_bfloat16").get_config()["dtype"] == kcfg
+
+
+def test_keras_files_carry_the_mixed_bfloat16_policy_both_ways(tmp_path):
+    if os.environ.get("KERAS_BACKEND") != "torch":
+        pytest.skip("set KERAS_BACKEND=torch to compare with Keras")
+    keras = pytest.importorskip("keras")
+    model = _mlp("mixed_bfloat16", (12, 16, 3))
+    x = np.random.default_rng(10).normal(size=(20, 12)).astype(np.float32)
+    model.save(str(tmp_path / "f.keras"))
+    k = keras.saving.load_model(str(tmp_path / "f.keras"))
+    assert [layer.dtype_policy.name for layer in k.layers] == ["mixed_bfloat16"] * 2
+    np.testing.assert_allclose(np.asarray(k.predict(x, verbose=0), np.float32), model.predict(x, verbose=0),
+                               atol=3e-2)   # Keras also computes activations in bfloat16
+    k.save(str(tmp_path / "k.keras"))
+    back = fastmlp.load_model(str(tmp_path / "k.keras"))
+    assert [layer.compute_dtype for layer in back.layers] == ["bfloat16"] * 2
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))

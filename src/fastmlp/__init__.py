@@ -50,6 +50,7 @@ def show_config(print_fn=print):
         "fastmlp": __version__,
         "gemm_target": _engine.gemm_target(),
         "available_targets": ", ".join(_engine.available_gemm_targets()),
+        "bf16_target": _engine.bf16_target(),
         "crc32c": _engine.crc32c_impl(),
         "openmp": _engine.have_openmp(),
         "threads": _engine.get_num_threads(),
