@@ -1,5 +1,5 @@
 /* bfloat16 Dense driver (bgemm.h): packs kernels, picks the target once from
- * run-time CPU detection ("avx512bf16" > "generic"; fm_bf16_set_target()
+ * run-time CPU detection ("avx512bf16" > "avx2" > "generic"; fm_bf16_set_target()
  * forces one for tests), and runs a forward in chunks of rows so that a
  * chunk's rounded rows stay in cache while the kernel reads them. */
 #include "bgemm_kernels.h"
@@ -15,6 +15,7 @@
 static const fm_bf16_kernel_table *fm_bf16_detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
     if (fm_cpu_has_avx512_bf16()) return &fm_bf16_table_avx512bf16;
+    if (fm_cpu_has_avx2_fma()) return &fm_bf16_table_avx2;
 #endif
     return &fm_bf16_table_generic;
 }
@@ -39,6 +40,7 @@ int fm_bf16_set_target(const char *name) {
     else if (strcmp(name, "generic") == 0) t = &fm_bf16_table_generic;
 #if defined(__x86_64__) || defined(__i386__)
     else if (strcmp(name, "avx512bf16") == 0) t = fm_cpu_has_avx512_bf16() ? &fm_bf16_table_avx512bf16 : NULL;
+    else if (strcmp(name, "avx2") == 0) t = fm_cpu_has_avx2_fma() ? &fm_bf16_table_avx2 : NULL;
 #endif
     if (!t) return -1;
     __atomic_store_n(&g_bf16, t, __ATOMIC_RELEASE);

@@ -22,7 +22,8 @@
  * does not depend on the other rows of its batch.
  *
  * Targets, chosen at run time as the GEMM's are (fm_bf16_target_name()):
- * "avx512bf16" (vdpbf16ps, vcvtne2ps2bf16) and "generic" (portable C).  The
+ * "avx512bf16" (vdpbf16ps, vcvtne2ps2bf16), "avx2" (FMA on the bfloat16
+ * values widened to float32, MXCSR flush-to-zero) and "generic" (portable C).  The
  * kernel is packed once by fm_bf16_dense_create (and again by
  * fm_bf16_dense_update when the float32 master changes), in a layout every
  * target reads.
@@ -62,7 +63,7 @@ int fm_bf16_dense_reserve(const fm_bf16_dense *b, int64_t rows);
  * bfloat16 bit patterns of X (rows x n_in) into B (rows x n_in). */
 void fm_bf16_round_rows(const float *X__bi, int64_t ldx, int64_t rows, int64_t n_in, uint16_t *B__bi);
 
-/* "avx512bf16" or "generic". */
+/* "avx512bf16", "avx2" or "generic". */
 const char *fm_bf16_target_name(void);
 /* Force a target (tests); 0 on success, -1 when unknown or not runnable here.
  * "auto" restores detection. */

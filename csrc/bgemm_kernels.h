@@ -1,5 +1,5 @@
 /* Internal interface between the bfloat16 Dense driver (bgemm.c) and its
- * per-target kernel files (bgemm_avx512bf16.c, bgemm_generic.c).
+ * per-target kernel files (bgemm_avx512bf16.c, bgemm_avx2.c, bgemm_generic.c).
  *
  * Packed kernel layout, read by every target: columns in blocks of 16, inputs
  * in pairs; block jb, pair g holds 32 bfloat16 values (64 bytes), W[2g + t][16 jb + c]
@@ -35,6 +35,7 @@ typedef struct {
 extern const fm_bf16_kernel_table fm_bf16_table_generic;
 #if defined(__x86_64__) || defined(__i386__)
 extern const fm_bf16_kernel_table fm_bf16_table_avx512bf16;
+extern const fm_bf16_kernel_table fm_bf16_table_avx2;
 #endif
 
 /* float32 -> bfloat16, as vcvtne2ps2bf16: round to nearest even, subnormals to

@@ -83,7 +83,7 @@ def bf16_target():
 
 
 def set_bf16_target(str name):
-    """Force a bfloat16 target ('avx512bf16', 'generic') or 'auto'."""
+    """Force a bfloat16 target ('avx512bf16', 'avx2', 'generic') or 'auto'."""
     if fm_bf16_set_target(name.encode()) != 0:
         raise ValueError(f"bfloat16 target {name!r} is unknown or not supported by this CPU; "
                          f"available: {available_bf16_targets()}")
@@ -92,6 +92,6 @@ def set_bf16_target(str name):
 def available_bf16_targets():
     """bfloat16 targets this CPU can run, best first."""
     current = bf16_target()
-    found = [name for name in ("avx512bf16", "generic") if fm_bf16_set_target(name.encode()) == 0]
+    found = [name for name in ("avx512bf16", "avx2", "generic") if fm_bf16_set_target(name.encode()) == 0]
     fm_bf16_set_target(current.encode())
     return found
