@@ -270,6 +270,9 @@ def test_policy_objects_follow_keras_names():
     assert (d.dtype, d.compute_dtype, d.variable_dtype, d.dtype_policy) == ("float32", "bfloat16", "float32", p)
     fastmlp.mixed_precision.set_global_policy("float32")
     assert L.Dense(3).compute_dtype == "float32"
+    fastmlp.config.set_dtype_policy("mixed_bfloat16")
+    fastmlp.config.set_dtype_policy(None)
+    assert L.Dense(3).compute_dtype == "float32" and fastmlp.config.dtype_policy().name == "float32"
     d = L.Dense(3, dtype=p)
     assert d.get_config()["dtype"] == {"module": "keras", "class_name": "DTypePolicy",
                                        "config": {"name": "mixed_bfloat16"}, "registered_name": None}

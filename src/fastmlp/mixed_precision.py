@@ -98,8 +98,8 @@ def _policy(value):
 
 def set_dtype_policy(policy):
     """Set the policy of the layers created from now on (a name such as
-    ``"mixed_bfloat16"`` or a ``DTypePolicy``)."""
-    _GLOBAL[0] = _policy(policy)
+    ``"mixed_bfloat16"`` or a ``DTypePolicy``; None: back to ``config.floatx()``)."""
+    _GLOBAL[0] = None if policy is None else _policy(policy)
 
 
 def dtype_policy():
