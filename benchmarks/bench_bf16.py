@@ -44,7 +44,7 @@ def bf16_copy(model):
     return b
 
 
-def throughput(model, bmodel, generic, batch=1024, rounds=9):
+def throughput(model, bmodel, generic, batch=1024, rounds=15):
     x = np.random.default_rng(1).random((batch, SIZES[0]), dtype=np.float32)
     runs = {"fastmlp float32": lambda x: model.predict(x, verbose=0)}
 
