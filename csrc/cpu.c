@@ -41,6 +41,16 @@ int fm_cpu_has_avx512_vnni(void) {
 #endif
 }
 
+int fm_cpu_has_avx512_bf16(void) {
+#ifdef FM_HAVE_CPU_BUILTINS
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
 int fm_cpu_has_sse42(void) {
 #ifdef FM_HAVE_CPU_BUILTINS
     __builtin_cpu_init();

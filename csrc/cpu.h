@@ -20,6 +20,9 @@ int fm_cpu_has_avx2_fma(void);
 /* AVX-512 F + BW + VL + VNNI (vpdpbusd): the "avx512vnni" int8 kernels. */
 int fm_cpu_has_avx512_vnni(void);
 
+/* AVX-512 F + BW + VL + BF16 (vdpbf16ps): the "avx512bf16" bfloat16 kernels. */
+int fm_cpu_has_avx512_bf16(void);
+
 /* SSE4.2 (the crc32 instruction). */
 int fm_cpu_has_sse42(void);
 

@@ -4,6 +4,7 @@
 #include "gemm_kernels.h"   /* fm_gemm_buffer: thread-local scratch */
 #include "kinds/kind.h"
 #include "qgemm.h"
+#include "bgemm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct fm_net {
     fm_act_ref *din_act;
     const fm_q8_dense **q8;    /* per node, or NULL: a Dense node's int8 kernel (inference only;
                                 * owned by the caller, see fm_net_set_q8) */
+    const fm_bf16_dense **bf16; /* per node, or NULL: a Dense node's bfloat16 kernel (the same terms,
+                                 * see fm_net_set_bf16) */
 };
 
 /* ---- random numbers: a stateless 64-bit mixer (SplitMix64 finaliser over a
@@ -308,6 +311,7 @@ void fm_net_free(fm_net *net) {
     free(net->out); free(net->written); free(net->pre); free(net->in_ptr); free(net->din); free(net->din_add);
     free(net->din_pre); free(net->din_act); free(net->Xb); free(net->Yb); free(net->yb); free(net->grads);
     free(net->q8);
+    free(net->bf16);
     free(net);
 }
 
@@ -328,22 +332,46 @@ int fm_net_set_q8(fm_net *net, int node, const fm_q8_dense *q) {
     return FM_OK;
 }
 
-/* Makes the calling thread's int8 scratch large enough for `rows` rows through
- * every int8 node, so that the forward itself cannot fail. */
-static int fm_net_q8_reserve(const fm_net *net, int64_t rows) {
-    if (!net->q8) return FM_OK;
-    for (int n = 0; n < net->n_nodes; n++)
-        if (net->q8[n] && fm_q8_dense_reserve(net->q8[n], rows) != FM_OK) return FM_ERR_NOMEM;
+int fm_net_set_bf16(fm_net *net, int node, const fm_bf16_dense *b) {
+    if (net->is_f64 || node < 0 || node >= net->n_nodes || net->nodes[node].kind != FM_KIND_DENSE)
+        return FM_ERR_ARG;
+    const fm_node *nd = &net->nodes[node];
+    if (b && (nd->n_inputs != 1 || fm_bf16_dense_n_out(b) != nd->n_out ||
+              fm_bf16_dense_n_in(b) != net->edge_width[nd->in_begin])) return FM_ERR_ARG;
+    if (!net->bf16) {
+        if (!b) return FM_OK;
+        net->bf16 = (const fm_bf16_dense **)calloc((size_t)net->n_nodes, sizeof *net->bf16);
+        if (!net->bf16) return FM_ERR_NOMEM;
+    }
+    net->bf16[node] = b;
     return FM_OK;
 }
 
-/* The float32 network's int8 Dense forward (linear output into o); the float64
- * instance is never reached (fm_net_set_q8 refuses float64 networks). */
+/* Whether inference runs Dense node n with an int8 or a bfloat16 kernel (its
+ * linear output; the activation follows in float). */
+static int fm_net_alt_dense(const fm_net *net, int n) {
+    return (net->q8 && net->q8[n]) || (net->bf16 && net->bf16[n]);
+}
+
+/* Makes the calling thread's int8 and bfloat16 scratch large enough for `rows`
+ * rows through every such node, so that the forward itself cannot fail. */
+static int fm_net_q8_reserve(const fm_net *net, int64_t rows) {
+    for (int n = 0; net->q8 && n < net->n_nodes; n++)
+        if (net->q8[n] && fm_q8_dense_reserve(net->q8[n], rows) != FM_OK) return FM_ERR_NOMEM;
+    for (int n = 0; net->bf16 && n < net->n_nodes; n++)
+        if (net->bf16[n] && fm_bf16_dense_reserve(net->bf16[n], rows) != FM_OK) return FM_ERR_NOMEM;
+    return FM_OK;
+}
+
+/* The float32 network's int8 or bfloat16 Dense forward (linear output into o);
+ * the float64 instance is never reached (fm_net_set_q8 and fm_net_set_bf16
+ * refuse float64 networks).  int8 wins when a node has both. */
 static void fm_q8_node_forward_f32(const fm_net *net, int n, const float *params, const float *in, int64_t rows,
                                    float *o) {
     const fm_node *nd = &net->nodes[n];
-    fm_q8_dense_forward(net->q8[n], in, net->edge_width[nd->in_begin], rows,
-                        nd->b_off >= 0 ? params + nd->b_off : NULL, o);
+    const float *bias = nd->b_off >= 0 ? params + nd->b_off : NULL;
+    if (net->q8 && net->q8[n]) fm_q8_dense_forward(net->q8[n], in, net->edge_width[nd->in_begin], rows, bias, o);
+    else fm_bf16_dense_forward(net->bf16[n], in, net->edge_width[nd->in_begin], rows, bias, o);
 }
 static void fm_q8_node_forward_f64(const fm_net *net, int n, const double *params, const double *in,
                                    int64_t rows, double *o) {

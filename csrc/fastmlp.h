@@ -230,6 +230,9 @@ int fm_net_is_f64(const fm_net *net);
  * float64 network, a node that is not Dense, or other widths. */
 struct fm_q8_dense;
 int fm_net_set_q8(fm_net *net, int node, const struct fm_q8_dense *q);
+/* The same for a bfloat16 kernel (bgemm.h: Keras's mixed_bfloat16 policy). */
+struct fm_bf16_dense;
+int fm_net_set_bf16(fm_net *net, int node, const struct fm_bf16_dense *b);
 int64_t fm_net_n_params(const fm_net *net);
 /* Gradient of the last loss_and_grads / train step (flat, like the parameters). */
 void *fm_net_grads(fm_net *net);

@@ -285,7 +285,7 @@ static void FM_CAT(infer_chunk, SFX)(const fm_net *net, const T *params, const T
         for (int j = 0; Zl && j < net->n_outputs; j++)
             if (net->loss_node[j] == n && net->z_owner[j] == j) { Z = Zl[j]; break; }
         for (int i = 0; i < nd->n_inputs; i++) in[i] = ptr[net->edges[nd->in_begin + i]];
-        const int q8 = net->q8 && net->q8[n];   /* an int8 Dense: linear output, then the activation */
+        const int q8 = fm_net_alt_dense(net, n);   /* int8/bf16 Dense: linear output, then the activation */
         if (q8) {
             FM_CAT(fm_q8_node_forward, SFX)(net, n, params, (const T *)in[0], rows, o);
         } else {

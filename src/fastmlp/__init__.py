@@ -8,8 +8,9 @@
 """
 from . import _engine
 from . import activations, callbacks, config, datasets, initializers, layers, losses, metrics
-from . import distribution, models, ops, optimizers, regularizers, saving, utils
+from . import distribution, mixed_precision, models, ops, optimizers, regularizers, saving, utils
 from .layers import Input
+from .mixed_precision import DTypePolicy
 from .models import Model, Sequential
 from .saving import FormatError, load_model
 from .variables import Variable
@@ -18,7 +19,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Model", "Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
-           "ops", "distribution", "Variable", "FormatError", "load_model", "set_num_threads", "get_num_threads",
+           "ops", "distribution", "mixed_precision", "DTypePolicy", "Variable", "FormatError", "load_model",
+           "set_num_threads", "get_num_threads",
            "show_config"]
 
 
@@ -48,6 +50,7 @@ def show_config(print_fn=print):
         "fastmlp": __version__,
         "gemm_target": _engine.gemm_target(),
         "available_targets": ", ".join(_engine.available_gemm_targets()),
+        "bf16_target": _engine.bf16_target(),
         "crc32c": _engine.crc32c_impl(),
         "openmp": _engine.have_openmp(),
         "threads": _engine.get_num_threads(),

@@ -1,5 +1,5 @@
 # Declarations of the C11 engine in csrc/ — nothing else lives here.
-from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t, uint64_t
 
 cdef extern from "fastmlp.h" nogil:
     enum: FM_OK, FM_ERR_NOMEM, FM_ERR_LABEL, FM_ERR_ARG
@@ -183,3 +183,16 @@ cdef extern from "qgemm.h" nogil:
     const char *fm_q8_target_name()
     int fm_q8_set_target(const char *name)
     int fm_net_set_q8(fm_net *net, int node, const fm_q8_dense *q)
+
+cdef extern from "bgemm.h" nogil:
+    ctypedef struct fm_bf16_dense:
+        pass
+    fm_bf16_dense *fm_bf16_dense_create(const float *W, int64_t n_in, int64_t n_out, int *status)
+    void fm_bf16_dense_free(fm_bf16_dense *b)
+    int fm_bf16_dense_update(fm_bf16_dense *b, const float *W)
+    int fm_bf16_dense_forward(const fm_bf16_dense *b, const float *X, int64_t ldx, int64_t rows,
+                              const float *bias, float *out)
+    void fm_bf16_round_rows(const float *X, int64_t ldx, int64_t rows, int64_t n_in, uint16_t *B)
+    const char *fm_bf16_target_name()
+    int fm_bf16_set_target(const char *name)
+    int fm_net_set_bf16(fm_net *net, int node, const fm_bf16_dense *b)

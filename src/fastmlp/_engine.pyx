@@ -10,7 +10,7 @@ memoryviews: single-row ``predict`` must cost only a few microseconds.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint16_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -98,6 +98,7 @@ include "_checksum.pxi"
 include "_format.pxi"
 include "_filemap.pxi"
 include "_int8.pxi"
+include "_bf16.pxi"
 
 
 def all_finite(a):
@@ -229,6 +230,7 @@ cdef class Network:
     cdef readonly list input_widths, output_widths
     cdef int typenum
     cdef dict int8            # node -> Int8Dense the engine reads (kept alive here)
+    cdef dict bf16            # node -> BF16Dense the engine reads (kept alive here)
 
     def __cinit__(self, plan, bint f64):
         nodes, outputs, variables = list(plan.nodes), list(plan.outputs), list(plan.variables)
@@ -301,6 +303,21 @@ cdef class Network:
             self.int8.pop(node, None)
         else:
             self.int8[node] = q
+
+    def set_bf16(self, int node, BF16Dense b):
+        """Run Dense node ``node`` with the bfloat16 kernel ``b`` at inference (None:
+        in float again).  The network keeps a reference to ``b``."""
+        if self.bf16 is None:
+            self.bf16 = {}
+        status = fm_net_set_bf16(self.net, node, b.b if b is not None else NULL)
+        if status == FM_ERR_ARG:
+            raise ValueError(f"internal: node {node} cannot run in bfloat16 (a float32 Dense node with the "
+                             f"kernel's widths is needed)")
+        _raise_status(status)
+        if b is None:
+            self.bf16.pop(node, None)
+        else:
+            self.bf16[node] = b
 
     cdef _enter(self):
         """Training calls use the network's workspace with the GIL released: refuse a

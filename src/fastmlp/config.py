@@ -1,4 +1,5 @@
-"""Global settings: the default float type (Keras's ``floatx``) and epsilon."""
+"""Global settings: the default float type (Keras's ``floatx``), epsilon and the
+dtype policy (``set_dtype_policy``, see ``fastmlp.mixed_precision``)."""
 
 _FLOATX = "float32"
 _EPSILON = 1e-7
@@ -26,3 +27,16 @@ def epsilon():
 def set_epsilon(value):
     global _EPSILON
     _EPSILON = float(value)
+
+
+def set_dtype_policy(policy):
+    """Set the dtype policy of layers created from now on (Keras 3's name):
+    ``"float32"``, ``"float64"`` or ``"mixed_bfloat16"``, or a ``DTypePolicy``."""
+    from . import mixed_precision
+    mixed_precision.set_dtype_policy(policy)
+
+
+def dtype_policy():
+    """The global dtype policy (a ``fastmlp.mixed_precision.DTypePolicy``)."""
+    from . import mixed_precision
+    return mixed_precision.dtype_policy()

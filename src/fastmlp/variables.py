@@ -203,11 +203,15 @@ class Variable:
         return value
 
     def _written(self):
-        """A Dense kernel quantized to int8 is quantized again from the values just written."""
+        """A Dense kernel quantized to int8 is quantized again from the values just written;
+        a mixed_bfloat16 one is rounded to bfloat16 again."""
         layer = getattr(self, "_layer", None)
         if layer is not None and getattr(layer, "_int8", None) is not None and self._name == "kernel":
             import fastmlp.models.quantization as quantization
             quantization.requantize(layer)
+        elif layer is not None and getattr(layer, "_bf16_packed", None) is not None and self._name == "kernel":
+            import fastmlp.models.bfloat16 as bfloat16
+            bfloat16.written(layer)
 
     def assign(self, value):
         """Set the values (same shape) in place; a model using this weight sees them at once."""

@@ -62,6 +62,29 @@ def _float_dtype_name(dtype):
     return name
 
 
+def _layer_dtype(dtype):
+    """A layer's ``(variable dtype or None, mixed)`` from its ``dtype`` argument: a float
+    type name, a ``DTypePolicy`` (or Keras's serialized one) or None (the global
+    policy when one was set).  ``mixed``: the ``mixed_bfloat16`` policy."""
+    from .. import mixed_precision
+    if dtype is None:
+        dtype = mixed_precision._GLOBAL[0]
+        if dtype is None:
+            return None, False
+    policy = None
+    if isinstance(dtype, mixed_precision.DTypePolicy):
+        policy = dtype
+    elif dtype == "mixed_bfloat16" or (isinstance(dtype, dict) and isinstance(dtype.get("config"), dict) and
+                                       dtype.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and
+                                       str(dtype["config"].get("name", "")).startswith("mixed_")):
+        policy = mixed_precision._policy(dtype)
+    elif isinstance(dtype, str) and dtype.startswith("mixed_"):
+        policy = mixed_precision.DTypePolicy(dtype)   # raises, naming what fastmlp supports
+    if policy is not None:
+        return policy.variable_dtype, policy.name == "mixed_bfloat16"
+    return _float_dtype_name(dtype), False
+
+
 def _assign_weights(current, weights, owner, shape_message=None):
     """Copy ``weights`` into the arrays ``current`` after checking count, dtype
     and shapes (nothing is written unless everything matches)."""
@@ -220,7 +243,7 @@ class Layer:
         if name is not None and ("/" in name or not name):
             raise ValueError(f"Layer names must be non-empty and may not contain '/'. Received: name={name!r}")
         self.name = name or _unique_name(self._base_name)
-        self._dtype = None if dtype is None else _float_dtype_name(dtype)
+        self._dtype, self._mixed = _layer_dtype(dtype)
         self.trainable = bool(trainable)
         self.built = False
         self._wspecs = []
@@ -236,6 +259,20 @@ class Layer:
     @property
     def dtype(self):
         return self._dtype or _config.floatx()
+
+    @property
+    def dtype_policy(self):
+        """The layer's ``DTypePolicy`` (``fastmlp.mixed_precision``)."""
+        from ..mixed_precision import DTypePolicy
+        return DTypePolicy("mixed_bfloat16" if getattr(self, "_mixed", False) else self.dtype)
+
+    @property
+    def compute_dtype(self):
+        return "bfloat16" if getattr(self, "_mixed", False) else self.dtype
+
+    @property
+    def variable_dtype(self):
+        return self.dtype
 
     # ---- weights ----
     def _weight_specs(self, input_shape):
@@ -307,6 +344,9 @@ class Layer:
 
     # ---- config ----
     def get_config(self):
+        if getattr(self, "_mixed", False):   # Keras 3 writes the policy
+            from ..mixed_precision import _serialize
+            return {"name": self.name, "trainable": self.trainable, "dtype": _serialize(self.dtype_policy)}
         return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
 
     @classmethod

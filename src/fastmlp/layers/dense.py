@@ -36,6 +36,7 @@ class Dense(Layer):
         self.bias = None
         self._int8 = None          # (int8 kernel, float32 scale per unit) once quantized
         self._int8_packed = None   # the engine's packed copy (fastmlp.models.quantization)
+        self._bf16_packed = None   # mixed_bfloat16: the kernel in bfloat16 (fastmlp.models.bfloat16)
 
     @property
     def quantization_mode(self):
@@ -79,8 +80,14 @@ class Dense(Layer):
         return {"activation": self.activation._fm_code, "act_alpha": self.activation._fm_alpha}
 
     def call(self, x, training=False):
-        out = np.ascontiguousarray(x @ self.kernel, dtype=self.dtype).reshape(-1, self.units)
         from .. import _engine
+        if getattr(self, "_mixed", False) and self._int8 is None:   # mixed_bfloat16: the bfloat16 GEMM
+            from ..models import bfloat16
+            out = bfloat16.packed(self).forward(np.asarray(x, np.float32).reshape(-1, x.shape[-1]))
+            _engine.activation_forward(self.activation._fm_code, self.activation._fm_alpha, out,
+                                       None if self.bias is None else np.ascontiguousarray(self.bias))
+            return out.reshape(x.shape[:-1] + (self.units,))
+        out = np.ascontiguousarray(x @ self.kernel, dtype=self.dtype).reshape(-1, self.units)
         _engine.activation_forward(self.activation._fm_code, self.activation._fm_alpha, out,
                                    None if self.bias is None else np.ascontiguousarray(self.bias))
         return out.reshape(x.shape[:-1] + (self.units,))

@@ -117,7 +117,10 @@ def quantize(model, mode=None, config=None, filters=None, **kwargs):
 
 
 def bind(model):
-    """Tell the model's engine network which Dense nodes run in int8 (after it is made)."""
+    """Tell the model's engine network which Dense nodes run in int8, and which in
+    bfloat16 (``fastmlp.models.bfloat16``), after it is made."""
+    from . import bfloat16
+    bfloat16.bind(model)
     net = getattr(model, "_net", None)
     if net is None or model._dtype != "float32":
         return
@@ -127,10 +130,13 @@ def bind(model):
 
 
 def check_trainable(model):
-    """Refuse to train a model with int8 layers (see the module's docstring)."""
+    """Refuse to train a model with int8 layers (see the module's docstring), or with
+    mixed_bfloat16 ones (``fastmlp.models.bfloat16.check_trainable``)."""
     layers = int8_layers(model)
     if layers:
         names = ", ".join(repr(layer.name) for layer in layers[:5])
         raise ValueError(f"model {model.name!r} has Dense layers quantized to int8 ({names}), which fastmlp "
                          f"runs for inference only and cannot train; train the float32 model, then call "
                          f"quantize('int8') (or save it with dtype='int8')")
+    from . import bfloat16
+    bfloat16.check_trainable(model)

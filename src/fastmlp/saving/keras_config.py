@@ -120,8 +120,11 @@ def _dtype_from_keras(value, where, integers=False):
         value = (value.get("config") or {}).get("name")
     if value is None or value in ("float32", "float64") or (integers and value in _INT_DTYPES):
         return value
+    if value == "mixed_bfloat16" and not integers:   # bfloat16 inference (fastmlp.mixed_precision)
+        return value
     raise KerasConfigError(f"{where}: the dtype (policy) {value!r} is not supported by fastmlp "
-                           f"(float32 or float64{', or an integer type for an input' if integers else ''})")
+                           f"(float32, float64 or mixed_bfloat16"
+                           f"{', or an integer type for an input' if integers else ''})")
 
 
 def _layer_config_from_keras(class_name, cls, config, where):
