@@ -1,6 +1,8 @@
 """Global settings: the default float type (Keras's ``floatx``), epsilon and the
 dtype policy (``set_dtype_policy``, see ``fastmlp.mixed_precision``)."""
 
+from . import mixed_precision as _mixed_precision
+
 _FLOATX = "float32"
 _EPSILON = 1e-7
 _ALLOWED = ("float32", "float64")
@@ -17,6 +19,7 @@ def set_floatx(value):
     if value not in _ALLOWED:
         raise ValueError(f"Unknown floatx type: {value!r}. Expected one of {list(_ALLOWED)}")
     _FLOATX = str(value)
+    _mixed_precision._FLOATX[0] = _FLOATX   # the default policy follows floatx
 
 
 def epsilon():
@@ -32,11 +35,9 @@ def set_epsilon(value):
 def set_dtype_policy(policy):
     """Set the dtype policy of layers created from now on (Keras 3's name):
     ``"float32"``, ``"float64"`` or ``"mixed_bfloat16"``, or a ``DTypePolicy``."""
-    from . import mixed_precision
-    mixed_precision.set_dtype_policy(policy)
+    _mixed_precision.set_dtype_policy(policy)
 
 
 def dtype_policy():
     """The global dtype policy (a ``fastmlp.mixed_precision.DTypePolicy``)."""
-    from . import mixed_precision
-    return mixed_precision.dtype_policy()
+    return _mixed_precision.dtype_policy()

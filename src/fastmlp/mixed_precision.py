@@ -83,7 +83,8 @@ class DTypePolicy:
 
 Policy = DTypePolicy
 
-_GLOBAL = [None]   # None: float32, or the floatx of fastmlp.config when set
+_GLOBAL = [None]     # None: the policy of floatx
+_FLOATX = ["float32"]   # fastmlp.config.floatx(), kept in step by config.set_floatx (config imports this module)
 
 
 def _policy(value):
@@ -107,8 +108,7 @@ def dtype_policy():
     ``config.floatx()``."""
     if _GLOBAL[0] is not None:
         return _GLOBAL[0]
-    from . import config
-    return DTypePolicy(config.floatx())
+    return DTypePolicy(_FLOATX[0])
 
 
 set_global_policy = set_dtype_policy

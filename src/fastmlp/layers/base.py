@@ -66,7 +66,7 @@ def _layer_dtype(dtype):
     """A layer's ``(variable dtype or None, mixed)`` from its ``dtype`` argument: a float
     type name, a ``DTypePolicy`` (or Keras's serialized one) or None (the global
     policy when one was set).  ``mixed``: the ``mixed_bfloat16`` policy."""
-    from .. import mixed_precision
+    import fastmlp.mixed_precision as mixed_precision
     if dtype is None:
         dtype = mixed_precision._GLOBAL[0]
         if dtype is None:

@@ -82,7 +82,7 @@ class Dense(Layer):
     def call(self, x, training=False):
         from .. import _engine
         if getattr(self, "_mixed", False) and self._int8 is None:   # mixed_bfloat16: the bfloat16 GEMM
-            from ..models import bfloat16
+            import fastmlp.models.bfloat16 as bfloat16
             out = bfloat16.packed(self).forward(np.asarray(x, np.float32).reshape(-1, x.shape[-1]))
             _engine.activation_forward(self.activation._fm_code, self.activation._fm_alpha, out,
                                        None if self.bias is None else np.ascontiguousarray(self.bias))

@@ -119,7 +119,7 @@ def quantize(model, mode=None, config=None, filters=None, **kwargs):
 def bind(model):
     """Tell the model's engine network which Dense nodes run in int8, and which in
     bfloat16 (``fastmlp.models.bfloat16``), after it is made."""
-    from . import bfloat16
+    import fastmlp.models.bfloat16 as bfloat16
     bfloat16.bind(model)
     net = getattr(model, "_net", None)
     if net is None or model._dtype != "float32":
@@ -138,5 +138,5 @@ def check_trainable(model):
         raise ValueError(f"model {model.name!r} has Dense layers quantized to int8 ({names}), which fastmlp "
                          f"runs for inference only and cannot train; train the float32 model, then call "
                          f"quantize('int8') (or save it with dtype='int8')")
-    from . import bfloat16
+    import fastmlp.models.bfloat16 as bfloat16
     bfloat16.check_trainable(model)
