@@ -21,7 +21,10 @@ loop with ``OPENBLAS_NUM_THREADS=1``, ``--load busy`` a pure Python busy loop.  
 process is started once and paused (SIGSTOP) / resumed (SIGCONT) around the loaded chunks.
 
 The table gives median samples/s over the rounds and the ratio default / 1 thread (its
-median over rounds, each round's ratio taken from chunks run next to each other).  Issue 14's
+median over rounds, each round's ratio taken from chunks run next to each other).  "split" is
+the share of the default-thread runs' large calls (GEMMs, optimizer updates big enough to
+split) that did run on several threads; the others ran alone because the thread policy found
+the machine busy ("-": no call was large enough).  Issue 14's
 goal: the ratio never below 0.90 when loaded.  Load averages at the start and the end are
 printed: on a machine shared with other work, "quiet" only means "without our extra load".
 """
@@ -124,6 +127,19 @@ def build(sizes):
     return m
 
 
+def thread_stats():
+    """fastmlp's thread-policy counters (csrc/gemm.h fm_thread_stats): calls split over threads,
+    and calls that could have split but ran alone (a busy machine); None on builds without them."""
+    import ctypes
+    try:
+        fn = ctypes.CDLL(fastmlp._engine.__file__).fm_thread_stats
+    except (AttributeError, OSError):
+        return None
+    out = (ctypes.c_int64 * 5)()
+    fn(out, 5)
+    return np.array(out[:], dtype=np.int64)
+
+
 def timed_fit(m, x, y, batch, threads):
     fastmlp.set_num_threads(threads)
     t = time.perf_counter()
@@ -147,13 +163,18 @@ def run_workload(key, x, y, args, bg):
     if bg is not None:
         conds += [("loaded", 0), ("loaded", 1)]
     speeds = {c: [] for c in conds}
+    counts = {c: None for c in conds}
     for r in range(args.rounds):
         order = conds[r % len(conds):] + conds[:r % len(conds)]
         for cond in order:
             if bg is not None and cond[0] == "loaded":
                 bg.resume()
             try:
+                s0 = thread_stats()
                 speeds[cond].append(timed_fit(m, xs, ys, batch, cond[1]))
+                if s0 is not None:
+                    d = thread_stats() - s0
+                    counts[cond] = d if counts[cond] is None else counts[cond] + d
             finally:
                 if bg is not None and cond[0] == "loaded":
                     bg.pause()
@@ -165,8 +186,10 @@ def run_workload(key, x, y, args, bg):
         d, o = speeds[(load, 0)], speeds[(load, 1)]
         ratio = statistics.median(a / b for a, b in zip(d, o))
         lo, hi = min(a / b for a, b in zip(d, o)), max(a / b for a, b in zip(d, o))
+        c = counts[(load, 0)]
+        split = "n/a" if c is None else f"{c[0] / (c[0] + c[4]):.0%}" if c[0] + c[4] else "-"
         rows.append((key, "-".join(map(str, sizes)), batch, load, statistics.median(d),
-                     statistics.median(o), ratio, lo, hi))
+                     statistics.median(o), ratio, lo, hi, split))
     return n, rows
 
 
@@ -196,12 +219,12 @@ def main(argv=None):
             bg.close()
     print()
     print(f"| workload | machine | default ({default}) samples/s | 1 thread samples/s "
-          "| default / 1 thread (median, min-max) |")
-    print("|---|---|---|---|---|")
-    for key, arch, batch, load, d, o, ratio, lo, hi in table:
+          "| default / 1 thread (median, min-max) | split |")
+    print("|---|---|---|---|---|---|")
+    for key, arch, batch, load, d, o, ratio, lo, hi, split in table:
         flag = "  **below 0.90**" if load == "loaded" and ratio < 0.9 else ""
         print(f"| {key} {arch} b{batch} | {load} | {d:,.0f} | {o:,.0f} | {ratio:.2f} "
-              f"({lo:.2f}-{hi:.2f}){flag} |")
+              f"({lo:.2f}-{hi:.2f}){flag} | {split} |")
     print(f"\nCPU: {cpu_model()}; load average at the end: {loadavg()}")
 
 
