@@ -34,7 +34,9 @@
  * the call for a whole time slice.  Whole-network training calls many GEMMs of
  * 10-50 us each, so threads start only where one call is ~0.1 ms of work:
  * wide layers and large batches, where they pay off whatever the load. */
+#ifndef FM_GEMM_PAR_MIN_WORK /* overridable for tuning */
 #define FM_GEMM_PAR_MIN_WORK (1 << 21)
+#endif
 /* Each thread gets at least this much work. */
 #define FM_GEMM_PAR_WORK_PER_THREAD (1 << 20)
 /* Pieces per thread on the small path (see the split in FM_DEFINE_GEMM). */
@@ -49,8 +51,17 @@
 #define FM_LATE_NS 100000
 #define FM_SOLO_FACTOR 16
 #define FM_SOLO_MAX_NS 100000000
-/* How long an idle pool thread spins before it sleeps (fm_parallel_pieces). */
-#define FM_POOL_SPIN_NS 50000
+/* How long an idle pool thread spins before it sleeps (fm_parallel_pieces),
+ * and how long the master spins waiting for a worker's piece.  On a quiet
+ * 2-core machine (the benchmark run at real-time priority), a worker that
+ * spins 300 us instead of 50 us catches the next GEMM of a training step
+ * without a wake-up: 784-32-10 b128 went from 0.94x to 1.02x of one thread,
+ * 784-512-512-10 b256 from 1.68x to 1.74x.  On a busy machine the busy
+ * detector keeps calls on one thread, so the workers sleep. */
+#ifndef FM_POOL_SPIN_NS
+#define FM_POOL_SPIN_NS 300000
+#endif
+#define FM_POOL_WAIT_SPIN_NS 50000
 /* The busy detector (fm_threads_available): windows of 10-50 ms; a thread
  * that got less than 85% of a window on a core runs calls alone for 20 ms,
  * doubling up to 0.5 s while the machine stays busy. */
@@ -199,9 +210,10 @@ static int fm_use_small(const fm_gemm_kernel_table *tab, int tb, int64_t M, int6
  *  - pieces are claimed one by one from a shared ticket, the master included,
  *    and the master waits only for pieces a worker has claimed: a worker that
  *    starts late finds nothing left and costs nothing;
- *  - an idle worker spins for FM_POOL_SPIN_NS (so that back-to-back regions
- *    start at once) and then sleeps on a condition variable; the master
- *    waiting for a worker's piece does the same.
+ *  - an idle worker spins for FM_POOL_SPIN_NS (so that the regions of a
+ *    training step start at once) and then sleeps on a condition variable;
+ *    the master waiting for a worker's piece spins FM_POOL_WAIT_SPIN_NS, then
+ *    sleeps too.
  * What remains is a worker preempted in the middle of a piece: the master
  * measures how long it waits beyond its own pace and, after a long wait, runs
  * calls on one thread for a while (results do not depend on the thread count)
@@ -410,7 +422,7 @@ static int fm_pool_run(int nt, int n_pieces, void (*fn)(void *ctx, int piece), v
     if (__atomic_load_n(&g_done, __ATOMIC_ACQUIRE) < n_pieces) {
         for (unsigned i = 1; __atomic_load_n(&g_done, __ATOMIC_ACQUIRE) < n_pieces; i++) {
             fm_cpu_relax();
-            if ((i & 31) == 0 && fm_now_ns() - master_done > FM_POOL_SPIN_NS) {
+            if ((i & 31) == 0 && fm_now_ns() - master_done > FM_POOL_WAIT_SPIN_NS) {
                 pthread_mutex_lock(&g_pool_mu);
                 __atomic_store_n(&g_master_waiting, 1, __ATOMIC_SEQ_CST);
                 while (__atomic_load_n(&g_done, __ATOMIC_SEQ_CST) < n_pieces)
