@@ -205,8 +205,8 @@ static int fm_use_small(const fm_gemm_kernel_table *tab, int tb, int64_t M, int6
  * from our own threads.  Measured on 2 shared cores, 784-512-512-10 training
  * ran at half its one-thread speed.
  *
- * So the pieces run on a pool of our own (POSIX threads; OpenMP is kept where
- * there are none, as on Windows):
+ * So the pieces run on a pool of our own (POSIX threads; OpenMP regions are
+ * kept where there are none, as on Windows, or with -DFM_NO_POOL):
  *  - pieces are claimed one by one from a shared ticket, the master included,
  *    and the master waits only for pieces a worker has claimed: a worker that
  *    starts late finds nothing left and costs nothing;
@@ -244,6 +244,7 @@ void fm_set_thread_guard(int on) {
     if (!on) __atomic_store_n(&g_solo_until_ns, 0, __ATOMIC_RELAXED);
 }
 
+#ifdef _OPENMP
 /* The guard: what the threads cost over the master doing every piece alone
  * (estimated from its own pieces) -- waiting for a worker preempted inside its
  * piece, or, with OpenMP, for a worker late to start or to finish. */
@@ -260,8 +261,9 @@ static void fm_guard_update(int64_t start, int64_t master_done, int64_t end, int
                          __ATOMIC_RELAXED);
     }
 }
+#endif
 
-#if defined(_OPENMP) && !defined(_WIN32)
+#if defined(_OPENMP) && !defined(_WIN32) && !defined(FM_NO_POOL)
 #define FM_USE_POOL 1
 #endif
 
