@@ -66,6 +66,21 @@ int fm_get_num_threads(void);
 void fm_set_num_threads(int n);
 int fm_have_openmp(void);
 
+/* The thread policy's counters since the process started, for diagnostics and
+ * tests: out[i] for i < n, FM_STAT_* below (0 past FM_THREAD_STATS). */
+#define FM_STAT_JOBS 0            /* calls split over threads */
+#define FM_STAT_WORKER_PIECES 1   /* pieces of them run by worker threads */
+#define FM_STAT_LATE 2            /* a worker made the caller wait: calls then ran alone a while */
+#define FM_STAT_BUSY 3            /* the calling thread did not get its core: calls ran alone a while */
+#define FM_STAT_SOLO_CALLS 4      /* calls that could have split but ran alone for those reasons */
+#define FM_THREAD_STATS 5
+void fm_thread_stats(int64_t *out, int n);
+
+/* The contention guard and busy detector (on by default) make calls run on one
+ * thread while other processes keep the cores busy.  Off (0): calls split over
+ * every thread allowed, whatever the load -- for tests of the threaded paths. */
+void fm_set_thread_guard(int on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -100,6 +100,24 @@ static void FM_CAT(optimizer_rule, SFX)(int kind, int has_momentum, int nesterov
     }
 }
 
+/* One piece of a large variable's update (fm_parallel_pieces). */
+typedef struct {
+    const fm_optim *opt;
+    T *params, *grads, *s0, *s1, *s2;
+    int64_t n;
+    int n_pieces;
+    T lr, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2, nad_v;
+} FM_CAT(opt_split, SFX);
+
+static void FM_CAT(opt_piece, SFX)(void *ctx, int c) {
+    const FM_CAT(opt_split, SFX) *s = (const FM_CAT(opt_split, SFX) *)ctx;
+    const fm_optim *opt = s->opt;
+    const int64_t o = s->n * c / s->n_pieces, hi = s->n * (c + 1) / s->n_pieces;
+    FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered, opt->amsgrad,
+                                s->params + o, s->grads + o, s->s0 + o, s->s1 + o, s->s2 + o, hi - o, s->lr,
+                                s->mom, s->rho, s->b1, s->b2, s->eps, s->alpha, s->nad_c1, s->nad_c2, s->nad_v);
+}
+
 void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *vars,
                                     T *params, T *grads, T *slots, int64_t n_params, double lr) {
     /* 1. regularization */
@@ -182,17 +200,9 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
          * the thread count). */
         int nt = n >= FM_OPT_PAR_MIN ? fm_threads_available(fm_get_num_threads()) : 1;
         if (nt > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-#endif
-            for (int c = 0; c < 2 * nt; c++) {
-                const int64_t lo = n * c / (2 * nt), hi = n * (c + 1) / (2 * nt);
-                const int64_t o = off + lo;
-                FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
-                                            opt->amsgrad, params + o, grads + o, s0 + o, s1 + o, s2 + o,
-                                            hi - lo, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
-                                            nad_v);
-            }
+            FM_CAT(opt_split, SFX) sp = {opt, params + off, grads + off, s0 + off, s1 + off, s2 + off, n, 2 * nt,
+                                         lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2, nad_v};
+            fm_parallel_pieces(nt, sp.n_pieces, FM_CAT(opt_piece, SFX), &sp);
             continue;
         }
         FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,

@@ -98,3 +98,167 @@ def test_no_python_module_of_fastmlp_runs_compiled():
     for name, mod in list(sys.modules.items()):
         if name.startswith("fastmlp.") and name != "fastmlp._engine" and getattr(mod, "__file__", None):
             assert mod.__file__.endswith(".py"), name
+
+
+# ---------------------------------------------------------------------------------------------
+# The thread pool and its policy (csrc/gemm.c): diagnostics through the library's C symbols.
+
+def _lib():
+    import ctypes
+    lib = ctypes.CDLL(fastmlp._engine.__file__)
+    lib.fm_thread_stats.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    lib.fm_set_thread_guard.argtypes = [ctypes.c_int]
+    return lib
+
+
+STATS = ("jobs", "worker_pieces", "late", "busy", "solo_calls")
+
+
+def _stats():
+    import ctypes
+    out = (ctypes.c_int64 * len(STATS))()
+    _lib().fm_thread_stats(out, len(STATS))
+    return dict(zip(STATS, out))
+
+
+needs_threads = pytest.mark.skipif(not fastmlp.show_config(print_fn=None)["openmp"],
+                                   reason="built without threads")
+
+
+@pytest.fixture
+def forced_threads():
+    """Threads whatever the load: the contention guard off."""
+    _lib().fm_set_thread_guard(0)
+    yield
+    _lib().fm_set_thread_guard(1)
+    fastmlp.set_num_threads(0)
+
+
+@needs_threads
+def test_worker_threads_run_pieces_of_a_large_product_with_the_same_result(forced_threads):
+    rng = np.random.default_rng(0)
+    a = rng.random((256, 784), dtype=np.float32)
+    b = rng.random((784, 512), dtype=np.float32)
+    fastmlp.set_num_threads(1)
+    one = fastmlp.ops.matmul(a, b)
+    fastmlp.set_num_threads(2)
+    before = _stats()
+    import time
+    deadline = time.monotonic() + 20   # a loaded machine may not schedule the worker at once
+    while True:
+        got = fastmlp.ops.matmul(a, b)
+        np.testing.assert_array_equal(got, one)
+        after = _stats()
+        if after["worker_pieces"] > before["worker_pieces"] or time.monotonic() > deadline:
+            break
+    assert after["jobs"] > before["jobs"]
+    assert after["worker_pieces"] > before["worker_pieces"]
+
+
+@needs_threads
+def test_training_with_forced_threads_equals_one_thread(forced_threads):
+    w1, p1 = _train_wide(1)
+    before = _stats()["jobs"]
+    w2, p2 = _train_wide(2)
+    assert _stats()["jobs"] > before
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(p1, p2)
+
+
+@needs_threads
+def test_products_from_several_python_threads_at_once_are_right(forced_threads):
+    """One job owns the pool at a time; a call that finds it taken runs alone."""
+    from concurrent.futures import ThreadPoolExecutor
+    fastmlp.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    pairs = [(rng.random((192, 400), dtype=np.float32), rng.random((400, 320), dtype=np.float32))
+             for _ in range(6)]
+    want = [a.astype(np.float64) @ b.astype(np.float64) for a, b in pairs]
+
+    def work(i):
+        a, b = pairs[i % len(pairs)]
+        return i, fastmlp.ops.matmul(a, b)
+
+    with ThreadPoolExecutor(4) as ex:
+        for i, got in ex.map(work, range(48)):
+            np.testing.assert_allclose(got, want[i % len(pairs)], rtol=1e-4)
+
+
+_FORK_CHILD = """
+import multiprocessing as mp, sys, ctypes
+import numpy as np
+import fastmlp
+lib = ctypes.CDLL(fastmlp._engine.__file__)
+lib.fm_set_thread_guard(0)
+fastmlp.set_num_threads(2)
+rng = np.random.default_rng(0)
+a = rng.random((256, 784), dtype=np.float32); b = rng.random((784, 512), dtype=np.float32)
+want = fastmlp.ops.matmul(a, b)            # the pool's workers now exist in this process
+out = (ctypes.c_int64 * 5)()
+lib.fm_thread_stats(out, 5)
+start = out[1]
+
+def child(q):
+    import time
+    out = (ctypes.c_int64 * 5)()
+    deadline = time.monotonic() + 20
+    same = True
+    while True:   # until a worker of the child's own pool has run a piece
+        same = same and bool(np.array_equal(fastmlp.ops.matmul(a, b), want))
+        lib.fm_thread_stats(out, 5)
+        if out[1] > start or time.monotonic() > deadline:
+            break
+    q.put(same and out[1] > start)
+
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+p = ctx.Process(target=child, args=(q,))
+p.start()
+ok = q.get(timeout=60)
+p.join(60)
+print("ok" if ok and p.exitcode == 0 else "bad")
+"""
+
+
+@needs_threads
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_runs_threaded_products():
+    """The pool's threads do not survive fork(): the child starts its own, and they run pieces."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", _FORK_CHILD], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+_BUSY_CHILD = """
+import os, subprocess, sys, time, ctypes
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # one core, shared with a busy process
+hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+try:
+    import numpy as np
+    import fastmlp
+    lib = ctypes.CDLL(fastmlp._engine.__file__)
+    out = (ctypes.c_int64 * 5)()
+    fastmlp.set_num_threads(2)
+    a = np.ones((128, 784), np.float32); b = np.ones((784, 128), np.float32)
+    t = time.monotonic()
+    while time.monotonic() - t < 1.5:
+        fastmlp.ops.matmul(a, b)
+    lib.fm_thread_stats(out, 5)
+    print(out[3], out[4])
+finally:
+    hog.kill()
+"""
+
+
+@needs_threads
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs sched_setaffinity")
+def test_a_caller_sharing_its_core_with_a_busy_process_runs_calls_alone():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", _BUSY_CHILD], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    busy, solo = map(int, out.stdout.split())
+    assert busy > 0 and solo > 0
