@@ -201,3 +201,73 @@ def test_cycles_in_the_hdf5_structure_cost_linear_work():
     with pytest.raises(h5index.Unsupported):
         h5index.H5Index(bytes(data)).members("layers")
     assert time.perf_counter() - start < 5
+
+
+def _patched_zip(tmp_path, edit):
+    """fastmlp's own .keras file of a small model, with ``edit(bytearray, central_offset_of)``
+    applied; central_offset_of(name) is where that member's central-directory record starts."""
+    m = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+    m.save(tmp_path / "ok.keras")
+    data = bytearray((tmp_path / "ok.keras").read_bytes())
+
+    def central(name):   # the record (46 bytes, then the name) naming ``name``
+        at = data.find(b"PK\x01\x02")
+        while data[at + 46:at + 46 + len(name)] != name.encode():
+            at = data.find(b"PK\x01\x02", at + 4)
+            assert at > 0, name
+        return at
+    edit(data, central)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("edit", ["version", "encrypted", "patched", "method", "bad_deflate"])
+def test_zip_headers_fastmlp_cannot_honour_are_format_errors(tmp_path, edit):
+    """Zip records asking for a newer zip version, encryption, patch data, or a deflate stream
+    that does not inflate: FormatError, never NotImplementedError or zlib.error."""
+    import struct
+    if edit == "bad_deflate":
+        members = _members("seq_adam")
+        raw = bytearray(_zip(members, zipfile.ZIP_DEFLATED))
+        start = raw.find(b"model.weights.h5") + len("model.weights.h5") + 40
+        raw[start:start + 64] = bytes(range(64))
+        data = bytes(raw)
+    else:
+        def change(d, central):
+            at = central("config.json")
+            if edit == "version":
+                struct.pack_into("<H", d, at + 6, 99)
+            elif edit == "encrypted":
+                d[at + 8] |= 0x40
+            elif edit == "patched":
+                d[at + 8] |= 0x20
+            else:   # the directory says deflated, the bytes are stored
+                struct.pack_into("<H", d, at + 10, 8)
+        data = _patched_zip(tmp_path, change)
+    e = _load(tmp_path, data, "keras")
+    assert isinstance(e, fastmlp.FormatError), e
+
+
+def test_long_names_cost_by_their_length(tmp_path):
+    """A local heap holding one long name and a symbol-table node whose entries point inside it
+    at every offset: the index gives up (to h5py) before the work grows with names x length."""
+    import struct
+    import time
+    base = bytearray(_members("seq_adam")["model.weights.h5"])
+    heap_at = len(base)
+    text = b"a" * 200_000 + b"\0"
+    data_at = heap_at + 32
+    heap = b"HEAP" + bytes([0, 0, 0, 0]) + struct.pack("<QQQ", len(text), 0xFFFFFFFFFFFFFFFF, data_at)
+    snod_at = data_at + len(text)
+    n = 3000
+    entries = b"".join(struct.pack("<QQII16x", i, 0, 0, 0) for i in range(n))
+    snod = b"SNOD" + bytes([1, 0]) + struct.pack("<H", n) + entries
+    tree_at = snod_at + len(snod)
+    tree = b"TREE" + bytes([0, 0]) + struct.pack("<H", 1) + struct.pack("<QQ", 0xFFFFFFFFFFFFFFFF,
+                                                                         0xFFFFFFFFFFFFFFFF)
+    tree += struct.pack("<QQQ", 0, snod_at, 0)
+    data = base + heap + text + snod + tree
+    struct.pack_into("<QQ", data, 56 + 24, tree_at, heap_at)   # the root's cached B-tree and heap
+    start = time.perf_counter()
+    with pytest.raises(h5index.Unsupported):
+        h5index.H5Index(bytes(data)).members("")
+    assert time.perf_counter() - start < 5

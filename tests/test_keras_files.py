@@ -406,3 +406,25 @@ def test_tf_keras_2_files_written_by_tensorflow_load_predict_and_resume_as_tenso
     resumed = [e[f"{name}_resumed_{i}"] for i in range(len(m.get_weights()))]
     for got, want in zip(m.get_weights(), resumed):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+
+
+def test_a_tf_keras_2_legacy_nadam_keeps_its_momentum_cache(tmp_path):
+    """tf.keras 2.x's legacy Nadam saves the running product of its momentum schedule as
+    ``momentum_cache``: it is Keras 3's (and fastmlp's) u_product, not a hyperparameter."""
+    _tf2_legacy_file(tmp_path / "n.h5")
+    with h5py.File(tmp_path / "n.h5", "r+") as f:
+        training = json.loads(f.attrs["training_config"])
+        training["optimizer_config"] = {"class_name": "Nadam", "config": {
+            "name": "Nadam", "learning_rate": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07}}
+        f.attrs["training_config"] = json.dumps(training).encode()
+        del f["optimizer_weights"]
+        o = f.create_group("optimizer_weights")
+        names = ["Nadam/iter:0", "Nadam/momentum_cache:0", "Nadam/dense/kernel/m:0", "Nadam/dense/kernel/v:0"]
+        o.attrs["weight_names"] = [n.encode() for n in names]
+        o[names[0]] = np.int64(500)
+        o[names[1]] = np.float32(0.125)
+        o[names[2]] = np.full((3, 4), 0.1, np.float32)
+        o[names[3]] = np.full((3, 4), 0.2, np.float32)
+    m = fastmlp.load_model(tmp_path / "n.h5")
+    assert type(m.optimizer).__name__ == "Nadam" and m.optimizer.iterations == 500
+    assert m.optimizer._u_product == pytest.approx(0.125)

@@ -38,6 +38,8 @@ _MSG_EXTERNAL = 0x0007
 
 # IEEE little-endian floats as HDF5 describes them: size -> (exponent location, exponent size,
 # mantissa location, mantissa size, bias); the sign bit is the highest.
+_MAX_NAME = 4096   # bytes of one link name (Keras's are a few dozen)
+
 _IEEE = {2: (10, 5, 0, 10, 15), 4: (23, 8, 0, 23, 127), 8: (52, 11, 0, 52, 1023)}
 
 
@@ -102,11 +104,13 @@ class H5Index:
         return found
 
     def _name(self, heap, offset):
+        """The name at ``offset`` of a heap: paid for by its length, at most ``_MAX_NAME`` bytes."""
         if offset >= len(heap):
             raise Unsupported("a name outside its heap")
-        end = heap.find(b"\0", offset)
+        end = heap.find(b"\0", offset, offset + _MAX_NAME + 1)
         if end < 0:
-            raise Unsupported("an unterminated name")
+            raise Unsupported("an unterminated or overlong name")
+        self._spend((end - offset) // 16)
         try:
             return heap[offset:end].decode("utf8", "strict")
         except UnicodeDecodeError:

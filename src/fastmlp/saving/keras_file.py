@@ -83,7 +83,7 @@ def _fail(message):
 
 # What HDF5, zipfile, the index and numpy raise on a damaged file, as the loaders see it.
 _DAMAGE = (OSError, KeyError, RuntimeError, UnicodeError, TypeError, OverflowError, ValueError, IndexError,
-           struct.error, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, h5index.Unsupported)
+           struct.error, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile, h5index.Unsupported)
 
 
 @contextlib.contextmanager
@@ -102,9 +102,9 @@ def _open_zip(filepath, where):
     fh = open(filepath, "rb")
     try:
         return zipfile.ZipFile(fh)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         fh.close()
-        _fail(f"{where}: not a zip archive, so not a .keras file ({e})")
+        _fail(f"{where}: not a zip archive fastmlp can read, so not a .keras file ({e})")
 
 
 # The largest member a .keras file may declare: config.json, and the weights against the archive.
@@ -125,6 +125,9 @@ def _member(z, name, where, limit):
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         _fail(f"{where}: {name} is compressed with method {info.compress_type}; Keras writes stored or deflated "
               f"members")
+    if info.flag_bits & 0x61 or info.extract_version > zipfile.MAX_EXTRACT_VERSION:
+        _fail(f"{where}: {name} is encrypted, patched or needs zip version {info.extract_version / 10}: "
+              f"not what Keras writes")
     return info
 
 
@@ -329,7 +332,7 @@ class _H5Layout:
     (storage allocated early, never filled) once per set of names, shapes and dtypes -- the same
     bytes every time, so a model saved again (a checkpoint each epoch) reuses them (an LRU of
     ``_LAYOUTS_KEPT``).  ``offsets[i]`` is where dataset ``i``'s bytes go (None: stored inline,
-    size 0)."""
+    size 0); ``segments`` holds the bytes around them, ``(offset, bytes)``; ``size`` is the file's."""
 
     def __init__(self, groups, datasets):
         h5py = _h5py()
@@ -352,7 +355,16 @@ class _H5Layout:
             f.flush()
             self.size = f.id.get_filesize()
             self.offsets = [None if d is None else d.get_offset() for d in ids]
-        self.skeleton = buf.getvalue()
+        # keep only the bytes around the datasets' storage (metadata: a few KB), not the zeros
+        # h5py wrote in place of their values
+        image, pos, self.segments = buf.getbuffer(), 0, []
+        spans = sorted((o, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+                       for o, (_, shape, dtype) in zip(self.offsets, datasets) if o is not None)
+        for offset, nbytes in spans + [(max(self.size, len(image)), 0)]:
+            if offset > pos:
+                self.segments.append((pos, bytes(image[pos:min(offset, len(image))])))
+            pos = max(pos, offset + nbytes)
+        image.release()
 
 
 _LAYOUTS = collections.OrderedDict()
@@ -388,20 +400,21 @@ class _H5File:
 
     def close(self):
         layout = _layout(self.groups, self.datasets)
-        pieces, view = [], memoryview(layout.skeleton)
-        placed = sorted((o, i) for i, o in enumerate(layout.offsets) if o is not None)
-        pos = 0   # the layout may end before the last dataset's storage: zeros stand for the rest
-        for offset, i in placed + [(max(layout.size, len(view)), None)]:
+        parts = [(offset, data) for offset, data in layout.segments]
+        parts += [(o, memoryview(self.arrays[i].reshape(-1)).cast("B"))
+                  for i, o in enumerate(layout.offsets) if o is not None]
+        parts.sort(key=lambda t: t[0])
+        pieces, pos = [], 0   # zeros stand for any gap (the layout may end before a dataset's storage)
+        for offset, data in parts:
             if offset < pos:
                 raise RuntimeError("internal: HDF5 datasets overlap")
-            head = view[pos:offset]
-            if len(head):
-                pieces.append(head)
-            if len(head) < offset - pos:
-                pieces.append(bytes(offset - pos - len(head)))
-            if i is not None:
-                pieces.append(memoryview(self.arrays[i].reshape(-1)).cast("B"))
-                pos = offset + self.arrays[i].nbytes
+            if offset > pos:
+                pieces.append(bytes(offset - pos))
+            if len(data):
+                pieces.append(data)
+            pos = offset + len(data)
+        if pos < layout.size:
+            pieces.append(bytes(layout.size - pos))
         self.pieces = pieces
         self.nbytes = sum(len(p) for p in pieces)
         return self
@@ -965,7 +978,8 @@ def _restore_tf2_optimizer(model, g, where):
         if short in ("iter", "iteration", "iterations"):
             opt.iterations = int(a)
             continue
-        if short == "u_product" and type(opt).__name__ == "Nadam" and a.size == 1:
+        if short in ("u_product", "momentum_cache") and type(opt).__name__ == "Nadam" and a.size == 1:
+            # the running product of the momentum schedule (legacy OptimizerV2 calls it momentum_cache)
             opt._u_product = float(a.reshape(()))
             continue
         head, _, slot = short.rpartition("/")
