@@ -271,3 +271,33 @@ def test_long_names_cost_by_their_length(tmp_path):
     with pytest.raises(h5index.Unsupported):
         h5index.H5Index(bytes(data)).members("")
     assert time.perf_counter() - start < 5
+
+
+def test_legacy_files_are_read_without_handing_their_attributes_to_hdf5(tmp_path):
+    """The attributes of Keras's and TensorFlow's legacy files (model_config, training_config,
+    layer_names, weight_names: variable-length strings in the global heap) are read by the index
+    and equal h5py's; a damaged attribute is a FormatError (HDF5 itself crashed the process on one
+    whose datatype byte was flipped)."""
+    for name in ("seq_adam.h5", "func_concat.h5", "kinds.h5", "tf2_seq.h5", "tf2_func.h5"):
+        data = open(os.path.join(DATA, name), "rb").read()
+        index = h5index.H5Index(data)
+        index.walk()
+        with h5py.File(os.path.join(DATA, name), "r") as f:
+            def same(path, obj):
+                got, want = index.attrs(path), dict(obj.attrs)
+                assert sorted(got) == sorted(want), (name, path)
+                for key, value in want.items():
+                    if isinstance(value, (str, bytes)):
+                        assert got[key] == (value.decode() if isinstance(value, bytes) else value)
+                    else:
+                        value = np.asarray(value).reshape(-1)
+                        assert [v.decode() if isinstance(v, bytes) else v for v in value] == list(got[key])
+            same("", f)
+            f.visititems(same)
+    raw = bytearray(open(os.path.join(DATA, "seq_adam.h5"), "rb").read())
+    at = raw.find(b"keras_version") + len(b"keras_version") + 3   # the attribute's datatype, class 9
+    assert raw[at] & 0x0F == 9
+    raw[at + 1] = 0xF2   # its bit field: not a string any more
+    with pytest.raises(h5index.Damaged):
+        h5index.H5Index(bytes(raw)).walk()
+    assert isinstance(_load(tmp_path, bytes(raw), "h5"), fastmlp.FormatError)

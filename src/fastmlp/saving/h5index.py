@@ -27,14 +27,14 @@ import struct
 
 import numpy as np
 
-__all__ = ["H5Index", "Unsupported"]
+__all__ = ["H5Index", "Unsupported", "Damaged"]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
 
 _MSG_DATASPACE, _MSG_DATATYPE, _MSG_LAYOUT, _MSG_FILTERS = 0x0001, 0x0003, 0x0008, 0x000B
 _MSG_CONTINUATION, _MSG_SYMBOL_TABLE, _MSG_LINK, _MSG_LINK_INFO = 0x0010, 0x0011, 0x0006, 0x0002
-_MSG_EXTERNAL = 0x0007
+_MSG_EXTERNAL, _MSG_ATTRIBUTE, _MSG_ATTRIBUTE_INFO = 0x0007, 0x000C, 0x0015
 
 # IEEE little-endian floats as HDF5 describes them: size -> (exponent location, exponent size,
 # mantissa location, mantissa size, bias); the sign bit is the highest.
@@ -47,6 +47,12 @@ class Unsupported(Exception):
     """The file uses a part of HDF5 this reader does not follow: read it through h5py."""
 
 
+class Damaged(Exception):
+    """An attribute the index cannot read in a file of the layout it follows.  Keras and
+    TensorFlow write only strings there, and HDF5 itself has been seen to crash the process on
+    such a damaged attribute, so the file is not handed to h5py: the loader reports it damaged."""
+
+
 class H5Index:
     """The groups and contiguous datasets of an HDF5 file held in ``buf`` (bytes, a memoryview)."""
 
@@ -54,7 +60,7 @@ class H5Index:
         """``buf``: any bytes-like object (bytes, a uint8 array); nothing is copied but the
         local heaps' names."""
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
-        self._heaps = {}
+        self._heaps, self._collections = {}, {}
         self.size = len(self.buf)
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
@@ -200,6 +206,123 @@ class H5Index:
             up = self.members(parent)
             found = None if up is None or name not in up else self._group(up[name], None)
         self._groups[path] = found
+        return found
+
+    def walk(self):
+        """Visit every group, dataset and attribute of the file: Unsupported unless the index
+        follows all of them.  Every object's attributes are read before any dataset is looked
+        at, so a damaged attribute is ``Damaged`` even where a dataset then sends the file to
+        h5py.  The work is bounded like every other."""
+        stack, datasets = [""], []
+        while stack:
+            path = stack.pop()
+            self.attrs(path)
+            for name in self.members(path) or ():
+                child = f"{path}/{name}" if path else name
+                if self.members(child) is not None:
+                    stack.append(child)
+                else:
+                    self.attrs(child)
+                    datasets.append(child)
+        for path in datasets:
+            if self.dataset(path) is None:
+                raise Unsupported("an object that is neither a group nor a dataset")
+
+    def _address(self, path):
+        """The object header address of ``path`` (the root for ""); None when there is none."""
+        path = path.strip("/")
+        if not path:
+            return self.root[1]
+        parent, _, name = path.rpartition("/")
+        up = self.members(parent)
+        return None if up is None or name not in up else up[name]
+
+    def attrs(self, path):
+        """{name: value} of the attributes of the object at ``path`` (None when there is no such
+        object): a string (str), strings (a list of str), or numbers (an array)."""
+        header = self._address(path)
+        if header is None:
+            return None
+        out = {}
+        for kind, at, n in self._messages(header):
+            if kind == _MSG_ATTRIBUTE_INFO:
+                raise Unsupported("attributes in dense storage")
+            if kind == _MSG_ATTRIBUTE:
+                try:
+                    name, value = self._attribute(at, n)
+                except Unsupported as e:
+                    raise Damaged(f"an attribute of {path or '/'!r} fastmlp cannot read ({e})") from None
+                out[name] = value
+        return out
+
+    def _attribute(self, at, n):
+        end = at + n
+        version, flags, name_size, type_size, space_size = struct.unpack_from("<BBHHH", self.buf, self._at(at, 9))
+        if version == 1:
+            pad, pos = (lambda k: (k + 7) & ~7), at + 8
+        elif version in (2, 3) and not flags & 0b11:   # (shared datatypes or dataspaces: not followed)
+            pad, pos = (lambda k: k), at + (9 if version == 3 else 8)
+        else:
+            raise Unsupported("an attribute message version")
+        if name_size < 1 or pos + pad(name_size) + pad(type_size) + pad(space_size) > end:
+            raise Unsupported("an attribute message's sizes")
+        raw = self.buf[pos:pos + name_size - 1]
+        try:
+            name = bytes(raw).decode("utf8")
+        except UnicodeDecodeError:
+            raise Unsupported("an attribute name that is not UTF-8") from None
+        pos += pad(name_size)
+        type_at, pos = pos, pos + pad(type_size)
+        shape = self._dataspace(pos, space_size)
+        data = pos + pad(space_size)
+        count = math.prod(shape)
+        head, = struct.unpack_from("<I", self.buf, self._at(type_at, 8))
+        cls, size = head & 0x0F, struct.unpack_from("<I", self.buf, type_at + 4)[0]
+        if count * max(size, 1) > end - data:
+            raise Unsupported("attribute data past its message")
+        self._spend(1 + count)
+        if cls == 9 and (head >> 8) & 0x0F == 1 and size == 16:   # variable-length strings
+            values = [self._global_string(data + 16 * i) for i in range(count)]
+        elif cls == 3:   # fixed-length strings, padded with nulls or spaces
+            values = [bytes(self.buf[data + size * i:data + size * (i + 1)]).rstrip(b"\0 ").decode("utf8", "replace")
+                      for i in range(count)]
+        else:
+            dtype = self._datatype(type_at, type_size)
+            return name, np.frombuffer(self.buf, dtype, count, data).reshape(shape).copy()
+        return name, values[0] if shape == () else values
+
+    def _global_string(self, at):
+        """A variable-length string: its length, then (global heap collection, object index)."""
+        length, collection, index = struct.unpack_from("<IQI", self.buf, self._at(at, 16))
+        objects = self._collection(collection)
+        if index not in objects or objects[index][1] < length:
+            raise Unsupported("a string outside its global heap")
+        start = objects[index][0]
+        try:
+            return bytes(self.buf[start:start + length]).decode("utf8")
+        except UnicodeDecodeError:
+            raise Unsupported("a string that is not UTF-8") from None
+
+    def _collection(self, address):
+        """{object index: (start, size)} of a global heap collection (read once)."""
+        found = self._collections.get(address)
+        if found is None:
+            self._at(address, 16)
+            if bytes(self.buf[address:address + 4]) != b"GCOL" or self.buf[address + 4] != 1:
+                raise Unsupported("not a version-1 global heap collection")
+            size, = struct.unpack_from("<Q", self.buf, address + 8)
+            self._at(address, size)
+            found, pos, end = {}, address + 16, address + size
+            while pos + 16 <= end:
+                self._spend()
+                index, _, _, length = struct.unpack_from("<HHIQ", self.buf, pos)
+                if index == 0:   # the free space: the end of the objects
+                    break
+                if pos + 16 + length > end:
+                    raise Unsupported("a global heap object past its collection")
+                found[index] = (pos + 16, length)
+                pos += 16 + ((length + 7) & ~7)
+            self._collections[address] = found
         return found
 
     def dataset(self, path):

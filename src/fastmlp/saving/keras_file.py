@@ -83,7 +83,8 @@ def _fail(message):
 
 # What HDF5, zipfile, the index and numpy raise on a damaged file, as the loaders see it.
 _DAMAGE = (OSError, KeyError, RuntimeError, UnicodeError, TypeError, OverflowError, ValueError, IndexError,
-           struct.error, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile, h5index.Unsupported)
+           struct.error, EOFError, zlib.error, zipfile.BadZipFile, zipfile.LargeZipFile, h5index.Unsupported,
+           h5index.Damaged)
 
 
 @contextlib.contextmanager
@@ -531,6 +532,18 @@ class _H5Image:
             _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
         return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
 
+    def root(self):
+        """The file's root group for the legacy readers: read through the index when it follows
+        the whole file (groups, datasets and attributes; HDF5's own parser is never given the
+        file's attributes then), else h5py's."""
+        if self.index is not None:
+            try:
+                self.index.walk()
+                return _IndexedGroup(self, "")
+            except h5index.Unsupported:
+                self.index = None
+        return self.file
+
     def count(self, path):
         """How many variables ``<path>/vars`` holds (numbered 0, 1, ...; 0 without a ``vars`` group)."""
         names = self.members(f"{path}/vars")
@@ -546,9 +559,53 @@ class _H5Image:
         return [self.array(f"{path}/vars/{i}") for i in range(self.count(path))]
 
 
+class _IndexedGroup:
+    """The part of h5py's Group the legacy readers use (``attrs``, ``[name]``, ``in``, ``get``),
+    answered by an ``_H5Image``'s index, which has walked the whole file (``H5Index.walk``), so
+    every object is one it follows.  ``[name]`` gives a group or an ``_IndexedDataset``."""
+
+    def __init__(self, img, path):
+        self.img, self.path = img, path.strip("/")
+        self.name = "/" + self.path
+        self._attrs = None
+
+    @property
+    def attrs(self):
+        if self._attrs is None:
+            self._attrs = self.img.index.attrs(self.path) or {}
+        return self._attrs
+
+    def _child(self, name):
+        return f"{self.path}/{name}" if self.path else str(name)
+
+    def __contains__(self, name):
+        path = self._child(name)
+        return self.img.index.members(path) is not None or self.img.index.dataset(path) is not None
+
+    def __getitem__(self, name):
+        path = self._child(name)
+        if self.img.index.members(path) is not None:
+            return _IndexedGroup(self.img, path)
+        if self.img.index.dataset(path) is not None:
+            return _IndexedDataset(self.img, path)
+        raise KeyError(f"no object {path!r}")
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+
+class _IndexedDataset:
+    def __init__(self, img, path):
+        self.img, self.path, self.name = img, path, "/" + path
+
+
 def _h5_array(d, where, limit):
     """The array of an h5py dataset, refused unless numeric and at most ``limit`` elements (a
     damaged or hostile file may declare any shape)."""
+    if isinstance(d, _IndexedDataset):   # bounded by the file: a view of its bytes
+        return d.img.array(d.path)
+    if isinstance(d, _IndexedGroup):
+        _fail(f"{where}: {d.name} is not a dataset")
     h5py = _h5py()
     if not isinstance(d, h5py.Dataset):
         _fail(f"{where}: {d.name} is not a dataset")
@@ -812,7 +869,7 @@ def load_weights(model, filepath):
         if set(img.members("") or ()) in ({"layers", "vars"}, {"layers", "vars", "optimizer"}):
             _read_weights(model, img, where)
             return
-        f = img.file
+        f = img.root()
         if "layer_names" in f.attrs or "model_weights" in f:
             _read_legacy_weights(model, f.get("model_weights", f), where)
         else:
@@ -1004,7 +1061,7 @@ def load_h5(filepath, compile=True):
     where = os.fsdecode(os.fspath(filepath))
     data = _read_bytes(filepath)
     with _reading(where), _H5Image(data, where) as img:
-        f = img.file
+        f = img.root()
         config = _attr_json(f, "model_config", where)
         if config is None:
             _fail(f"{where}: no 'model_config' attribute: this HDF5 file holds weights only (use "
