@@ -4,6 +4,7 @@
 #include "gemm_kernels.h"   /* fm_gemm_buffer: thread-local scratch */
 #include "kinds/kind.h"
 #include "qgemm.h"
+#include "optim_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -175,6 +175,12 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
         nad_v = (T)(1 / (1 - pow(opt->beta2, t)));
         opt->u_product = u_prod;
     }
+    /* float32 Adam/AdamW without amsgrad: the vectorized kernel of this CPU, if any
+     * (optim_kernels.h); it computes the same m and v, and the update to within an ulp */
+    const T one = 1;
+    const fm_adam_f32_fn fast = sizeof(T) == sizeof(float) && !opt->amsgrad &&
+                                (opt->kind == FM_OPT_ADAM || opt->kind == FM_OPT_ADAMW)
+                                ? fm_optim_table()->adam_f32 : NULL;
     for (int v = 0; v < n_vars; v++) {
         const int64_t off = vars[v].off, n = vars[v].size;
         /* Element-wise and memory-bound: large variables are split over threads
@@ -188,17 +194,23 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
             for (int c = 0; c < 2 * nt; c++) {
                 const int64_t lo = n * c / (2 * nt), hi = n * (c + 1) / (2 * nt);
                 const int64_t o = off + lo;
-                FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
-                                            opt->amsgrad, params + o, grads + o, s0 + o, s1 + o, s2 + o,
-                                            hi - lo, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
-                                            nad_v);
+                if (fast) fast((float *)(params + o), (const float *)(grads + o), (float *)(s0 + o),
+                               (float *)(s1 + o), hi - lo, (float)(one - b1), (float)(one - b2),
+                               (float)alpha, (float)eps);
+                else FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov,
+                                                 opt->centered, opt->amsgrad, params + o, grads + o,
+                                                 s0 + o, s1 + o, s2 + o, hi - lo, lrT, mom, rho, b1, b2,
+                                                 eps, alpha, nad_c1, nad_c2, nad_v);
             }
             continue;
         }
-        FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
-                                    opt->amsgrad, params + off, grads + off, s0 + off, s1 + off,
-                                    s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
-                                    nad_v);
+        if (fast) fast((float *)(params + off), (const float *)(grads + off), (float *)(s0 + off),
+                       (float *)(s1 + off), n, (float)(one - b1), (float)(one - b2), (float)alpha,
+                       (float)eps);
+        else FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
+                                         opt->amsgrad, params + off, grads + off, s0 + off, s1 + off,
+                                         s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
+                                         nad_v);
     }
     opt->iterations += 1;
 }

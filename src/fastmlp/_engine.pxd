@@ -183,3 +183,7 @@ cdef extern from "qgemm.h" nogil:
     const char *fm_q8_target_name()
     int fm_q8_set_target(const char *name)
     int fm_net_set_q8(fm_net *net, int node, const fm_q8_dense *q)
+
+cdef extern from "optim_kernels.h" nogil:
+    const char *fm_optim_target_name()
+    int fm_optim_set_target(const char *name)
