@@ -9,7 +9,8 @@
 
 /* One vector of the Adam rule on the lanes in k (the others are neither read
  * nor written).  m and v as the generic loop (a multiply and an add each, no
- * contraction); the update's sqrt and quotient as described in the header. */
+ * contraction; the caller flushes subnormals); the update's sqrt and quotient as
+ * described in the header. */
 static inline __attribute__((always_inline)) void
 fm_adam16(float *w, const float *g, float *m, float *v, __mmask16 k, __m512 c1, __m512 c2,
           __m512 alpha, __m512 eps) {

@@ -4,7 +4,8 @@
  *   1. add regularization gradients (l1 * sign(w) + 2 * l2 * w) to grads;
  *   2. clip (clipnorm per variable, global_clipnorm over all, clipvalue);
  *   3. decoupled weight decay  w -= w * weight_decay * lr   (Keras order);
- *   4. the optimizer's rule, reading and writing its slots in one pass.
+ *   4. the optimizer's rule, reading and writing its slots in one pass, with
+ *      subnormals flushed to zero (optim_kernels.h).
  * Slots are laid out slot-major: slot s of parameter p is slots[s * n_params + p].
  * Slot order per optimizer (the Python side names them the same way):
  *   SGD: momentum | RMSprop: velocity, momentum, average_gradient |
@@ -181,6 +182,7 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
     const fm_adam_f32_fn fast = sizeof(T) == sizeof(float) && !opt->amsgrad &&
                                 (opt->kind == FM_OPT_ADAM || opt->kind == FM_OPT_ADAMW)
                                 ? fm_optim_table()->adam_f32 : NULL;
+    const unsigned int csr = fm_flush_subnormals_begin();   /* see optim_kernels.h */
     for (int v = 0; v < n_vars; v++) {
         const int64_t off = vars[v].off, n = vars[v].size;
         /* Element-wise and memory-bound: large variables are split over threads
@@ -194,6 +196,7 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
             for (int c = 0; c < 2 * nt; c++) {
                 const int64_t lo = n * c / (2 * nt), hi = n * (c + 1) / (2 * nt);
                 const int64_t o = off + lo;
+                const unsigned int csr_t = fm_flush_subnormals_begin();   /* this thread's */
                 if (fast) fast((float *)(params + o), (const float *)(grads + o), (float *)(s0 + o),
                                (float *)(s1 + o), hi - lo, (float)(one - b1), (float)(one - b2),
                                (float)alpha, (float)eps);
@@ -201,6 +204,7 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
                                                  opt->centered, opt->amsgrad, params + o, grads + o,
                                                  s0 + o, s1 + o, s2 + o, hi - lo, lrT, mom, rho, b1, b2,
                                                  eps, alpha, nad_c1, nad_c2, nad_v);
+                fm_flush_subnormals_end(csr_t);
             }
             continue;
         }
@@ -212,5 +216,6 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
                                          s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
                                          nad_v);
     }
+    fm_flush_subnormals_end(csr);
     opt->iterations += 1;
 }

@@ -28,6 +28,29 @@
 
 #include <stdint.h>
 
+/* Every optimizer rule (all kinds, both element types, every target) runs with
+ * subnormal inputs read as zero and subnormal results stored as zero: x86
+ * MXCSR DAZ and FTZ, set on the calling thread for the rule's loops only
+ * (XLA's CPU runtime, and so JAX, flushes them throughout).  Where a gradient
+ * is zero step after step (a dead unit, an input that is always zero) Adam's m
+ * decays by b1 per step through the subnormal range, and every vector holding
+ * such a value took microcode assists of ~100 cycles per operation: on
+ * 784-64-64-10 (Fashion-MNIST, batch 32) 1.3% of m was subnormal and the
+ * update took ~3x its time.  A subnormal slot moves no weight (m * lr
+ * underflows; sqrt(v) is below eps's rounding).  Elsewhere: a no-op. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+static inline unsigned int fm_flush_subnormals_begin(void) {
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040u);   /* FTZ | DAZ */
+    return csr;
+}
+static inline void fm_flush_subnormals_end(unsigned int csr) { _mm_setcsr(csr); }
+#else
+static inline unsigned int fm_flush_subnormals_begin(void) { return 0; }
+static inline void fm_flush_subnormals_end(unsigned int csr) { (void)csr; }
+#endif
+
 typedef void (*fm_adam_f32_fn)(float *w, const float *g, float *m, float *v, int64_t n,
                                float one_minus_b1, float one_minus_b2, float alpha, float eps);
 

@@ -4,8 +4,9 @@ CPU runs ("avx512", "generic"), forced with set_optim_target().
 The float32 Adam/AdamW kernel must leave m and v bit-identical to the plain
 rule and put the update within one ulp of the correctly rounded
 (m * alpha) / (sqrt(v) + eps), whatever the magnitudes, in full vectors and in
-the tail, with v = 0, subnormal, infinite or NaN taking the exact path.
-The reference is NumPy's float32 arithmetic (IEEE sqrt and division).
+the tail, with v = 0, infinite or NaN taking the exact path.  The reference
+is NumPy's float32 arithmetic (IEEE sqrt and division) with subnormals
+flushed to zero as every optimizer rule does (DAZ/FTZ, optim_kernels.h).
 """
 import numpy as np
 import pytest
@@ -42,14 +43,22 @@ def _step(opt, variables, w, g, m, v, lr):
     return w1, slots[:n].copy(), slots[n:2 * n].copy()
 
 
+def _ftz(x):
+    """Subnormal float32 values to zero (of their sign): the optimizer's DAZ/FTZ."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
 def _reference(w, g, m, v, lr, b1, b2, eps, t=1):
-    f = np.float32
+    """Keras's rule in float32 with every operand and result flushed as the engine does."""
+    f, z = np.float32, _ftz
     one = f(1)
     alpha = f(lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-    m1 = m + (g - m) * (one - f(b1))
-    v1 = v + (g * g - v) * (one - f(b2))
+    g, m, v = z(g), z(m), z(v)
     with np.errstate(all="ignore"):
-        q = (m1 * alpha) / (np.sqrt(v1) + f(eps))
+        m1 = z(m + z(z(g - m) * (one - f(b1))))
+        v1 = z(v + z(z(z(g * g) - v) * (one - f(b2))))
+        q = z(z(z(m1 * alpha)) / z(z(np.sqrt(v1)) + f(eps)))
     return q, m1, v1
 
 
@@ -167,3 +176,30 @@ def test_an_unknown_optimizer_target_is_refused():
     with pytest.raises(ValueError, match="optimizer target 'no-such-target'"):
         _engine.set_optim_target("no-such-target")
     assert _engine.optim_target() in TARGETS
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop", "Nadam"])
+def test_every_rule_flushes_subnormal_slots_to_zero(target, dtype, name):
+    """Subnormal slots (from a gradient that stayed zero) read as zero, and a
+    result that would be subnormal is stored as zero: no value costs microcode
+    assists in the next step."""
+    info = np.finfo(dtype)
+    n = 40
+    kw = {"SGD": {"momentum": 0.9}, "RMSprop": {"momentum": 0.9, "centered": True}}.get(name, {})
+    opt = getattr(fastmlp.optimizers, name)(learning_rate=1e-3, **kw)
+    opt.build(n, dtype)
+    spec = opt._engine_spec()
+    slots = opt._slots
+    n_slots = len(opt.slot_names)
+    assert n_slots >= 1
+    half = n // 2
+    slots[:n_slots * n] = info.tiny / 4   # subnormal
+    g = np.zeros(n, dtype)
+    g[half:] = np.sqrt(info.tiny) / 8     # g * g is subnormal
+    w = np.ones(n, dtype)
+    _engine.optimizer_step(spec, [(0, n, 0.0, 0.0)], w, g, slots, 1e-3)
+    s = slots[:n_slots * n].reshape(n_slots, n)
+    assert np.all((s == 0) | (np.abs(s) >= info.tiny)), s
+    np.testing.assert_array_equal(s[:, :half], 0)
+    np.testing.assert_array_equal(w[:half], 1)
