@@ -19,12 +19,6 @@
 #define SELU_ALPHA 1.6732632423543772
 #define SELU_SCALE 1.0507009873554805
 
-static inline T FM_CAT(sigmoid, SFX)(T x) {
-    if (x >= 0) { T e = exp(-x); return (T)1 / ((T)1 + e); }
-    T e = exp(x);
-    return e / ((T)1 + e);
-}
-
 static inline T FM_CAT(softplus, SFX)(T x) {
     return (x > 0 ? x : (T)0) + log1p(exp(-fabs(x)));
 }
@@ -52,6 +46,38 @@ static inline T FM_CAT(exp_nonpos, SFX)(T x) {
     for (int k = f32 ? 7 : 13; k >= 1; k--) p = p * (r * (T)(1.0 / k)) + (T)1;
     const T scale = f32 ? (T)fm_pow2_f32((float)t) : (T)fm_pow2_f64((double)t);
     return under ? (T)0 : p * scale;
+}
+
+/* log(1 + e) for 0 <= e <= 1 (NaN stays NaN) in plain arithmetic that the
+ * compiler vectorizes (libm's log1p is one call per value): u = 1 + e rounded,
+ * its rounding error e - (u - 1) (exact) added back as (e - (u - 1)) / u;
+ * log u = k ln2 + log f with f = u / 2^k in [sqrt(1/2), sqrt(2)], and
+ * log f = 2 atanh(s), s = (f - 1) / (f + 1), |s| <= 0.172, by its odd series
+ * (to s^11 for float, s^21 for double: truncation below 2^-25 / 2^-54
+ * relative).  Within 2 ulp of log1p (tests/test_kernels_vector_math.py). */
+static inline T FM_CAT(log1p_unit, SFX)(T e) {
+    const int f32 = sizeof(T) == 4;
+    const T u = (T)1 + e;
+    const T c = (e - (u - (T)1)) / u;
+    const int big = u > (T)1.41421356237309504880;
+    const T f = big ? u * (T)0.5 : u;
+    const T s = (f - (T)1) / (f + (T)1);
+    const T z = s * s;
+    T q = 0;   /* 1/3 + z (1/5 + z (1/7 + ...)) */
+#pragma GCC unroll 16
+    for (int k = f32 ? 5 : 10; k >= 1; k--) q = q * z + (T)(1.0 / (2 * k + 1));
+    const T two_s = s + s;
+    const T r = (two_s + two_s * z * q) + c;
+    const T ln2_hi = (T)(f32 ? 0.693359375 : 6.93147180369123816490e-01);
+    const T ln2_lo = (T)(f32 ? -2.12194440e-4 : 1.90821492927058770002e-10);
+    return big ? (r + ln2_lo) + ln2_hi : r;
+}
+
+/* 1 / (1 + e^-x) from e = e^-|x| (exp_nonpos): one division, no branch, so that
+ * whole rows vectorize.  Within 3 ulp of the libm form (tests). */
+static inline T FM_CAT(sigmoid, SFX)(T x) {
+    const T e = FM_CAT(exp_nonpos, SFX)(-fabs(x));
+    return (x >= 0 ? (T)1 : e) / ((T)1 + e);
 }
 
 /* Softmax of each row of an m x n block (row stride ld), in place: the
@@ -84,14 +110,26 @@ static inline void FM_CAT(softmax_block, SFX)(T *C, int64_t ld, int64_t m, int64
  * activation gets its own simple, vectorizable loop: the block may be one GEMM
  * tile, and per-row overheads would then cost more than the arithmetic. */
 #define FM_ACT_ROWS(EXPR)                                                       \
-    for (int64_t r = 0; r < m; r++) {                                           \
-        T *restrict row = C + r * ld;                                           \
-        T *restrict zr = Z ? Z + r * ld : NULL;                                 \
-        for (int64_t j = 0; j < n; j++) {                                       \
-            const T v = b ? row[j] + b[j] : row[j];                             \
-            if (zr) zr[j] = v;                                                  \
-            row[j] = (EXPR);                                                    \
+    {                                                                           \
+    if (n == 1 && ld == 1) {   /* one unit (a binary output): down the column */ \
+        T *restrict col = C, *restrict zc = Z;                                  \
+        const T b0 = b ? b[0] : (T)0;                                           \
+        for (int64_t r = 0; r < m; r++) {                                       \
+            const T v = b ? col[r] + b0 : col[r];                               \
+            if (zc) zc[r] = v;                                                  \
+            col[r] = (EXPR);                                                    \
         }                                                                       \
+    } else {                                                                    \
+        for (int64_t r = 0; r < m; r++) {                                       \
+            T *restrict row = C + r * ld;                                       \
+            T *restrict zr = Z ? Z + r * ld : NULL;                             \
+            for (int64_t j = 0; j < n; j++) {                                   \
+                const T v = b ? row[j] + b[j] : row[j];                         \
+                if (zr) zr[j] = v;                                              \
+                row[j] = (EXPR);                                                \
+            }                                                                   \
+        }                                                                       \
+    }                                                                           \
     }
 static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, int64_t ld,
                                                      const T *restrict b, int64_t m, int64_t n) {

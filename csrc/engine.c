@@ -5,6 +5,7 @@
 #include "kinds/kind.h"
 #include "qgemm.h"
 #include "bgemm.h"
+#include "optim_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>

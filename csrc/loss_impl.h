@@ -83,6 +83,29 @@ FM_CLONES int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, in
     }
     double total = 0;
     int status = FM_OK;
+    if (kind == FM_LOSS_BCE && (fused || loss->from_logits) && C == 1 && !ybuf) {
+        /* One logit per row (binary classification): the rows' exponentials and
+         * logarithms as one vectorized pass (exp_nonpos, log1p_unit), the same
+         * arithmetic as the general loop below, which has l = term / 1 per row. */
+        const T *x = fused ? Z__bo : A__bo;
+        T part[256];
+        for (int64_t r0 = 0; r0 < n_rows; r0 += 256) {
+            const int64_t nr = n_rows - r0 < 256 ? n_rows - r0 : 256;
+            const T *restrict xr = x + r0, *restrict yr = Y__bo + r0;
+            const T *restrict wr = w__b ? w__b + r0 : NULL;
+            T *restrict gr = dZ__bo + r0;
+            for (int64_t i = 0; i < nr; i++) {
+                const T xj = xr[i], yj = yr[i], w = wr ? wr[i] : (T)1;
+                const T e = FM_CAT(exp_nonpos, SFX)(-fabs(xj));
+                const T term = (xj > 0 ? xj : (T)0) - xj * yj + FM_CAT(log1p_unit, SFX)(e);
+                part[i] = w * term;
+                gr[i] = (T)grad_scale * w * ((xj >= 0 ? (T)1 : e) / ((T)1 + e) - yj);
+            }
+            for (int64_t i = 0; i < nr; i++) total += (double)part[i];
+        }
+        *loss_sum += total;
+        return status;
+    }
     for (int64_t r = 0; r < n_rows; r++) {
         const T *p = A__bo + r * C;
         const T *y = Y__bo ? Y__bo + r * C : NULL;
@@ -139,7 +162,7 @@ FM_CLONES int FM_CAT(fm_loss_forward_backward, SFX)(const fm_loss_spec *loss, in
             if (fused || loss->from_logits) {
                 for (int64_t j = 0; j < C; j++) {
                     T xj = x[j];
-                    l += (xj > 0 ? xj : (T)0) - xj * y[j] + log1p(exp(-fabs(xj)));
+                    l += (xj > 0 ? xj : (T)0) - xj * y[j] + FM_CAT(log1p_unit, SFX)(FM_CAT(exp_nonpos, SFX)(-fabs(xj)));
                     g[j] = sc * (FM_CAT(sigmoid, SFX)(xj) - y[j]) / (T)C;
                 }
             } else {

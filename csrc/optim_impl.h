@@ -4,7 +4,8 @@
  *   1. add regularization gradients (l1 * sign(w) + 2 * l2 * w) to grads;
  *   2. clip (clipnorm per variable, global_clipnorm over all, clipvalue);
  *   3. decoupled weight decay  w -= w * weight_decay * lr   (Keras order);
- *   4. the optimizer's rule, reading and writing its slots in one pass.
+ *   4. the optimizer's rule, reading and writing its slots in one pass, with
+ *      subnormals flushed to zero (optim_kernels.h).
  * Slots are laid out slot-major: slot s of parameter p is slots[s * n_params + p].
  * Slot order per optimizer (the Python side names them the same way):
  *   SGD: momentum | RMSprop: velocity, momentum, average_gradient |
@@ -100,9 +101,11 @@ static void FM_CAT(optimizer_rule, SFX)(int kind, int has_momentum, int nesterov
     }
 }
 
-/* One piece of a large variable's update (fm_parallel_pieces). */
+/* One piece of a large variable's update (fm_parallel_pieces): the fast kernel when there is
+ * one, with subnormals flushed on the thread that runs it (see optim_kernels.h). */
 typedef struct {
     const fm_optim *opt;
+    fm_adam_f32_fn fast;
     T *params, *grads, *s0, *s1, *s2;
     int64_t n;
     int n_pieces;
@@ -113,9 +116,18 @@ static void FM_CAT(opt_piece, SFX)(void *ctx, int c) {
     const FM_CAT(opt_split, SFX) *s = (const FM_CAT(opt_split, SFX) *)ctx;
     const fm_optim *opt = s->opt;
     const int64_t o = s->n * c / s->n_pieces, hi = s->n * (c + 1) / s->n_pieces;
-    FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered, opt->amsgrad,
-                                s->params + o, s->grads + o, s->s0 + o, s->s1 + o, s->s2 + o, hi - o, s->lr,
-                                s->mom, s->rho, s->b1, s->b2, s->eps, s->alpha, s->nad_c1, s->nad_c2, s->nad_v);
+    const T one = 1;
+    const unsigned int csr = fm_flush_subnormals_begin();   /* this thread's */
+    if (s->fast)
+        s->fast((float *)(s->params + o), (const float *)(s->grads + o), (float *)(s->s0 + o),
+                (float *)(s->s1 + o), hi - o, (float)(one - s->b1), (float)(one - s->b2), (float)s->alpha,
+                (float)s->eps);
+    else
+        FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered, opt->amsgrad,
+                                    s->params + o, s->grads + o, s->s0 + o, s->s1 + o, s->s2 + o, hi - o, s->lr,
+                                    s->mom, s->rho, s->b1, s->b2, s->eps, s->alpha, s->nad_c1, s->nad_c2,
+                                    s->nad_v);
+    fm_flush_subnormals_end(csr);
 }
 
 void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *vars,
@@ -193,6 +205,13 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
         nad_v = (T)(1 / (1 - pow(opt->beta2, t)));
         opt->u_product = u_prod;
     }
+    /* float32 Adam/AdamW without amsgrad: the vectorized kernel of this CPU, if any
+     * (optim_kernels.h); it computes the same m and v, and the update to within an ulp */
+    const T one = 1;
+    const fm_adam_f32_fn fast = sizeof(T) == sizeof(float) && !opt->amsgrad &&
+                                (opt->kind == FM_OPT_ADAM || opt->kind == FM_OPT_ADAMW)
+                                ? fm_optim_table()->adam_f32 : NULL;
+    const unsigned int csr = fm_flush_subnormals_begin();   /* see optim_kernels.h */
     for (int v = 0; v < n_vars; v++) {
         const int64_t off = vars[v].off, n = vars[v].size;
         /* Element-wise and memory-bound: large variables are split over threads
@@ -200,15 +219,19 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
          * the thread count). */
         int nt = n >= FM_OPT_PAR_MIN ? fm_threads_available(fm_get_num_threads()) : 1;
         if (nt > 1) {
-            FM_CAT(opt_split, SFX) sp = {opt, params + off, grads + off, s0 + off, s1 + off, s2 + off, n, 2 * nt,
-                                         lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2, nad_v};
+            FM_CAT(opt_split, SFX) sp = {opt, fast, params + off, grads + off, s0 + off, s1 + off, s2 + off, n,
+                                         2 * nt, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2, nad_v};
             fm_parallel_pieces(nt, sp.n_pieces, FM_CAT(opt_piece, SFX), &sp);
             continue;
         }
-        FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
-                                    opt->amsgrad, params + off, grads + off, s0 + off, s1 + off,
-                                    s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
-                                    nad_v);
+        if (fast) fast((float *)(params + off), (const float *)(grads + off), (float *)(s0 + off),
+                       (float *)(s1 + off), n, (float)(one - b1), (float)(one - b2), (float)alpha,
+                       (float)eps);
+        else FM_CAT(optimizer_rule, SFX)(opt->kind, opt->momentum > 0, opt->nesterov, opt->centered,
+                                         opt->amsgrad, params + off, grads + off, s0 + off, s1 + off,
+                                         s2 + off, n, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2,
+                                         nad_v);
     }
+    fm_flush_subnormals_end(csr);
     opt->iterations += 1;
 }

@@ -196,3 +196,6 @@ cdef extern from "bgemm.h" nogil:
     const char *fm_bf16_target_name()
     int fm_bf16_set_target(const char *name)
     int fm_net_set_bf16(fm_net *net, int node, const fm_bf16_dense *b)
+cdef extern from "optim_kernels.h" nogil:
+    const char *fm_optim_target_name()
+    int fm_optim_set_target(const char *name)

@@ -122,6 +122,26 @@ cdef void _fill_optim(fm_optim *o, dict opt) except *:
     o.iterations = opt["iterations"]; o.u_product = opt["u_product"]
 
 
+def optim_target():
+    """The optimizer kernel family in use ('avx512' or 'generic': the portable loop)."""
+    return fm_optim_target_name().decode()
+
+
+def set_optim_target(str name):
+    """Force an optimizer kernel target ('avx512', 'generic') or 'auto' (for tests)."""
+    if fm_optim_set_target(name.encode()) != 0:
+        raise ValueError(f"optimizer target {name!r} is unknown or not supported by this CPU; "
+                         f"available: {available_optim_targets()}")
+
+
+def available_optim_targets():
+    """Optimizer kernel targets this CPU can run, best first."""
+    current = optim_target()
+    found = [name for name in ("avx512", "generic") if fm_optim_set_target(name.encode()) == 0]
+    fm_optim_set_target(current.encode())
+    return found
+
+
 def optimizer_step(dict opt, list variables, params, grads, slots, double lr):
     """One optimizer step over flat params/grads/slots (grads are modified)."""
     cdef fm_optim o
