@@ -488,13 +488,21 @@ class _H5Image:
             self._file.close()
 
     def _indexed(self, fn, *args):
-        """fn(index, *args) when the index can answer, else None and h5py from then on."""
+        """(True, fn(index, *args)) when the file has the layout the index follows, else (False,
+        None) and h5py answers.  In that layout -- the one Keras, TensorFlow and h5py's defaults
+        write -- anything the index does not follow is taken as damage, not handed to HDF5,
+        which has crashed the process on damaged files (``_unfollowed``)."""
         if self.index is not None:
             try:
                 return True, fn(self.index, *args)
-            except h5index.Unsupported:
-                self.index = None
+            except h5index.Unsupported as e:
+                self._unfollowed(e)
         return False, None
+
+    def _unfollowed(self, e):
+        raise h5index.Damaged(f"{e}: the file is damaged, or uses HDF5 features fastmlp reads only in "
+                              f"files of h5py's newest layout (chunked or compressed datasets, links) -- "
+                              f"save it again with Keras, or with h5py's libver='latest'") from None
 
     def members(self, path):
         """The names in the group at ``path`` (a sorted list); None when there is no such group."""
@@ -534,14 +542,14 @@ class _H5Image:
 
     def root(self):
         """The file's root group for the legacy readers: read through the index when it follows
-        the whole file (groups, datasets and attributes; HDF5's own parser is never given the
-        file's attributes then), else h5py's."""
+        the whole file (groups, datasets and attributes: HDF5's own parser never sees the file),
+        else h5py's (files of h5py's newest layout)."""
         if self.index is not None:
             try:
                 self.index.walk()
-                return _IndexedGroup(self, "")
-            except h5index.Unsupported:
-                self.index = None
+            except h5index.Unsupported as e:
+                self._unfollowed(e)
+            return _IndexedGroup(self, "")
         return self.file
 
     def count(self, path):
