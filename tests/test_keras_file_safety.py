@@ -315,3 +315,31 @@ def test_legacy_files_are_read_without_handing_their_attributes_to_hdf5(tmp_path
     with pytest.raises(h5index.Damaged):
         h5index.H5Index(bytes(raw)).walk()
     assert isinstance(_load(tmp_path, bytes(raw), "h5"), fastmlp.FormatError)
+
+
+@pytest.mark.parametrize("change", ["none", "replace", "truncate"])
+def test_without_verify_the_slots_are_read_when_training_starts_from_the_file_loaded(tmp_path, change):
+    """load_model(verify=False) reads the optimizer slots from the file when training starts, as
+    for .fmlp files: the same file trains on exactly as the default load does; a file replaced or
+    truncated since is a clean error, never another model's state."""
+    import shutil
+    shutil.copy(os.path.join(DATA, "seq_adam.keras"), tmp_path / "m.keras")
+    checked = fastmlp.load_model(tmp_path / "m.keras")
+    lazy = fastmlp.load_model(tmp_path / "m.keras", verify=False)
+    assert not lazy.optimizer.built
+    if change == "replace":
+        other = fastmlp.load_model(tmp_path / "m.keras")
+        other.fit(np.zeros((8, 4), "float32"), np.zeros(8, "int64"), epochs=1, verbose=0)
+        other.save(tmp_path / "m.keras")
+    elif change == "truncate":
+        os.truncate(tmp_path / "m.keras", 1000)
+    x, y = np.ones((8, 4), "float32"), np.arange(8) % 3
+    if change == "none":   # the slots the first training step starts from: the file's, as loaded
+        checked.optimizer._build_pending()
+        lazy.optimizer._build_pending()
+        np.testing.assert_array_equal(lazy.optimizer._slots, checked.optimizer._slots)
+        assert np.any(lazy.optimizer._slots)
+        lazy.fit(x, y, epochs=1, verbose=0, shuffle=False)
+    else:
+        with pytest.raises(fastmlp.FormatError, match="m.keras"):
+            lazy.fit(x, y, epochs=1, verbose=0, shuffle=False)

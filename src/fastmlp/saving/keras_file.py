@@ -25,6 +25,7 @@ import json
 import os
 import re
 import struct
+import threading
 import warnings
 import zipfile
 import zlib
@@ -805,32 +806,63 @@ def _zip_crc32(data, crc=0):
     return _engine.crc32(data, crc=crc)
 
 
-def _keras_weights(z, where, verify, model):
+def _keras_weights(z, where, verify, model, filepath, scratch=True):
     """The ``_H5Image`` of an open ``.keras`` archive's weights, read whole: a compressed member
-    through zipfile (which checks its CRC-32); a stored one -- what Keras writes -- in one piece,
-    its CRC-32 checked with ``verify`` by the engine (13x zlib's speed here).  The member may
-    not declare more than ``model``'s weights and optimizer slots could fill, in float64."""
+    through zipfile (which checks its CRC-32); a stored one -- what Keras writes -- in 1 MiB
+    pieces, the CRC-32 of each taken while it is in the cache (with ``verify``).  The member may
+    not declare more than ``model``'s weights and optimizer slots could fill, in float64.
+
+    With ``scratch`` (``load_model(verify=False)``; the caller holds ``_SCRATCH_LOCK`` and is
+    done with the image before it lets go) a member of up to ``_SCRATCH_MAX`` bytes is read into
+    a buffer kept for the next load, so a load does not pay the kernel for fresh pages, and the
+    optimizer's slots are read again when training starts (``reopen``), from the file, which
+    must still be the one loaded: its member's CRC-32, checked then, must be the one the zip
+    directory gave at load.  Otherwise the image owns its bytes and the slots come from them."""
     name = "model.weights.h5"
     info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
     if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
         return _H5Image(z.read(name), where)
     start, size = _stored_member(z, name)
     z.fp.seek(start)
-    data = np.empty(size, np.uint8)   # not zeroed, and large pages where the kernel gives them
+    kept = scratch and size <= _SCRATCH_MAX
+    data = _scratch(size) if kept else np.empty(size, np.uint8)
     view, crc, pos = memoryview(data), 0, 0
-    while pos < size:   # the CRC of each piece while it is still in the cache
+    check = verify or not scratch   # the second read (the slots, see reopen) always checks
+    while pos < size:
         got = z.fp.readinto(view[pos:pos + _READ_PIECE])
         if not got:
             _fail(f"{where}: {name} is truncated")
-        if verify:
+        if check:
             crc = _zip_crc32(view[pos:pos + got], crc)
         pos += got
-    if verify and crc != info.CRC:
+    if check and crc != info.CRC:
         _fail(f"{where}: {name} is damaged (its CRC-32 does not match the zip directory's)")
-    return _H5Image(data, where)
+    if not kept:   # the image owns its bytes: the slots are read from them
+        return _H5Image(data, where)
+    loaded_crc = info.CRC
+
+    def reopen():
+        with _open_zip(filepath, where) as again:
+            other = _keras_weights(again, where, True, model, filepath, scratch=False)
+            if again.getinfo(name).CRC != loaded_crc:
+                other.__exit__()
+                _fail(f"{where} changed after it was loaded: the optimizer state it held then can no longer be "
+                      f"read (load the model again)")
+            return other
+    return _H5Image(data, where, reopen=reopen)
 
 
 _READ_PIECE = 1 << 20
+_SCRATCH_MAX = 256 << 20   # members up to this size are read into the kept buffer
+_SCRATCH = [np.empty(0, np.uint8)]
+_SCRATCH_LOCK = threading.Lock()
+
+
+def _scratch(size):
+    """The kept read buffer, at least ``size`` bytes (the caller holds ``_SCRATCH_LOCK``)."""
+    if len(_SCRATCH[0]) < size:
+        _SCRATCH[0] = np.empty(size + size // 4, np.uint8)
+    return _SCRATCH[0][:size]
 
 
 def _keras_config(z, where):
@@ -850,8 +882,12 @@ def load_keras(filepath, compile=True, verify=True):
             _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
         entry = _keras_config(z, where)
         model = _model_from_entry(entry, compile, where)
-        with _keras_weights(z, where, verify, model) as img:
-            _read_weights(model, img, where)
+        if verify:   # the bytes are read into memory and kept: the file may change from now on
+            with _keras_weights(z, where, True, model, filepath, scratch=False) as img:
+                _read_weights(model, img, where)
+        else:   # as .fmlp's verify=False: the optimizer state is read when training starts
+            with _SCRATCH_LOCK, _keras_weights(z, where, False, model, filepath) as img:
+                _read_weights(model, img, where)
     return model
 
 
@@ -869,7 +905,8 @@ def load_weights(model, filepath):
         raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights({where!r})")
     model._ensure_attached()
     if format_of(filepath) == "keras":
-        with _open_zip(filepath, where) as z, _reading(where), _keras_weights(z, where, True, model) as img:
+        with _open_zip(filepath, where) as z, _reading(where), \
+                _keras_weights(z, where, True, model, filepath, scratch=False) as img:
             _read_weights(model, img, where)
         return
     data = _read_bytes(filepath)
