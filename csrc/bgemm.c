@@ -47,24 +47,6 @@ int fm_bf16_set_target(const char *name) {
     return 0;
 }
 
-static void *fm_bf16_aligned(size_t bytes) {
-    void *p = NULL;
-    bytes = (bytes + 63) & ~(size_t)63;
-#ifdef _WIN32
-    p = _aligned_malloc(bytes ? bytes : 64, 64);
-#else
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
-#endif
-    return p;
-}
-
-static void fm_bf16_aligned_free(void *p) {
-#ifdef _WIN32
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
 
 fm_bf16_dense *fm_bf16_dense_create(const float *W__io, int64_t n_in, int64_t n_out, int *status) {
     *status = FM_ERR_ARG;
@@ -78,7 +60,7 @@ fm_bf16_dense *fm_bf16_dense_create(const float *W__io, int64_t n_in, int64_t n_
     b->n_out = n_out;
     b->kp = (n_in + 1) / 2 * 2;
     b->np = (n_out + 15) / 16 * 16;
-    b->w = (uint16_t *)fm_bf16_aligned((size_t)(b->kp * b->np) * sizeof(uint16_t));
+    b->w = (uint16_t *)fm_aligned64((size_t)(b->kp * b->np) * sizeof(uint16_t));
     if (!b->w) {
         fm_bf16_dense_free(b);
         return NULL;
@@ -100,7 +82,7 @@ int fm_bf16_dense_update(fm_bf16_dense *b, const float *W__io) {
 
 void fm_bf16_dense_free(fm_bf16_dense *b) {
     if (!b) return;
-    fm_bf16_aligned_free(b->w);
+    fm_aligned64_free(b->w);
     free(b);
 }
 

@@ -185,6 +185,25 @@ void *fm_gemm_buffer(int which, size_t bytes) {
     return p;
 }
 
+void *fm_aligned64(size_t bytes) {
+    void *p = NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+#ifdef _WIN32
+    p = _aligned_malloc(bytes ? bytes : 64, 64);
+#else
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
+#endif
+    return p;
+}
+
+void fm_aligned64_free(void *p) {
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
 /* ------------------------------------------------------------------------ */
 /* Path choice */
 

@@ -58,6 +58,11 @@ extern const fm_gemm_kernel_table fm_gemm_table_avx512;
  * for GEMM packing, 2 for the engine's inference scratch. */
 void *fm_gemm_buffer(int which, size_t bytes);
 
+/* 64-byte-aligned memory that outlives a call (packed weights of the int8 and
+ * bf16 kernels); fm_aligned64(0) gives a valid block; free with fm_aligned64_free. */
+void *fm_aligned64(size_t bytes);
+void fm_aligned64_free(void *p);
+
 /* Threads worth using for `work` multiply-adds: 1 below the size where a
  * parallel region pays off, or inside one; at most fm_get_num_threads(). */
 int fm_threads_for_work(double work);

@@ -48,24 +48,6 @@ int fm_q8_set_target(const char *name) {
     return 0;
 }
 
-static void *fm_q8_aligned(size_t bytes) {
-    void *p = NULL;
-    bytes = (bytes + 63) & ~(size_t)63;
-#ifdef _WIN32
-    p = _aligned_malloc(bytes ? bytes : 64, 64);
-#else
-    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) p = NULL;
-#endif
-    return p;
-}
-
-static void fm_q8_aligned_free(void *p) {
-#ifdef _WIN32
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
 
 fm_q8_dense *fm_q8_dense_create(const int8_t *W__io, const float *scale__o, int64_t n_in, int64_t n_out,
                                 int *status) {
@@ -80,9 +62,9 @@ fm_q8_dense *fm_q8_dense_create(const int8_t *W__io, const float *scale__o, int6
     q->n_out = n_out;
     q->kp = (n_in + 3) / 4 * 4;
     q->np = (n_out + 15) / 16 * 16;
-    q->w = (int8_t *)fm_q8_aligned((size_t)(q->kp * q->np));
-    q->colsum128 = (int32_t *)fm_q8_aligned((size_t)q->np * sizeof(int32_t));
-    q->scale = (float *)fm_q8_aligned((size_t)q->np * sizeof(float));
+    q->w = (int8_t *)fm_aligned64((size_t)(q->kp * q->np));
+    q->colsum128 = (int32_t *)fm_aligned64((size_t)q->np * sizeof(int32_t));
+    q->scale = (float *)fm_aligned64((size_t)q->np * sizeof(float));
     if (!q->w || !q->colsum128 || !q->scale) {
         fm_q8_dense_free(q);
         return NULL;
@@ -111,9 +93,9 @@ int fm_q8_dense_update(fm_q8_dense *q, const int8_t *W__io, const float *scale__
 
 void fm_q8_dense_free(fm_q8_dense *q) {
     if (!q) return;
-    fm_q8_aligned_free(q->w);
-    fm_q8_aligned_free(q->colsum128);
-    fm_q8_aligned_free(q->scale);
+    fm_aligned64_free(q->w);
+    fm_aligned64_free(q->colsum128);
+    fm_aligned64_free(q->scale);
     free(q);
 }
 
