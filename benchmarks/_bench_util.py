@@ -1,5 +1,8 @@
 """Shared builders for the pytest-benchmark files: the same network, with the same weights,
 in fastmlp and in each peer.  Data are synthetic (values do not change the speed)."""
+import os
+import platform
+
 import numpy as np
 
 import fastmlp
@@ -89,3 +92,22 @@ def fashion_mnist_train_float32():
     x = x.reshape(len(x), -1).astype(np.float32)
     x /= 255
     return x, y, source
+
+
+def cpu_model():
+    """The CPU's model name, as the benchmark tables state it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def loadavg():
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"

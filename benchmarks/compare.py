@@ -68,7 +68,7 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
+from _bench_util import cpu_model, loadavg, torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
 
 SECTIONS = ("train", "sweep", "predict", "gemm")
 
@@ -271,24 +271,6 @@ def peak_text():
 
 
 # --------------------------------------------------------------------------- machine
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def loadavg():
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
-
 
 def build_info():
     import subprocess

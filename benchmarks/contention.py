@@ -30,7 +30,6 @@ printed: on a machine shared with other work, "quiet" only means "without our ex
 """
 import argparse
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import time
 import numpy as np
 
 import fastmlp
+from _bench_util import cpu_model, loadavg  # noqa: E402  (shared with compare.py)
 
 WORKLOADS = {"c": ([784, 64, 64, 10], 32), "d": ([784, 32, 10], 128), "e": ([784, 512, 512, 10], 256)}
 
@@ -61,24 +61,6 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--quiet-only", action="store_true", help="no background load (thread scaling only)")
     return p.parse_args(argv)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def loadavg():
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return "n/a"
 
 
 def fashion():
