@@ -80,14 +80,9 @@ def throughput(model, bmodel, generic, batch=1024, rounds=15):
 
 
 def accuracy(epochs):
-    from fastmlp.datasets import fashion_mnist
-    (xtr, ytr), (xte, yte) = fashion_mnist.load_data()
-    xtr = xtr.reshape(len(xtr), -1).astype(np.float32) / 255
-    xte = xte.reshape(len(xte), -1).astype(np.float32) / 255
-    model = build()
-    t0 = time.perf_counter()
-    model.fit(xtr, ytr, batch_size=128, epochs=epochs, verbose=0)
-    print(f"\nFashion-MNIST: trained {epochs} epoch(s) in float32 in {time.perf_counter() - t0:.1f} s")
+    from _bench_util import fashion_trained
+    model, xte, yte, seconds = fashion_trained(build(), epochs)
+    print(f"\nFashion-MNIST: trained {epochs} epoch(s) in float32 in {seconds:.1f} s")
     bmodel = bf16_copy(model)
     p32, pbf = model.predict(xte, verbose=0), bmodel.predict(xte, verbose=0)
     a32, abf = float((p32.argmax(1) == yte).mean()), float((pbf.argmax(1) == yte).mean())

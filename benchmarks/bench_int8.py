@@ -112,14 +112,9 @@ def throughput(model, qmodel, sessions, batch=1024, rounds=7, reps=10):
 
 
 def accuracy(epochs):
-    from fastmlp.datasets import fashion_mnist
-    (xtr, ytr), (xte, yte) = fashion_mnist.load_data()
-    xtr = xtr.reshape(len(xtr), -1).astype(np.float32) / 255
-    xte = xte.reshape(len(xte), -1).astype(np.float32) / 255
-    model = build()
-    t0 = time.perf_counter()
-    model.fit(xtr, ytr, batch_size=128, epochs=epochs, verbose=0)
-    print(f"\nFashion-MNIST: trained {epochs} epoch(s) in {time.perf_counter() - t0:.1f} s")
+    from _bench_util import fashion_trained
+    model, xte, yte, seconds = fashion_trained(build(), epochs)
+    print(f"\nFashion-MNIST: trained {epochs} epoch(s) in {seconds:.1f} s")
     qmodel = int8_copy(model)
     accs = {}
     for name, m in (("float32", model), ("int8", qmodel)):
