@@ -1,4 +1,7 @@
 /* See filemap.h. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   /* fallocate and sync_file_range */
+#endif
 #include "filemap.h"
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -97,6 +100,34 @@ void fm_unmap_file(fm_file_map *map)
     map->addr = NULL;
 }
 
+int fm_preallocate(int fd, long long nbytes)
+{
+#if defined(__linux__)
+    if (nbytes <= 0)
+        return 0;
+    int r;
+    do {
+        r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)nbytes);
+    } while (r != 0 && errno == EINTR);
+    return r == 0 ? 0 : errno;
+#else
+    (void)fd; (void)nbytes;
+    return 0;
+#endif
+}
+
+int fm_start_writeback(int fd, long long offset, long long nbytes)
+{
+#if defined(__linux__)
+    if (nbytes <= 0)
+        return 0;
+    return sync_file_range(fd, (off_t)offset, (off_t)nbytes, SYNC_FILE_RANGE_WRITE) == 0 ? 0 : errno;
+#else
+    (void)fd; (void)offset; (void)nbytes;
+    return 0;
+#endif
+}
+
 #else   /* no POSIX mmap: the loader reads the file */
 
 int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
@@ -124,5 +155,16 @@ void fm_close_file(fm_file_map *map)
 void fm_unmap_file(fm_file_map *map)
 {
     map->addr = NULL;
+}
+int fm_preallocate(int fd, long long nbytes)
+{
+    (void)fd; (void)nbytes;
+    return 0;
+}
+
+int fm_start_writeback(int fd, long long offset, long long nbytes)
+{
+    (void)fd; (void)offset; (void)nbytes;
+    return 0;
 }
 #endif

@@ -42,6 +42,21 @@ void fm_close_file(fm_file_map *map);
 /* Close the descriptor if still open, and undo the mapping (nothing when addr is NULL). */
 void fm_unmap_file(fm_file_map *map);
 
+/* Saving: reserve the disk blocks of a file about to be written with `nbytes`
+ * bytes, without changing its size (Linux: fallocate with FALLOC_FL_KEEP_SIZE),
+ * so the file system allocates them at once rather than page by page as the
+ * writes arrive.  Returns 0, or an errno value (ENOSPC: the disk is full;
+ * EOPNOTSUPP and the like: this file system has no preallocation, and the
+ * writes allocate as usual).  0 and nothing done on other platforms. */
+int fm_preallocate(int fd, long long nbytes);
+
+/* Saving: start writing `nbytes` bytes at `offset` of the file, already
+ * written, to the disk, without waiting (Linux: sync_file_range with
+ * SYNC_FILE_RANGE_WRITE), so the fsync that ends the save waits for the
+ * last piece only.  Durability still comes from that fsync.  Returns 0 or an
+ * errno value; 0 and nothing done on other platforms. */
+int fm_start_writeback(int fd, long long offset, long long nbytes);
+
 #define FM_MAP_UNSUPPORTED (-1)
 
 #ifdef __cplusplus

@@ -1,9 +1,12 @@
 """The model file format (docs/FORMAT.md): round trips, exact resume, checkpoints,
 compact storage, atomic saves, the golden file and a malformed-file battery."""
+import errno
+import io
 import json
 import os
 import pickle
 import struct
+import sys
 import zipfile
 
 import numpy as np
@@ -311,6 +314,82 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert p.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.fmlp"]
+
+
+@pytest.mark.parametrize("name", ["m.fmlp", "m.keras", "m.weights.h5"])
+def test_saves_reserve_the_file_and_send_every_byte_on_to_the_disk(tmp_path, monkeypatch, name):
+    """A save reserves the file's size before writing, hands what it wrote to the disk in
+    pieces as it goes (one range after another, from 0 to the end, in the file written), and
+    still ends with an fsync; the file is the one an in-memory save gives."""
+    pytest.importorskip("h5py")
+    import fastmlp.saving.writer as writer
+    monkeypatch.setattr(writer, "_WRITE_PIECE", 4096)
+    m, x, _ = _trained()
+    calls = []
+    real_pre, real_kick, real_fsync = _engine.preallocate, _engine.start_writeback, os.fsync
+    monkeypatch.setattr(_engine, "preallocate", lambda fd, n: calls.append(("pre", n)) or real_pre(fd, n))
+    monkeypatch.setattr(_engine, "start_writeback",
+                        lambda fd, at, n: calls.append(("kick", at, n)) or real_kick(fd, at, n))
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync",)) or real_fsync(fd))
+    path = tmp_path / name
+    if name.endswith(".weights.h5"):
+        m.save_weights(path)
+    else:
+        m.save(path)
+    size = path.stat().st_size
+    assert calls[0] == ("pre", size) and ("fsync",) in calls
+    kicks = [c[1:] for c in calls if c[0] == "kick"]
+    assert len(kicks) >= size // 4096 - 1 and kicks[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in zip(kicks, kicks[1:]))   # contiguous, in order
+    assert size - 4096 < kicks[-1][0] + kicks[-1][1] <= size
+    assert calls.index(("fsync",)) > max(i for i, c in enumerate(calls) if c[0] == "kick")
+    if name.endswith(".keras"):
+        from fastmlp.saving import keras_file
+        with zipfile.ZipFile(path) as z:
+            assert z.testzip() is None   # the CRCs, taken as the bytes were written
+        here, there = keras_file.keras_bytes(m), path.read_bytes()
+        assert len(here) == len(there) and zipfile.ZipFile(io.BytesIO(here)).testzip() is None
+    np.testing.assert_array_equal(fastmlp.load_model(path).predict(x) if not name.endswith(".weights.h5")
+                                  else m.predict(x), m.predict(x))
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EOPNOTSUPP])
+def test_a_save_fails_at_once_when_the_disk_cannot_hold_it(tmp_path, monkeypatch, err):
+    """The blocks reserved up front: a full disk (ENOSPC) fails the save before anything is
+    written, naming the file, and the old file stays; a file system without preallocation
+    (EOPNOTSUPP) saves as usual."""
+    m, x, _ = _trained()
+    p = tmp_path / "m.fmlp"
+    m.save(p)
+    before = p.read_bytes()
+    monkeypatch.setattr(_engine, "preallocate", lambda fd, n: err)
+    m.layers[0].kernel[...] += 1
+    if err == errno.ENOSPC:
+        with pytest.raises(OSError, match="m.fmlp") as info:
+            m.save(p)
+        assert info.value.errno == errno.ENOSPC
+        assert p.read_bytes() == before and os.listdir(tmp_path) == ["m.fmlp"]
+    else:
+        m.save(p)
+        np.testing.assert_array_equal(fastmlp.load_model(p).predict(x), m.predict(x))
+
+
+def test_the_engine_file_helpers_report_errors_as_errno_values(tmp_path):
+    """preallocate and start_writeback on a real file: 0 (or, for preallocate, an errno of
+    'not supported'); on a closed descriptor, EBADF -- never an exception or a crash."""
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        assert _engine.preallocate(fd, 1 << 20) in (0, errno.EOPNOTSUPP, errno.ENOSYS)
+        assert os.fstat(fd).st_size == 0   # the size is left as it was
+        os.write(fd, b"x" * 10000)
+        assert _engine.start_writeback(fd, 0, 10000) == 0
+    finally:
+        os.close(fd)
+    if sys.platform.startswith("linux"):
+        assert _engine.preallocate(fd, 4096) == errno.EBADF
+        assert _engine.start_writeback(fd, 0, 4096) == errno.EBADF
+    with pytest.raises(ValueError):
+        _engine.start_writeback(-1, 0, 1)
 
 
 def test_overwriting_a_mapped_file_is_safe(tmp_path):

@@ -12,6 +12,8 @@ cdef extern from "filemap.h" nogil:
     long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
     void fm_close_file(fm_file_map *map)
     void fm_unmap_file(fm_file_map *map)
+    int fm_preallocate(int fd, long long nbytes)
+    int fm_start_writeback(int fd, long long offset, long long nbytes)
     enum: FM_MAP_UNSUPPORTED
 
 
@@ -79,3 +81,28 @@ def map_file(bytes path, Py_ssize_t head_cap, Py_ssize_t min_map):
         raise OSError(err, os.strerror(err), os.fsdecode(path))
     size = fmap.map.size
     return (fmap if fmap.map.addr != NULL else None), head[:got], size
+
+
+def preallocate(int fd, long long nbytes):
+    """Reserve the disk blocks of the file open as ``fd`` for ``nbytes`` bytes about to
+    be written, leaving its size as it is (Linux; nothing elsewhere).  Returns 0, or the
+    errno value of a failure: ENOSPC when the disk is full; file systems without
+    preallocation give EOPNOTSUPP and the like, and the writes then allocate as usual."""
+    if fd < 0:
+        raise ValueError("internal: negative file descriptor")
+    cdef int err
+    with nogil:
+        err = fm_preallocate(fd, nbytes)
+    return err
+
+
+def start_writeback(int fd, long long offset, long long nbytes):
+    """Start writing ``nbytes`` bytes at ``offset`` of the file open as ``fd`` (already
+    written through it) to the disk, without waiting (Linux; nothing elsewhere).  Returns
+    0 or an errno value; a failure only means the final fsync does all the waiting."""
+    if fd < 0 or offset < 0:
+        raise ValueError("internal: negative file descriptor or offset")
+    cdef int err
+    with nogil:
+        err = fm_start_writeback(fd, offset, nbytes)
+    return err

@@ -421,12 +421,6 @@ class _H5File:
         self.nbytes = sum(len(p) for p in pieces)
         return self
 
-    def crc32(self):
-        crc = 0
-        for p in self.pieces:
-            crc = _zip_crc32(p, crc)
-        return crc
-
     def write_to(self, out):
         for p in self.pieces:
             out.write(p)
@@ -663,9 +657,9 @@ def _read_bytes(filepath):
         return fh.read()
 
 
-def _atomic(filepath, data, overwrite):
+def _atomic(filepath, data, overwrite, size=None):
     from .writer import _atomic_write
-    _atomic_write(filepath, data, overwrite)
+    _atomic_write(filepath, data, overwrite, size)
 
 
 def _require_built(model):
@@ -677,7 +671,7 @@ def _require_built(model):
 
 # ---------------------------------------------------------------------------- .keras
 def _write_keras(model, include_optimizer):
-    """A function writing the ``.keras`` file of ``model`` to a binary file object."""
+    """The ``.keras`` file of ``model``: ``(write, size)`` as ``_stored_zip`` gives them."""
     _require_built(model)
     entry = keras_config.model_to_keras_config(model)
     if model.compiled:
@@ -685,66 +679,107 @@ def _write_keras(model, include_optimizer):
     weights = _weights_h5(model, include_optimizer)
     meta = {"keras_version": _KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
 
-    members = [(name, [data], len(data), zlib.crc32(data)) for name, data in
-               (("metadata.json", json.dumps(meta).encode()), ("config.json", json.dumps(entry).encode()))]
-    members.append(("model.weights.h5", weights.pieces, weights.nbytes, weights.crc32()))
-    return lambda out: _write_stored_zip(out, members)
+    return _stored_zip([("metadata.json", [json.dumps(meta).encode()]),
+                        ("config.json", [json.dumps(entry).encode()]),
+                        ("model.weights.h5", weights.pieces)])
 
 
 _ZIP32 = 0xFFFFFFFF      # the value a 32-bit field holds when its ZIP64 record has the real one
 _ZIP64_FROM = _ZIP32     # sizes and offsets from here on go in ZIP64 records (tests lower it)
 
 
-def _write_stored_zip(out, members):
-    """A zip archive of stored (uncompressed) members, each ``(name, pieces, size, crc32)``,
-    written in one pass with the CRCs computed beforehand (zipfile would compute them again,
-    through zlib, as it writes); ZIP64 records where a size or an offset needs them."""
+def _stored_zip(members):
+    """A zip archive of stored (uncompressed) members, each ``(name, pieces)``: ``(write,
+    size)``, ``write(out)`` writing it to ``out`` (``write``, ``tell`` and ``patch(offset,
+    bytes)``, as ``writer._WriteBehind`` and ``_Bytes`` have).  Each member's CRC-32 is taken
+    as its bytes are written, a piece at a time while the piece is in the cache, and written
+    into the member's header once known; ZIP64 records go where a size or an offset needs
+    them."""
     t = datetime.datetime.now()
     dos_time = t.hour << 11 | t.minute << 5 | t.second // 2
     dos_date = (max(t.year, 1980) - 1980) << 9 | t.month << 5 | t.day
-    pos, central = 0, []
-    for name, pieces, size, crc in members:
-        raw = name.encode("utf8")
+    members = [(name.encode("utf8"), [memoryview(p).cast("B") for p in pieces]) for name, pieces in members]
+    sizes = [sum(len(p) for p in pieces) for _, pieces in members]
+
+    def local_header(raw, size, crc):
         big = size >= _ZIP64_FROM
         extra = struct.pack("<HHQQ", 1, 16, size, size) if big else b""
         field = _ZIP32 if big else size
-        head = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45 if big else 20, 0, 0, dos_time, dos_date, crc,
-                           field, field, len(raw), len(extra))
-        out.write(head + raw + extra)
-        for p in pieces:
-            out.write(p)
-        central.append((raw, size, crc, pos))
-        pos += len(head) + len(raw) + len(extra) + size
-    start = pos
-    for raw, size, crc, offset in central:
-        big_size, big_offset = size >= _ZIP64_FROM, offset >= _ZIP64_FROM
-        vals = ([size, size] if big_size else []) + ([offset] if big_offset else [])   # the spec's order
-        extra = struct.pack(f"<HH{len(vals)}Q", 1, 8 * len(vals), *vals) if vals else b""
-        version = 45 if vals else 20
-        field = _ZIP32 if big_size else size
-        rec = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 3 << 8 | version, version, 0, 0, dos_time,
-                          dos_date, crc, field, field, len(raw), len(extra), 0, 0, 0, 0o644 << 16,
-                          _ZIP32 if big_offset else offset)
-        out.write(rec + raw + extra)
-        pos += len(rec) + len(raw) + len(extra)
-    n, cd_size = len(central), pos - start
-    big = start >= _ZIP64_FROM or cd_size >= _ZIP64_FROM
-    if big:
-        out.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, start))
-        out.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, pos, 1))
-    out.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, _ZIP32 if big else cd_size,
-                          _ZIP32 if big else start, 0))
+        return struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 45 if big else 20, 0, 0, dos_time, dos_date, crc,
+                           field, field, len(raw), len(extra)) + raw + extra
+
+    def directory(central, start):
+        out = []
+        for raw, size, crc, offset in central:
+            big_size, big_offset = size >= _ZIP64_FROM, offset >= _ZIP64_FROM
+            vals = ([size, size] if big_size else []) + ([offset] if big_offset else [])   # the spec's order
+            extra = struct.pack(f"<HH{len(vals)}Q", 1, 8 * len(vals), *vals) if vals else b""
+            version = 45 if vals else 20
+            field = _ZIP32 if big_size else size
+            out.append(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 3 << 8 | version, version, 0, 0,
+                                   dos_time, dos_date, crc, field, field, len(raw), len(extra), 0, 0, 0,
+                                   0o644 << 16, _ZIP32 if big_offset else offset) + raw + extra)
+        n, cd_size = len(central), sum(len(r) for r in out)
+        end = start + cd_size
+        big = start >= _ZIP64_FROM or cd_size >= _ZIP64_FROM
+        if big:
+            out.append(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, cd_size, start))
+            out.append(struct.pack("<4sIQI", b"PK\x06\x07", 0, end, 1))
+        out.append(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, _ZIP32 if big else cd_size,
+                               _ZIP32 if big else start, 0))
+        return b"".join(out)
+
+    def write(out):
+        central = []
+        for (raw, pieces), size in zip(members, sizes):
+            offset = out.tell()
+            out.write(local_header(raw, size, 0))
+            crc = 0
+            for p in pieces:
+                for at in range(0, len(p), _CRC_PIECE):
+                    piece = p[at:at + _CRC_PIECE]
+                    crc = _zip_crc32(piece, crc)
+                    out.write(piece)
+            out.patch(offset + 14, struct.pack("<I", crc))
+            central.append((raw, size, crc, offset))
+        out.write(directory(central, out.tell()))
+
+    pos, central = 0, []
+    for (raw, _), size in zip(members, sizes):
+        central.append((raw, size, 0, pos))
+        pos += len(local_header(raw, size, 0)) + size
+    return write, pos + len(directory(central, pos))
+
+
+_CRC_PIECE = 256 << 10   # bytes of a member checksummed, then written, at a time
+
+
+class _Bytes:
+    """A file in memory for ``_stored_zip``: its bytes, grown by ``write``."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def write(self, data):
+        self.buf += data
+
+    def tell(self):
+        return len(self.buf)
+
+    def patch(self, offset, data):
+        self.buf[offset:offset + len(data)] = data
 
 
 def keras_bytes(model, include_optimizer=True):
     """The bytes of the ``.keras`` file of ``model``."""
-    buf = io.BytesIO()
-    _write_keras(model, include_optimizer)(buf)
-    return buf.getvalue()
+    out = _Bytes()
+    _write_keras(model, include_optimizer)[0](out)
+    return bytes(out.buf)
 
 
 def save_keras(model, filepath, overwrite=True, include_optimizer=True):
-    _atomic(filepath, _write_keras(model, include_optimizer), overwrite)
+    write, size = _write_keras(model, include_optimizer)
+    _atomic(filepath, write, overwrite, size)
 
 
 def _build(kind, config):
@@ -895,7 +930,8 @@ def load_keras(filepath, compile=True, verify=True):
 def save_weights_h5(model, filepath, overwrite=True):
     """Keras 3's ``.weights.h5`` (the layers' variables, and the optimizer's when compiled)."""
     _require_built(model)
-    _atomic(filepath, _weights_h5(model, True).write_to, overwrite)
+    weights = _weights_h5(model, True)
+    _atomic(filepath, weights.write_to, overwrite, weights.nbytes)
 
 
 def load_weights(model, filepath):
