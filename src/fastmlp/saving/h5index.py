@@ -56,14 +56,19 @@ class Damaged(Exception):
 class H5Index:
     """The groups and contiguous datasets of an HDF5 file held in ``buf`` (bytes, a memoryview)."""
 
-    def __init__(self, buf):
+    def __init__(self, buf, fetch=None):
         """``buf``: any bytes-like object (bytes, a uint8 array); nothing is copied but the
-        local heaps' names."""
+        local heaps' names.  ``fetch(offset, n)``, when given, is called before the index
+        reads bytes ``offset:offset + n`` of ``buf`` (a file read into it as it is walked:
+        the index reads only the file's structure, never a dataset's values)."""
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
         self._heaps, self._collections = {}, {}
         self.size = len(self.buf)
+        self._fetch = fetch
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
+        if self.size >= 96 and fetch is not None:
+            fetch(0, 96)
         if self.size < 96 or bytes(self.buf[:8]) != _SIGNATURE:
             raise Unsupported("no superblock at offset 0")
         version, = struct.unpack_from("<B", buf, 8)
@@ -82,9 +87,16 @@ class H5Index:
             raise Unsupported("more structure than the file's size allows")
 
     def _at(self, offset, n):
+        """``offset``, once bytes ``offset:offset + n`` are known to lie in the file (and have
+        been fetched)."""
+        self._inside(offset, n)
+        if self._fetch is not None:
+            self._fetch(offset, n)
+        return offset
+
+    def _inside(self, offset, n):
         if offset < 0 or n < 0 or offset + n > self.size:
             raise Unsupported("an address outside the file")
-        return offset
 
     def _q(self, offset):
         return struct.unpack_from("<Q", self.buf, self._at(offset, 8))[0]
@@ -346,7 +358,7 @@ class H5Index:
         offset, size = layout
         if size != math.prod(shape) * dtype.itemsize:   # exact: Python integers
             raise Unsupported("storage size and shape disagree")
-        self._at(offset, size)
+        self._inside(offset, size)   # (its values are not read here)
         return dtype, shape, offset
 
     def _dataspace(self, at, n):

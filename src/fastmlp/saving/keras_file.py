@@ -165,6 +165,30 @@ def _set_layer(layer, arrays, where):
         getattr(layer, spec.name)[...] = a
 
 
+def _read_layer(layer, img, path):
+    """Read the layer's weights from a file being fetched (``_Fetched``) straight into the
+    model's arrays, when the file holds them as the model does (same count, shapes and dtypes;
+    no codec); False, with nothing read, otherwise (``_set_layer`` then copies them, or says
+    what is wrong)."""
+    if img.fetch is None or img.index is None or type(layer).__name__ in _WEIGHT_CODECS:
+        return False
+    variables = [getattr(layer, s.name) for s in _variable_specs(layer)]
+    if img.count(path) != len(variables):
+        return False
+    places = []
+    for i, var in enumerate(variables):
+        found = img.index.dataset(f"{path}/vars/{i}")
+        dest = var._value()
+        if found is None or found[0] != dest.dtype or tuple(found[1]) != dest.shape or not dest.flags.c_contiguous:
+            return False
+        places.append((found[2], dest))
+    for offset, dest in places:
+        img.fetch.read_into(offset, dest)
+    for var in variables:
+        var._written()
+    return True
+
+
 def _snake_case(name):
     """Keras's snake case of a class name (``BatchNormalization`` -> ``batch_normalization``)."""
     name = re.sub(r"\W+", "", name)
@@ -452,14 +476,18 @@ class _H5Image:
     through h5py (opened on first use).  A contiguous dataset is a zero-copy view of the bytes at
     its offset, checked to lie inside the file.  ``reopen`` gives a new image of the same bytes."""
 
-    def __init__(self, data, where, reopen=None):
-        self.data, self.where = data, where
+    def __init__(self, data, where, reopen=None, fetch=None):
+        """``fetch`` (a ``_Fetched``): ``data`` is filled from the file as it is read, the
+        structure by the index, a dataset's values when asked for."""
+        self.data, self.where, self.fetch = data, where, fetch
         self.reopen = reopen or (lambda: _H5Image(data, where))
         self._file = self.index = None
         self.limit = None   # the most elements a dataset read through h5py may hold (the model's size)
         try:
-            self.index = h5index.H5Index(data)
+            self.index = h5index.H5Index(data, fetch)
         except h5index.Unsupported:
+            if fetch is not None:
+                fetch(0, len(data))
             self.file   # h5py judges the file now
 
     @property
@@ -518,6 +546,8 @@ class _H5Image:
                 _fail(f"{self.where}: the file has no dataset {path!r}")
             dtype, shape, offset = found
             count = int(np.prod(shape, dtype=np.int64))
+            if self.fetch is not None:
+                self.fetch(offset, count * dtype.itemsize)
             return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
         h5d = _h5py().h5d
         try:
@@ -631,7 +661,8 @@ def _read_weights(model, img, where, optimizer=True):
         if path not in img:
             _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
                   f"{path!r}; it holds {held[:10]}")
-        _set_layer(layer, img.vars(path), where)
+        if not _read_layer(layer, img, path):
+            _set_layer(layer, img.vars(path), where)
     if optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
         again = img.reopen
@@ -849,10 +880,12 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True):
 
     With ``scratch`` (``load_model(verify=False)``; the caller holds ``_SCRATCH_LOCK`` and is
     done with the image before it lets go) a member of up to ``_SCRATCH_MAX`` bytes is read into
-    a buffer kept for the next load, so a load does not pay the kernel for fresh pages, and the
-    optimizer's slots are read again when training starts (``reopen``), from the file, which
-    must still be the one loaded: its member's CRC-32, checked then, must be the one the zip
-    directory gave at load.  Otherwise the image owns its bytes and the slots come from them."""
+    a buffer kept for the next load, so a load does not pay the kernel for fresh pages; only
+    what the load uses is read into it (``_Fetched``: the file's structure and the weights,
+    not the optimizer's slots); and the slots are read when training starts (``reopen``), from
+    the file, which must still be the one loaded: its member's CRC-32, checked then, must be
+    the one the zip directory gave at load.  Otherwise the image owns its bytes and the slots
+    come from them."""
     name = "model.weights.h5"
     info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
     if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
@@ -861,9 +894,15 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True):
     z.fp.seek(start)
     kept = scratch and size <= _SCRATCH_MAX
     data = _scratch(size) if kept else np.empty(size, np.uint8)
+    fetch = None
+    if kept and not verify:   # only what the load uses is read: the structure and the weights
+        try:
+            fetch = _Fetched(z.fp.fileno(), start, data, f"{where}: {name}")
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            pass
     view, crc, pos = memoryview(data), 0, 0
     check = verify or not scratch   # the second read (the slots, see reopen) always checks
-    while pos < size:
+    while pos < size and fetch is None:
         got = z.fp.readinto(view[pos:pos + _READ_PIECE])
         if not got:
             _fail(f"{where}: {name} is truncated")
@@ -884,7 +923,44 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True):
                 _fail(f"{where} changed after it was loaded: the optimizer state it held then can no longer be "
                       f"read (load the model again)")
             return other
-    return _H5Image(data, where, reopen=reopen)
+    return _H5Image(data, where, reopen=reopen, fetch=fetch)
+
+
+class _Fetched:
+    """A stored zip member read into ``buf`` (its size) as parts of it are first needed --
+    ``fetch(offset, n)`` -- a block of ``_BLOCK`` bytes at a time, each block read once, so
+    what is never asked for (the optimizer's slots, when a model is loaded for inference)
+    is never read."""
+
+    def __init__(self, fd, start, buf, what):
+        self.fd, self.start, self.buf, self.what = fd, start, buf, what
+        self.size = len(buf)
+        self.have = bytearray((self.size + _BLOCK - 1) // _BLOCK)   # 1: the block is read
+
+    def __call__(self, offset, n):
+        if n <= 0 or n <= _BLOCK and self.have[offset // _BLOCK] and self.have[(offset + n - 1) // _BLOCK]:
+            return   # (the index asks for a few bytes hundreds of times, almost always read already)
+        first, end = offset // _BLOCK, (offset + n - 1) // _BLOCK + 1
+        i = self.have.find(0, first, end)
+        while i >= 0:
+            j = self.have.find(1, i, end)
+            j = end if j < 0 else j
+            lo, hi = i * _BLOCK, min(j * _BLOCK, self.size)
+            got = os.preadv(self.fd, [memoryview(self.buf)[lo:hi]], self.start + lo)
+            if got != hi - lo:
+                _fail(f"{self.what} is truncated")
+            self.have[i:j] = b"\1" * (j - i)
+            i = self.have.find(0, j, end)
+
+
+    def read_into(self, offset, dest):
+        """Read ``dest.nbytes`` bytes at ``offset`` straight into ``dest`` (a contiguous array)."""
+        view = memoryview(dest.reshape(-1)).cast("B")
+        if offset + len(view) > self.size or os.preadv(self.fd, [view], self.start + offset) != len(view):
+            _fail(f"{self.what} is truncated")
+
+
+_BLOCK = 4096
 
 
 _READ_PIECE = 1 << 20
