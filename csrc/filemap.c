@@ -3,6 +3,7 @@
 #define _GNU_SOURCE   /* fallocate and sync_file_range */
 #endif
 #include "filemap.h"
+#include "checksum.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <errno.h>
@@ -100,6 +101,33 @@ void fm_unmap_file(fm_file_map *map)
     map->addr = NULL;
 }
 
+long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
+{
+    size_t got = 0;
+    if (piece == 0)
+        piece = n;
+    while (got < n) {
+        size_t want = n - got < piece ? n - got : piece;
+        size_t have = 0;
+        while (have < want) {   /* a short read is retried; end of file stops it */
+            ssize_t r = pread(fd, (char *)dst + got + have, want - have, (off_t)(offset + (long long)(got + have)));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                break;
+            have += (size_t)r;
+        }
+        if (crc != NULL)
+            *crc = fm_crc32_zip(*crc, (char *)dst + got, have);
+        got += have;
+        if (have < want)
+            break;
+    }
+    return (long long)got;
+}
+
 int fm_preallocate(int fd, long long nbytes)
 {
 #if defined(__linux__)
@@ -156,6 +184,12 @@ void fm_unmap_file(fm_file_map *map)
 {
     map->addr = NULL;
 }
+long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
+{
+    (void)fd; (void)dst; (void)n; (void)offset; (void)piece; (void)crc;
+    return -1;
+}
+
 int fm_preallocate(int fd, long long nbytes)
 {
     (void)fd; (void)nbytes;

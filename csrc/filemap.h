@@ -12,6 +12,7 @@
 #define FASTMLP_FILEMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,14 @@ void fm_close_file(fm_file_map *map);
 
 /* Close the descriptor if still open, and undo the mapping (nothing when addr is NULL). */
 void fm_unmap_file(fm_file_map *map);
+
+/* Read `n` bytes at `offset` of the open file `fd` into `dst`, `piece` bytes at
+ * a time (0: all at once), continuing the zip CRC-32 *crc over each piece just
+ * read, while it is in the cache (crc NULL: none).  One call without the
+ * interpreter: a loader thread reads a member while another builds the model.
+ * Returns the count read (short at the end of the file), or -1 with errno set
+ * (-1 on platforms without POSIX I/O). */
+long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc);
 
 /* Saving: reserve the disk blocks of a file about to be written with `nbytes`
  * bytes, without changing its size (Linux: fallocate with FALLOC_FL_KEEP_SIZE),

@@ -5,6 +5,8 @@ with set_crc32c_impl() and compared with a bit-at-a-time Python reference (short
 buffers) and with the portable table implementation (long ones), over lengths
 around every block size of the folding and 3-way paths and misaligned starts.
 """
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -123,3 +125,26 @@ def test_zip_crc32_agrees_with_zlib(n, start, seed, crc):
     import zlib
     data = _bytes(n + start, seed)
     assert _engine.crc32(data, start, n, crc=crc) == zlib.crc32(data[start:], crc)
+
+
+@pytest.mark.parametrize("piece", [0, 1, 4095, 1 << 20])
+def test_reading_a_file_takes_its_zip_crc32_as_it_reads(tmp_path, impl, piece):
+    """_engine.read_crc32 (the .keras loader's read-ahead): the bytes at an offset, piece by
+    piece, with zlib's CRC-32 of them; short at the end of the file; a bad descriptor is an
+    OSError."""
+    import zlib
+    data = _bytes((3 << 20) + 11, seed=piece)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        for offset, n in ((0, len(data)), (5, 9000), (len(data) - 100, 100), (len(data) - 10, 64)):
+            buf = np.zeros(n, np.uint8)
+            got, crc = _engine.read_crc32(fd, buf, offset, piece)
+            want = data[offset:offset + n]
+            assert got == len(want) and bytes(buf[:got]) == want and crc == zlib.crc32(want)
+        with pytest.raises(BufferError):
+            _engine.read_crc32(fd, b"read-only", 0)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):
+        _engine.read_crc32(fd, np.zeros(10, np.uint8), 0)

@@ -438,3 +438,47 @@ def test_a_tf_keras_2_legacy_nadam_keeps_its_momentum_cache(tmp_path):
     m = fastmlp.load_model(tmp_path / "n.h5")
     assert type(m.optimizer).__name__ == "Nadam" and m.optimizer.iterations == 500
     assert m.optimizer._u_product == pytest.approx(0.125)
+
+
+def test_the_default_load_reads_the_weights_on_a_thread_of_its_own_while_the_model_is_built(tmp_path,
+                                                                                            monkeypatch):
+    """load_model(path.keras) reads the weights member (and takes its CRC-32) on a thread while
+    the model is rebuilt from config.json; the model is the one the file holds.  A failed read
+    is the FormatError the load raises, and a model that cannot be rebuilt is a FormatError; either
+    way the reading thread is done before load_model returns."""
+    import threading
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    m.save(tmp_path / "m.keras")
+    seen, real = [], keras_file._engine.read_crc32
+
+    def read(*args):
+        seen.append(threading.current_thread().name)
+        return real(*args)
+    monkeypatch.setattr(keras_file._engine, "read_crc32", read)
+    r = fastmlp.load_model(tmp_path / "m.keras")
+    assert seen == ["fastmlp-read"]
+    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    r.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    for a, b in zip(r.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    def broken(*args):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(keras_file._engine, "read_crc32", broken)
+    with pytest.raises(fastmlp.FormatError, match="Input/output"):   # as any read error of the file
+        fastmlp.load_model(tmp_path / "m.keras")
+    monkeypatch.setattr(keras_file._engine, "read_crc32", read)
+    with zipfile.ZipFile(tmp_path / "m.keras") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][1]["class_name"] = "NoSuchLayer"
+    with zipfile.ZipFile(tmp_path / "bad.keras", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, json.dumps(config) if n == "config.json" else data)
+    with pytest.raises(fastmlp.FormatError, match="NoSuchLayer"):
+        fastmlp.load_model(tmp_path / "bad.keras")
+    assert seen[-1] == "fastmlp-read"
+    assert not [t for t in threading.enumerate() if t.name == "fastmlp-read"]

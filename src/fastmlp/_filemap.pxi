@@ -1,6 +1,8 @@
 # Opening a model file for the loader (included by _engine.pyx; C in csrc/filemap.c).
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_WRITABLE
+cimport libc.errno as cerrno
 
 cdef extern from "filemap.h" nogil:
     ctypedef struct fm_file_map:
@@ -12,6 +14,7 @@ cdef extern from "filemap.h" nogil:
     long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
     void fm_close_file(fm_file_map *map)
     void fm_unmap_file(fm_file_map *map)
+    long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
     int fm_preallocate(int fd, long long nbytes)
     int fm_start_writeback(int fd, long long offset, long long nbytes)
     enum: FM_MAP_UNSUPPORTED
@@ -81,6 +84,29 @@ def map_file(bytes path, Py_ssize_t head_cap, Py_ssize_t min_map):
         raise OSError(err, os.strerror(err), os.fsdecode(path))
     size = fmap.map.size
     return (fmap if fmap.map.addr != NULL else None), head[:got], size
+
+
+def read_crc32(int fd, object buf, long long offset, Py_ssize_t piece=1 << 20):
+    """Fill ``buf`` (a writable contiguous buffer) from the file open as ``fd`` at ``offset``,
+    ``piece`` bytes at a time, taking the zip CRC-32 of each piece as it is read; the GIL is
+    released throughout.  Returns ``(bytes read, crc)``: fewer bytes than ``buf`` holds at the
+    end of the file.  Raises OSError when a read fails."""
+    if fd < 0 or offset < 0 or piece < 0:
+        raise ValueError("internal: negative file descriptor, offset or piece")
+    cdef Py_buffer view
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    cdef long long got
+    cdef uint32_t crc = 0
+    try:
+        with nogil:
+            got = fm_read_crc32(fd, view.buf, <size_t>view.len, offset, <size_t>piece, &crc)
+    finally:
+        PyBuffer_Release(&view)
+    if got < 0:
+        import os
+        err = cerrno.errno
+        raise OSError(err, os.strerror(err) if err else "the file could not be read")
+    return got, crc
 
 
 def preallocate(int fd, long long nbytes):

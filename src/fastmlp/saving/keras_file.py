@@ -872,7 +872,47 @@ def _zip_crc32(data, crc=0):
     return _engine.crc32(data, crc=crc)
 
 
-def _keras_weights(z, where, verify, model, filepath, scratch=True):
+class _ReadAhead:
+    """The weights member of an open ``.keras`` archive, read and its CRC-32 taken on a thread
+    of its own -- one call into C, without the GIL -- while this thread rebuilds the model from
+    its config: on a second core the two overlap.  Only a stored member lying inside the file
+    is read so (what is allocated is bounded by the file's size before the model's own limit
+    is known: ``_keras_weights`` checks that limit and the CRC when it takes the bytes); else
+    ``thread`` is None and the member is read as usual.  ``join`` before the archive closes."""
+
+    def __init__(self, z, name):
+        self.thread = self.result = None
+        info = z.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > _SCRATCH_MAX:
+            return
+        try:
+            fd = z.fp.fileno()
+            start, size = _stored_member(z, name)
+            if start + size > os.fstat(fd).st_size:
+                return   # truncated: the usual read says so
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return
+        self.start, self.data = start, np.empty(size, np.uint8)
+        self.thread = threading.Thread(target=self._run, args=(fd,), name="fastmlp-read", daemon=True)
+        self.thread.start()
+
+    def _run(self, fd):
+        try:
+            self.result = _engine.read_crc32(fd, self.data, self.start)
+        except BaseException as e:   # given to the loading thread by join
+            self.result = e
+
+    def join(self):
+        """(bytes read, CRC-32) once the read is done; an OSError it met is raised here."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+def _keras_weights(z, where, verify, model, filepath, scratch=True, ahead=None):
     """The ``_H5Image`` of an open ``.keras`` archive's weights, read whole: a compressed member
     through zipfile (which checks its CRC-32); a stored one -- what Keras writes -- in 1 MiB
     pieces, the CRC-32 of each taken while it is in the cache (with ``verify``).  The member may
@@ -890,6 +930,13 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True):
     info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
     if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
         return _H5Image(z.read(name), where)
+    if ahead is not None and ahead.thread is not None:   # read (and checked, with verify) meanwhile
+        got, crc = ahead.join()
+        if got != len(ahead.data):
+            _fail(f"{where}: {name} is truncated")
+        if verify and crc != info.CRC:
+            _fail(f"{where}: {name} is damaged (its CRC-32 does not match the zip directory's)")
+        return _H5Image(ahead.data, where)
     start, size = _stored_member(z, name)
     z.fp.seek(start)
     kept = scratch and size <= _SCRATCH_MAX
@@ -991,14 +1038,20 @@ def load_keras(filepath, compile=True, verify=True):
         names = set(z.namelist())
         if "config.json" not in names or "model.weights.h5" not in names:
             _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
-        entry = _keras_config(z, where)
-        model = _model_from_entry(entry, compile, where)
-        if verify:   # the bytes are read into memory and kept: the file may change from now on
-            with _keras_weights(z, where, True, model, filepath, scratch=False) as img:
-                _read_weights(model, img, where)
-        else:   # as .fmlp's verify=False: the optimizer state is read when training starts
-            with _SCRATCH_LOCK, _keras_weights(z, where, False, model, filepath) as img:
-                _read_weights(model, img, where)
+        # the default load reads the weights member whole, on a thread of its own meanwhile
+        ahead = _ReadAhead(z, "model.weights.h5") if verify else None
+        try:
+            entry = _keras_config(z, where)
+            model = _model_from_entry(entry, compile, where)
+            if verify:   # the bytes are read into memory and kept: the file may change from now on
+                with _keras_weights(z, where, True, model, filepath, scratch=False, ahead=ahead) as img:
+                    _read_weights(model, img, where)
+            else:   # as .fmlp's verify=False: the optimizer state is read when training starts
+                with _SCRATCH_LOCK, _keras_weights(z, where, False, model, filepath) as img:
+                    _read_weights(model, img, where)
+        finally:
+            if ahead is not None and ahead.thread is not None:
+                ahead.thread.join()   # (never left reading a file about to be closed)
     return model
 
 
