@@ -987,3 +987,23 @@ def test_flatten_after_dense_is_the_identity():
     b = keras.Sequential([keras.Input(shape=(30,)), layers.Dense(5, activation="tanh"), layers.Dense(3)])
     b.set_weights(a.get_weights())
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+
+
+def test_show_config_names_the_target_of_every_kernel_family():
+    """show_config says which kernels run here -- GEMM, int8, bfloat16, optimizer, both CRCs --
+    and follows a target forced at run time."""
+    from fastmlp import _engine
+    info = keras.show_config(print_fn=None)
+    for key, now in (("gemm_target", _engine.gemm_target), ("int8_target", _engine.int8_target),
+                     ("bf16_target", _engine.bf16_target), ("optim_target", _engine.optim_target),
+                     ("crc32c", _engine.crc32c_impl), ("crc32", _engine.crc32_impl)):
+        assert info[key] == now() and info[key], key
+    before = _engine.int8_target()
+    try:
+        _engine.set_int8_target("generic")
+        assert keras.show_config(print_fn=None)["int8_target"] == "generic"
+    finally:
+        _engine.set_int8_target(before)
+    lines = []
+    keras.show_config(print_fn=lines.append)
+    assert any(line.startswith("int8_target: ") for line in lines)

@@ -44,14 +44,18 @@ def get_num_threads():
 
 
 def show_config(print_fn=print):
-    """Print (and return) the build and run-time configuration: kernel targets, OpenMP, threads."""
+    """Print (and return) the build and run-time configuration: the kernel target each family of
+    kernels runs here (GEMM, int8, bfloat16, optimizer, checksums), OpenMP, threads."""
     import numpy
     info = {
         "fastmlp": __version__,
         "gemm_target": _engine.gemm_target(),
         "available_targets": ", ".join(_engine.available_gemm_targets()),
+        "int8_target": _engine.int8_target(),
         "bf16_target": _engine.bf16_target(),
+        "optim_target": _engine.optim_target(),
         "crc32c": _engine.crc32c_impl(),
+        "crc32": _engine.crc32_impl(),
         "openmp": _engine.have_openmp(),
         "threads": _engine.get_num_threads(),
         "floatx": config.floatx(),
