@@ -1,13 +1,17 @@
 """bfloat16 inference (the ``mixed_bfloat16`` dtype policy): throughput of
 ``predict`` at batch 1024 on 784-512-512-10 for fastmlp float32 and fastmlp
 mixed_bfloat16 (every bfloat16 kernel target this CPU runs), measured in one
-process in interleaved rounds (medians and bests of the rounds); and the
-accuracy of a briefly trained model on Fashion-MNIST in float32 and in bfloat16.
+process in interleaved rounds (medians and bests of the rounds); the accuracy
+of a briefly trained model on Fashion-MNIST in float32 and in bfloat16; and
+training under the policy (bfloat16 forward GEMMs, float32 master weights and
+backward pass) against float32 from the same weights and shuffles: the loss
+curves, test accuracies and times of the Fashion recipe.
 
     python benchmarks/bench_bf16.py                 # default threads
     python benchmarks/bench_bf16.py --threads 1     # one thread
     python benchmarks/bench_bf16.py --no-accuracy   # throughput only (no dataset needed)
     python benchmarks/bench_bf16.py --generic       # the portable target too (slow)
+    python benchmarks/bench_bf16.py --train-epochs 0  # no training comparison
 
 Ratios, not absolute times, are what carries over between machines.
 """
@@ -92,12 +96,33 @@ def accuracy(epochs):
     return model
 
 
+def training(epochs):
+    """The Fashion recipe (batch 128, Adam 1e-3) from the same weights and shuffles, in float32
+    and under mixed_bfloat16: the loss after each epoch, the test accuracy and the time."""
+    from _bench_util import fashion_trained
+    print(f"\nTraining {epochs} epoch(s) of Fashion-MNIST from the same weights and shuffles:")
+    results = {}
+    for policy in (None, "mixed_bfloat16"):
+        fastmlp.utils.set_random_seed(7)   # the shuffles
+        model, xte, yte, seconds = fashion_trained(build(policy), epochs)
+        acc = float((model.predict(xte, verbose=0).argmax(1) == yte).mean())
+        results[policy] = (model.history.history["loss"], acc, seconds)
+    for policy, (losses, acc, seconds) in results.items():
+        print(f"  {policy or 'float32':>14}: loss per epoch {', '.join(f'{v:.4f}' for v in losses)}; "
+              f"test accuracy {acc:.4f}; {seconds:.1f} s")
+    l32, lbf = np.array(results[None][0]), np.array(results["mixed_bfloat16"][0])
+    print(f"  largest loss difference {float(np.abs(lbf - l32).max()):.4f} ({100 * float(np.abs(lbf / l32 - 1).max()):.2f}%); "
+          f"time mixed_bfloat16 / float32 {results['mixed_bfloat16'][2] / results[None][2]:.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=0, help="threads (0: the default)")
     ap.add_argument("--no-accuracy", action="store_true", help="skip the Fashion-MNIST accuracy check")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--generic", action="store_true", help="time the portable bfloat16 target too")
+    ap.add_argument("--train-epochs", type=int, default=3,
+                    help="epochs of the float32 / mixed_bfloat16 training comparison (0: skip it)")
     args = ap.parse_args()
     if args.threads:
         fastmlp.set_num_threads(args.threads)
@@ -107,6 +132,8 @@ def main():
     model = None if args.no_accuracy else accuracy(args.epochs)
     model = model or build()
     throughput(model, bf16_copy(model), args.generic)
+    if args.train_epochs and not args.no_accuracy:
+        training(args.train_epochs)
 
 
 if __name__ == "__main__":

@@ -378,6 +378,17 @@ static void fm_q8_node_forward_f64(const fm_net *net, int n, const double *param
                                    int64_t rows, double *o) {
     (void)net; (void)n; (void)params; (void)in; (void)rows; (void)o;
 }
+
+/* After an optimizer step: every bfloat16 kernel rounded again from its float32
+ * master, for the next training forward (the mixed_bfloat16 policy).  Training
+ * owns the network meanwhile, so no forward reads them as they change. */
+static void fm_net_bf16_refresh_f32(fm_net *net, const float *params) {
+    for (int n = 0; net->bf16 && n < net->n_nodes; n++)
+        if (net->bf16[n]) fm_bf16_dense_update((fm_bf16_dense *)net->bf16[n], params + net->nodes[n].w_off);
+}
+static void fm_net_bf16_refresh_f64(fm_net *net, const double *params) {
+    (void)net; (void)params;
+}
 int64_t fm_net_n_params(const fm_net *net) { return net->n_params; }
 void *fm_net_grads(fm_net *net) { return net->grads; }
 const void *fm_net_output(const fm_net *net, int k, int64_t rows) {

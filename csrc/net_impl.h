@@ -16,9 +16,13 @@ static void FM_CAT(node_inputs, SFX)(fm_net *net, const fm_node *nd) {
 }
 
 /* Forward through every node for `rows` rows of the gathered inputs X[k]
- * using the training workspace; returns the sum of the nodes' penalties. */
+ * using the training workspace; returns the sum of the nodes' penalties.
+ * With `bf16`, a Dense node given a bfloat16 kernel (fm_net_set_bf16: the
+ * mixed_bfloat16 policy) computes its linear output as inference does, from
+ * the bfloat16 copy of its kernel and its input rounded to bfloat16; the
+ * backward pass then runs in float32 on the float32 master kernel. */
 static double FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const *X, int64_t rows,
-                                        int training, uint64_t seed, int64_t step, int update_stats) {
+                                        int training, uint64_t seed, int64_t step, int update_stats, int bf16) {
     const int idx = (int)net->is_f64;
     double penalty = 0;
     for (int n = 0; n < net->n_nodes; n++) {
@@ -27,10 +31,15 @@ static double FM_CAT(train_forward, SFX)(fm_net *net, T *params, const T *const 
         if (!net->live[n]) continue;
         const fm_kind *k = net->kinds[n];
         FM_CAT(node_inputs, SFX)(net, nd);
-        fm_fwd a = {nd, rows, net->in_ptr, net->edge_width + nd->in_begin, net->A[n], net->WS[n],
-                    k->applies_activation ? net->Z[n] : NULL, params, training, update_stats, seed, step};
-        k->forward[idx](&a);
-        if (!k->applies_activation && nd->activation != FM_ACT_LINEAR)
+        const int alt = bf16 && net->bf16 && net->bf16[n];
+        if (alt) {
+            FM_CAT(fm_q8_node_forward, SFX)(net, n, params, (const T *)net->in_ptr[0], rows, (T *)net->A[n]);
+        } else {
+            fm_fwd a = {nd, rows, net->in_ptr, net->edge_width + nd->in_begin, net->A[n], net->WS[n],
+                        k->applies_activation ? net->Z[n] : NULL, params, training, update_stats, seed, step};
+            k->forward[idx](&a);
+        }
+        if ((alt || !k->applies_activation) && nd->activation != FM_ACT_LINEAR)
             FM_CAT(fm_activation_forward, SFX)(nd->activation, nd->act_alpha, (T *)net->A[n], (T *)net->Z[n], NULL,
                                                rows, nd->n_out);
         net->out[n] = net->A[n];
@@ -197,7 +206,8 @@ int FM_CAT(fm_loss_and_grads, SFX)(fm_net *net, const T *params, const fm_data *
     const T *w;
     const T *Xg[FM_MAX_INPUTS];
     FM_CAT(gather, SFX)(net, data, NULL, 0, n_rows, Xg, Yk, yk, &w);
-    const double penalty = FM_CAT(train_forward, SFX)(net, (T *)params, Xg, n_rows, training, seed, step, 0);
+    /* (float32 kernels throughout, bfloat16 ones or not: the gradient of the parameters given) */
+    const double penalty = FM_CAT(train_forward, SFX)(net, (T *)params, Xg, n_rows, training, seed, step, 0, 0);
     double out_loss[FM_MAX_OUTPUTS] = {0};
     int status = FM_CAT(train_backward, SFX)(net, params, Yk, yk, w, n_rows, losses, training, out_loss);
     /* add regularization gradients so callers see the full gradient */
@@ -224,7 +234,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
                           uint64_t seed, fm_stats *stats) {
     if (batch_size <= 0 || FM_CAT(check_outputs, SFX)(net, losses, n_metrics, metrics) != FM_OK) return FM_ERR_ARG;
     const int64_t cap = batch_size < n_rows ? batch_size : n_rows;
-    if (fm_net_reserve(net, cap, sizeof(T)) != FM_OK) return FM_ERR_NOMEM;
+    if (fm_net_reserve(net, cap, sizeof(T)) != FM_OK || fm_net_q8_reserve(net, cap) != FM_OK) return FM_ERR_NOMEM;
     const T *Xg[FM_MAX_INPUTS], *Yk[FM_MAX_OUTPUTS], *P[FM_MAX_OUTPUTS];
     const int64_t *yk[FM_MAX_OUTPUTS];
     int status = FM_OK;
@@ -234,7 +244,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
         const int64_t rows = r0 + batch_size <= n_rows ? batch_size : n_rows - r0;
         const T *w;
         FM_CAT(gather, SFX)(net, data, order__n, r0, rows, Xg, Yk, yk, &w);
-        const double penalty = FM_CAT(train_forward, SFX)(net, params, Xg, rows, 1, seed, opt->iterations, 1);
+        const double penalty = FM_CAT(train_forward, SFX)(net, params, Xg, rows, 1, seed, opt->iterations, 1, 1);
         double out_loss[FM_MAX_OUTPUTS] = {0};
         int st = FM_CAT(train_backward, SFX)(net, params, Yk, yk, w, rows, losses, 1, out_loss);
         if (st != FM_OK) { status = st; break; }   /* no step on a gradient that is not whole */
@@ -254,6 +264,7 @@ int FM_CAT(fm_train, SFX)(fm_net *net, T *params, T *slots, fm_optim *opt, const
         }
         FM_CAT(fm_optimizer_step, SFX)(opt, net->n_vars, net->vars, params, (T *)net->grads, slots,
                                        net->n_params, lr_per_batch[b - batch_begin]);
+        FM_CAT(fm_net_bf16_refresh, SFX)(net, params);   /* the next forward's bfloat16 kernels */
     }
     return status;
 }

@@ -8,9 +8,10 @@ layer's inference (predict, evaluate, calling the model or the layer) runs its
 GEMM in bfloat16: inputs and kernel rounded to bfloat16 (round to nearest
 even; the kernel once from its float32 master, again whenever it is written),
 products summed in float32, then bias and activation in float32
-(``csrc/bgemm.h``).  Other layers compute in float32.  Training a model with
-such layers is not supported yet: ``fit`` and ``train_on_batch`` raise
-``NotImplementedError`` (see ``fastmlp.models.bfloat16``).
+(``csrc/bgemm.h``).  Other layers compute in float32.  Training (``fit``,
+``train_on_batch``) runs those GEMMs the same way in each step's forward pass,
+with float32 master kernels, a float32 backward pass and float32 optimizer
+updates (see ``fastmlp.models.bfloat16``).
 """
 
 __all__ = ["DTypePolicy", "Policy", "dtype_policy", "set_dtype_policy", "global_policy", "set_global_policy"]

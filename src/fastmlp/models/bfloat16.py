@@ -11,16 +11,17 @@ input rounded to bfloat16 per call, summing products in float32; bias and
 activation stay float32 (``csrc/bgemm.h``).  A layer also quantized to int8
 runs in int8.
 
-Training: Keras trains mixed_bfloat16 layers with float32 master weights and
-bfloat16 GEMMs; fastmlp does not do this yet, so ``fit`` and ``train_on_batch``
-raise ``NotImplementedError`` (``check_trainable``) rather than train in float32
-while the policy says bfloat16.
+Training (``fit``, ``train_on_batch``) keeps the float32 master kernel, as
+Keras does: each step's forward runs such a layer as inference does (the
+bfloat16 copy, the input rounded to bfloat16, float32 sums), the backward pass
+and the optimizer work in float32 on the master kernel, and the engine rounds
+the copy again after every step (``csrc/net_impl.h``, ``fm_net_bf16_refresh``).
 """
 import numpy as np
 
 from .. import _engine
 
-__all__ = ["bf16_layers", "packed", "bind", "written", "check_trainable"]
+__all__ = ["bf16_layers", "packed", "bind", "written"]
 
 _KIND_DENSE = _engine.KINDS["dense"]
 
@@ -71,15 +72,3 @@ def bind(model):
             b = packed(nd.layer)
             written(nd.layer)   # the values this network reads now
             net.set_bf16(i, b)
-
-
-def check_trainable(model):
-    """Refuse to train a model with mixed_bfloat16 Dense layers (see the module's docstring)."""
-    layers = bf16_layers(model)
-    if layers:
-        names = ", ".join(repr(layer.name) for layer in layers[:5])
-        raise NotImplementedError(
-            f"model {model.name!r} has Dense layers under the 'mixed_bfloat16' dtype policy ({names}): fastmlp "
-            f"runs them in bfloat16 for inference (predict, evaluate, calling the model) but cannot train "
-            f"with bfloat16 GEMMs yet; train with the 'float32' policy, then build the mixed_bfloat16 model and "
-            f"copy the weights (set_weights) for bfloat16 inference")

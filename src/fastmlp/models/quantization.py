@@ -130,13 +130,10 @@ def bind(model):
 
 
 def check_trainable(model):
-    """Refuse to train a model with int8 layers (see the module's docstring), or with
-    mixed_bfloat16 ones (``fastmlp.models.bfloat16.check_trainable``)."""
+    """Refuse to train a model with int8 layers (see the module's docstring)."""
     layers = int8_layers(model)
     if layers:
         names = ", ".join(repr(layer.name) for layer in layers[:5])
         raise ValueError(f"model {model.name!r} has Dense layers quantized to int8 ({names}), which fastmlp "
                          f"runs for inference only and cannot train; train the float32 model, then call "
                          f"quantize('int8') (or save it with dtype='int8')")
-    import fastmlp.models.bfloat16 as bfloat16
-    bfloat16.check_trainable(model)
