@@ -100,8 +100,9 @@ class _WriteBehind:
 
     def patch(self, offset, data):
         """Write ``data`` over what was written at ``offset`` (a header filled in afterwards)."""
-        self.f.flush()
-        os.pwrite(self.fd, data, offset)
+        self.f.seek(offset)
+        self.f.write(data)
+        self.f.seek(0, os.SEEK_END)
 
 
 def _atomic_write(filepath, buf, overwrite=True, size=None):
