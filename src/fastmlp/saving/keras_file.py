@@ -942,7 +942,7 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True, ahead=None):
     kept = scratch and size <= _SCRATCH_MAX
     data = _scratch(size) if kept else np.empty(size, np.uint8)
     fetch = None
-    if kept and not verify:   # only what the load uses is read: the structure and the weights
+    if kept and not verify and hasattr(os, "preadv"):   # only what the load uses is read: the structure, the weights
         try:
             fetch = _Fetched(z.fp.fileno(), start, data, f"{where}: {name}")
         except (AttributeError, OSError, io.UnsupportedOperation):
