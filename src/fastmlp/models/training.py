@@ -612,7 +612,9 @@ class Trainer:
         validation and only stateless engine metrics: several whole epochs per engine call
         (about _CHUNK_SECONDS of work), then each epoch's logs to ``history`` as
         ``on_epoch_end`` gives them.  Stops before ``epochs`` when an epoch takes longer than
-        _CHUNK_SECONDS (fit's chunks take the rest).  Returns the next epoch and the logs."""
+        _CHUNK_SECONDS (fit's chunks take the rest).  Returns the next epoch and the logs.
+        An interrupt while History takes a call's logs leaves it without the rest of them;
+        the model is as after the call's last step, ``_epoch`` and ``_epoch_step`` included."""
         mspecs = self._metric_specs()
         losses = self._loss_specs()
         opt = self.optimizer
