@@ -630,10 +630,12 @@ def test_an_engine_error_in_a_run_of_whole_epochs_keeps_the_epochs_before_it():
     where = int(np.argsort(fastmlp._engine.permutation(model._seed, first + 1, 50))[49]) // 16
     opt = model.optimizer
     spec, before = opt._engine_spec(), opt.iterations
-    sums, status = model._net.train_epochs(model._params, opt._slots, spec, [X], [None], [bad], None, first, 2,
+    sums = np.full((2, 5), np.nan)   # loss, rows, weights, accuracy, the output's loss
+    done, status = model._net.train_epochs(model._params, opt._slots, spec, [X], [None], [bad], None, first, 2,
                                            True, 16, 3, opt._learning_rates(6), model._loss_specs(),
-                                           model._metric_specs(), model._seed)
-    assert len(sums) == 1 and sums[0][1] == 48 and status != 0
+                                           model._metric_specs(), model._seed, sums)
+    assert done == 1 and status != 0 and sums[0, 1] == 48 and np.isfinite(sums[0]).all()
+    assert np.isnan(sums[1]).all()
     assert spec["iterations"] == before + 3 + where
     with pytest.raises(ValueError, match="outside"):
         fastmlp._engine.raise_status(status)

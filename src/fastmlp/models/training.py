@@ -618,6 +618,8 @@ class Trainer:
         mspecs = self._metric_specs()
         losses = self._loss_specs()
         opt = self.optimizer
+        nm = len(mspecs)
+        width = 3 + nm + len(self.output_names)   # the engine's sums of an epoch: see Network.train_epochs
         n_epochs = 1   # the first call measures the time of an epoch
         while epoch < epochs and n_epochs and not self.stop_training:
             k = min(n_epochs, epochs - epoch)
@@ -625,12 +627,13 @@ class Trainer:
             self._ensure_optimizer()
             lrs = opt._learning_rates(k * steps)
             spec = opt._engine_spec()
+            sums = np.empty((k, width))
             t0 = time.perf_counter()
-            sums, status = [], 0
+            done, status = 0, 0
             try:   # the engine updates weights, slots and spec together: keep the counters with them
-                sums, status = self._net.train_epochs(self._params, opt._slots, spec, X, Y, labels, w, epoch, k,
+                done, status = self._net.train_epochs(self._params, opt._slots, spec, X, Y, labels, w, epoch, k,
                                                       bool(shuffle), batch_size, steps, lrs, losses, mspecs,
-                                                      self._seed)
+                                                      self._seed, sums)
             finally:
                 taken = int(spec["iterations"] - opt.iterations)
                 if taken:   # the epoch of the last step taken, and its batches taken
@@ -638,8 +641,8 @@ class Trainer:
                     self._epoch, self._epoch_step = (epoch + full, part) if part or status else \
                         (epoch + full - 1, steps)
                 opt._store_state(spec)
-            for out in sums:
-                logs = self._logs(out, mspecs)
+            for row in sums[:done].tolist():
+                logs = self._logs((row[0], row[1], row[2], row[3:3 + nm], row[3 + nm:]), mspecs)
                 history.on_epoch_end(epoch, logs)
                 epoch += 1
             _engine.raise_status(status)
