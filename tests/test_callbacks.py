@@ -577,6 +577,70 @@ def test_without_batch_hooks_fit_runs_each_epoch_in_a_single_engine_call():
     assert counter.train_calls == 3
 
 
+class CountingEpochsNet(CountingNet):
+    """Counts ``train_epochs`` calls (several whole epochs each) too."""
+
+    def __init__(self, net):
+        super().__init__(net)
+        self.epoch_calls = 0
+
+    def train_epochs(self, *args, **kwargs):
+        self.epoch_calls += 1
+        return self._net.train_epochs(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"shuffle": False}, {"steps_per_epoch": 3}, {"initial_epoch": 2},
+                                    {"sample_weight": np.linspace(0.5, 2, 50)}])
+def test_with_history_alone_short_epochs_share_engine_calls_and_fit_as_epoch_by_epoch(kwargs):
+    X, y = _data(n=50)
+    schedule = fastmlp.optimizers.schedules.ExponentialDecay(0.05, decay_steps=5, decay_rate=0.8)
+    runs = []
+    for extra in ([], [C.Callback()]):   # a callback with no hooks still takes the epoch-by-epoch loop
+        fastmlp.utils.set_random_seed(4)
+        model = _model(optimizer=fastmlp.optimizers.Adam(schedule),
+                       metrics=("accuracy", "sparse_top_k_categorical_accuracy"))
+        counter = model._net = CountingEpochsNet(model._net)
+        hist = model.fit(X, y, epochs=40, batch_size=16, verbose=0, callbacks=extra, **kwargs)
+        runs.append((hist.epoch, hist.history, model.optimizer.iterations, model._epoch, model._epoch_step,
+                     model.get_weights(), model.history is hist, counter.train_calls, counter.epoch_calls))
+    whole, by_epoch = runs
+    assert whole[0] == list(range(kwargs.get("initial_epoch", 0), 40)) and whole[:5] == by_epoch[:5]
+    assert all(np.array_equal(a, b) for a, b in zip(whole[5], by_epoch[5])) and whole[6]
+    assert whole[7] == 0 and 1 < whole[8] < len(whole[0])   # the first call measures one epoch, then more
+    assert by_epoch[7] == len(by_epoch[0]) and by_epoch[8] == 0
+
+
+def test_stateful_metrics_keep_fit_epoch_by_epoch():
+    X, y = _data(n=50)
+    model = _model(metrics=("accuracy", fastmlp.metrics.AUC()))
+    counter = model._net = CountingEpochsNet(model._net)
+    hist = model.fit(X, y, epochs=3, batch_size=16, verbose=0)
+    assert counter.train_calls == 3 and counter.epoch_calls == 0 and len(hist.history["auc"]) == 3
+
+
+def test_an_engine_error_in_a_run_of_whole_epochs_keeps_the_epochs_before_it():
+    X, y = _data(n=50)
+    model = _model()
+    model.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    bad = y.copy()
+    bad[-1] = 7   # a label outside [0, 2): the batch that holds the last row fails
+    # three batches of 16 leave two rows out: an epoch that leaves the bad row out, then one that takes it
+    seen = [np.argsort(fastmlp._engine.permutation(model._seed, e, 50))[49] < 48 for e in range(200)]
+    first = next(e for e in range(199) if not seen[e] and seen[e + 1])
+    where = int(np.argsort(fastmlp._engine.permutation(model._seed, first + 1, 50))[49]) // 16
+    opt = model.optimizer
+    spec, before = opt._engine_spec(), opt.iterations
+    sums = np.full((2, 5), np.nan)   # loss, rows, weights, accuracy, the output's loss
+    done, status = model._net.train_epochs(model._params, opt._slots, spec, [X], [None], [bad], None, first, 2,
+                                           True, 16, 3, opt._learning_rates(6), model._loss_specs(),
+                                           model._metric_specs(), model._seed, sums)
+    assert done == 1 and status != 0 and sums[0, 1] == 48 and np.isfinite(sums[0]).all()
+    assert np.isnan(sums[1]).all()
+    assert spec["iterations"] == before + 3 + where
+    with pytest.raises(ValueError, match="outside"):
+        fastmlp._engine.raise_status(status)
+
+
 def test_the_legacy_on_batch_end_alias_also_turns_batch_hooks_on():
     X, y = _data(n=48)
     seen = []

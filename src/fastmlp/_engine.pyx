@@ -154,6 +154,11 @@ def weight_views(params, list segments):
     return out
 
 
+def raise_status(int status):
+    """Raise the Python exception of an engine status (nothing for 0)."""
+    _raise_status(status)
+
+
 def permutation(uint64_t seed, uint64_t epoch, int64_t n):
     """The shuffle order of one epoch, from the counter-based generator."""
     out = np.empty(n, dtype=np.int64)
@@ -517,3 +522,74 @@ cdef class Network:
         opt["u_product"] = o.u_product
         _raise_status(status)
         return _sums(&stats, nm, self.n_outputs)
+
+    def train_epochs(self, params, slots, dict opt, X, Y, y, w, uint64_t epoch, int64_t n_epochs, bint shuffle,
+                     int64_t batch_size, int64_t steps, lrs, losses, list metrics, uint64_t seed, out):
+        """Whole epochs ``epoch`` .. ``epoch + n_epochs - 1`` in one call: each one is
+        ``train`` over batches [0, steps) with ``permutation(seed, epoch, n)`` as its
+        order when ``shuffle``; ``lrs`` holds ``steps`` rates per epoch.  The metrics
+        must keep no state (their sums restart every epoch).  Row e of ``out`` (float64,
+        n_epochs x (3 + metrics + outputs)) receives epoch e's sums, flat: loss_sum, rows,
+        weight_sum, the metric sums, the output loss sums.  Returns ``(epochs completed,
+        status)``: 0, or the engine error that stopped the epoch after them part way
+        (``raise_status`` raises it).  Nothing Python tracks is made once the engine has run
+        but the result, so that a pending Ctrl-C reaches the caller (not a finalizer that a
+        garbage collection would run)."""
+        cdef fm_loss_spec specs[FM_MAX_OUTPUTS]
+        cdef fm_metric_spec mspecs[FM_MAX_METRICS]
+        cdef fm_optim o
+        self._losses(specs, losses)
+        cdef int nm = _fill_metrics(mspecs, metrics)
+        cdef int i, no = self.n_outputs
+        for i in range(nm):
+            if mspecs[i].state != NULL:
+                raise ValueError("internal: train_epochs takes metrics without state only")
+        _fill_optim(&o, opt)
+        cdef void *pp = _ptr(params, self.typenum, "params")
+        cdef void *ps = _ptr(slots, self.typenum, "slots")
+        cdef double *pl = <double *>_ptr(lrs, _F64, "lrs")
+        if steps < 1 or n_epochs < 0 or _rows(lrs) < n_epochs * steps:
+            raise ValueError("internal: one learning rate per batch of every epoch is needed")
+        cdef int64_t width = 3 + nm + no
+        cdef double *po_sums = <double *>_ptr(out, _F64, "out")
+        if (<cnp.ndarray?>out).ndim != 2 or out.shape[0] < n_epochs or out.shape[1] != width:
+            raise ValueError(f"internal: out must be {n_epochs} x {width}")
+        cdef int64_t n = 0
+        xa, Ya, ya = self._data(X, Y, y, w, &n)
+        cdef fm_data d
+        _fill_data(&d, xa, Ya, ya, _ptr(w, self.typenum, "w"))
+        if slots is None or (<cnp.ndarray>slots).shape[0] < 3 * self.n_params:
+            raise ValueError("internal: optimizer slots are missing or too small for this network")
+        order = np.empty(n if shuffle else 0, dtype=np.int64)
+        cdef int64_t *po = <int64_t *>cnp.PyArray_DATA(order) if shuffle else NULL
+        cdef fm_stats stats
+        cdef double *row
+        cdef int status = FM_OK
+        cdef int64_t e, done = 0
+        self._enter()
+        try:
+            with nogil:
+                for e in range(n_epochs):
+                    if shuffle:
+                        fm_permutation(seed, epoch + <uint64_t>e, n, po)
+                    memset(&stats, 0, sizeof(stats))
+                    if self.f64:
+                        status = fm_train_f64(self.net, <double *>pp, <double *>ps, &o, &d, po, n, batch_size,
+                                              0, steps, pl + e * steps, specs, nm, mspecs, seed, &stats)
+                    else:
+                        status = fm_train_f32(self.net, <float *>pp, <float *>ps, &o, &d, po, n, batch_size,
+                                              0, steps, pl + e * steps, specs, nm, mspecs, seed, &stats)
+                    if status != FM_OK:
+                        break
+                    row = po_sums + e * width
+                    row[0], row[1], row[2] = stats.loss_sum, stats.rows, stats.weight_sum
+                    for i in range(nm):
+                        row[3 + i] = stats.metric_sum[i]
+                    for i in range(no):
+                        row[3 + nm + i] = stats.output_loss_sum[i]
+                    done += 1
+        finally:
+            self.busy = False
+        opt["iterations"] = o.iterations
+        opt["u_product"] = o.u_product
+        return done, status

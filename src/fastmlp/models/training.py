@@ -6,6 +6,9 @@ for one output or several (per-output losses, ``loss_weights`` and metrics).
 (gather, forward, backward, update, loss and metric sums) with the GIL
 released; Python runs again between chunks — about every 50 ms, so Ctrl-C is
 prompt — for callbacks that override batch hooks and for the progress bar.
+When History is the only callback (``verbose=0``, no validation), one call
+runs as many whole short epochs as fit in that time, and their logs go to
+History afterwards.
 An interrupt lands between two chunks: the model is then exactly as after the
 last step taken (weights, optimizer slots, step counter).
 """
@@ -534,7 +537,18 @@ class Trainer:
         # with the epoch it stopped in continues with that epoch's next batch.
         resume = self._epoch_step if (self._epoch_step and initial_epoch == self._epoch
                                       and (restored is not None or shuffle and steps_per_epoch is None)) else 0
-        for epoch in range(initial_epoch, epochs):
+        # History alone needs Python once per epoch, for its logs: short epochs run several to an engine call
+        whole_epochs = chunk >= steps and len(cbs) == 1 and val is None and not self._python_metrics() \
+            and all(spec[3] is None for spec in self._metric_specs())
+        epoch = initial_epoch
+        while epoch < epochs:
+            if whole_epochs and not resume:
+                whole_epochs = False   # what is left after an epoch longer than _CHUNK_SECONDS goes in chunks
+                epoch, logs = self._fit_whole_epochs(history, X, Y, labels, w, shuffle, batch_size, steps, epoch,
+                                                     epochs, logs)
+                if self.stop_training:
+                    break
+                continue
             self._epoch = epoch
             if progress is not None:   # an early first frame in every epoch
                 chunk = min(chunk, 4)
@@ -587,10 +601,54 @@ class Trainer:
             logs = epoch_logs
             if self.stop_training:
                 break
+            epoch += 1
         cb_list.on_train_end(logs)
         self._epoch_step = 0
         self.history = history
         return history
+
+    def _fit_whole_epochs(self, history, X, Y, labels, w, shuffle, batch_size, steps, epoch, epochs, logs):
+        """fit's epochs from ``epoch`` on when ``history`` is the only callback, with no
+        validation and only stateless engine metrics: several whole epochs per engine call
+        (about _CHUNK_SECONDS of work), then each epoch's logs to ``history`` as
+        ``on_epoch_end`` gives them.  Stops before ``epochs`` when an epoch takes longer than
+        _CHUNK_SECONDS (fit's chunks take the rest).  Returns the next epoch and the logs.
+        An interrupt while History takes a call's logs leaves it without the rest of them;
+        the model is as after the call's last step, ``_epoch`` and ``_epoch_step`` included."""
+        mspecs = self._metric_specs()
+        losses = self._loss_specs()
+        opt = self.optimizer
+        nm = len(mspecs)
+        width = 3 + nm + len(self.output_names)   # the engine's sums of an epoch: see Network.train_epochs
+        n_epochs = 1   # the first call measures the time of an epoch
+        while epoch < epochs and n_epochs and not self.stop_training:
+            k = min(n_epochs, epochs - epoch)
+            self._epoch, self._epoch_step = epoch, 0
+            self._ensure_optimizer()
+            lrs = opt._learning_rates(k * steps)
+            spec = opt._engine_spec()
+            sums = np.empty((k, width))
+            t0 = time.perf_counter()
+            done, status = 0, 0
+            try:   # the engine updates weights, slots and spec together: keep the counters with them
+                done, status = self._net.train_epochs(self._params, opt._slots, spec, X, Y, labels, w, epoch, k,
+                                                      bool(shuffle), batch_size, steps, lrs, losses, mspecs,
+                                                      self._seed, sums)
+            finally:
+                taken = int(spec["iterations"] - opt.iterations)
+                if taken:   # the epoch of the last step taken, and its batches taken
+                    full, part = divmod(taken, steps)
+                    self._epoch, self._epoch_step = (epoch + full, part) if part or status else \
+                        (epoch + full - 1, steps)
+                opt._store_state(spec)
+            for row in sums[:done].tolist():
+                logs = self._logs((row[0], row[1], row[2], row[3:3 + nm], row[3 + nm:]), mspecs)
+                history.on_epoch_end(epoch, logs)
+                epoch += 1
+            _engine.raise_status(status)
+            per_epoch = (time.perf_counter() - t0) / k
+            n_epochs = int(min(_CHUNK_SECONDS / max(per_epoch, 1e-9), 1 << 20))
+        return epoch, logs
 
     def _build_from_data(self, x):
         """Models that learn their input shape from the first data (Sequential) build here."""
