@@ -139,8 +139,8 @@ FMT_NAME(ukr)(int64_t k, const FMT_T *restrict a, const FMT_T *restrict b,
 /* One VL x VL block through registers: dst[q*lds + i] = src[i*ld + q] for
  * i < rows (0 for rows <= i < VL) and q < kk, lanes [0, w) of each dst row
  * stored.  Packed element by element, op(B) = W^T made a dense layer's
- * dX = dZ W^T run 14-35% slower than its forward GEMM (AVX-512, float32,
- * 256x512x512 to 128x2048x2048); this way it runs about as fast. */
+ * dX = dZ W^T run 8-22% slower than the same-sized forward GEMM (AVX-512,
+ * float32, 256x512x512 to 128x2048x2048); this way, 0-10%. */
 static inline FM_ALWAYS_INLINE void
 FMT_NAME(tr_block)(const FMT_T *src, int64_t ld, int rows, int kk, FMT_T *restrict dst,
                    int64_t lds, int w)
