@@ -23,6 +23,50 @@
 #define FM_MASK16(n) ((__mmask16)((1u << (n)) - 1u))
 #define FM_MASK8(n) ((__mmask8)((1u << (n)) - 1u))
 
+/* In-register transposes for packing transposed operands (gemm_template.h):
+ * pairs of rows interleaved (unpack), then pairs of pairs, then 128-bit lanes
+ * gathered across vectors (shuffle_f32x4 / f64x2). */
+static inline __attribute__((always_inline)) void fm_avx512_tr16_ps(__m512 r[16]) {
+    __m512 t[16];
+    __m512d d[16];
+    for (int i = 0; i < 16; i += 2) { /* lane L of t[i + h]: rows i, i+1 at columns 4L + 2h, +1 */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* lane L of d[i + c]: rows i..i+3 at column 4L + c */
+        d[i] = _mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2]));
+        d[i + 1] = _mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2]));
+        d[i + 2] = _mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3]));
+        d[i + 3] = _mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3]));
+    }
+    for (int c = 0; c < 4; c++) { /* column 4L + c: lane L of d[c], d[4 + c], d[8 + c], d[12 + c] */
+        __m512 a = _mm512_castpd_ps(d[c]), b = _mm512_castpd_ps(d[4 + c]);
+        __m512 e = _mm512_castpd_ps(d[8 + c]), f = _mm512_castpd_ps(d[12 + c]);
+        __m512 u0 = _mm512_shuffle_f32x4(a, b, 0x88), u1 = _mm512_shuffle_f32x4(a, b, 0xDD);
+        __m512 v0 = _mm512_shuffle_f32x4(e, f, 0x88), v1 = _mm512_shuffle_f32x4(e, f, 0xDD);
+        r[c] = _mm512_shuffle_f32x4(u0, v0, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(u1, v1, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(u0, v0, 0xDD);
+        r[12 + c] = _mm512_shuffle_f32x4(u1, v1, 0xDD);
+    }
+}
+
+static inline __attribute__((always_inline)) void fm_avx512_tr8_pd(__m512d r[8]) {
+    __m512d t[8];
+    for (int i = 0; i < 8; i += 2) { /* lane L of t[i + c]: rows i, i+1 at column 2L + c */
+        t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int c = 0; c < 2; c++) { /* column 2L + c: lane L of t[c], t[2 + c], t[4 + c], t[6 + c] */
+        __m512d u0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x88), u1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xDD);
+        __m512d v0 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x88), v1 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xDD);
+        r[c] = _mm512_shuffle_f64x2(u0, v0, 0x88);
+        r[2 + c] = _mm512_shuffle_f64x2(u1, v1, 0x88);
+        r[4 + c] = _mm512_shuffle_f64x2(u0, v0, 0xDD);
+        r[6 + c] = _mm512_shuffle_f64x2(u1, v1, 0xDD);
+    }
+}
+
 /* ---- float32 ---- */
 #define FMT_T float
 #define FMT_V __m512
@@ -43,6 +87,7 @@
 #define FMT_SNV 4
 #define FMT_SR(nv) ((nv) >= 4 ? 6 : 8)
 #define FMT_NAME(x) fm_avx512_f32_##x
+#define FMT_TRANSPOSE(r) fm_avx512_tr16_ps(r)
 #include "gemm_template.h"
 
 /* ---- float64 ---- */
@@ -65,6 +110,7 @@
 #define FMT_SNV 4
 #define FMT_SR(nv) ((nv) >= 4 ? 6 : 8)
 #define FMT_NAME(x) fm_avx512_f64_##x
+#define FMT_TRANSPOSE(r) fm_avx512_tr8_pd(r)
 #include "gemm_template.h"
 
 const fm_gemm_kernel_table fm_gemm_table_avx512 = {

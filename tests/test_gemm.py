@@ -98,6 +98,29 @@ def test_gemm_blocked_shapes(target, dtype, transa, transb, M, N, K):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("transa,transb", [(0, 1), (1, 0), (1, 1)])
+@pytest.mark.parametrize("M,N,K", [
+    (13, 17, 1), (11, 33, 15), (25, 31, 17), (37, 50, 9), (5, 47, 257), (49, 7, 385),
+    (27, 65, 777), (12, 32, 16), (130, 97, 383),
+])
+def test_transposed_operands_give_the_bits_of_their_copies(target, dtype, transa, transb, M, N, K):
+    """Packing a transposed A or B (in-register VL x VL transposes on the SIMD
+    targets) only moves data: the result equals, bit for bit, the GEMM of
+    contiguous copies of op(A) and op(B).  Sizes leave partial MR / NR panels,
+    VL-blocks cut short in both directions and K blocks with a tail."""
+    rng = np.random.default_rng(M * 7919 + N * 104729 + K)
+    A, B, C0 = _operands(rng, dtype, M, N, K, transa, transb)
+    opA = np.ascontiguousarray(A.T if transa else A)
+    opB = np.ascontiguousarray(B.T if transb else B)
+    want = C0.copy()
+    _engine.gemm(False, False, 1.25, opA, opB, 0.5, want)
+    got = C0.copy()
+    _engine.gemm(transa, transb, 1.25, A, B, 0.5, got)
+    np.testing.assert_array_equal(got, want)
+    _check(A, B, C0, got, transa, transb, 1.25, 0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M,N,K", [(0, 5, 3), (5, 0, 3), (0, 0, 0), (4, 6, 0), (1, 1, 0)])
 @pytest.mark.parametrize("beta", [0.0, 1.0, 2.0])
 def test_gemm_empty(target, dtype, M, N, K, beta):
