@@ -65,13 +65,16 @@ fm_bf16_dense *fm_bf16_dense_create(const float *W__io, int64_t n_in, int64_t n_
         fm_bf16_dense_free(b);
         return NULL;
     }
+    memset(b->w, 0, (size_t)(b->kp * b->np) * sizeof(uint16_t));   /* the padding, once */
     *status = fm_bf16_dense_update(b, W__io);
     return b;
 }
 
 int fm_bf16_dense_update(fm_bf16_dense *b, const float *W__io) {
+    /* every value overwritten in place (the padding stays the zeros create wrote): a
+     * forward reading b meanwhile -- a predict on another thread during fit -- sees
+     * old or new values, never a cleared kernel */
     const int64_t n_in = b->n_in, n_out = b->n_out, pairs = b->kp / 2;
-    memset(b->w, 0, (size_t)(b->kp * b->np) * sizeof(uint16_t));
     for (int64_t k = 0; k < n_in; k++) {
         const float *row = W__io + k * n_out;
         for (int64_t j = 0; j < n_out; j++)

@@ -379,12 +379,21 @@ static void fm_q8_node_forward_f64(const fm_net *net, int n, const double *param
     (void)net; (void)n; (void)params; (void)in; (void)rows; (void)o;
 }
 
-/* After an optimizer step: every bfloat16 kernel rounded again from its float32
- * master, for the next training forward (the mixed_bfloat16 policy).  Training
- * owns the network meanwhile, so no forward reads them as they change. */
+/* After an optimizer step: every bfloat16 kernel the step may have changed (one
+ * in a trainable variable) rounded again from its float32 master, for the next
+ * training forward (the mixed_bfloat16 policy).  The update overwrites values in
+ * place, so an inference reading a kernel meanwhile (predict on another thread)
+ * sees old or new values, as it would of a float32 kernel. */
 static void fm_net_bf16_refresh_f32(fm_net *net, const float *params) {
-    for (int n = 0; net->bf16 && n < net->n_nodes; n++)
-        if (net->bf16[n]) fm_bf16_dense_update((fm_bf16_dense *)net->bf16[n], params + net->nodes[n].w_off);
+    for (int n = 0; net->bf16 && n < net->n_nodes; n++) {
+        if (!net->bf16[n]) continue;
+        const int64_t w = net->nodes[n].w_off;
+        for (int v = 0; v < net->n_vars; v++)
+            if (net->vars[v].off <= w && w < net->vars[v].off + net->vars[v].size) {
+                fm_bf16_dense_update((fm_bf16_dense *)net->bf16[n], params + w);
+                break;
+            }
+    }
 }
 static void fm_net_bf16_refresh_f64(fm_net *net, const double *params) {
     (void)net; (void)params;

@@ -269,6 +269,26 @@ def test_a_training_step_under_mixed_bfloat16_matches_the_reference(target):
     np.testing.assert_array_equal(model.predict(x, verbose=0), _layer_by_layer(model, x))
 
 
+def test_predict_on_another_thread_during_bfloat16_training_sees_whole_kernels():
+    """The copies are rounded again after every step in place: a predict on another thread
+    meanwhile sees the kernel before or after a step, never a cleared one (here the steps do
+    not change the weights, learning rate 0, so every prediction is the same)."""
+    import threading
+    model = _mlp("mixed_bfloat16", (20, 64, 8), last="linear")
+    model.compile(optimizer=fastmlp.optimizers.SGD(0.0), loss="mse")
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(512, 20)).astype(np.float32), rng.normal(size=(512, 8)).astype(np.float32)
+    expected = model.predict(x[:16], verbose=0)
+    trainer = threading.Thread(target=model.fit, args=(x, y), kwargs=dict(epochs=40, batch_size=8, verbose=0))
+    trainer.start()
+    wrong = total = 0
+    while trainer.is_alive() and total < 5000:
+        total += 1
+        wrong += not np.array_equal(model.predict(x[:16], verbose=0), expected)
+    trainer.join()
+    assert total > 10 and wrong == 0
+
+
 def test_training_under_mixed_bfloat16_follows_float32_within_bfloat16_noise():
     """From the same weights and shuffles, 40 epochs of Adam on iris: the loss curves stay
     within 3% of the first epoch's loss of each other (the trajectories part slowly, as any
