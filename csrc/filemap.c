@@ -4,6 +4,7 @@
 #endif
 #include "filemap.h"
 #include "checksum.h"
+#include <errno.h>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <errno.h>
@@ -187,6 +188,7 @@ void fm_unmap_file(fm_file_map *map)
 long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
 {
     (void)fd; (void)dst; (void)n; (void)offset; (void)piece; (void)crc;
+    errno = ENOSYS;
     return -1;
 }
 

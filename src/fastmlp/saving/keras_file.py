@@ -177,7 +177,7 @@ def _read_layer(layer, img, path):
         return False
     places = []
     for i, var in enumerate(variables):
-        found = img.index.dataset(f"{path}/vars/{i}")
+        _, found = img._indexed(h5index.H5Index.dataset, f"{path}/vars/{i}")
         dest = var._value()
         if found is None or found[0] != dest.dtype or tuple(found[1]) != dest.shape or not dest.flags.c_contiguous:
             return False
@@ -874,33 +874,42 @@ def _zip_crc32(data, crc=0):
 
 class _ReadAhead:
     """The weights member of an open ``.keras`` archive, read and its CRC-32 taken on a thread
-    of its own -- one call into C, without the GIL -- while this thread rebuilds the model from
-    its config: on a second core the two overlap.  Only a stored member lying inside the file
-    is read so (what is allocated is bounded by the file's size before the model's own limit
-    is known: ``_keras_weights`` checks that limit and the CRC when it takes the bytes); else
+    of its own -- one call into C, without the GIL, on its own duplicate of the archive's
+    descriptor -- while this thread rebuilds the model from its config: on a second core the
+    two overlap.  Only a stored member of at most ``_READ_AHEAD_MAX`` bytes lying inside the
+    file is read so (what is allocated is bounded by the file's size before the model's own
+    limit is known: ``_keras_weights`` checks that limit and the CRC when it takes the bytes); else
     ``thread`` is None and the member is read as usual.  ``join`` before the archive closes."""
 
     def __init__(self, z, name):
         self.thread = self.result = None
         info = z.getinfo(name)
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size > _SCRATCH_MAX:
-            return
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size > _READ_AHEAD_MAX or not hasattr(os, "pread"):
+            return   # (no POSIX reads: _engine.read_crc32 has none either)
         try:
             fd = z.fp.fileno()
             start, size = _stored_member(z, name)
             if start + size > os.fstat(fd).st_size:
                 return   # truncated: the usual read says so
+            fd = os.dup(fd)   # the thread's own: never another file's, whatever happens to the archive's
         except (AttributeError, OSError, io.UnsupportedOperation):
             return
         self.start, self.data = start, np.empty(size, np.uint8)
         self.thread = threading.Thread(target=self._run, args=(fd,), name="fastmlp-read", daemon=True)
-        self.thread.start()
+        try:
+            self.thread.start()
+        except BaseException:
+            os.close(fd)
+            self.thread = None
+            raise
 
     def _run(self, fd):
         try:
             self.result = _engine.read_crc32(fd, self.data, self.start)
         except BaseException as e:   # given to the loading thread by join
             self.result = e
+        finally:
+            os.close(fd)
 
     def join(self):
         """(bytes read, CRC-32) once the read is done; an OSError it met is raised here."""
@@ -1011,6 +1020,7 @@ _BLOCK = 4096
 
 
 _READ_PIECE = 1 << 20
+_READ_AHEAD_MAX = 64 << 20   # members up to this size are read ahead (before the model's own limit is known)
 _SCRATCH_MAX = 256 << 20   # members up to this size are read into the kept buffer
 _SCRATCH = [np.empty(0, np.uint8)]
 _SCRATCH_LOCK = threading.Lock()
