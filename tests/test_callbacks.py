@@ -631,10 +631,10 @@ def test_an_engine_error_in_a_run_of_whole_epochs_keeps_the_epochs_before_it():
     opt = model.optimizer
     spec, before = opt._engine_spec(), opt.iterations
     sums = np.full((2, 5), np.nan)   # loss, rows, weights, accuracy, the output's loss
-    done, status = model._net.train_epochs(model._params, opt._slots, spec, [X], [None], [bad], None, first, 2,
-                                           True, 16, 3, opt._learning_rates(6), model._loss_specs(),
-                                           model._metric_specs(), model._seed, sums)
-    assert done == 1 and status != 0 and sums[0, 1] == 48 and np.isfinite(sums[0]).all()
+    status = model._net.train_epochs(model._params, opt._slots, spec, [X], [None], [bad], None, first, 2,
+                                     True, 16, 3, opt._learning_rates(6), model._loss_specs(),
+                                     model._metric_specs(), model._seed, sums)
+    assert spec["epochs_done"] == 1 and status != 0 and sums[0, 1] == 48 and np.isfinite(sums[0]).all()
     assert np.isnan(sums[1]).all()
     assert spec["iterations"] == before + 3 + where
     with pytest.raises(ValueError, match="outside"):

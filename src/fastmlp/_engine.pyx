@@ -530,11 +530,12 @@ cdef class Network:
         order when ``shuffle``; ``lrs`` holds ``steps`` rates per epoch.  The metrics
         must keep no state (their sums restart every epoch).  Row e of ``out`` (float64,
         n_epochs x (3 + metrics + outputs)) receives epoch e's sums, flat: loss_sum, rows,
-        weight_sum, the metric sums, the output loss sums.  Returns ``(epochs completed,
-        status)``: 0, or the engine error that stopped the epoch after them part way
-        (``raise_status`` raises it).  Nothing Python tracks is made once the engine has run
-        but the result, so that a pending Ctrl-C reaches the caller (not a finalizer that a
-        garbage collection would run)."""
+        weight_sum, the metric sums, the output loss sums.  ``opt["epochs_done"]`` receives
+        the number of epochs completed; returns the status: 0, or the engine error that
+        stopped the epoch after them part way (``raise_status`` raises it).  Nothing the
+        garbage collector tracks is made once the engine has run (ints only, no tuple), so
+        that no collection starts there and a pending Ctrl-C reaches the caller rather than
+        a finalizer or gc callback, which would lose it."""
         cdef fm_loss_spec specs[FM_MAX_OUTPUTS]
         cdef fm_metric_spec mspecs[FM_MAX_METRICS]
         cdef fm_optim o
@@ -592,4 +593,5 @@ cdef class Network:
             self.busy = False
         opt["iterations"] = o.iterations
         opt["u_product"] = o.u_product
-        return done, status
+        opt["epochs_done"] = done
+        return status

@@ -629,9 +629,9 @@ class Trainer:
             spec = opt._engine_spec()
             sums = np.empty((k, width))
             t0 = time.perf_counter()
-            done, status = 0, 0
+            status = 0
             try:   # the engine updates weights, slots and spec together: keep the counters with them
-                done, status = self._net.train_epochs(self._params, opt._slots, spec, X, Y, labels, w, epoch, k,
+                status = self._net.train_epochs(self._params, opt._slots, spec, X, Y, labels, w, epoch, k,
                                                       bool(shuffle), batch_size, steps, lrs, losses, mspecs,
                                                       self._seed, sums)
             finally:
@@ -641,7 +641,7 @@ class Trainer:
                     self._epoch, self._epoch_step = (epoch + full, part) if part or status else \
                         (epoch + full - 1, steps)
                 opt._store_state(spec)
-            for row in sums[:done].tolist():
+            for row in sums[:spec.get("epochs_done", 0)].tolist():
                 logs = self._logs((row[0], row[1], row[2], row[3:3 + nm], row[3 + nm:]), mspecs)
                 history.on_epoch_end(epoch, logs)
                 epoch += 1
