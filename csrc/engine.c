@@ -23,6 +23,7 @@ struct fm_net {
     fm_var *vars;
     int64_t n_params, max_width, max_out_width, max_inputs;
     int64_t macs_per_row;      /* multiply-adds of one row through the dense nodes */
+    int64_t max_macs_per_row;  /* ... through the largest one (its GEMMs' size, per row) */
     /* what the graph implies, computed once */
     int32_t *input_index;      /* INPUT nodes: which model input (else -1) */
     uint8_t *needs_backward;   /* the node or something it reads has trainable weights */
@@ -161,7 +162,11 @@ static int fm_net_analyse(fm_net *net) {
     for (int n = net->n_inputs; n < nn; n++) {
         const fm_node *nd = &net->nodes[n];
         if (!net->live[n]) continue;
-        if (nd->kind == FM_KIND_DENSE) net->macs_per_row += net->edge_width[nd->in_begin] * nd->n_out;
+        if (nd->kind == FM_KIND_DENSE) {
+            const int64_t macs = net->edge_width[nd->in_begin] * nd->n_out;
+            net->macs_per_row += macs;
+            if (macs > net->max_macs_per_row) net->max_macs_per_row = macs;
+        }
         /* backward reaches this node when it or something it reads has weights */
         int nb = has_weights(net, n);
         for (int i = 0; i < nd->n_inputs; i++) nb |= net->needs_backward[net->edges[nd->in_begin + i]];
@@ -488,12 +493,14 @@ FM_DEFINE_ALL_FINITE(fm_all_finite_f64, double, uint64_t, 0x7FF0000000000000ull)
 /* predict splits rows over threads when each gets at least this many. */
 #define FM_INFER_MIN_ROWS_PER_THREAD 96
 
-/* Variables of at least this many elements are updated by several threads.
+/* Variables of at least this many elements are updated by several threads,
+ * in a training step whose largest GEMM ran on several threads (fm_train).
  * On an idle second core (fit at real-time priority, 1 vs 2 threads
- * interleaved) 2^14 rather than 2^17 made 784-64-64-10 b32 train 1.27x and
- * 784-32-10 b128 1.13-1.22x faster than one thread (their first layers have
- * 50k and 25k weights); on a busy machine the thread policy keeps the update
- * on one thread (csrc/gemm.c). */
+ * interleaved) 2^14 rather than 2^17 made 784-32-10 b128 train 1.13-1.22x
+ * faster than one thread (its first layer has 25k weights; on the 2-core
+ * EPYC, 784-64-64-10 b32 too, 1.27x -- on the 2-core Xeon its split update
+ * was 12% slower, its GEMMs being one thread's); on a busy machine the thread
+ * policy keeps the update on one thread (csrc/gemm.c). */
 #ifndef FM_OPT_PAR_MIN /* overridable for tuning */
 #define FM_OPT_PAR_MIN ((int64_t)1 << 14)
 #endif

@@ -281,8 +281,11 @@ void fm_metrics_update##SFX(int n_metrics, const fm_metric_spec *metrics,       
                             const T *P__bo, const T *Y__bo, const int64_t *y__b,       \
                             const T *w__b, int64_t n_rows, int64_t n_out,              \
                             double *metric_sum);                                       \
+/* max_threads: the most threads the update may use (0: the library's number); \
+ * large variables are split over them. */                                            \
 void fm_optimizer_step##SFX(fm_optim *opt, int n_vars, const fm_var *vars,             \
-                            T *params, T *grads, T *slots, int64_t n_params, double lr); \
+                            T *params, T *grads, T *slots, int64_t n_params, double lr, \
+                            int max_threads);                                          \
 /* Outputs of the network for n_rows rows (inference mode): out[k] is rows x \
  * output k's width. */                                                               \
 void fm_predict##SFX(const fm_net *net, const T *params, const T *const *X, int64_t n_rows, \

@@ -131,7 +131,8 @@ static void FM_CAT(opt_piece, SFX)(void *ctx, int c) {
 }
 
 void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *vars,
-                                    T *params, T *grads, T *slots, int64_t n_params, double lr) {
+                                    T *params, T *grads, T *slots, int64_t n_params, double lr,
+                                    int max_threads) {
     /* 1. regularization */
     for (int v = 0; v < n_vars; v++) {
         const fm_var *var = &vars[v];
@@ -217,7 +218,8 @@ void FM_CAT(fm_optimizer_step, SFX)(fm_optim *opt, int n_vars, const fm_var *var
         /* Element-wise and memory-bound: large variables are split over threads
          * (each element is updated by one thread, so results do not depend on
          * the thread count). */
-        int nt = n >= FM_OPT_PAR_MIN ? fm_threads_available(fm_get_num_threads()) : 1;
+        int nt = n >= FM_OPT_PAR_MIN && max_threads != 1
+                 ? fm_threads_available(max_threads > 0 ? max_threads : fm_get_num_threads()) : 1;
         if (nt > 1) {
             FM_CAT(opt_split, SFX) sp = {opt, fast, params + off, grads + off, s0 + off, s1 + off, s2 + off, n,
                                          2 * nt, lrT, mom, rho, b1, b2, eps, alpha, nad_c1, nad_c2, nad_v};

@@ -162,9 +162,9 @@ cdef extern from "fastmlp.h" nogil:
                                const double *Y, const int64_t *y, const double *w, int64_t n_rows,
                                int64_t n_out, double *metric_sum)
     void fm_optimizer_step_f32(fm_optim *opt, int n_vars, const fm_var *vars, float *params,
-                               float *grads, float *slots, int64_t n_params, double lr)
+                               float *grads, float *slots, int64_t n_params, double lr, int max_threads)
     void fm_optimizer_step_f64(fm_optim *opt, int n_vars, const fm_var *vars, double *params,
-                               double *grads, double *slots, int64_t n_params, double lr)
+                               double *grads, double *slots, int64_t n_params, double lr, int max_threads)
 
 cdef extern from "qgemm.h" nogil:
     ctypedef struct fm_q8_dense:

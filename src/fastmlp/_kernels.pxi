@@ -164,9 +164,9 @@ def optimizer_step(dict opt, list variables, params, grads, slots, double lr):
     cdef void *ps = _ptr(slots, t, "slots")
     with nogil:
         if t == _F64:
-            fm_optimizer_step_f64(&o, nv, vt, <double *>pp, <double *>pg, <double *>ps, n, lr)
+            fm_optimizer_step_f64(&o, nv, vt, <double *>pp, <double *>pg, <double *>ps, n, lr, 0)
         else:
-            fm_optimizer_step_f32(&o, nv, vt, <float *>pp, <float *>pg, <float *>ps, n, lr)
+            fm_optimizer_step_f32(&o, nv, vt, <float *>pp, <float *>pg, <float *>ps, n, lr, 0)
     free(vt)
     opt["iterations"] = o.iterations
     opt["u_product"] = o.u_product
