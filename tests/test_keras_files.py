@@ -460,7 +460,8 @@ def test_the_default_load_reads_the_weights_on_a_thread_of_its_own_while_the_mod
     monkeypatch.setattr(keras_file._engine, "read_crc32", read)
     r = fastmlp.load_model(tmp_path / "m.keras")
     assert seen == ["fastmlp-read"]
-    np.testing.assert_array_equal(r.predict(x), m.predict(x))
+    loaded = r.predict(x)
+    np.testing.assert_array_equal(loaded, m.predict(x))
     r.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
     m.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
     for a, b in zip(r.get_weights(), m.get_weights()):
@@ -485,5 +486,5 @@ def test_the_default_load_reads_the_weights_on_a_thread_of_its_own_while_the_mod
     assert not [t for t in threading.enumerate() if t.name == "fastmlp-read"]
     monkeypatch.delattr(os, "pread")   # a platform without POSIX reads: the member is read as before
     seen.clear()
-    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "m.keras").predict(x), r.predict(x))
+    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "m.keras").predict(x), loaded)
     assert seen == []
