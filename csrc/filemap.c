@@ -69,13 +69,13 @@ done:
     return err;
 }
 
-long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
+/* n bytes at `offset` of fd into dst: the count read (short only at the end of
+ * the file; a short read is retried) or -1 with errno set. */
+static long long read_at(int fd, void *dst, size_t n, long long offset)
 {
     size_t got = 0;
-    if (map->fd < 0)
-        return -1;
     while (got < n) {
-        ssize_t r = pread(map->fd, (char *)dst + got, n - got, (off_t)(offset + got));
+        ssize_t r = pread(fd, (char *)dst + got, n - got, (off_t)(offset + (long long)got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -85,6 +85,13 @@ long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
         got += (size_t)r;
     }
     return (long long)got;
+}
+
+long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
+{
+    if (map->fd < 0)
+        return -1;
+    return read_at(map->fd, dst, n, (long long)offset);
 }
 
 void fm_close_file(fm_file_map *map)
@@ -109,17 +116,10 @@ long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t pi
         piece = n;
     while (got < n) {
         size_t want = n - got < piece ? n - got : piece;
-        size_t have = 0;
-        while (have < want) {   /* a short read is retried; end of file stops it */
-            ssize_t r = pread(fd, (char *)dst + got + have, want - have, (off_t)(offset + (long long)(got + have)));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0)
-                return -1;
-            if (r == 0)
-                break;
-            have += (size_t)r;
-        }
+        long long r = read_at(fd, (char *)dst + got, want, offset + (long long)got);
+        if (r < 0)
+            return -1;
+        size_t have = (size_t)r;
         if (crc != NULL)
             *crc = fm_crc32_zip(*crc, (char *)dst + got, have);
         got += have;
