@@ -42,6 +42,10 @@ _MAX_NAME = 4096   # bytes of one link name (Keras's are a few dozen)
 
 _IEEE = {2: (10, 5, 0, 10, 15), 4: (23, 8, 0, 23, 127), 8: (52, 11, 0, 52, 1023)}
 
+_CHILD = struct.Struct("<Q8x")       # a group B-tree's child address, then the key after it
+_SYMBOL = struct.Struct("<QQ24x")    # a symbol-table entry: name offset, object header address
+_MESSAGE = struct.Struct("<HH4x")    # a version-1 header message: type, size of its data
+
 
 class Unsupported(Exception):
     """The file uses a part of HDF5 this reader does not follow: read it through h5py."""
@@ -89,7 +93,8 @@ class H5Index:
     def _at(self, offset, n):
         """``offset``, once bytes ``offset:offset + n`` are known to lie in the file (and have
         been fetched)."""
-        self._inside(offset, n)
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise Unsupported("an address outside the file")
         if self._fetch is not None:
             self._fetch(offset, n)
         return offset
@@ -148,11 +153,10 @@ class H5Index:
                 kind, level, used = struct.unpack_from("<BBH", self.buf, node + 4)
                 if kind != 0:
                     raise Unsupported("not a group B-tree")
-                first = node + 24 + 8   # past the header and key 0
+                first = node + 24 + 8   # past the header and key 0: (child, key) pairs
                 self._at(node + 24, 8 + 16 * used)
                 self._spend(used)
-                for i in range(used):
-                    stack.append(self._q(first + 16 * i))
+                stack.extend(child for child, in _CHILD.iter_unpack(self.buf[first:first + 16 * used]))
                 del level
             elif sig == b"SNOD":
                 if self.buf[node + 4] != 1:
@@ -160,8 +164,7 @@ class H5Index:
                 count, = struct.unpack_from("<H", self.buf, node + 6)
                 self._at(node + 8, 40 * count)
                 self._spend(count)   # a node reached again costs again: the work stays linear
-                for i in range(count):
-                    name, header, _ = self._entry(node + 8 + 40 * i)
+                for name, header in _SYMBOL.iter_unpack(self.buf[node + 8:node + 8 + 40 * count]):
                     out[self._name(heap, name)] = header
             else:
                 raise Unsupported("an unknown B-tree node")
@@ -180,7 +183,7 @@ class H5Index:
             pos, end = start, start + length
             while pos + 8 <= end and len(out) < count:
                 self._spend()
-                kind, n, _flags = struct.unpack_from("<HHB", self.buf, pos)
+                kind, n = _MESSAGE.unpack_from(self.buf, pos)
                 if pos + 8 + n > end:
                     raise Unsupported("a header message past its block")
                 if kind == _MSG_CONTINUATION:
@@ -374,7 +377,7 @@ class H5Index:
         if rank > 32 or dims + 8 * rank > at + n:
             raise Unsupported("dataspace rank")
         del flags
-        return tuple(self._q(dims + 8 * i) for i in range(rank))
+        return struct.unpack_from(f"<{rank}Q", self.buf, self._at(dims, 8 * rank))
 
     def _datatype(self, at, n):
         head, = struct.unpack_from("<I", self.buf, self._at(at, 8))
