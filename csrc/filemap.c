@@ -5,10 +5,11 @@
 #include "filemap.h"
 #include "checksum.h"
 #include <errno.h>
+#include <stdlib.h>
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -109,24 +110,112 @@ void fm_unmap_file(fm_file_map *map)
     map->addr = NULL;
 }
 
-long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
+struct fm_read_job {
+    int fd;
+    unsigned char *dst;
+    size_t n, piece;
+    long long offset;
+    pthread_t thread;
+    pthread_mutex_t lock;   /* guards what follows */
+    pthread_cond_t moved;   /* `done` grew, or the read ended */
+    size_t done;            /* bytes read so far, from dst[0] on */
+    uint32_t crc;           /* theirs */
+    int ended, cancel, err;
+};
+
+static void *read_job_run(void *arg)
 {
+    fm_read_job *job = arg;
     size_t got = 0;
-    if (piece == 0)
-        piece = n;
-    while (got < n) {
-        size_t want = n - got < piece ? n - got : piece;
-        long long r = read_at(fd, (char *)dst + got, want, offset + (long long)got);
-        if (r < 0)
-            return -1;
-        size_t have = (size_t)r;
-        if (crc != NULL)
-            *crc = fm_crc32_zip(*crc, (char *)dst + got, have);
-        got += have;
-        if (have < want)
+    uint32_t crc = 0;
+    int err = 0;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        int stop = job->cancel;
+        pthread_mutex_unlock(&job->lock);
+        if (stop || got >= job->n)
             break;
+        size_t want = job->n - got < job->piece ? job->n - got : job->piece;
+        long long r = read_at(job->fd, job->dst + got, want, job->offset + (long long)got);
+        if (r < 0) {
+            err = errno ? errno : EIO;
+            break;
+        }
+        crc = fm_crc32_zip(crc, job->dst + got, (size_t)r);
+        got += (size_t)r;
+        pthread_mutex_lock(&job->lock);
+        job->done = got;
+        job->crc = crc;
+        pthread_cond_broadcast(&job->moved);
+        pthread_mutex_unlock(&job->lock);
+        if ((size_t)r < want)
+            break;   /* the end of the file */
     }
-    return (long long)got;
+    close(job->fd);
+    pthread_mutex_lock(&job->lock);
+    job->err = err;
+    job->ended = 1;
+    pthread_cond_broadcast(&job->moved);
+    pthread_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, size_t piece)
+{
+    fm_read_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return NULL;
+    job->fd = fd;
+    job->dst = dst;
+    job->n = n;
+    job->offset = offset;
+    job->piece = piece ? piece : (size_t)1 << 18;
+    int r = pthread_mutex_init(&job->lock, NULL);
+    if (r == 0) {
+        r = pthread_cond_init(&job->moved, NULL);
+        if (r != 0)
+            pthread_mutex_destroy(&job->lock);
+    }
+    if (r == 0) {
+        r = pthread_create(&job->thread, NULL, read_job_run, job);
+        if (r != 0) {
+            pthread_cond_destroy(&job->moved);
+            pthread_mutex_destroy(&job->lock);
+        }
+    }
+    if (r != 0) {
+        free(job);
+        errno = r;
+        return NULL;
+    }
+    return job;
+}
+
+size_t fm_read_job_wait(fm_read_job *job, size_t upto)
+{
+    pthread_mutex_lock(&job->lock);
+    while (job->done < upto && !job->ended)
+        pthread_cond_wait(&job->moved, &job->lock);
+    size_t done = job->done;
+    pthread_mutex_unlock(&job->lock);
+    return done;
+}
+
+long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *err)
+{
+    if (cancel) {
+        pthread_mutex_lock(&job->lock);
+        job->cancel = 1;
+        pthread_mutex_unlock(&job->lock);
+    }
+    pthread_join(job->thread, NULL);
+    long long got = job->err ? -1 : (long long)job->done;
+    *crc = job->crc;
+    *err = job->err;
+    pthread_cond_destroy(&job->moved);
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+    return got;
 }
 
 int fm_preallocate(int fd, long long nbytes)
@@ -185,10 +274,24 @@ void fm_unmap_file(fm_file_map *map)
 {
     map->addr = NULL;
 }
-long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
+fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, size_t piece)
 {
-    (void)fd; (void)dst; (void)n; (void)offset; (void)piece; (void)crc;
+    (void)fd; (void)dst; (void)n; (void)offset; (void)piece;
     errno = ENOSYS;
+    return NULL;
+}
+
+size_t fm_read_job_wait(fm_read_job *job, size_t upto)
+{
+    (void)job; (void)upto;
+    return 0;
+}
+
+long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *err)
+{
+    (void)job; (void)cancel;
+    *crc = 0;
+    *err = ENOSYS;
     return -1;
 }
 

@@ -43,13 +43,27 @@ void fm_close_file(fm_file_map *map);
 /* Close the descriptor if still open, and undo the mapping (nothing when addr is NULL). */
 void fm_unmap_file(fm_file_map *map);
 
-/* Read `n` bytes at `offset` of the open file `fd` into `dst`, `piece` bytes at
- * a time (0: all at once), continuing the zip CRC-32 *crc over each piece just
- * read, while it is in the cache (crc NULL: none).  One call without the
- * interpreter: a loader thread reads a member while another builds the model.
- * Returns the count read (short at the end of the file), or -1 with errno set
- * (-1 on platforms without POSIX I/O). */
-long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc);
+/* A read of `n` bytes at `offset` of a file into `dst` on a thread of its own,
+ * `piece` bytes at a time (0: 256 KiB), the zip CRC-32 of each piece taken
+ * while it is in the cache; another thread waits for the bytes it needs
+ * (fm_read_job_wait) and uses them while the rest is still being read -- the
+ * .keras loader parses the weights file's structure and copies the layers'
+ * weights as the optimizer's slots behind them arrive.  The reading thread
+ * never touches the interpreter.
+ *
+ * fm_read_job_start takes `fd` (the job closes it when the read ends; on
+ * failure the caller keeps it) and returns the job, or NULL with errno set
+ * (ENOSYS on platforms without POSIX threads and reads).  `dst` must outlive
+ * the job.  fm_read_job_wait blocks until at least `upto` bytes are read or the
+ * read has ended, and returns the count read so far: less than `upto` only
+ * when the read ended short (the end of the file, a failure, a cancel).
+ * fm_read_job_finish (`cancel`: stop after the piece being read) waits for the
+ * thread, frees the job and returns the count read with *crc their CRC-32, or
+ * -1 with *err the errno value of the failed read. */
+typedef struct fm_read_job fm_read_job;
+fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, size_t piece);
+size_t fm_read_job_wait(fm_read_job *job, size_t upto);
+long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *err);
 
 /* Saving: reserve the disk blocks of a file about to be written with `nbytes`
  * bytes, without changing its size (Linux: fallocate with FALLOC_FL_KEEP_SIZE),

@@ -129,23 +129,61 @@ def test_zip_crc32_agrees_with_zlib(n, start, seed, crc):
 
 @pytest.mark.skipif(not hasattr(os, "pread"), reason="POSIX reads (the .keras loader reads members whole without)")
 @pytest.mark.parametrize("piece", [0, 1, 4095, 1 << 20])
-def test_reading_a_file_takes_its_zip_crc32_as_it_reads(tmp_path, impl, piece):
-    """_engine.read_crc32 (the .keras loader's read-ahead): the bytes at an offset, piece by
-    piece, with zlib's CRC-32 of them; short at the end of the file; a bad descriptor is an
-    OSError."""
+def test_a_read_job_reads_a_file_on_its_own_thread_taking_its_zip_crc32(tmp_path, impl, piece):
+    """_engine.start_read (the .keras loader's read-ahead): the bytes at an offset, piece by
+    piece, on a thread of its own, with zlib's CRC-32 of them; ``wait`` gives the count read
+    once it reaches what is asked (every byte below it in place) or the read ended; short at
+    the end of the file; the job closes its descriptor; a failed read is an OSError from
+    ``finish``, the same at every call."""
     import zlib
     data = _bytes((3 << 20) + 11, seed=piece)
     (tmp_path / "f").write_bytes(data)
+    for offset, n in ((0, len(data)), (5, 9000), (len(data) - 100, 100), (len(data) - 10, 64)):
+        fd = os.open(tmp_path / "f", os.O_RDONLY)
+        buf = np.zeros(n, np.uint8)
+        job = _engine.start_read(fd, buf, offset, piece)
+        want = data[offset:offset + n]
+        for upto in (1, n // 3, n // 2, n):
+            have = job.wait(upto)
+            assert have >= min(upto, len(want)) and bytes(buf[:min(upto, have)]) == want[:min(upto, have)]
+        assert job.wait(n + 1) == len(want)   # (more than the buffer: the count once the read ended)
+        assert job.finish() == job.finish() == (len(want), zlib.crc32(want))
+        assert bytes(buf[:len(want)]) == want
+        with pytest.raises(OSError):
+            os.fstat(fd)   # the job closed it
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        for offset, n in ((0, len(data)), (5, 9000), (len(data) - 100, 100), (len(data) - 10, 64)):
-            buf = np.zeros(n, np.uint8)
-            got, crc = _engine.read_crc32(fd, buf, offset, piece)
-            want = data[offset:offset + n]
-            assert got == len(want) and bytes(buf[:got]) == want and crc == zlib.crc32(want)
         with pytest.raises(BufferError):
-            _engine.read_crc32(fd, b"read-only", 0)
+            _engine.start_read(fd, b"read-only", 0)
+        os.fstat(fd)   # (still the caller's)
     finally:
         os.close(fd)
-    with pytest.raises(OSError):
-        _engine.read_crc32(fd, np.zeros(10, np.uint8), 0)
+    job = _engine.start_read(fd, np.zeros(10, np.uint8), 0)   # closed: the read fails on its thread
+    assert job.wait(10) == 0
+    for _ in range(2):
+        with pytest.raises(OSError):
+            job.finish()
+
+
+@pytest.mark.skipif(not hasattr(os, "pread"), reason="POSIX reads")
+def test_a_read_job_dropped_or_cancelled_unfinished_stops_and_is_waited_for(tmp_path):
+    """A job cancelled (``finish(cancel=True)``) stops after its piece; one dropped
+    unfinished is cancelled and joined when collected: its buffer is never written after."""
+    import gc
+    data = _bytes(64 << 20, seed=3)
+    (tmp_path / "f").write_bytes(data)
+    buf = np.zeros(len(data), np.uint8)
+    job = _engine.start_read(os.open(tmp_path / "f", os.O_RDONLY), buf, 0, 4096)
+    got, _ = job.finish(cancel=True)
+    assert 0 <= got <= len(data) and bytes(buf[:got]) == data[:got]
+    tail = buf[got:].copy()
+    import time
+    for _ in range(5):
+        buf2 = np.zeros(len(data), np.uint8)
+        _engine.start_read(os.open(tmp_path / "f", os.O_RDONLY), buf2, 0, 4096)   # dropped at once
+        gc.collect()
+        snapshot = buf2.copy()
+        time.sleep(0.01)
+        assert np.array_equal(buf2, snapshot)   # nothing writes it any more
+        assert not buf2[-4096:].any()   # (and it stopped short of the end)
+    np.testing.assert_array_equal(buf[got:], tail)

@@ -14,7 +14,11 @@ cdef extern from "filemap.h" nogil:
     long long fm_pread(const fm_file_map *map, void *dst, size_t n, size_t offset)
     void fm_close_file(fm_file_map *map)
     void fm_unmap_file(fm_file_map *map)
-    long long fm_read_crc32(int fd, void *dst, size_t n, long long offset, size_t piece, uint32_t *crc)
+    ctypedef struct fm_read_job:
+        pass
+    fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, size_t piece)
+    size_t fm_read_job_wait(fm_read_job *job, size_t upto)
+    long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *err)
     int fm_preallocate(int fd, long long nbytes)
     int fm_start_writeback(int fd, long long offset, long long nbytes)
     enum: FM_MAP_UNSUPPORTED
@@ -86,27 +90,77 @@ def map_file(bytes path, Py_ssize_t head_cap, Py_ssize_t min_map):
     return (fmap if fmap.map.addr != NULL else None), head[:got], size
 
 
-def read_crc32(int fd, object buf, long long offset, Py_ssize_t piece=1 << 20):
-    """Fill ``buf`` (a writable contiguous buffer) from the file open as ``fd`` at ``offset``,
-    ``piece`` bytes at a time, taking the zip CRC-32 of each piece as it is read; the GIL is
-    released throughout.  Returns ``(bytes read, crc)``: fewer bytes than ``buf`` holds at the
-    end of the file.  Raises OSError when a read fails."""
+cdef class ReadJob:
+    """A read of a file into a buffer on a thread of its own (``start_read``); ``wait`` for
+    the bytes needed so far, ``finish`` for the count and CRC-32.  The buffer is held until
+    the read has ended; a job dropped unfinished is cancelled and waited for."""
+    cdef fm_read_job *job
+    cdef Py_buffer view
+    cdef readonly Py_ssize_t size, have
+    cdef long long got
+    cdef uint32_t crc
+    cdef int err
+
+    def wait(self, Py_ssize_t upto):
+        """The count of bytes read so far once it reaches ``upto`` or the read has ended
+        (fewer then only when it ended short: ``finish`` says why)."""
+        cdef size_t got
+        if upto <= self.have or self.job == NULL:
+            return self.have
+        with nogil:
+            got = fm_read_job_wait(self.job, <size_t>upto)
+        self.have = <Py_ssize_t>got
+        return self.have
+
+    def finish(self, bint cancel=False):
+        """Wait for the read to end (``cancel``: stop it after the piece being read);
+        ``(bytes read, CRC-32 of them)``, the same at every call.  Raises OSError when a
+        read failed."""
+        cdef uint32_t crc = 0
+        cdef int err = 0
+        cdef long long got
+        if self.job != NULL:
+            with nogil:
+                got = fm_read_job_finish(self.job, cancel, &crc, &err)
+            self.job = NULL
+            PyBuffer_Release(&self.view)
+            self.got, self.crc, self.err = got, crc, err
+            if got >= 0:
+                self.have = <Py_ssize_t>got
+        if self.got < 0:
+            import os
+            raise OSError(self.err, os.strerror(self.err))
+        return self.got, self.crc
+
+    def __dealloc__(self):
+        cdef uint32_t crc
+        cdef int err
+        if self.job != NULL:
+            with nogil:
+                fm_read_job_finish(self.job, 1, &crc, &err)
+            self.job = NULL
+            PyBuffer_Release(&self.view)
+
+
+def start_read(int fd, object buf, long long offset, Py_ssize_t piece=0):
+    """Start reading ``len(buf)`` bytes at ``offset`` of the file open as ``fd`` into ``buf``
+    (writable, contiguous) on a thread of its own (C, without the interpreter), taking the zip
+    CRC-32 as it goes: a ``ReadJob``.  The job takes ``fd`` and closes it when the read ends;
+    when the job cannot start, OSError is raised and ``fd`` stays the caller's (ENOSYS: this
+    platform has no POSIX threads and reads)."""
     if fd < 0 or offset < 0 or piece < 0:
         raise ValueError("internal: negative file descriptor, offset or piece")
-    cdef Py_buffer view
-    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | PyBUF_WRITABLE)
-    cdef long long got
-    cdef uint32_t crc = 0
-    try:
-        with nogil:
-            got = fm_read_crc32(fd, view.buf, <size_t>view.len, offset, <size_t>piece, &crc)
-    finally:
-        PyBuffer_Release(&view)
-    if got < 0:
-        import os
+    cdef ReadJob job = ReadJob.__new__(ReadJob)
+    PyObject_GetBuffer(buf, &job.view, PyBUF_SIMPLE | PyBUF_WRITABLE)
+    job.size = job.view.len
+    with nogil:
+        job.job = fm_read_job_start(fd, job.view.buf, <size_t>job.view.len, offset, <size_t>piece)
+    if job.job == NULL:
         err = cerrno.errno
-        raise OSError(err, os.strerror(err) if err else "the file could not be read")
-    return got, crc
+        PyBuffer_Release(&job.view)
+        import os
+        raise OSError(err, os.strerror(err) if err else "the read could not start")
+    return job
 
 
 def preallocate(int fd, long long nbytes):

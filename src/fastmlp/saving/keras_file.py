@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import io
 import json
+import math
 import os
 import re
 import struct
@@ -170,7 +171,7 @@ def _read_layer(layer, img, path):
     model's arrays, when the file holds them as the model does (same count, shapes and dtypes;
     no codec); False, with nothing read, otherwise (``_set_layer`` then copies them, or says
     what is wrong)."""
-    if img.fetch is None or img.index is None or type(layer).__name__ in _WEIGHT_CODECS:
+    if not hasattr(img.fetch, "read_into") or img.index is None or type(layer).__name__ in _WEIGHT_CODECS:
         return False
     variables = [getattr(layer, s.name) for s in _variable_specs(layer)]
     if img.count(path) != len(variables):
@@ -545,7 +546,7 @@ class _H5Image:
             if found is None:
                 _fail(f"{self.where}: the file has no dataset {path!r}")
             dtype, shape, offset = found
-            count = int(np.prod(shape, dtype=np.int64))
+            count = math.prod(shape)
             if self.fetch is not None:
                 self.fetch(offset, count * dtype.itemsize)
             return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
@@ -820,7 +821,7 @@ def _build(kind, config):
         model = cls.from_config(config)
     if not model.built:
         _fail("the model has no fixed input shape (a Keras model saved before it was built)")
-    model._attach(np.zeros(max(model._n_params, 1), dtype=model._dtype))
+    model._attach(np.empty(max(model._n_params, 1), dtype=model._dtype))
     for ref in model._plan.weights:   # config values (Keras has no variables for them): from the config
         if ref.spec.constant:
             getattr(ref.layer, ref.spec.name)[...] = _initial_value(ref.spec, model._dtype)
@@ -874,51 +875,59 @@ def _zip_crc32(data, crc=0):
 
 class _ReadAhead:
     """The weights member of an open ``.keras`` archive, read and its CRC-32 taken on a thread
-    of its own -- one call into C, without the GIL, on its own duplicate of the archive's
-    descriptor -- while this thread rebuilds the model from its config: on a second core the
-    two overlap.  Only a stored member of at most ``_READ_AHEAD_MAX`` bytes lying inside the
-    file is read so (what is allocated is bounded by the file's size before the model's own
-    limit is known: ``_keras_weights`` checks that limit and the CRC when it takes the bytes); else
-    ``thread`` is None and the member is read as usual.  ``join`` before the archive closes."""
+    of its own (C, without the interpreter: ``_engine.start_read``, on its own duplicate of the
+    archive's descriptor) from the moment the archive is open.  Meanwhile this thread rebuilds
+    the model from its config, then walks the weights file as its bytes arrive (``fetch``: the
+    structure and the layers' weights come first in Keras's files), so the weights are copied
+    while the optimizer's slots behind them are still being read.  Only a stored member of at
+    most ``_READ_AHEAD_MAX`` bytes lying inside the file is read so (what is allocated is
+    bounded by the file's size before the model's own limit is known); else ``job`` is None
+    and the member is read as usual.  ``check`` when done with the bytes (the count read and
+    the CRC), ``close`` in any case before the archive closes."""
 
-    def __init__(self, z, name):
-        self.thread = self.result = None
-        info = z.getinfo(name)
+    def __init__(self, z, name, where):
+        self.job = None
+        self.name, self.where, info = name, where, z.getinfo(name)
         if info.compress_type != zipfile.ZIP_STORED or info.file_size > _READ_AHEAD_MAX or not hasattr(os, "pread"):
-            return   # (no POSIX reads: _engine.read_crc32 has none either)
+            return   # (no POSIX reads: _engine.start_read has none either)
         try:
             fd = z.fp.fileno()
             start, size = _stored_member(z, name)
             if start + size > os.fstat(fd).st_size:
                 return   # truncated: the usual read says so
-            fd = os.dup(fd)   # the thread's own: never another file's, whatever happens to the archive's
+            fd = os.dup(fd)   # the job's own: never another file's, whatever happens to the archive's
         except (AttributeError, OSError, io.UnsupportedOperation):
             return
-        self.start, self.data = start, np.empty(size, np.uint8)
-        self.thread = threading.Thread(target=self._run, args=(fd,), name="fastmlp-read", daemon=True)
+        self.data, self.crc = np.empty(size, np.uint8), info.CRC
         try:
-            self.thread.start()
-        except BaseException:
-            os.close(fd)
-            self.thread = None
-            raise
+            self.job = _engine.start_read(fd, self.data, start)
+        except OSError:
+            os.close(fd)   # (no thread to be had: the member is read as usual)
 
-    def _run(self, fd):
-        try:
-            self.result = _engine.read_crc32(fd, self.data, self.start)
-        except BaseException as e:   # given to the loading thread by join
-            self.result = e
-        finally:
-            os.close(fd)
+    def fetch(self, offset, n):
+        """Wait until bytes ``offset:offset + n`` are read (``H5Index``'s fetch)."""
+        job = self.job
+        if offset + n > job.have and job.wait(offset + n) < offset + n:
+            self.check()   # the read ended short: why
+            _fail(f"{self.where}: {self.name} is truncated")
 
-    def join(self):
-        """(bytes read, CRC-32) once the read is done; an OSError it met is raised here."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
-        if isinstance(self.result, BaseException):
-            raise self.result
-        return self.result
+    def check(self):
+        """Wait for the whole read; the bytes must be all there, with the zip directory's CRC-32."""
+        got, crc = self.job.finish()   # (an OSError as any read error of the file)
+        if got != len(self.data):
+            _fail(f"{self.where}: {self.name} is truncated")
+        if crc != self.crc:
+            _fail(f"{self.where}: {self.name} is damaged (its CRC-32 does not match the zip directory's)")
+
+    def close(self):
+        """Stop and wait for the read if it is still going (never left reading a file about to
+        be closed, nor into memory about to be freed)."""
+        job, self.job = self.job, None
+        if job is not None:
+            try:
+                job.finish(cancel=True)
+            except OSError:
+                pass   # (the load is failing already, or has checked the read)
 
 
 def _keras_weights(z, where, verify, model, filepath, scratch=True, ahead=None):
@@ -939,13 +948,8 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True, ahead=None):
     info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
     if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
         return _H5Image(z.read(name), where)
-    if ahead is not None and ahead.thread is not None:   # read (and checked, with verify) meanwhile
-        got, crc = ahead.join()
-        if got != len(ahead.data):
-            _fail(f"{where}: {name} is truncated")
-        if verify and crc != info.CRC:
-            _fail(f"{where}: {name} is damaged (its CRC-32 does not match the zip directory's)")
-        return _H5Image(ahead.data, where)
+    if ahead is not None and ahead.job is not None:   # being read: the caller checks it when done
+        return _H5Image(ahead.data, where, fetch=ahead.fetch)
     start, size = _stored_member(z, name)
     z.fp.seek(start)
     kept = scratch and size <= _SCRATCH_MAX
@@ -1049,19 +1053,21 @@ def load_keras(filepath, compile=True, verify=True):
         if "config.json" not in names or "model.weights.h5" not in names:
             _fail(f"{where}: a .keras file holds config.json and model.weights.h5; this one has {sorted(names)[:8]}")
         # the default load reads the weights member whole, on a thread of its own meanwhile
-        ahead = _ReadAhead(z, "model.weights.h5") if verify else None
+        ahead = _ReadAhead(z, "model.weights.h5", where) if verify else None
         try:
             entry = _keras_config(z, where)
             model = _model_from_entry(entry, compile, where)
             if verify:   # the bytes are read into memory and kept: the file may change from now on
                 with _keras_weights(z, where, True, model, filepath, scratch=False, ahead=ahead) as img:
                     _read_weights(model, img, where)
+                if ahead.job is not None:
+                    ahead.check()   # the whole member, with its CRC-32, before the model is given
             else:   # as .fmlp's verify=False: the optimizer state is read when training starts
                 with _SCRATCH_LOCK, _keras_weights(z, where, False, model, filepath) as img:
                     _read_weights(model, img, where)
         finally:
-            if ahead is not None and ahead.thread is not None:
-                ahead.thread.join()   # (never left reading a file about to be closed)
+            if ahead is not None:
+                ahead.close()
     return model
 
 
