@@ -814,6 +814,13 @@ def save_keras(model, filepath, overwrite=True, include_optimizer=True):
     _atomic(filepath, write, overwrite, size)
 
 
+def _unset_vector(n, dtype):
+    """The loaded model's weight vector, its values unset: the loader writes every weight from
+    the file (or the load fails), so no page of it is written twice (``_build`` zeroes the
+    alignment padding between the weights)."""
+    return np.empty(n, dtype=dtype)
+
+
 def _build(kind, config):
     """A fastmlp model, laid out but not attached, from fastmlp's config."""
     cls = registry.model_class(kind)
@@ -821,7 +828,13 @@ def _build(kind, config):
         model = cls.from_config(config)
     if not model.built:
         _fail("the model has no fixed input shape (a Keras model saved before it was built)")
-    model._attach(np.empty(max(model._n_params, 1), dtype=model._dtype))
+    params = _unset_vector(max(model._n_params, 1), model._dtype)
+    end = 0
+    for ref in sorted(model._plan.weights, key=lambda r: r.offset):   # the padding: zeros, as in any model
+        params[end:ref.offset] = 0
+        end = max(end, ref.offset + ref.size)
+    params[end:] = 0
+    model._attach(params)
     for ref in model._plan.weights:   # config values (Keras has no variables for them): from the config
         if ref.spec.constant:
             getattr(ref.layer, ref.spec.name)[...] = _initial_value(ref.spec, model._dtype)
