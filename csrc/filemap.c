@@ -218,6 +218,26 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
     return got;
 }
 
+static void *close_run(void *arg)
+{
+    close((int)(intptr_t)arg);
+    return NULL;
+}
+
+void fm_close_later(int fd)
+{
+    pthread_attr_t attr;
+    pthread_t thread;
+    int started = 0;
+    if (pthread_attr_init(&attr) == 0) {
+        if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0)
+            started = pthread_create(&thread, &attr, close_run, (void *)(intptr_t)fd) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started)
+        close(fd);
+}
+
 int fm_preallocate(int fd, long long nbytes)
 {
 #if defined(__linux__)
@@ -293,6 +313,11 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
     *crc = 0;
     *err = ENOSYS;
     return -1;
+}
+
+void fm_close_later(int fd)
+{
+    (void)fd;   /* (no descriptor is ever held here: os.close in Python does it) */
 }
 
 int fm_preallocate(int fd, long long nbytes)

@@ -80,6 +80,13 @@ int fm_preallocate(int fd, long long nbytes);
  * errno value; 0 and nothing done on other platforms. */
 int fm_start_writeback(int fd, long long offset, long long nbytes);
 
+/* Close `fd` on a thread of its own, without waiting: a save holds the file it
+ * replaces open across the rename, so that the kernel frees that file's pages
+ * and blocks -- milliseconds for a file of a few MB -- when this closes it, not
+ * inside the rename.  Closes it at once where no thread can be started (and on
+ * platforms without POSIX threads). */
+void fm_close_later(int fd);
+
 #define FM_MAP_UNSUPPORTED (-1)
 
 #ifdef __cplusplus

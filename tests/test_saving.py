@@ -7,6 +7,7 @@ import os
 import pickle
 import struct
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -351,6 +352,49 @@ def test_saves_reserve_the_file_and_send_every_byte_on_to_the_disk(tmp_path, mon
         assert len(here) == len(there) and zipfile.ZipFile(io.BytesIO(here)).testzip() is None
     np.testing.assert_array_equal(fastmlp.load_model(path).predict(x) if not name.endswith(".weights.h5")
                                   else m.predict(x), m.predict(x))
+
+
+@pytest.mark.skipif(os.name != "posix" or not os.path.isdir("/proc/self/fd"), reason="POSIX descriptors")
+def test_the_file_a_save_replaces_is_let_go_of_on_another_thread(tmp_path, monkeypatch):
+    """A save holds the file it replaces open across the rename, so the kernel frees that file
+    when the descriptor closes -- on a thread of _engine.close_later's -- not inside the rename.
+    The descriptor is the old file's and is always closed, also when the rename fails; a path
+    that is not a regular file (a FIFO) is never opened, so a save over it cannot hang."""
+    import fastmlp.saving.writer as writer
+    m, x, _ = _trained()
+    p = tmp_path / "m.fmlp"
+    m.save(p)
+    held, real = [], _engine.close_later
+
+    def close_later(fd):
+        held.append(os.fstat(fd).st_ino)
+        real(fd)
+    monkeypatch.setattr(_engine, "close_later", close_later)
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        old = p.stat().st_ino
+        m.save(p)
+        assert held[-1] == old != p.stat().st_ino
+    deadline = time.monotonic() + 5
+    while len(os.listdir("/proc/self/fd")) > fds and time.monotonic() < deadline:
+        time.sleep(0.01)   # (the closing threads run on their own)
+    assert len(os.listdir("/proc/self/fd")) == fds
+    np.testing.assert_array_equal(fastmlp.load_model(p).predict(x), m.predict(x))
+
+    def broken(src, dst):
+        raise OSError(errno.EXDEV, "no rename today")
+    monkeypatch.setattr(writer.os, "replace", broken)
+    n = len(held)
+    with pytest.raises(OSError, match="no rename today"):
+        m.save(p)
+    monkeypatch.undo()
+    monkeypatch.setattr(_engine, "close_later", close_later)
+    assert len(held) == n + 1 and os.listdir(tmp_path) == ["m.fmlp"]
+    q = tmp_path / "fifo.fmlp"
+    os.mkfifo(q)
+    m.save(q)   # (opening the FIFO to read would wait for a writer forever)
+    assert len(held) == n + 1 and q.is_file()
+    np.testing.assert_array_equal(fastmlp.load_model(q).predict(x), m.predict(x))
 
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EOPNOTSUPP])

@@ -21,6 +21,7 @@ cdef extern from "filemap.h" nogil:
     long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *err)
     int fm_preallocate(int fd, long long nbytes)
     int fm_start_writeback(int fd, long long offset, long long nbytes)
+    void fm_close_later(int fd)
     enum: FM_MAP_UNSUPPORTED
 
 
@@ -186,3 +187,13 @@ def start_writeback(int fd, long long offset, long long nbytes):
     with nogil:
         err = fm_start_writeback(fd, offset, nbytes)
     return err
+
+
+def close_later(int fd):
+    """Close the file descriptor ``fd`` on a thread of its own, without waiting (POSIX; the
+    caller closes it itself elsewhere): what closing it costs -- the kernel freeing the pages
+    and blocks of a file a save has just replaced -- is paid off the caller's path."""
+    if fd < 0:
+        raise ValueError("internal: negative file descriptor")
+    with nogil:
+        fm_close_later(fd)

@@ -3,6 +3,7 @@ import errno
 import json
 import math
 import os
+import stat
 import struct
 import tempfile
 
@@ -142,7 +143,11 @@ def _atomic_write(filepath, buf, overwrite=True, size=None):
                 out.write(buf)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        old = _hold(path)
+        try:
+            os.replace(tmp, path)
+        finally:
+            _release(old)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -152,6 +157,27 @@ def _atomic_write(filepath, buf, overwrite=True, size=None):
             raise _save_error(e, given) from None
         raise
     _fsync_dir(directory)
+
+
+def _hold(path):
+    """A descriptor on the regular file at ``path`` that a save is about to replace (None when
+    there is none, or it cannot be opened): held across the rename, the file's last link goes
+    without the kernel freeing its pages and blocks inside the rename (4 ms for 8 MB here);
+    ``_release`` has that done on another thread."""
+    if os.name != "posix":
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None   # (a FIFO or a device is never opened)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    return fd
+
+
+def _release(fd):
+    if fd is not None:
+        _engine.close_later(fd)
 
 
 def _save_error(e, given):
