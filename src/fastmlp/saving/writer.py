@@ -146,8 +146,9 @@ def _atomic_write(filepath, buf, overwrite=True, size=None):
         old = _hold(path)
         try:
             os.replace(tmp, path)
-        finally:
+        except BaseException:
             _release(old)
+            raise
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -156,7 +157,10 @@ def _atomic_write(filepath, buf, overwrite=True, size=None):
         if isinstance(e, OSError):
             raise _save_error(e, given) from None
         raise
-    _fsync_dir(directory)
+    try:
+        _fsync_dir(directory)
+    finally:
+        _release(old)   # (after the folder's fsync: that commit does not wait for the old file's freeing)
 
 
 def _hold(path):
