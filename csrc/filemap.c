@@ -267,6 +267,11 @@ int fm_start_writeback(int fd, long long offset, long long nbytes)
 }
 
 #else   /* no POSIX mmap: the loader reads the file */
+#if defined(_WIN32)
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 
 int fm_map_file(const char *path, unsigned char *head, size_t head_cap, size_t *head_len,
                 size_t min_map, fm_file_map *out)
@@ -317,7 +322,7 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
 
 void fm_close_later(int fd)
 {
-    (void)fd;   /* (no descriptor is ever held here: os.close in Python does it) */
+    close(fd);
 }
 
 int fm_preallocate(int fd, long long nbytes)

@@ -158,8 +158,8 @@ def test_a_read_job_reads_a_file_on_its_own_thread_taking_its_zip_crc32(tmp_path
         os.fstat(fd)   # (still the caller's)
     finally:
         os.close(fd)
-    job = _engine.start_read(fd, np.zeros(10, np.uint8), 0)   # closed: the read fails on its thread
-    assert job.wait(10) == 0
+    job = _engine.start_read(os.open(tmp_path, os.O_RDONLY), np.zeros(10, np.uint8), 0)   # a folder: the read
+    assert job.wait(10) == 0                                                             # fails on its thread
     for _ in range(2):
         with pytest.raises(OSError):
             job.finish()

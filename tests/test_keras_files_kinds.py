@@ -92,18 +92,29 @@ def test_a_keras_written_model_of_every_kind_loads_predicts_and_evaluates_as_ker
 
 
 @pytest.mark.parametrize("name", ["kinds.keras", "kinds.h5", "seq_adam.keras", "seq_adam.h5", "func_concat.keras",
-                                  "func_concat.h5", "tf2_seq.h5", "tf2_func.h5"])
-def test_every_weight_of_a_loaded_model_is_read_from_the_file(name, monkeypatch):
+                                  "func_concat.h5", "tf2_seq.h5", "tf2_func.h5", "nested.keras", "nested.h5"])
+def test_every_weight_of_a_loaded_model_is_read_from_the_file(name, monkeypatch, tmp_path):
     """The loader leaves the model's weight vector unset (no page written twice) because it
     writes every weight from the file, and zeroes the padding between them: a vector that
-    starts as NaN ends as one that starts as zeros."""
+    starts as NaN ends as one that starts as zeros (nested.*: a Sequential inside a functional
+    model, saved by fastmlp)."""
     pytest.importorskip("h5py")
     from fastmlp.saving import keras_file
+    path = os.path.join(DATA, name)
+    if name.startswith("nested"):
+        inner = fastmlp.Sequential([fastmlp.Input((4,)), fastmlp.layers.Dense(5, activation="relu"),
+                                    fastmlp.layers.Dense(3)])
+        x = fastmlp.Input((4,))
+        m = fastmlp.Model(x, fastmlp.layers.Dense(2)(inner(x)))
+        m.compile("adam", "mse")
+        m.fit(np.ones((8, 4), np.float32), np.ones((8, 2), np.float32), verbose=0)
+        path = tmp_path / name
+        m.save(path)
     for verify in ((True, False) if name.endswith(".keras") else (True,)):
         got = {}
         for fill in (np.nan, 0):
             monkeypatch.setattr(keras_file, "_unset_vector", lambda n, dtype: np.full(n, fill, dtype))
-            got[fill] = fastmlp.load_model(os.path.join(DATA, name), verify=verify)._params
+            got[fill] = fastmlp.load_model(path, verify=verify)._params
         assert got[0].size > 1
         np.testing.assert_array_equal(got[np.nan], got[0])
 

@@ -102,6 +102,11 @@ cdef class ReadJob:
     cdef uint32_t crc
     cdef int err
 
+    @property
+    def finished(self):
+        """Whether the read has ended and its thread is done (``finish`` has returned)."""
+        return self.job == NULL
+
     def wait(self, Py_ssize_t upto):
         """The count of bytes read so far once it reaches ``upto`` or the read has ended
         (fewer then only when it ended short: ``finish`` says why)."""

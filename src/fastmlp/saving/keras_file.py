@@ -908,10 +908,10 @@ class _ReadAhead:
             start, size = _stored_member(z, name)
             if start + size > os.fstat(fd).st_size:
                 return   # truncated: the usual read says so
+            self.data, self.crc = np.empty(size, np.uint8), info.CRC
             fd = os.dup(fd)   # the job's own: never another file's, whatever happens to the archive's
         except (AttributeError, OSError, io.UnsupportedOperation):
             return
-        self.data, self.crc = np.empty(size, np.uint8), info.CRC
         try:
             self.job = _engine.start_read(fd, self.data, start)
         except OSError:
@@ -1249,6 +1249,7 @@ def _read_legacy_weights(model, g, where):
                 getattr(ref.layer, ref.spec.name)[...] = a
         else:
             _set_layer(layer, arrays, where)
+    model._ensure_attached()   # (a nested model's weights went to its own vector: the model's gets them now)
 
 
 # tf.keras 2.x optimizer slot names -> fastmlp's: the legacy optimizers' (before TF 2.11: "rms",

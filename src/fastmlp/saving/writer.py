@@ -173,8 +173,15 @@ def _hold(path):
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None   # (a FIFO or a device is never opened)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError:
+        return None
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)   # (still: not swapped since the stat)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
         return None
     return fd
 
