@@ -10,6 +10,9 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>
 #include <pthread.h>
+#if defined(__linux__)
+#include <sys/vfs.h>
+#endif
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -238,6 +241,34 @@ void fm_close_later(int fd)
         close(fd);
 }
 
+int fm_remote_fs(int fd)
+{
+#if defined(__linux__)
+    struct statfs st;
+    if (fstatfs(fd, &st) != 0)
+        return 0;
+    switch ((unsigned long)st.f_type) {
+    case 0x6969UL:       /* NFS */
+    case 0x517BUL:       /* SMB */
+    case 0xFF534D42UL:   /* CIFS */
+    case 0xFE534D42UL:   /* SMB2 */
+    case 0x01021997UL:   /* 9p */
+    case 0x65735546UL:   /* FUSE */
+    case 0x6B414653UL:   /* AFS */
+    case 0x5346414FUL:   /* OpenAFS */
+    case 0x00C36400UL:   /* Ceph */
+    case 0x0BD00BD0UL:   /* Lustre */
+    case 0x47504653UL:   /* GPFS */
+        return 1;
+    default:
+        return 0;
+    }
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
 int fm_preallocate(int fd, long long nbytes)
 {
 #if defined(__linux__)
@@ -323,6 +354,12 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
 void fm_close_later(int fd)
 {
     close(fd);
+}
+
+int fm_remote_fs(int fd)
+{
+    (void)fd;
+    return 0;
 }
 
 int fm_preallocate(int fd, long long nbytes)

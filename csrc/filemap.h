@@ -87,6 +87,12 @@ int fm_start_writeback(int fd, long long offset, long long nbytes);
  * platforms without POSIX threads). */
 void fm_close_later(int fd);
 
+/* 1 when the file open as `fd` lies on a network or FUSE file system (NFS, SMB,
+ * CIFS, 9p, FUSE, AFS, Ceph, Lustre, GPFS: Linux's statfs magic numbers), where
+ * a file held open while renamed over is kept by the client under another name
+ * ("silly rename") -- a save then does not hold the file it replaces; else 0. */
+int fm_remote_fs(int fd);
+
 #define FM_MAP_UNSUPPORTED (-1)
 
 #ifdef __cplusplus

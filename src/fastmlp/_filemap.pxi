@@ -22,6 +22,7 @@ cdef extern from "filemap.h" nogil:
     int fm_preallocate(int fd, long long nbytes)
     int fm_start_writeback(int fd, long long offset, long long nbytes)
     void fm_close_later(int fd)
+    int fm_remote_fs(int fd)
     enum: FM_MAP_UNSUPPORTED
 
 
@@ -192,6 +193,14 @@ def start_writeback(int fd, long long offset, long long nbytes):
     with nogil:
         err = fm_start_writeback(fd, offset, nbytes)
     return err
+
+
+def remote_fs(int fd):
+    """Whether the file open as ``fd`` lies on a network or FUSE file system (Linux; False
+    elsewhere)."""
+    if fd < 0:
+        raise ValueError("internal: negative file descriptor")
+    return fm_remote_fs(fd) != 0
 
 
 def close_later(int fd):

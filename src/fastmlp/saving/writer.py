@@ -5,6 +5,7 @@ import math
 import os
 import stat
 import struct
+import sys
 import tempfile
 
 import numpy as np
@@ -143,7 +144,8 @@ def _atomic_write(filepath, buf, overwrite=True, size=None):
                 out.write(buf)
             f.flush()
             os.fsync(f.fileno())
-        old = _hold(path)
+            local = sys.platform.startswith("linux") and not _engine.remote_fs(f.fileno())
+        old = _hold(path) if local else None
         try:
             os.replace(tmp, path)
         except BaseException:
@@ -167,9 +169,9 @@ def _hold(path):
     """A descriptor on the regular file at ``path`` that a save is about to replace (None when
     there is none, or it cannot be opened): held across the rename, the file's last link goes
     without the kernel freeing its pages and blocks inside the rename (4 ms for 8 MB here);
-    ``_release`` has that done on another thread."""
-    if os.name != "posix":
-        return None
+    ``_release`` has that done on another thread.  Only on Linux's local file systems, where it
+    was measured (the caller checks): a network file system would keep the held file under a
+    "silly rename" instead."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return None   # (a FIFO or a device is never opened)
