@@ -345,6 +345,34 @@ def test_a_nested_model_used_twice_shares_its_weights_like_keras():
     assert_same(f_model.predict(x, verbose=0), k_model.predict(x, verbose=0))
 
 
+def unbuilt_sequential_graph(K):
+    L = K.layers
+    extractor = K.Sequential([L.Dense(6, activation="relu", name="e1"), L.Dense(3, name="e2")], name="extractor")
+    x = K.Input(shape=(5,), name="x")
+    return K.Model(x, L.Dense(2, name="head")(extractor(x)))
+
+
+def test_a_sequential_without_an_input_builds_when_called_on_a_tensor_like_keras(tmp_path):
+    """Keras builds a Sequential that declares no input shape on its first call on a tensor:
+    the nested feature extractor of many functional programs.  Same layers, predictions,
+    training steps and .keras files both ways."""
+    k_model, f_model = twins(unbuilt_sequential_graph)
+    assert layer_names(f_model) == layer_names(k_model)
+    assert f_model.get_layer("extractor").input_shape == (None, 5)
+    rs = np.random.RandomState(8)
+    x, y = rs.randn(16, 5).astype(np.float32), rs.randn(16, 2).astype(np.float32)
+    assert_same(f_model.predict(x, verbose=0), k_model.predict(x, verbose=0))
+    for m, lib in ((k_model, keras), (f_model, fastmlp)):
+        m.compile(lib.optimizers.SGD(0.05), "mse")
+        m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(f_model.get_weights(), k_model.get_weights()):
+        assert_same(a, b, atol=STEP_ATOL, what="weights after fit")
+    f_model.save(tmp_path / "f.keras")
+    k_model.save(tmp_path / "k.keras")
+    assert_same(keras.models.load_model(tmp_path / "f.keras").predict(x, verbose=0), f_model.predict(x, verbose=0))
+    assert_same(fastmlp.load_model(tmp_path / "k.keras").predict(x, verbose=0), k_model.predict(x, verbose=0))
+
+
 def logits_model(K):
     inp = K.Input(shape=(6,), name="features")
     h = K.layers.Dense(8, activation="relu", name="hidden")(inp)

@@ -152,6 +152,13 @@ class Sequential(Model):
         self._require_built("output_shape")
         return tuple(self.outputs[0].shape)
 
+    def _symbolic_call(self, x):
+        """As Keras's: a Sequential called on a tensor before it is built builds for that
+        tensor's shape (a nested feature extractor in a functional model)."""
+        if not self.built and self._layers and hasattr(x, "shape") and not isinstance(x, (list, tuple, dict)):
+            self.build((None,) + tuple(x.shape[1:]))
+        return super()._symbolic_call(x)
+
     def _require_built(self, what):
         if not self.built:
             raise ValueError(f"Sequential model {self.name!r} has not been built yet, so `{what}` is "
