@@ -241,6 +241,38 @@ void fm_close_later(int fd)
         close(fd);
 }
 
+int fm_write_behind(int fd, const void *buf, size_t n, long long offset, size_t piece, long long kick,
+                    long long *sent, uint32_t *crc)
+{
+    const unsigned char *p = buf;
+    if (piece == 0)
+        piece = (size_t)1 << 18;
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < piece ? n - done : piece;
+        if (crc != NULL)
+            *crc = fm_crc32_zip(*crc, p + done, want);
+        size_t put = 0;
+        while (put < want) {
+            ssize_t r = pwrite(fd, p + done + put, want - put, (off_t)(offset + (long long)(done + put)));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                return errno ? errno : EIO;
+            if (r == 0)
+                return EIO;
+            put += (size_t)r;
+        }
+        done += want;
+        long long end = offset + (long long)done;
+        if (kick > 0 && end - *sent >= kick) {
+            fm_start_writeback(fd, *sent, end - *sent);
+            *sent = end;
+        }
+    }
+    return 0;
+}
+
 int fm_remote_fs(int fd)
 {
 #if defined(__linux__)
@@ -354,6 +386,13 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
 void fm_close_later(int fd)
 {
     close(fd);
+}
+
+int fm_write_behind(int fd, const void *buf, size_t n, long long offset, size_t piece, long long kick,
+                    long long *sent, uint32_t *crc)
+{
+    (void)fd; (void)buf; (void)n; (void)offset; (void)piece; (void)kick; (void)sent; (void)crc;
+    return ENOSYS;
 }
 
 int fm_remote_fs(int fd)

@@ -80,6 +80,17 @@ int fm_preallocate(int fd, long long nbytes);
  * errno value; 0 and nothing done on other platforms. */
 int fm_start_writeback(int fd, long long offset, long long nbytes);
 
+/* Saving: write `n` bytes of `buf` at `offset` of the file open as `fd` (pwrite;
+ * short writes and EINTR retried), `piece` bytes at a time (0: 256 KiB).  With
+ * `crc` non-NULL the zip CRC-32 *crc is continued over each piece just before it
+ * is written, while it is in the cache.  Whenever what was written runs `kick`
+ * or more bytes ahead of *sent, the bytes from *sent on are handed to the disk
+ * (fm_start_writeback) and *sent moves to the end of them (kick 0: never).
+ * Returns 0 or the errno value of the failed write; ENOSYS on platforms without
+ * POSIX I/O (the caller writes through Python then). */
+int fm_write_behind(int fd, const void *buf, size_t n, long long offset, size_t piece, long long kick,
+                    long long *sent, uint32_t *crc);
+
 /* Close `fd` on a thread of its own, without waiting: a save holds the file it
  * replaces open across the rename, so that the kernel frees that file's pages
  * and blocks -- milliseconds for a file of a few MB -- when this closes it, not

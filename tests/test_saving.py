@@ -317,20 +317,26 @@ def test_failed_save_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["m.fmlp"]
 
 
+@pytest.mark.skipif(not hasattr(os, "pwrite"), reason="POSIX writes (elsewhere the save writes through Python)")
 @pytest.mark.parametrize("name", ["m.fmlp", "m.keras", "m.weights.h5"])
 def test_saves_reserve_the_file_and_send_every_byte_on_to_the_disk(tmp_path, monkeypatch, name):
-    """A save reserves the file's size before writing, hands what it wrote to the disk in
-    pieces as it goes (one range after another, from 0 to the end, in the file written), and
-    still ends with an fsync; the file is the one an in-memory save gives."""
+    """A save reserves the file's size before writing, writes it from 0 to the end in calls
+    into C that hand what was written to the disk as they go (never more than a piece behind
+    when a call returns), and still ends with an fsync; the file is the one an in-memory save
+    gives."""
     pytest.importorskip("h5py")
     import fastmlp.saving.writer as writer
     monkeypatch.setattr(writer, "_WRITE_PIECE", 4096)
     m, x, _ = _trained()
     calls = []
-    real_pre, real_kick, real_fsync = _engine.preallocate, _engine.start_writeback, os.fsync
+    real_pre, real_write, real_fsync = _engine.preallocate, _engine.write_behind, os.fsync
     monkeypatch.setattr(_engine, "preallocate", lambda fd, n: calls.append(("pre", n)) or real_pre(fd, n))
-    monkeypatch.setattr(_engine, "start_writeback",
-                        lambda fd, at, n: calls.append(("kick", at, n)) or real_kick(fd, at, n))
+
+    def write_behind(fd, buf, offset, sent, kick, crc=None, piece=0):
+        out = real_write(fd, buf, offset, sent, kick, crc, piece)
+        calls.append(("write", offset, memoryview(buf).nbytes, sent, kick, out[0]))
+        return out
+    monkeypatch.setattr(_engine, "write_behind", write_behind)
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync",)) or real_fsync(fd))
     path = tmp_path / name
     if name.endswith(".weights.h5"):
@@ -339,11 +345,12 @@ def test_saves_reserve_the_file_and_send_every_byte_on_to_the_disk(tmp_path, mon
         m.save(path)
     size = path.stat().st_size
     assert calls[0] == ("pre", size) and ("fsync",) in calls
-    kicks = [c[1:] for c in calls if c[0] == "kick"]
-    assert len(kicks) >= size // 4096 - 1 and kicks[0][0] == 0
-    assert all(a + n == b for (a, n), (b, _) in zip(kicks, kicks[1:]))   # contiguous, in order
-    assert size - 4096 < kicks[-1][0] + kicks[-1][1] <= size
-    assert calls.index(("fsync",)) > max(i for i, c in enumerate(calls) if c[0] == "kick")
+    writes = [c[1:] for c in calls if c[0] == "write" and c[4]]   # (patches of a header: kick 0)
+    assert writes[0][0] == 0 and sum(w[1] for w in writes) == size
+    assert all(a + n == b for (a, n, *_), (b, *_) in zip(writes, writes[1:]))   # contiguous, in order
+    for offset, n, before, kick, after in writes:
+        assert kick == 4096 and before <= after <= offset + n and offset + n - after < kick
+    assert calls.index(("fsync",)) > max(i for i, c in enumerate(calls) if c[0] == "write")
     if name.endswith(".keras"):
         from fastmlp.saving import keras_file
         with zipfile.ZipFile(path) as z:
@@ -352,6 +359,49 @@ def test_saves_reserve_the_file_and_send_every_byte_on_to_the_disk(tmp_path, mon
         assert len(here) == len(there) and zipfile.ZipFile(io.BytesIO(here)).testzip() is None
     np.testing.assert_array_equal(fastmlp.load_model(path).predict(x) if not name.endswith(".weights.h5")
                                   else m.predict(x), m.predict(x))
+
+
+@pytest.mark.parametrize("name", ["m.fmlp", "m.keras"])
+def test_saves_write_through_python_where_there_are_no_posix_writes(tmp_path, monkeypatch, name):
+    """Without os.pwrite the save writes through the file object, the zip CRC taken in Python:
+    the same bytes as an in-memory save."""
+    pytest.importorskip("h5py")
+    import fastmlp.saving.writer as writer
+    monkeypatch.setattr(writer, "_WRITE_PIECE", 4096)
+    m, x, _ = _trained()
+    monkeypatch.delattr(os, "pwrite", raising=False)
+    m.save(tmp_path / name)
+    monkeypatch.undo()
+    if name.endswith(".keras"):
+        from fastmlp.saving import keras_file
+        with zipfile.ZipFile(tmp_path / name) as z:
+            assert z.testzip() is None
+        assert len(keras_file.keras_bytes(m)) == (tmp_path / name).stat().st_size
+    else:
+        assert (tmp_path / name).read_bytes() == fastmlp.saving.model_to_bytes(m)
+    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / name).predict(x), m.predict(x))
+
+
+@pytest.mark.skipif(not hasattr(os, "pwrite"), reason="POSIX writes")
+@pytest.mark.parametrize("piece", [0, 1, 1000, 4096])
+def test_write_behind_writes_at_an_offset_taking_the_zip_crc32(tmp_path, piece):
+    """_engine.write_behind: the bytes land at the offset asked (the descriptor's own position
+    is not used), the CRC continues over them when asked for, and ``sent`` follows what was
+    written to within ``kick``; a closed descriptor is an OSError."""
+    import zlib
+    data = np.random.default_rng(piece).integers(0, 256, 50_000, dtype=np.uint8).tobytes()
+    fd = os.open(tmp_path / "f", os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, b"head")
+        sent, crc = _engine.write_behind(fd, data, 100, 0, 8192, crc=7, piece=piece)
+        assert crc == zlib.crc32(data, 7) and 100 + len(data) - 8192 < sent <= 100 + len(data)
+        assert _engine.write_behind(fd, b"xyz", 1, 5, 0) == (5, None)   # (kick 0: nothing sent)
+    finally:
+        os.close(fd)
+    got = (tmp_path / "f").read_bytes()
+    assert got[:4] == b"hxyz" and got[4:100] == bytes(96) and got[100:] == data
+    with pytest.raises(OSError):
+        _engine.write_behind(fd, b"x", 0, 0, 0)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's local file systems only")

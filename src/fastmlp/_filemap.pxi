@@ -23,6 +23,8 @@ cdef extern from "filemap.h" nogil:
     int fm_start_writeback(int fd, long long offset, long long nbytes)
     void fm_close_later(int fd)
     int fm_remote_fs(int fd)
+    int fm_write_behind(int fd, const void *buf, size_t n, long long offset, size_t piece, long long kick,
+                        long long *sent, uint32_t *crc)
     enum: FM_MAP_UNSUPPORTED
 
 
@@ -193,6 +195,32 @@ def start_writeback(int fd, long long offset, long long nbytes):
     with nogil:
         err = fm_start_writeback(fd, offset, nbytes)
     return err
+
+
+def write_behind(int fd, object buf, long long offset, long long sent, long long kick, object crc=None,
+                 Py_ssize_t piece=0):
+    """Write ``buf`` (a contiguous buffer) at ``offset`` of the file open as ``fd``, ``piece``
+    bytes at a time, continuing the zip CRC-32 ``crc`` over them when it is not None, and
+    handing what was written to the disk whenever it runs ``kick`` bytes ahead of ``sent``;
+    the GIL is released throughout.  Returns ``(sent, crc)``.  Raises OSError when a write
+    fails (ENOSYS: this platform has no POSIX writes; the caller writes through Python)."""
+    if fd < 0 or offset < 0 or sent < 0 or kick < 0 or piece < 0:
+        raise ValueError("internal: negative file descriptor, offset, sent, kick or piece")
+    cdef Py_buffer view
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    cdef uint32_t c = 0 if crc is None else <uint32_t>crc
+    cdef uint32_t *cp = NULL if crc is None else &c
+    cdef long long s = sent
+    cdef int err
+    try:
+        with nogil:
+            err = fm_write_behind(fd, view.buf, <size_t>view.len, offset, <size_t>piece, kick, &s, cp)
+    finally:
+        PyBuffer_Release(&view)
+    if err:
+        import os
+        raise OSError(err, os.strerror(err))
+    return s, (None if crc is None else c)
 
 
 def remote_fs(int fd):

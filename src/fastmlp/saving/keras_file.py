@@ -38,6 +38,7 @@ from ..layers import registry
 import fastmlp.saving.keras_config as keras_config
 import fastmlp.saving.h5index as h5index
 import fastmlp._engine as _engine
+from .writer import _zip_crc32
 
 __all__ = ["format_of", "save_keras", "save_h5", "save_weights_h5", "load_keras", "load_h5", "load_weights",
            "FORMATS"]
@@ -768,10 +769,7 @@ def _stored_zip(members):
             out.write(local_header(raw, size, 0))
             crc = 0
             for p in pieces:
-                for at in range(0, len(p), _CRC_PIECE):
-                    piece = p[at:at + _CRC_PIECE]
-                    crc = _zip_crc32(piece, crc)
-                    out.write(piece)
+                crc = out.write(p, crc)
             out.patch(offset + 14, struct.pack("<I", crc))
             central.append((raw, size, crc, offset))
         out.write(directory(central, out.tell()))
@@ -787,13 +785,20 @@ _CRC_PIECE = 256 << 10   # bytes of a member checksummed, then written, at a tim
 
 
 class _Bytes:
-    """A file in memory for ``_stored_zip``: its bytes, grown by ``write``."""
+    """A file in memory for ``_stored_zip``: its bytes, grown by ``write`` (which continues a
+    zip CRC-32 over them when given one, as ``writer._WriteBehind.write`` does)."""
 
     def __init__(self):
         self.buf = bytearray()
 
-    def write(self, data):
-        self.buf += data
+    def write(self, data, crc=None):
+        view = memoryview(data).cast("B")
+        for at in range(0, len(view), _CRC_PIECE):   # (each piece checksummed while in the cache)
+            piece = view[at:at + _CRC_PIECE]
+            if crc is not None:
+                crc = _zip_crc32(piece, crc)
+            self.buf += piece
+        return crc
 
     def tell(self):
         return len(self.buf)
@@ -876,14 +881,6 @@ def _stored_member(z, name):
     start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + \
         int.from_bytes(header[28:30], "little")
     return start, info.file_size
-
-
-def _zip_crc32(data, crc=0):
-    """The zip CRC-32 of a buffer (continuing ``crc``): the engine's folding where it runs, else
-    zlib's."""
-    if _engine.crc32_impl() == "portable":
-        return zlib.crc32(data, crc)
-    return _engine.crc32(data, crc=crc)
 
 
 class _ReadAhead:

@@ -7,6 +7,7 @@ import stat
 import struct
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 
@@ -73,6 +74,14 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _zip_crc32(data, crc=0):
+    """The zip CRC-32 of a buffer (continuing ``crc``): the engine's folding where it runs, else
+    zlib's."""
+    if _engine.crc32_impl() == "portable":
+        return zlib.crc32(data, crc)
+    return _engine.crc32(data, crc=crc)
+
+
 _WRITE_PIECE = 256 << 10   # bytes handed to the disk at a time while a save is written
 
 
@@ -80,28 +89,41 @@ class _WriteBehind:
     """The temporary file of a save, as the writers see it (``write``, ``tell``, ``patch``): every
     ``_WRITE_PIECE`` bytes written are sent on to the disk at once, without waiting, so the
     disk works while the rest is written and the final fsync waits for the last piece only.
-    (Written whole and then fsynced, an 8 MB file took 7 ms here; this way, 4.)"""
+    (Written whole and then fsynced, an 8 MB file took 7 ms here; this way, 4.)  Where POSIX
+    writes exist, each ``write`` is one call into C without the GIL (``_engine.write_behind``),
+    which also takes the zip CRC-32 of what it writes when asked (``write(data, crc)``)."""
 
     def __init__(self, f):
         self.f, self.fd, self.pos, self.sent = f, f.fileno(), 0, 0
+        self.native = hasattr(os, "pwrite")
 
-    def write(self, data):
+    def write(self, data, crc=None):
+        """Write ``data``; with ``crc`` (an int), return the zip CRC-32 continued over it."""
         view = memoryview(data).cast("B")
+        if self.native:
+            self.sent, crc = _engine.write_behind(self.fd, view, self.pos, self.sent, _WRITE_PIECE, crc)
+            self.pos += len(view)
+            return crc
         for start in range(0, len(view), _WRITE_PIECE):
             piece = view[start:start + _WRITE_PIECE]
+            if crc is not None:
+                crc = _zip_crc32(piece, crc)
             self.f.write(piece)
             self.pos += len(piece)
             if self.pos - self.sent >= _WRITE_PIECE:
                 self.f.flush()
                 _engine.start_writeback(self.fd, self.sent, self.pos - self.sent)
                 self.sent = self.pos
-        return len(view)
+        return crc
 
     def tell(self):
         return self.pos
 
     def patch(self, offset, data):
         """Write ``data`` over what was written at ``offset`` (a header filled in afterwards)."""
+        if self.native:
+            _engine.write_behind(self.fd, memoryview(data).cast("B"), offset, self.sent, 0)
+            return
         self.f.seek(offset)
         self.f.write(data)
         self.f.seek(0, os.SEEK_END)
