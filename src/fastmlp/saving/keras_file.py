@@ -38,7 +38,7 @@ from ..layers import registry
 import fastmlp.saving.keras_config as keras_config
 import fastmlp.saving.h5index as h5index
 import fastmlp._engine as _engine
-from .writer import _zip_crc32
+from .writer import _pieces, _zip_crc32
 
 __all__ = ["format_of", "save_keras", "save_h5", "save_weights_h5", "load_keras", "load_h5", "load_weights",
            "FORMATS"]
@@ -792,11 +792,7 @@ class _Bytes:
         self.buf = bytearray()
 
     def write(self, data, crc=None):
-        view = memoryview(data).cast("B")
-        for at in range(0, len(view), _CRC_PIECE):   # (each piece checksummed while in the cache)
-            piece = view[at:at + _CRC_PIECE]
-            if crc is not None:
-                crc = _zip_crc32(piece, crc)
+        for piece, crc in _pieces(memoryview(data).cast("B"), _CRC_PIECE, crc):
             self.buf += piece
         return crc
 

@@ -82,6 +82,16 @@ def _zip_crc32(data, crc=0):
     return _engine.crc32(data, crc=crc)
 
 
+def _pieces(view, size, crc):
+    """``(piece, crc)`` for each ``size``-byte piece of ``view`` in turn, the zip CRC-32 (when
+    ``crc`` is not None) continued over the pieces so far, taken while the piece is in the cache."""
+    for start in range(0, len(view), size):
+        piece = view[start:start + size]
+        if crc is not None:
+            crc = _zip_crc32(piece, crc)
+        yield piece, crc
+
+
 _WRITE_PIECE = 256 << 10   # bytes handed to the disk at a time while a save is written
 
 
@@ -104,10 +114,7 @@ class _WriteBehind:
             self.sent, crc = _engine.write_behind(self.fd, view, self.pos, self.sent, _WRITE_PIECE, crc)
             self.pos += len(view)
             return crc
-        for start in range(0, len(view), _WRITE_PIECE):
-            piece = view[start:start + _WRITE_PIECE]
-            if crc is not None:
-                crc = _zip_crc32(piece, crc)
+        for piece, crc in _pieces(view, _WRITE_PIECE, crc):
             self.f.write(piece)
             self.pos += len(piece)
             if self.pos - self.sent >= _WRITE_PIECE:
