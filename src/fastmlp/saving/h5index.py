@@ -64,11 +64,14 @@ class H5Index:
         """``buf``: any bytes-like object (bytes, a uint8 array); nothing is copied but the
         local heaps' names.  ``fetch(offset, n)``, when given, is called before the index
         reads bytes ``offset:offset + n`` of ``buf`` (a file read into it as it is walked:
-        the index reads only the file's structure, never a dataset's values)."""
+        the index reads only the file's structure, never a dataset's values).  A file read in
+        order may have ``fetch`` return how many bytes from the start are in: the index asks
+        again only past them (it reads a few bytes hundreds of times)."""
         self.buf = memoryview(buf).cast("B") if not isinstance(buf, bytes) else buf
         self._heaps, self._collections = {}, {}
         self.size = len(self.buf)
         self._fetch = fetch
+        self._have = self.size if fetch is None else 0   # bytes buf[:_have] are known to be in
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
         if self.size >= 96 and fetch is not None:
@@ -93,10 +96,11 @@ class H5Index:
     def _at(self, offset, n):
         """``offset``, once bytes ``offset:offset + n`` are known to lie in the file (and have
         been fetched)."""
-        if offset < 0 or n < 0 or offset + n > self.size:
+        end = offset + n
+        if offset < 0 or n < 0 or end > self.size:
             raise Unsupported("an address outside the file")
-        if self._fetch is not None:
-            self._fetch(offset, n)
+        if end > self._have:
+            self._have = self._fetch(offset, n) or 0
         return offset
 
     def _inside(self, offset, n):

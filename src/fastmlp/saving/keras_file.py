@@ -911,11 +911,16 @@ class _ReadAhead:
             os.close(fd)   # (no thread to be had: the member is read as usual)
 
     def fetch(self, offset, n):
-        """Wait until bytes ``offset:offset + n`` are read (``H5Index``'s fetch)."""
+        """Wait until bytes ``offset:offset + n`` are read (``H5Index``'s fetch); the count read
+        so far (from the start, in order)."""
         job = self.job
-        if offset + n > job.have and job.wait(offset + n) < offset + n:
-            self.check()   # the read ended short: why
-            _fail(f"{self.where}: {self.name} is truncated")
+        have = job.have
+        if offset + n > have:
+            have = job.wait(offset + n)
+            if have < offset + n:
+                self.check()   # the read ended short: why
+                _fail(f"{self.where}: {self.name} is truncated")
+        return have
 
     def check(self):
         """Wait for the whole read; the bytes must be all there, with the zip directory's CRC-32."""
