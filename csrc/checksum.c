@@ -405,6 +405,15 @@ uint32_t fm_crc32c_combine(uint32_t crc_a, uint32_t crc_b, size_t len_b) {
     return fm_multmodp(fm_x2nmodp((uint64_t)len_b, 3), crc_a) ^ crc_b;
 }
 
+uint32_t fm_crc32_zip_shift(size_t len) {
+    fm_crc32c_init();
+    return fm_x2nmodp_m(&fm_z, (uint64_t)len, 3);
+}
+
+uint32_t fm_crc32_zip_combine(uint32_t crc_a, uint32_t crc_b, uint32_t shift_b) {
+    return fm_multmodp_p(fm_z.poly, shift_b, crc_a) ^ crc_b;
+}
+
 /* The CRC of buf (inverted in and out) through raw; the tables (1-2 GB/s) are
  * split across threads from FM_PAR_MIN bytes and combined.  The folding and
  * crc32-instruction paths run on one thread: at 30-60 GB/s they are near the

@@ -53,6 +53,12 @@ uint32_t fm_crc32_zip(uint32_t crc, const void *buf, size_t len);
 uint32_t fm_crc32_zip_portable(uint32_t crc, const void *buf, size_t len);
 const char *fm_crc32_zip_impl(void);
 
+/* CRC-32 (zip) of a || b from crc(a), crc(b) and fm_crc32_zip_shift(len(b)):
+ * pieces checksummed apart (by two threads) chained in order; the shift is
+ * computed once for pieces of one length. */
+uint32_t fm_crc32_zip_shift(size_t len);
+uint32_t fm_crc32_zip_combine(uint32_t crc_a, uint32_t crc_b, uint32_t shift_b);
+
 /* 1 when every byte of buf[0, len) is zero. */
 int fm_all_zero(const void *buf, size_t len);
 

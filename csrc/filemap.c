@@ -113,52 +113,87 @@ void fm_unmap_file(fm_file_map *map)
     map->addr = NULL;
 }
 
+#define FM_READ_PIECES_MAX 65536   /* a longer read takes longer pieces */
+
 struct fm_read_job {
     int fd;
     unsigned char *dst;
-    size_t n, piece;
+    size_t n, piece, count;   /* count: pieces, the last one shorter when piece does not divide n */
     long long offset;
+    uint32_t shift;           /* fm_crc32_zip_shift(piece) */
     pthread_t thread;
-    pthread_mutex_t lock;   /* guards what follows */
-    pthread_cond_t moved;   /* `done` grew, or the read ended */
-    size_t done;            /* bytes read so far, from dst[0] on */
-    uint32_t crc;           /* theirs */
-    int ended, cancel, err;
+    pthread_mutex_t lock;     /* guards what follows */
+    pthread_cond_t moved;     /* `done` grew, or the read ended */
+    size_t next;              /* the first piece no thread has taken */
+    size_t whole;             /* pieces [0, whole) are read, `done` bytes in all */
+    size_t done;              /* bytes read so far, from dst[0] on, without a gap */
+    uint32_t crc;             /* theirs */
+    unsigned char *ready;     /* per piece: read, its CRC in crcs[] (it counts once the ones before it do) */
+    uint32_t *crcs;
+    size_t short_at, short_len;   /* the first piece read short (the end of the file): its count */
+    size_t busy;              /* pieces being read now */
+    int stopped, cancel, err; /* stopped: no piece is taken any more (a short read, a failure) */
 };
+
+static size_t piece_len(const fm_read_job *job, size_t i)
+{
+    size_t at = i * job->piece;
+    return job->n - at < job->piece ? job->n - at : job->piece;
+}
+
+/* Take the next piece, when there is one before piece `until`, read it and
+ * record it: 1, or 0 when there was none to take.  Called with the lock held;
+ * reads without it. */
+static int read_one(fm_read_job *job, size_t until)
+{
+    if (job->stopped || job->cancel || job->next >= job->count || job->next >= until)
+        return 0;
+    size_t i = job->next++;
+    job->busy++;
+    pthread_mutex_unlock(&job->lock);
+    size_t at = i * job->piece, want = piece_len(job, i);
+    long long r = read_at(job->fd, job->dst + at, want, job->offset + (long long)at);
+    int err = r < 0 ? (errno ? errno : EIO) : 0;
+    uint32_t crc = r > 0 ? fm_crc32_zip(0, job->dst + at, (size_t)r) : 0;
+    pthread_mutex_lock(&job->lock);
+    job->busy--;
+    if (err) {
+        if (!job->err)
+            job->err = err;
+        job->stopped = 1;
+    } else {
+        if ((size_t)r < want && i < job->short_at) {
+            job->short_at = i;
+            job->short_len = (size_t)r;
+            job->stopped = 1;   /* the end of the file: nothing after it counts */
+        }
+        job->ready[i] = 1;
+        job->crcs[i] = crc;
+    }
+    while (job->whole < job->count && job->whole <= job->short_at && job->ready[job->whole]) {
+        size_t k = job->whole++;
+        size_t len = k == job->short_at ? job->short_len : piece_len(job, k);
+        uint32_t shift = len == job->piece ? job->shift : fm_crc32_zip_shift(len);
+        job->crc = fm_crc32_zip_combine(job->crc, job->crcs[k], shift);
+        job->done += len;
+    }
+    pthread_cond_broadcast(&job->moved);
+    return 1;
+}
+
+/* Whether the read is over: every piece that counts is in, or nothing more will come. */
+static int read_over(const fm_read_job *job)
+{
+    return job->whole == job->count || job->whole > job->short_at
+        || ((job->stopped || job->cancel) && job->busy == 0);
+}
 
 static void *read_job_run(void *arg)
 {
     fm_read_job *job = arg;
-    size_t got = 0;
-    uint32_t crc = 0;
-    int err = 0;
-    for (;;) {
-        pthread_mutex_lock(&job->lock);
-        int stop = job->cancel;
-        pthread_mutex_unlock(&job->lock);
-        if (stop || got >= job->n)
-            break;
-        size_t want = job->n - got < job->piece ? job->n - got : job->piece;
-        long long r = read_at(job->fd, job->dst + got, want, job->offset + (long long)got);
-        if (r < 0) {
-            err = errno ? errno : EIO;
-            break;
-        }
-        crc = fm_crc32_zip(crc, job->dst + got, (size_t)r);
-        got += (size_t)r;
-        pthread_mutex_lock(&job->lock);
-        job->done = got;
-        job->crc = crc;
-        pthread_cond_broadcast(&job->moved);
-        pthread_mutex_unlock(&job->lock);
-        if ((size_t)r < want)
-            break;   /* the end of the file */
-    }
-    close(job->fd);
     pthread_mutex_lock(&job->lock);
-    job->err = err;
-    job->ended = 1;
-    pthread_cond_broadcast(&job->moved);
+    while (read_one(job, job->count))
+        ;
     pthread_mutex_unlock(&job->lock);
     return NULL;
 }
@@ -173,7 +208,14 @@ fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, si
     job->n = n;
     job->offset = offset;
     job->piece = piece ? piece : (size_t)1 << 18;
-    int r = pthread_mutex_init(&job->lock, NULL);
+    if (job->piece < n / FM_READ_PIECES_MAX + 1)
+        job->piece = n / FM_READ_PIECES_MAX + 1;
+    job->count = n / job->piece + (n % job->piece != 0);
+    job->shift = fm_crc32_zip_shift(job->piece);
+    job->short_at = (size_t)-1;
+    job->ready = calloc(job->count + 1, 1);
+    job->crcs = calloc(job->count + 1, sizeof *job->crcs);
+    int r = job->ready && job->crcs ? pthread_mutex_init(&job->lock, NULL) : ENOMEM;
     if (r == 0) {
         r = pthread_cond_init(&job->moved, NULL);
         if (r != 0)
@@ -187,6 +229,8 @@ fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, si
         }
     }
     if (r != 0) {
+        free(job->ready);
+        free(job->crcs);
         free(job);
         errno = r;
         return NULL;
@@ -197,8 +241,12 @@ fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, si
 size_t fm_read_job_wait(fm_read_job *job, size_t upto)
 {
     pthread_mutex_lock(&job->lock);
-    while (job->done < upto && !job->ended)
-        pthread_cond_wait(&job->moved, &job->lock);
+    while (job->done < upto && !read_over(job)) {
+        /* the pieces that hold bytes below `upto`, not yet taken: read here */
+        size_t until = upto / job->piece + (upto % job->piece != 0);
+        if (!read_one(job, until))
+            pthread_cond_wait(&job->moved, &job->lock);
+    }
     size_t done = job->done;
     pthread_mutex_unlock(&job->lock);
     return done;
@@ -210,13 +258,18 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
         pthread_mutex_lock(&job->lock);
         job->cancel = 1;
         pthread_mutex_unlock(&job->lock);
+    } else {
+        fm_read_job_wait(job, job->n);
     }
     pthread_join(job->thread, NULL);
+    close(job->fd);
     long long got = job->err ? -1 : (long long)job->done;
     *crc = job->crc;
     *err = job->err;
     pthread_cond_destroy(&job->moved);
     pthread_mutex_destroy(&job->lock);
+    free(job->ready);
+    free(job->crcs);
     free(job);
     return got;
 }

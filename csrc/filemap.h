@@ -44,22 +44,26 @@ void fm_close_file(fm_file_map *map);
 void fm_unmap_file(fm_file_map *map);
 
 /* A read of `n` bytes at `offset` of a file into `dst` on a thread of its own,
- * `piece` bytes at a time (0: 256 KiB), the zip CRC-32 of each piece taken
- * while it is in the cache; another thread waits for the bytes it needs
- * (fm_read_job_wait) and uses them while the rest is still being read -- the
- * .keras loader parses the weights file's structure and copies the layers'
- * weights as the optimizer's slots behind them arrive.  The reading thread
+ * `piece` bytes at a time (0: 256 KiB; at least n / 65536 + 1), the zip CRC-32
+ * of each piece taken while it is in the cache; another thread waits for the
+ * bytes it needs (fm_read_job_wait) and uses them while the rest is still being
+ * read -- the .keras loader parses the weights file's structure and copies the
+ * layers' weights as the optimizer's slots behind them arrive.  A waiting
+ * thread reads the pieces it waits for itself when the job's thread has not
+ * taken them yet (that thread may be waiting for a core), so two threads may
+ * read at once; the pieces' CRCs are chained in order.  The reading thread
  * never touches the interpreter.
  *
- * fm_read_job_start takes `fd` (the job closes it when the read ends; on
- * failure the caller keeps it) and returns the job, or NULL with errno set
- * (ENOSYS on platforms without POSIX threads and reads).  `dst` must outlive
- * the job.  fm_read_job_wait blocks until at least `upto` bytes are read or the
- * read has ended, and returns the count read so far: less than `upto` only
- * when the read ended short (the end of the file, a failure, a cancel).
- * fm_read_job_finish (`cancel`: stop after the piece being read) waits for the
- * thread, frees the job and returns the count read with *crc their CRC-32, or
- * -1 with *err the errno value of the failed read. */
+ * fm_read_job_start takes `fd` (fm_read_job_finish closes it; on failure the
+ * caller keeps it) and returns the job, or NULL with errno set (ENOSYS on
+ * platforms without POSIX threads and reads).  `dst` must outlive the job.
+ * fm_read_job_wait blocks until at least `upto` bytes are read or the read has
+ * ended, and returns the count read so far: less than `upto` only when the
+ * read ended short (the end of the file, a failure, a cancel).
+ * fm_read_job_finish (`cancel`: stop after the pieces being read; else read
+ * what is left, on this thread too) waits for the thread, closes `fd`, frees
+ * the job and returns the count read with *crc their CRC-32, or -1 with *err
+ * the errno value of the failed read, once no other call on the job is under way. */
 typedef struct fm_read_job fm_read_job;
 fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, size_t piece);
 size_t fm_read_job_wait(fm_read_job *job, size_t upto);

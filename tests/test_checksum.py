@@ -166,6 +166,30 @@ def test_a_read_job_reads_a_file_on_its_own_thread_taking_its_zip_crc32(tmp_path
 
 
 @pytest.mark.skipif(not hasattr(os, "pread"), reason="POSIX reads")
+@pytest.mark.parametrize("piece", [1, 4096, 100_000])
+def test_a_waiting_thread_reads_what_it_waits_for_beside_the_job(tmp_path, piece):
+    """``wait`` reads the pieces it waits for itself when the job's thread has not taken them
+    yet, so two threads read at once and finish out of order: every wait still sees every
+    byte below its count in place, and the CRC-32 chains the pieces in the file's order
+    (a piece of 1 byte is raised to n / 65536 + 1)."""
+    import zlib
+    data = _bytes((2 << 20) + 5, seed=piece)
+    (tmp_path / "f").write_bytes(data)
+    rng = np.random.default_rng(piece)
+    for trial in range(20):
+        n = int(rng.integers(1, len(data) + 100))   # (past the end: short)
+        want = data[:n]
+        buf = np.zeros(n, np.uint8)
+        job = _engine.start_read(os.open(tmp_path / "f", os.O_RDONLY), buf, 0, piece)
+        for upto in sorted(rng.integers(0, n + 1, size=int(rng.integers(1, 30)))):
+            have = job.wait(int(upto))
+            assert min(int(upto), len(want)) <= have <= len(want)
+            assert bytes(buf[:have]) == want[:have]
+        assert job.finish() == (len(want), zlib.crc32(want)), trial
+        assert bytes(buf[:len(want)]) == want
+
+
+@pytest.mark.skipif(not hasattr(os, "pread"), reason="POSIX reads")
 def test_a_read_job_dropped_or_cancelled_unfinished_stops_and_is_waited_for(tmp_path):
     """A job cancelled (``finish(cancel=True)``) stops after its piece; one dropped
     unfinished is cancelled and joined when collected: its buffer is never written after."""
@@ -187,3 +211,20 @@ def test_a_read_job_dropped_or_cancelled_unfinished_stops_and_is_waited_for(tmp_
         assert np.array_equal(buf2, snapshot)   # nothing writes it any more
         assert not buf2[-4096:].any()   # (and it stopped short of the end)
     np.testing.assert_array_equal(buf[got:], tail)
+
+
+def test_memory_from_the_allocator_is_a_writable_buffer_its_arrays_keep_alive():
+    """_engine.memory(n) (the read-ahead's buffer, in the allocator's small pages rather than the
+    huge pages numpy asks for): n writable bytes, held by any array viewing them."""
+    import gc
+    for n in (0, 1, 4096, (8 << 20) + 3):
+        a = np.frombuffer(_engine.memory(n), np.uint8)
+        assert a.shape == (n,) and a.flags.writeable
+        a[:] = 7
+        gc.collect()
+        assert (a == 7).all() and len(a.base) == n
+    with pytest.raises(ValueError):
+        _engine.memory(-1)
+    if not os.environ.get("FASTMLP_SANITIZED"):   # (AddressSanitizer stops the process instead)
+        with pytest.raises(MemoryError):
+            _engine.memory(2 ** 62)

@@ -885,7 +885,11 @@ class _ReadAhead:
     archive's descriptor) from the moment the archive is open.  Meanwhile this thread rebuilds
     the model from its config, then walks the weights file as its bytes arrive (``fetch``: the
     structure and the layers' weights come first in Keras's files), so the weights are copied
-    while the optimizer's slots behind them are still being read.  Only a stored member of at
+    while the optimizer's slots behind them are still being read; when it has to wait, it
+    reads the pieces the job's thread has not taken yet itself.  The buffer comes from the C
+    allocator (``_engine.memory``): in the huge pages numpy asks for, the loading thread waited
+    0.15-0.5 ms a load for the job's first bytes in ``benchmarks/bench_keras_file.py`` (the
+    kernel finding and clearing a huge page at each first touch).  Only a stored member of at
     most ``_READ_AHEAD_MAX`` bytes lying inside the file is read so (what is allocated is
     bounded by the file's size before the model's own limit is known); else ``job`` is None
     and the member is read as usual.  ``check`` when done with the bytes (the count read and
@@ -901,7 +905,7 @@ class _ReadAhead:
             start, size = _stored_member(z, name)
             if start + size > os.fstat(fd).st_size:
                 return   # truncated: the usual read says so
-            self.data, self.crc = np.empty(size, np.uint8), info.CRC
+            self.data, self.crc = np.frombuffer(_engine.memory(size), np.uint8), info.CRC
             fd = os.dup(fd)   # the job's own: never another file's, whatever happens to the archive's
         except (AttributeError, OSError, io.UnsupportedOperation):
             return
