@@ -20,6 +20,7 @@ variable (interleaved within a call), then Nadam's ``u_product``.
 import collections
 import contextlib
 import datetime
+import functools
 import io
 import json
 import math
@@ -191,6 +192,7 @@ def _read_layer(layer, img, path):
     return True
 
 
+@functools.lru_cache(maxsize=256)   # (class names: a few, asked for per layer at every save and load)
 def _snake_case(name):
     """Keras's snake case of a class name (``BatchNormalization`` -> ``batch_normalization``)."""
     name = re.sub(r"\W+", "", name)
