@@ -131,6 +131,7 @@ struct fm_read_job {
     unsigned char *ready;     /* per piece: read, its CRC in crcs[] (it counts once the ones before it do) */
     uint32_t *crcs;
     size_t short_at, short_len;   /* the first piece read short (the end of the file): its count */
+    size_t err_at;            /* the first piece whose read failed */
     size_t busy;              /* pieces being read now */
     int stopped, cancel, err; /* stopped: no piece is taken any more (a short read, a failure) */
 };
@@ -158,8 +159,10 @@ static int read_one(fm_read_job *job, size_t until)
     pthread_mutex_lock(&job->lock);
     job->busy--;
     if (err) {
-        if (!job->err)
+        if (i < job->err_at) {   /* (it counts only before the end of the file: see finish) */
+            job->err_at = i;
             job->err = err;
+        }
         job->stopped = 1;
     } else {
         if ((size_t)r < want && i < job->short_at) {
@@ -212,7 +215,7 @@ fm_read_job *fm_read_job_start(int fd, void *dst, size_t n, long long offset, si
         job->piece = n / FM_READ_PIECES_MAX + 1;
     job->count = n / job->piece + (n % job->piece != 0);
     job->shift = fm_crc32_zip_shift(job->piece);
-    job->short_at = (size_t)-1;
+    job->short_at = job->err_at = (size_t)-1;
     job->ready = calloc(job->count + 1, 1);
     job->crcs = calloc(job->count + 1, sizeof *job->crcs);
     int r = job->ready && job->crcs ? pthread_mutex_init(&job->lock, NULL) : ENOMEM;
@@ -263,9 +266,12 @@ long long fm_read_job_finish(fm_read_job *job, int cancel, uint32_t *crc, int *e
     }
     pthread_join(job->thread, NULL);
     close(job->fd);
-    long long got = job->err ? -1 : (long long)job->done;
+    /* a failure in a piece past the end of the file (taken before the short read was known) is
+     * no failure: the read in order would never have made it */
+    int failed = job->err && job->err_at <= job->short_at;
+    long long got = failed ? -1 : (long long)job->done;
     *crc = job->crc;
-    *err = job->err;
+    *err = failed ? job->err : 0;
     pthread_cond_destroy(&job->moved);
     pthread_mutex_destroy(&job->lock);
     free(job->ready);

@@ -166,7 +166,7 @@ def test_a_read_job_reads_a_file_on_its_own_thread_taking_its_zip_crc32(tmp_path
 
 
 @pytest.mark.skipif(not hasattr(os, "pread"), reason="POSIX reads")
-@pytest.mark.parametrize("piece", [1, 4096, 100_000])
+@pytest.mark.parametrize("piece", [1, 512, 4096])   # (small: the waiting thread gets pieces to read)
 def test_a_waiting_thread_reads_what_it_waits_for_beside_the_job(tmp_path, piece):
     """``wait`` reads the pieces it waits for itself when the job's thread has not taken them
     yet, so two threads read at once and finish out of order: every wait still sees every
@@ -225,6 +225,14 @@ def test_memory_from_the_allocator_is_a_writable_buffer_its_arrays_keep_alive():
         assert (a == 7).all() and len(a.base) == n
     with pytest.raises(ValueError):
         _engine.memory(-1)
+    import copy
+    import pickle
+    for copier in (copy.copy, copy.deepcopy, pickle.dumps):   # (its bytes are the arrays' to copy)
+        with pytest.raises(TypeError):
+            copier(_engine.memory(8))
+    a = np.frombuffer(_engine.memory(8), np.uint8)
+    a[:] = 3
+    assert (pickle.loads(pickle.dumps(a)) == 3).all() and (copy.deepcopy(a) == 3).all()
     if not os.environ.get("FASTMLP_SANITIZED"):   # (AddressSanitizer stops the process instead)
         with pytest.raises(MemoryError):
             _engine.memory(2 ** 62)

@@ -68,8 +68,8 @@ cdef class FileMap:
 
 cdef class Memory:
     """Uninitialized bytes from the C allocator, as a writable buffer (``np.frombuffer`` views
-    them), freed with the object (``memory``)."""
-    cdef char *p
+    them), freed with the object (``memory``).  Not copied or pickled: arrays over it are."""
+    cdef void *p   # (not char *: Cython would pickle that as a C string)
     cdef readonly Py_ssize_t size
 
     def __getbuffer__(self, Py_buffer *view, int flags):
@@ -93,7 +93,7 @@ def memory(Py_ssize_t n):
     if n < 0:
         raise ValueError("internal: negative size")
     cdef Memory m = Memory.__new__(Memory)
-    m.p = <char *>malloc(<size_t>n if n else 1)
+    m.p = malloc(<size_t>n if n else 1)
     if m.p == NULL:
         raise MemoryError(f"cannot allocate {n} bytes")
     m.size = n
@@ -131,14 +131,16 @@ def map_file(bytes path, Py_ssize_t head_cap, Py_ssize_t min_map):
 
 cdef class ReadJob:
     """A read of a file into a buffer on a thread of its own (``start_read``); ``wait`` for
-    the bytes needed so far, ``finish`` for the count and CRC-32.  The buffer is held until
-    the read has ended; a job dropped unfinished is cancelled and waited for."""
+    the bytes needed so far (reading some itself), ``finish`` for the count and CRC-32.  The
+    buffer is held until the read has ended; a job dropped unfinished is cancelled and waited
+    for.  ``finish`` refuses to run while another thread waits (the job would be freed under
+    it)."""
     cdef fm_read_job *job
     cdef Py_buffer view
     cdef readonly Py_ssize_t size, have
     cdef long long got
     cdef uint32_t crc
-    cdef int err
+    cdef int err, waiting
 
     @property
     def finished(self):
@@ -147,22 +149,30 @@ cdef class ReadJob:
 
     def wait(self, Py_ssize_t upto):
         """The count of bytes read so far once it reaches ``upto`` or the read has ended
-        (fewer then only when it ended short: ``finish`` says why)."""
+        (fewer then only when it ended short: ``finish`` says why).  The pieces it waits for
+        that the job's thread has not taken yet are read on this thread."""
         cdef size_t got
         if upto <= self.have or self.job == NULL:
             return self.have
-        with nogil:
-            got = fm_read_job_wait(self.job, <size_t>upto)
-        self.have = <Py_ssize_t>got
+        self.waiting += 1
+        try:
+            with nogil:
+                got = fm_read_job_wait(self.job, <size_t>upto)
+        finally:
+            self.waiting -= 1
+        if <Py_ssize_t>got > self.have:
+            self.have = <Py_ssize_t>got
         return self.have
 
     def finish(self, bint cancel=False):
-        """Wait for the read to end (``cancel``: stop it after the piece being read);
-        ``(bytes read, CRC-32 of them)``, the same at every call.  Raises OSError when a
-        read failed."""
+        """Wait for the read to end, reading what is left on this thread too (``cancel``:
+        stop it after the pieces being read); ``(bytes read, CRC-32 of them)``, the same at
+        every call.  Raises OSError when a read failed."""
         cdef uint32_t crc = 0
         cdef int err = 0
         cdef long long got
+        if self.waiting:
+            raise RuntimeError("internal: a read job finished while another thread waits on it")
         if self.job != NULL:
             with nogil:
                 got = fm_read_job_finish(self.job, cancel, &crc, &err)
@@ -189,7 +199,7 @@ cdef class ReadJob:
 def start_read(int fd, object buf, long long offset, Py_ssize_t piece=0):
     """Start reading ``len(buf)`` bytes at ``offset`` of the file open as ``fd`` into ``buf``
     (writable, contiguous) on a thread of its own (C, without the interpreter), taking the zip
-    CRC-32 as it goes: a ``ReadJob``.  The job takes ``fd`` and closes it when the read ends;
+    CRC-32 as it goes: a ``ReadJob``.  The job takes ``fd`` and closes it when it finishes;
     when the job cannot start, OSError is raised and ``fd`` stays the caller's (ENOSYS: this
     platform has no POSIX threads and reads)."""
     if fd < 0 or offset < 0 or piece < 0:

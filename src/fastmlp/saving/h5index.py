@@ -75,7 +75,7 @@ class H5Index:
         self._budget = 64 + self.size // 16   # nodes and messages visited, at most
         self._groups = {}
         if self.size >= 96 and fetch is not None:
-            fetch(0, 96)
+            self._have = fetch(0, 96) or 0
         if self.size < 96 or bytes(self.buf[:8]) != _SIGNATURE:
             raise Unsupported("no superblock at offset 0")
         version, = struct.unpack_from("<B", buf, 8)
