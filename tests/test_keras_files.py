@@ -510,3 +510,76 @@ def test_the_default_load_reads_the_weights_on_a_thread_of_its_own_while_the_mod
     monkeypatch.delattr(os, "pread")   # a platform without POSIX reads: the member is read as before
     np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "m.keras").predict(x), r.predict(x))
     assert len(jobs) == 4
+
+
+def test_save_takes_keras_3s_arguments_and_names_the_ones_it_does_not(tmp_path):
+    """``Model.save(filepath, overwrite=True, zipped=None, **kwargs)`` as in Keras 3: ``zipped=True``
+    is the default; ``zipped=False`` writes a model folder, never under a ``.keras`` name;
+    ``save_format`` (Keras 2's) warns where the name gives the format and is refused where it
+    would be needed; anything else is a ValueError naming it.  Nothing is written when refused."""
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    m.save(tmp_path / "a.keras", zipped=True)
+    assert zipfile.is_zipfile(tmp_path / "a.keras")
+    with pytest.warns(UserWarning, match="save_format"):
+        m.save(tmp_path / "b.h5", save_format="h5")
+    assert (tmp_path / "b.h5").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    with pytest.raises(ValueError, match="should not end in `.keras`"):
+        m.save(tmp_path / "c.keras", zipped=False)
+    with pytest.raises(ValueError, match="save_format"):
+        m.save(tmp_path / "d", save_format="tf")
+    with pytest.raises(ValueError, match=r"not supported: \['signatures'\]"):
+        m.save(tmp_path / "e.keras", signatures=None)
+    assert sorted(os.listdir(tmp_path)) == ["a.keras", "b.h5"]
+
+    m.save(tmp_path / "folder", zipped=False, include_optimizer=False)
+    r = fastmlp.load_model(tmp_path / "folder")
+    np.testing.assert_array_equal(r.predict(x, verbose=0), m.predict(x, verbose=0))
+    assert r.optimizer.iterations == 0   # (left out)
+    m.save(tmp_path / "folder", zipped=False)   # over the folder: its files replaced
+    assert fastmlp.load_model(tmp_path / "folder").optimizer.iterations == m.optimizer.iterations
+    with pytest.raises(FileExistsError):
+        m.save(tmp_path / "folder", zipped=False, overwrite=False)
+    with pytest.raises(ValueError, match="mmap"):
+        fastmlp.load_model(tmp_path / "folder", mmap=True)
+    with pytest.raises(ValueError, match="dtype"):
+        m.save(tmp_path / "folder2", zipped=False, dtype="float16")
+
+
+def test_a_damaged_model_folder_is_a_format_error_naming_it(tmp_path):
+    m = _model()
+    m.fit(*_data(), epochs=1, batch_size=8, verbose=0)
+    m.save(tmp_path / "f", zipped=False)
+    weights = (tmp_path / "f" / "model.weights.h5").read_bytes()
+    (tmp_path / "f" / "model.weights.h5").write_bytes(weights[:len(weights) // 3])
+    with pytest.raises(fastmlp.FormatError, match=str(tmp_path / "f")):
+        fastmlp.load_model(tmp_path / "f")
+    os.unlink(tmp_path / "f" / "model.weights.h5")
+    with pytest.raises(fastmlp.FormatError, match="no model.weights.h5"):
+        fastmlp.load_model(tmp_path / "f")
+    (tmp_path / "f" / "config.json").write_text("{not json")
+    with pytest.raises(fastmlp.FormatError, match="config.json is not valid JSON"):
+        fastmlp.load_model(tmp_path / "f")
+
+
+def test_the_saving_and_models_functions_write_the_format_the_name_asks_for(tmp_path):
+    """``keras.saving.save_model`` / ``save_weights`` / ``load_weights`` and ``keras.models.save_model``
+    are ``model.save`` / ``save_weights`` / ``load_weights``: a ``.keras`` name gets a Keras zip, never
+    fastmlp's own format under that name."""
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    fastmlp.saving.save_model(m, tmp_path / "a.keras")
+    fastmlp.models.save_model(m, tmp_path / "b.h5")
+    fastmlp.saving.save_model(m, tmp_path / "c", zipped=False)
+    fastmlp.saving.save_weights(m, tmp_path / "w.weights.h5")
+    assert zipfile.is_zipfile(tmp_path / "a.keras")
+    for name in ("b.h5", "w.weights.h5", "c/model.weights.h5"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n", name
+    for name in ("a.keras", "b.h5", "c"):
+        np.testing.assert_array_equal(fastmlp.saving.load_model(tmp_path / name).predict(x, verbose=0),
+                                      m.predict(x, verbose=0))
+    other = _model(seed=9)
+    fastmlp.saving.load_weights(other, tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), m.predict(x, verbose=0))

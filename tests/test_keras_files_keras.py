@@ -243,3 +243,31 @@ def test_a_nested_model_crosses_both_ways(tmp_path, ext):
     r = fastmlp.load_model(tmp_path / f"k.{ext}")
     np.testing.assert_allclose(r.predict(x), m.predict(x), rtol=1e-6, atol=1e-7)
     assert type(r.layers[1]).__name__ == "Sequential" and r.optimizer.iterations == 1
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_unzipped_model_folders_go_both_ways_and_training_continues(tmp_path, kind):
+    """Keras 3's ``model.save(path, zipped=False)``: a folder of config.json, metadata.json and
+    model.weights.h5.  fastmlp loads Keras's folder (and one more epoch lands where Keras's does),
+    and writes one Keras loads, predicts the same and trains on from as fastmlp does."""
+    x, y = _data()
+    k = _build(kind, keras, OPTIMIZERS["adam"])
+    k.fit(_inputs(kind, x), y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    k.save(tmp_path / "k_model", zipped=False)
+    f = fastmlp.models.load_model(tmp_path / "k_model")
+    np.testing.assert_allclose(f.predict(_inputs(kind, x), verbose=0), k.predict(_inputs(kind, x), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert f.optimizer.iterations == 4
+    for m in (f, k):
+        m.fit(_inputs(kind, x), y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    _close(f.get_weights(), [w.numpy() if hasattr(w, "numpy") else w for w in k.get_weights()], STEP_ATOL)
+
+    f.save(tmp_path / "f_model", zipped=False)
+    assert sorted(os.listdir(tmp_path / "f_model")) == ["config.json", "metadata.json", "model.weights.h5"]
+    k2 = keras.models.load_model(tmp_path / "f_model")
+    np.testing.assert_allclose(k2.predict(_inputs(kind, x), verbose=0), f.predict(_inputs(kind, x), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert int(k2.optimizer.iterations.numpy()) == 6
+    for m in (f, k2):
+        m.fit(_inputs(kind, x), y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    _close(f.get_weights(), k2.get_weights(), STEP_ATOL)

@@ -39,6 +39,6 @@ def from_bytes(data, compile=True, verify=True):
     return reader.model_from_bytes(data, compile=compile, verify=verify)
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True, dtype=None):
-    """``model.save(filepath, ...)``."""
-    return model.save(filepath, overwrite=overwrite, include_optimizer=include_optimizer, dtype=dtype)
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """``keras.models.save_model``: ``model.save(filepath, ...)``."""
+    return model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)

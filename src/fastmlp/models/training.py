@@ -13,8 +13,10 @@ An interrupt lands between two chunks: the model is then exactly as after the
 last step taken (weights, optimizer slots, step counter).
 """
 import copyreg
+import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -861,13 +863,35 @@ class Trainer:
         quantization.quantize(self, mode, config, filters, **kwargs)
 
     # ------------------------------------------------------------------ saving
-    def save(self, filepath, overwrite=True, include_optimizer=True, dtype=None):
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Write the whole model (architecture, weights, compile config and, by
         default, the optimizer/training state) atomically to ``filepath``, in the
         format its name asks for: ``.keras`` (a Keras 3 file), ``.h5``/``.hdf5`` (a
         legacy Keras HDF5 file), ``.fmlp`` or no extension (fastmlp's own format;
-        ``dtype`` stores compact weights there)."""
+        ``dtype=`` stores compact weights there).  ``zipped=False`` writes Keras 3's
+        unzipped model, a folder (its name may not end in ``.keras``), which
+        ``load_model`` reads too.  ``include_optimizer=False`` leaves the optimizer's
+        state out; ``save_format`` is Keras 2's, accepted with a warning where the
+        name gives the same format, as Keras 3 does."""
         from ..saving import keras_file, writer
+        include_optimizer = kwargs.pop("include_optimizer", True)
+        dtype = kwargs.pop("dtype", None)
+        save_format = kwargs.pop("save_format", None)
+        if kwargs:
+            raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
+        if save_format:
+            if not str(os.fspath(filepath)).endswith((".h5", ".hdf5", ".keras")):
+                raise ValueError(f"The `save_format` argument is deprecated in Keras 3. Please remove this argument "
+                                 f"and pass a file path with either `.keras` or `.h5` extension. Received: "
+                                 f"save_format={save_format}")
+            warnings.warn(f"The `save_format` argument is deprecated in Keras 3. We recommend removing this argument "
+                          f"as it can be inferred from the file path. Received: save_format={save_format}",
+                          stacklevel=2)
+        if zipped is not None and not zipped:   # (Keras: any false value)
+            if dtype is not None and str(dtype) != self._dtype:
+                raise ValueError(f"`dtype` ({dtype!r}) applies to fastmlp's own format ('.fmlp'); a Keras model "
+                                 f"folder keeps the model's dtype")
+            return keras_file.save_keras_dir(self, filepath, overwrite, include_optimizer)
         kind = keras_file.format_of(filepath)
         if kind == "fmlp":
             return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,

@@ -7,8 +7,8 @@ from .format import (ALIGN, DTYPES, FORMAT_VERSION, MAGIC, MAX_ELEMENTS, MAX_NDI
 from .format import _engine  # noqa: F401  (tests patch the engine the checks use)
 from .c_export import export_c
 from .onnx_io import load as load_onnx
-from .reader import load_model, load_weights, model_from_bytes
-from .writer import model_to_bytes, save_model, save_weights
+from .reader import load_model, model_from_bytes
+from .writer import model_to_bytes
 from .._serialization import (CustomObjectScope, custom_object_scope, deserialize_keras_object, get_custom_objects,
                               get_registered_name, get_registered_object, register_keras_serializable,
                               serialize_keras_object)
@@ -17,3 +17,20 @@ __all__ = ["FormatError", "save_model", "load_model", "save_weights", "load_weig
            "model_to_bytes", "model_from_bytes", "load_onnx", "export_c", "MAGIC", "FORMAT_VERSION",
            "serialize_keras_object", "deserialize_keras_object", "get_custom_objects", "register_keras_serializable",
            "get_registered_name", "get_registered_object", "CustomObjectScope", "custom_object_scope"]
+
+
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """``keras.saving.save_model``: ``model.save(filepath, ...)``, in the format the name asks for
+    (``.keras``, ``.h5``, ``.fmlp`` or no extension; ``zipped=False``: Keras's model folder)."""
+    return model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+
+def save_weights(model, filepath, overwrite=True, **kwargs):
+    """``keras.saving.save_weights``: ``model.save_weights(filepath, ...)`` (``.weights.h5``:
+    Keras 3's layout; ``.fmlp`` or no extension: fastmlp's)."""
+    return model.save_weights(filepath, overwrite=overwrite, **kwargs)
+
+
+def load_weights(model, filepath, **kwargs):
+    """``keras.saving.load_weights``: ``model.load_weights(filepath, ...)``."""
+    return model.load_weights(filepath, **kwargs)

@@ -3,7 +3,8 @@
 (Keras 3's weights layout: ``layers/<name>/vars/<i>``, the optimizer's variables
 under ``optimizer/vars``) and the legacy HDF5 model (``model_config`` and
 ``training_config`` attributes, ``model_weights/<layer>/<layer>/kernel:0``,
-``optimizer_weights``), as Keras 3 and tf.keras 2.x write them.
+``optimizer_weights``), as Keras 3 and tf.keras 2.x write them; and Keras 3's unzipped
+model, a folder of the ``.keras`` file's three members (``model.save(path, zipped=False)``).
 
 HDF5 goes through ``h5py`` (``pip install fastmlp[keras]``).  Which format a
 path gets is decided by its name (``format_of``), as Keras decides.
@@ -705,18 +706,22 @@ def _require_built(model):
 
 
 # ---------------------------------------------------------------------------- .keras
-def _write_keras(model, include_optimizer):
-    """The ``.keras`` file of ``model``: ``(write, size)`` as ``_stored_zip`` gives them."""
+def _keras_members(model, include_optimizer):
+    """The three members of ``model``'s ``.keras`` file: ``(metadata.json bytes, config.json
+    bytes, weights)``, weights an ``_H5File``."""
     _require_built(model)
     entry = keras_config.model_to_keras_config(model)
     if model.compiled:
         entry["compile_config"] = keras_config.compile_config_to_keras(model)
     weights = _weights_h5(model, include_optimizer)
     meta = {"keras_version": _KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    return json.dumps(meta).encode(), json.dumps(entry).encode(), weights
 
-    return _stored_zip([("metadata.json", [json.dumps(meta).encode()]),
-                        ("config.json", [json.dumps(entry).encode()]),
-                        ("model.weights.h5", weights.pieces)])
+
+def _write_keras(model, include_optimizer):
+    """The ``.keras`` file of ``model``: ``(write, size)`` as ``_stored_zip`` gives them."""
+    meta, config, weights = _keras_members(model, include_optimizer)
+    return _stored_zip([("metadata.json", [meta]), ("config.json", [config]), ("model.weights.h5", weights.pieces)])
 
 
 _ZIP32 = 0xFFFFFFFF      # the value a 32-bit field holds when its ZIP64 record has the real one
@@ -1085,6 +1090,68 @@ def load_keras(filepath, compile=True, verify=True):
         finally:
             if ahead is not None:
                 ahead.close()
+    return model
+
+
+# ---------------------------------------------------------------------------- unzipped (a folder)
+def is_keras_dir(filepath):
+    """Whether ``filepath`` is a folder holding a Keras model's ``config.json``: what Keras 3's
+    ``model.save(path, zipped=False)`` writes, and its ``load_model`` reads."""
+    try:
+        return os.path.isdir(filepath) and os.path.isfile(os.path.join(filepath, "config.json"))
+    except (TypeError, ValueError):
+        return False
+
+
+def save_keras_dir(model, dirpath, overwrite=True, include_optimizer=True):
+    """Keras 3's unzipped model (``model.save(path, zipped=False)``): the folder ``dirpath``
+    holding the ``.keras`` file's three members as files.  Each file is written atomically, the
+    weights first; a reader that comes between two of them may find the new weights beside the
+    old config.json (as with Keras)."""
+    where = os.fsdecode(os.fspath(dirpath))
+    if where.lower().endswith(".keras"):
+        raise ValueError(f"When using `zipped=False`, the `filepath` argument should not end in `.keras`. "
+                         f"Received: filepath={where}")
+    if not overwrite and os.path.lexists(dirpath):
+        raise FileExistsError(f"{where} exists and overwrite=False")
+    meta, config, weights = _keras_members(model, include_optimizer)
+    os.makedirs(dirpath, exist_ok=True)   # (a file there: FileExistsError)
+    _atomic(os.path.join(dirpath, "model.weights.h5"), weights.write_to, True, weights.nbytes)
+    _atomic(os.path.join(dirpath, "config.json"), config, True)
+    _atomic(os.path.join(dirpath, "metadata.json"), meta, True)
+
+
+def _file_bytes(path, where, limit):
+    """The bytes of the file ``path`` of a Keras folder, refused past ``limit`` bytes."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            _fail(f"{where}: {os.path.basename(path)} holds {size} bytes, more than a Keras model of this "
+                  f"size can")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        _fail(f"{where}: {os.path.basename(path)} grew past {limit} bytes while being read")
+    return data
+
+
+def load_keras_dir(dirpath, compile=True):
+    """A fastmlp model from Keras 3's unzipped model folder (``config.json``, ``model.weights.h5``;
+    the files are read whole into memory: a folder has no checksums to verify)."""
+    where = os.fsdecode(os.fspath(dirpath))
+    with _reading(where):
+        raw = _file_bytes(os.path.join(dirpath, "config.json"), where, _MAX_CONFIG)
+        try:
+            entry = json.loads(raw)
+        except (ValueError, UnicodeError, RecursionError) as e:
+            _fail(f"{where}: config.json is not valid JSON ({type(e).__name__}: {e})")
+        model = _model_from_entry(entry, compile, where)
+        weights = os.path.join(dirpath, "model.weights.h5")
+        if not os.path.isfile(weights):
+            _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
+                  f"model.weights.h5")
+        data = _file_bytes(weights, where, 32 * model._n_params + (4 << 20))
+        with _H5Image(data, where) as img:
+            _read_weights(model, img, where)
     return model
 
 

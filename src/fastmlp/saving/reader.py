@@ -276,7 +276,8 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     affected.
 
     ``.keras``, ``.h5`` and ``.hdf5`` files are Keras's (``keras_file``; ``mmap`` does not
-    apply to them, ``verify`` checks a ``.keras`` zip's CRC-32s); a path ending in ``.onnx`` is
+    apply to them, ``verify`` checks a ``.keras`` zip's CRC-32s), and so is a folder holding a
+    ``config.json`` (Keras 3's unzipped model, ``save(path, zipped=False)``); a path ending in ``.onnx`` is
     an ONNX graph (``saving/onnx_import.py``); any other name is read as a fastmlp file (its
     magic decides)."""
     path = os.fspath(filepath)
@@ -284,6 +285,10 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
         import fastmlp.saving.onnx_io as onnx_io
         return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
     import fastmlp.saving.keras_file as keras_file
+    if keras_file.is_keras_dir(path):   # Keras 3's unzipped model (model.save(path, zipped=False))
+        if mmap:
+            raise ValueError("mmap=True applies to fastmlp's own files ('.fmlp'), not to a Keras model folder")
+        return keras_file.load_keras_dir(path, compile)
     if keras_file.is_keras_name(path):
         name = os.path.basename(os.fsdecode(path)).lower()
         if mmap:
