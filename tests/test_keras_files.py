@@ -583,3 +583,27 @@ def test_the_saving_and_models_functions_write_the_format_the_name_asks_for(tmp_
     other = _model(seed=9)
     fastmlp.saving.load_weights(other, tmp_path / "w.weights.h5")
     np.testing.assert_array_equal(other.predict(x, verbose=0), m.predict(x, verbose=0))
+
+
+def test_load_model_takes_keras_3s_arguments(tmp_path):
+    """``load_model(filepath, custom_objects=None, compile=True, safe_mode=True)``, as Keras 3:
+    ``custom_objects`` makes names known while the model is rebuilt (here an initializer
+    function the file names; without it the loader says to pass it there), a value that is not
+    a dict is a TypeError; ``safe_mode`` is a bool (fastmlp never runs code from a file, so
+    either value loads the same model)."""
+    def my_init(shape, dtype=None):
+        return np.full(shape, 0.5)
+    m = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2, kernel_initializer=my_init)])
+    m.compile("sgd", loss="mse")
+    m.save(tmp_path / "m.fmlp")
+    with pytest.raises(fastmlp.FormatError, match="custom_objects"):
+        fastmlp.load_model(tmp_path / "m.fmlp")
+    r = fastmlp.load_model(tmp_path / "m.fmlp", custom_objects={"my_init": my_init})
+    assert r.layers[0].kernel_initializer is my_init and r.compiled
+    for safe_mode in (True, False):
+        r = fastmlp.models.load_model(tmp_path / "m.fmlp", {"my_init": my_init}, compile=False, safe_mode=safe_mode)
+        assert r.built and not r.compiled
+    with pytest.raises(TypeError, match="custom_objects"):
+        fastmlp.load_model(tmp_path / "m.fmlp", False)   # (Keras's order: custom_objects comes second)
+    with pytest.raises(TypeError, match="safe_mode"):
+        fastmlp.load_model(tmp_path / "m.fmlp", safe_mode="yes")

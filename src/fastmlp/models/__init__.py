@@ -27,10 +27,12 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     return type(model).from_config(model.get_config())
 
 
-def load_model(filepath, compile=True, mmap=False, verify=True):
-    """Load a model saved by ``Model.save`` (the format is detected by its magic)."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap=False, verify=True):
+    """Load a model saved by ``Model.save`` (``keras.models.load_model``'s arguments; the
+    format is detected by its name and magic)."""
     from ..saving import reader
-    return reader.load_model(filepath, compile=compile, mmap=mmap, verify=verify)
+    return reader.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode,
+                             mmap=mmap, verify=verify)
 
 
 def from_bytes(data, compile=True, verify=True):

@@ -259,8 +259,11 @@ def _restore_training(p, model, training):
     opt._u_product = float(u_product)
 
 
-def load_model(filepath, compile=True, mmap=False, verify=True):
-    """Load a model file.
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap=False, verify=True):
+    """Load a model file.  ``custom_objects``, ``compile`` and ``safe_mode`` are Keras 3's:
+    ``custom_objects`` (a dict) makes names known while the model is rebuilt, as
+    ``custom_object_scope`` does; ``safe_mode`` has nothing to refuse here, since fastmlp
+    never runs code from a file (no Lambda layers; functions only by registered name).
 
     By default the file is read into memory: the model never changes, and never
     crashes, when the file is later rewritten, truncated or replaced.
@@ -280,6 +283,12 @@ def load_model(filepath, compile=True, mmap=False, verify=True):
     ``config.json`` (Keras 3's unzipped model, ``save(path, zipped=False)``); a path ending in ``.onnx`` is
     an ONNX graph (``saving/onnx_import.py``); any other name is read as a fastmlp file (its
     magic decides)."""
+    if not isinstance(safe_mode, bool):
+        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
+    if custom_objects is not None:
+        from .._serialization import CustomObjectScope
+        with CustomObjectScope(custom_objects):   # (TypeError unless a dict)
+            return load_model(filepath, None, compile, safe_mode, mmap, verify)
     path = os.fspath(filepath)
     if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
         import fastmlp.saving.onnx_io as onnx_io
