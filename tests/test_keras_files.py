@@ -607,3 +607,16 @@ def test_load_model_takes_keras_3s_arguments(tmp_path):
         fastmlp.load_model(tmp_path / "m.fmlp", False)   # (Keras's order: custom_objects comes second)
     with pytest.raises(TypeError, match="safe_mode"):
         fastmlp.load_model(tmp_path / "m.fmlp", safe_mode="yes")
+
+
+def test_save_weights_and_load_weights_take_keras_3s_arguments_and_name_the_ones_they_do_not(tmp_path):
+    m = _model()
+    m.save_weights(tmp_path / "w.weights.h5", max_shard_size=None)
+    m.load_weights(tmp_path / "w.weights.h5", skip_mismatch=False, by_name=None)
+    with pytest.raises(NotImplementedError, match="max_shard_size"):
+        m.save_weights(tmp_path / "v.weights.h5", max_shard_size=1)
+    assert not (tmp_path / "v.weights.h5").exists()
+    for kwargs, named in ((dict(skip_mismatch=True), "skip_mismatch"), (dict(by_name=True), "by_name"),
+                          (dict(objects_to_skip=[]), "objects_to_skip"), (dict(anything=None), "anything")):
+        with pytest.raises(NotImplementedError, match=named):
+            m.load_weights(tmp_path / "w.weights.h5", **kwargs)

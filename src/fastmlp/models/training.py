@@ -923,10 +923,14 @@ class Trainer:
         return onnx_export.model_export(self, filepath, format=format, verbose=verbose,
                                         input_signature=input_signature, **kwargs)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Save the weights: Keras 3's layout for ``.weights.h5``, a legacy Keras weights
-        file for another ``.h5``, fastmlp's format for ``.fmlp`` or no extension."""
+        file for another ``.h5``, fastmlp's format for ``.fmlp`` or no extension.  Keras's
+        sharded weights (``max_shard_size``) are not written."""
         from ..saving import keras_file, writer
+        if max_shard_size is not None:
+            raise NotImplementedError(f"save_weights(max_shard_size={max_shard_size!r}) (Keras's sharded "
+                                      f"weights files) is not supported by fastmlp: save one file")
         kind = keras_file.format_of(filepath)
         if kind == "keras":
             raise ValueError(f"save_weights writes weights only: name the file '*.weights.h5' (Keras 3's "
@@ -937,10 +941,18 @@ class Trainer:
             return keras_file.save_legacy_weights(self, filepath, overwrite)
         return writer.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Set the weights from a file ``save_weights`` or ``save`` wrote (Keras's
-        ``.keras``/``.h5``/``.weights.h5`` files included)."""
+        ``.keras``/``.h5``/``.weights.h5`` files included); every weight must match.
+        Keras's ``skip_mismatch=True``, ``by_name`` and ``objects_to_skip`` are not
+        supported (an error names them)."""
         from ..saving import keras_file, reader
+        unsupported = [k for k, v in kwargs.items() if v is not None or k not in ("by_name", "objects_to_skip")]
+        if skip_mismatch:
+            unsupported.insert(0, "skip_mismatch")
+        if unsupported:
+            raise NotImplementedError(f"load_weights({', '.join(f'{k}=...' for k in unsupported)}) is not supported "
+                                      f"by fastmlp: it loads every weight of a matching model")
         if keras_file.is_keras_name(filepath):
             return keras_file.load_weights(self, filepath)
         return reader.load_weights(self, filepath)
