@@ -605,8 +605,14 @@ def test_load_model_takes_keras_3s_arguments(tmp_path):
         assert r.built and not r.compiled
     with pytest.raises(TypeError, match="custom_objects"):
         fastmlp.load_model(tmp_path / "m.fmlp", False)   # (Keras's order: custom_objects comes second)
-    with pytest.raises(TypeError, match="safe_mode"):
-        fastmlp.load_model(tmp_path / "m.fmlp", safe_mode="yes")
+    for ext in ("keras", "folder"):   # Keras files name the function too
+        path = tmp_path / f"m.{ext}"
+        m.save(path, zipped=ext == "keras")
+        with pytest.raises(fastmlp.FormatError, match="custom_objects"):
+            fastmlp.load_model(path)
+        r = fastmlp.load_model(path, custom_objects={"my_init": my_init})
+        assert r.layers[0].kernel_initializer is my_init
+        np.testing.assert_array_equal(r.get_weights()[0], m.get_weights()[0])
 
 
 def test_save_weights_and_load_weights_take_keras_3s_arguments_and_name_the_ones_they_do_not(tmp_path):
@@ -616,7 +622,26 @@ def test_save_weights_and_load_weights_take_keras_3s_arguments_and_name_the_ones
     with pytest.raises(NotImplementedError, match="max_shard_size"):
         m.save_weights(tmp_path / "v.weights.h5", max_shard_size=1)
     assert not (tmp_path / "v.weights.h5").exists()
+    m.load_weights(tmp_path / "w.weights.h5", by_name=False, objects_to_skip=[])   # (Keras's defaults, in effect)
+    fastmlp.saving.load_weights(m, tmp_path / "w.weights.h5", False)   # (Keras's positional order)
+    fastmlp.saving.save_weights(m, tmp_path / "w.weights.h5", True, None)
     for kwargs, named in ((dict(skip_mismatch=True), "skip_mismatch"), (dict(by_name=True), "by_name"),
-                          (dict(objects_to_skip=[]), "objects_to_skip"), (dict(anything=None), "anything")):
+                          (dict(objects_to_skip=["dense"]), "objects_to_skip")):
         with pytest.raises(NotImplementedError, match=named):
             m.load_weights(tmp_path / "w.weights.h5", **kwargs)
+    with pytest.raises(ValueError, match=r"Invalid keyword arguments: \['anything'\]"):
+        m.load_weights(tmp_path / "w.weights.h5", anything=None)
+
+
+def test_model_folders_under_any_name_and_bytes_paths(tmp_path):
+    """A folder is a Keras model folder by its config.json, whatever its name (``.onnx`` or
+    ``.h5`` included, as in Keras); bytes paths work as str paths."""
+    x, y = _data()
+    m = _model()
+    for name in ("a.onnx", "b.h5"):
+        m.save(tmp_path / name, zipped=False)
+        np.testing.assert_array_equal(fastmlp.load_model(tmp_path / name).predict(x, verbose=0),
+                                      m.predict(x, verbose=0))
+    path = os.fsencode(str(tmp_path / "c"))
+    m.save(path, zipped=False)
+    np.testing.assert_array_equal(fastmlp.load_model(path).predict(x, verbose=0), m.predict(x, verbose=0))

@@ -947,7 +947,10 @@ class Trainer:
         Keras's ``skip_mismatch=True``, ``by_name`` and ``objects_to_skip`` are not
         supported (an error names them)."""
         from ..saving import keras_file, reader
-        unsupported = [k for k, v in kwargs.items() if v is not None or k not in ("by_name", "objects_to_skip")]
+        unknown = [k for k in kwargs if k not in ("by_name", "objects_to_skip")]
+        if unknown:
+            raise ValueError(f"Invalid keyword arguments: {unknown}")
+        unsupported = [k for k, v in kwargs.items() if v]   # (False, None, []: the default)
         if skip_mismatch:
             unsupported.insert(0, "skip_mismatch")
         if unsupported:

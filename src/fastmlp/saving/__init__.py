@@ -25,12 +25,12 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     return model.save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
 
-def save_weights(model, filepath, overwrite=True, **kwargs):
+def save_weights(model, filepath, overwrite=True, max_shard_size=None, **kwargs):
     """``keras.saving.save_weights``: ``model.save_weights(filepath, ...)`` (``.weights.h5``:
     Keras 3's layout; ``.fmlp`` or no extension: fastmlp's)."""
-    return model.save_weights(filepath, overwrite=overwrite, **kwargs)
+    return model.save_weights(filepath, overwrite=overwrite, max_shard_size=max_shard_size, **kwargs)
 
 
-def load_weights(model, filepath, **kwargs):
+def load_weights(model, filepath, skip_mismatch=False, **kwargs):
     """``keras.saving.load_weights``: ``model.load_weights(filepath, ...)``."""
-    return model.load_weights(filepath, **kwargs)
+    return model.load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)

@@ -98,6 +98,12 @@ def _object(entry, family, table, where):
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise KerasConfigError(f"{where}: cannot read the {family} {entry!r:.100}")
     name = entry["class_name"]
+    if family == "initializer" and name == "function" and isinstance(entry.get("config"), str):
+        from .. import _serialization   # a Python function, saved by its name: known if the user made it so
+        if _serialization.get_registered_object(entry["config"]) is None:
+            raise KerasConfigError(f"{where}: the initializer is the Python function {entry['config']!r}; pass it "
+                                   f"in `custom_objects` (or register it) to load this file")
+        return entry["config"]   # (the layer resolves the name the same way)
     cls = table(name)
     if _is_custom(entry) or cls is None:
         raise KerasConfigError(f"{where}: the {family} {name!r} "

@@ -1098,7 +1098,8 @@ def is_keras_dir(filepath):
     """Whether ``filepath`` is a folder holding a Keras model's ``config.json``: what Keras 3's
     ``model.save(path, zipped=False)`` writes, and its ``load_model`` reads."""
     try:
-        return os.path.isdir(filepath) and os.path.isfile(os.path.join(filepath, "config.json"))
+        path = os.fsdecode(os.fspath(filepath))
+        return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
     except (TypeError, ValueError):
         return False
 
@@ -1112,13 +1113,13 @@ def save_keras_dir(model, dirpath, overwrite=True, include_optimizer=True):
     if where.lower().endswith(".keras"):
         raise ValueError(f"When using `zipped=False`, the `filepath` argument should not end in `.keras`. "
                          f"Received: filepath={where}")
-    if not overwrite and os.path.lexists(dirpath):
+    if not overwrite and os.path.lexists(where):
         raise FileExistsError(f"{where} exists and overwrite=False")
     meta, config, weights = _keras_members(model, include_optimizer)
-    os.makedirs(dirpath, exist_ok=True)   # (a file there: FileExistsError)
-    _atomic(os.path.join(dirpath, "model.weights.h5"), weights.write_to, True, weights.nbytes)
-    _atomic(os.path.join(dirpath, "config.json"), config, True)
-    _atomic(os.path.join(dirpath, "metadata.json"), meta, True)
+    os.makedirs(where, exist_ok=True)   # (a file there: FileExistsError)
+    _atomic(os.path.join(where, "model.weights.h5"), weights.write_to, True, weights.nbytes)
+    _atomic(os.path.join(where, "config.json"), config, True)
+    _atomic(os.path.join(where, "metadata.json"), meta, True)
 
 
 def _file_bytes(path, where, limit):
@@ -1136,22 +1137,23 @@ def _file_bytes(path, where, limit):
 
 def load_keras_dir(dirpath, compile=True):
     """A fastmlp model from Keras 3's unzipped model folder (``config.json``, ``model.weights.h5``;
-    the files are read whole into memory: a folder has no checksums to verify)."""
+    the files are read whole into memory: a folder has no checksums to verify).  A file that
+    cannot be opened keeps its OSError; what its bytes hold is checked as in a ``.keras`` file."""
     where = os.fsdecode(os.fspath(dirpath))
+    raw = _file_bytes(os.path.join(where, "config.json"), where, _MAX_CONFIG)
     with _reading(where):
-        raw = _file_bytes(os.path.join(dirpath, "config.json"), where, _MAX_CONFIG)
         try:
             entry = json.loads(raw)
         except (ValueError, UnicodeError, RecursionError) as e:
             _fail(f"{where}: config.json is not valid JSON ({type(e).__name__}: {e})")
         model = _model_from_entry(entry, compile, where)
-        weights = os.path.join(dirpath, "model.weights.h5")
-        if not os.path.isfile(weights):
-            _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
-                  f"model.weights.h5")
-        data = _file_bytes(weights, where, 32 * model._n_params + (4 << 20))
-        with _H5Image(data, where) as img:
-            _read_weights(model, img, where)
+    weights = os.path.join(where, "model.weights.h5")
+    if not os.path.isfile(weights):
+        _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
+              f"model.weights.h5")
+    data = _file_bytes(weights, where, 32 * model._n_params + (4 << 20))
+    with _reading(where), _H5Image(data, where) as img:
+        _read_weights(model, img, where)
     return model
 
 

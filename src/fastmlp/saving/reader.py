@@ -262,8 +262,9 @@ def _restore_training(p, model, training):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap=False, verify=True):
     """Load a model file.  ``custom_objects``, ``compile`` and ``safe_mode`` are Keras 3's:
     ``custom_objects`` (a dict) makes names known while the model is rebuilt, as
-    ``custom_object_scope`` does; ``safe_mode`` has nothing to refuse here, since fastmlp
-    never runs code from a file (no Lambda layers; functions only by registered name).
+    ``custom_object_scope`` does (a Python initializer function a Keras file names, say);
+    ``safe_mode`` has nothing to refuse here, since fastmlp never runs code from a file (no
+    Lambda layers; functions only by registered name).
 
     By default the file is read into memory: the model never changes, and never
     crashes, when the file is later rewritten, truncated or replaced.
@@ -283,21 +284,19 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, mmap
     ``config.json`` (Keras 3's unzipped model, ``save(path, zipped=False)``); a path ending in ``.onnx`` is
     an ONNX graph (``saving/onnx_import.py``); any other name is read as a fastmlp file (its
     magic decides)."""
-    if not isinstance(safe_mode, bool):
-        raise TypeError(f"`safe_mode` must be True or False. Received: safe_mode={safe_mode!r}")
     if custom_objects is not None:
         from .._serialization import CustomObjectScope
         with CustomObjectScope(custom_objects):   # (TypeError unless a dict)
             return load_model(filepath, None, compile, safe_mode, mmap, verify)
     path = os.fspath(filepath)
-    if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
-        import fastmlp.saving.onnx_io as onnx_io
-        return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
     import fastmlp.saving.keras_file as keras_file
     if keras_file.is_keras_dir(path):   # Keras 3's unzipped model (model.save(path, zipped=False))
         if mmap:
             raise ValueError("mmap=True applies to fastmlp's own files ('.fmlp'), not to a Keras model folder")
         return keras_file.load_keras_dir(path, compile)
+    if isinstance(path, str) and path.lower().endswith(".onnx"):   # ONNX: its own importer
+        import fastmlp.saving.onnx_io as onnx_io
+        return onnx_io.load(path, compile=compile, mmap=mmap, verify=verify)
     if keras_file.is_keras_name(path):
         name = os.path.basename(os.fsdecode(path)).lower()
         if mmap:
