@@ -625,12 +625,43 @@ def test_save_weights_and_load_weights_take_keras_3s_arguments_and_name_the_ones
     m.load_weights(tmp_path / "w.weights.h5", by_name=False, objects_to_skip=[])   # (Keras's defaults, in effect)
     fastmlp.saving.load_weights(m, tmp_path / "w.weights.h5", False)   # (Keras's positional order)
     fastmlp.saving.save_weights(m, tmp_path / "w.weights.h5", True, None)
-    for kwargs, named in ((dict(skip_mismatch=True), "skip_mismatch"), (dict(by_name=True), "by_name"),
-                          (dict(objects_to_skip=["dense"]), "objects_to_skip")):
+    m.save_weights(tmp_path / "w.fmlp")
+    for kwargs, named in ((dict(by_name=True), "by_name"), (dict(objects_to_skip=["dense"]), "objects_to_skip")):
         with pytest.raises(NotImplementedError, match=named):
             m.load_weights(tmp_path / "w.weights.h5", **kwargs)
     with pytest.raises(ValueError, match=r"Invalid keyword arguments: \['anything'\]"):
         m.load_weights(tmp_path / "w.weights.h5", anything=None)
+    with pytest.raises(NotImplementedError, match="skip_mismatch"):   # (Keras 3's files only)
+        m.load_weights(tmp_path / "w.fmlp", skip_mismatch=True)
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "m.keras"])
+def test_load_weights_with_skip_mismatch_keeps_the_layers_the_file_does_not_fit(tmp_path, name):
+    """A new head on a trained body (fine-tuning): with ``skip_mismatch=True`` the layers whose
+    weights fit are loaded, the others keep theirs (a warning names each, and the optimizer's
+    state is left too); without it nothing is changed and the mismatch is an error."""
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    (m.save_weights if name.endswith(".weights.h5") else m.save)(tmp_path / name)
+    fastmlp.utils.set_random_seed(11)
+    other = fastmlp.Sequential([fastmlp.Input(shape=(5,)), layers.Dense(7, activation="tanh"),
+                                layers.BatchNormalization(), layers.PReLU(), layers.Dense(4, activation="softmax")])
+    other.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    before = other.get_weights()
+    with pytest.raises(ValueError, match="shape"):
+        other.load_weights(tmp_path / name)
+    for a, b in zip(other.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    with pytest.warns(UserWarning, match=f"layer '{other.layers[-1].name}'") as caught:
+        other.load_weights(tmp_path / name, skip_mismatch=True)
+    assert any("optimizer" in str(w.message) for w in caught)
+    got, want = other.get_weights(), m.get_weights()
+    for i in range(len(got) - 2):   # the body: the file's
+        np.testing.assert_array_equal(got[i], want[i])
+    for i in (-2, -1):              # the head: its own
+        np.testing.assert_array_equal(got[i], before[i])
+    assert other.optimizer.iterations == 0
 
 
 def test_model_folders_under_any_name_and_bytes_paths(tmp_path):

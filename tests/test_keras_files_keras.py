@@ -271,3 +271,24 @@ def test_unzipped_model_folders_go_both_ways_and_training_continues(tmp_path, ki
     for m in (f, k2):
         m.fit(_inputs(kind, x), y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     _close(f.get_weights(), k2.get_weights(), STEP_ATOL)
+
+
+def test_load_weights_with_skip_mismatch_loads_what_keras_loads(tmp_path):
+    """Fine-tuning as Keras 3 does it: the weights of a trained model loaded into one with a new
+    head, ``skip_mismatch=True``; the same layers load (and keep their own) in both libraries."""
+    x, y = _data()
+    k = _build("sequential", keras, OPTIMIZERS["adam"])
+    k.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    k.save_weights(tmp_path / "k.weights.h5")
+
+    def new_head(lib):
+        L = lib.layers
+        return lib.Sequential([lib.Input(shape=(6,)), L.Dense(10, activation="tanh"), L.BatchNormalization(),
+                               L.Dense(8), L.PReLU(), L.Dropout(0.0), L.Dense(5, activation="softmax")])
+    kn, fn = new_head(keras), new_head(fastmlp)
+    fn.set_weights([w.numpy() for w in kn.weights])
+    kn.load_weights(tmp_path / "k.weights.h5", skip_mismatch=True)
+    with pytest.warns(UserWarning, match="skip_mismatch"):
+        fn.load_weights(tmp_path / "k.weights.h5", skip_mismatch=True)
+    _close(fn.get_weights(), [w.numpy() for w in kn.weights], 0)
+    assert not np.array_equal(fn.get_weights()[0], new_head(fastmlp).get_weights()[0])   # (the body did load)

@@ -943,21 +943,23 @@ class Trainer:
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Set the weights from a file ``save_weights`` or ``save`` wrote (Keras's
-        ``.keras``/``.h5``/``.weights.h5`` files included); every weight must match.
-        Keras's ``skip_mismatch=True``, ``by_name`` and ``objects_to_skip`` are not
-        supported (an error names them)."""
+        ``.keras``/``.h5``/``.weights.h5`` files included); every weight must match,
+        except with ``skip_mismatch=True`` (Keras 3's files): a layer the file holds no
+        fitting weights for keeps its own, with a warning.  Keras's ``by_name`` and
+        ``objects_to_skip`` are not supported (an error names them)."""
         from ..saving import keras_file, reader
         unknown = [k for k in kwargs if k not in ("by_name", "objects_to_skip")]
         if unknown:
             raise ValueError(f"Invalid keyword arguments: {unknown}")
         unsupported = [k for k, v in kwargs.items() if v]   # (False, None, []: the default)
-        if skip_mismatch:
-            unsupported.insert(0, "skip_mismatch")
         if unsupported:
             raise NotImplementedError(f"load_weights({', '.join(f'{k}=...' for k in unsupported)}) is not supported "
                                       f"by fastmlp: it loads every weight of a matching model")
         if keras_file.is_keras_name(filepath):
-            return keras_file.load_weights(self, filepath)
+            return keras_file.load_weights(self, filepath, skip_mismatch=bool(skip_mismatch))
+        if skip_mismatch:
+            raise NotImplementedError(f"load_weights(skip_mismatch=True) applies to Keras 3's '.weights.h5' and "
+                                      f"'.keras' files in fastmlp, not to {str(filepath)!r}")
         return reader.load_weights(self, filepath)
 
     def to_bytes(self, include_optimizer=True, dtype=None):

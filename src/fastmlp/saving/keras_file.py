@@ -154,7 +154,8 @@ def _layer_arrays(layer):
     return codec[0](arrays) if codec else arrays
 
 
-def _set_layer(layer, arrays, where):
+def _checked_layer(layer, arrays, where):
+    """``(specs, arrays)`` of a layer's weights from a file, once count and shapes are checked."""
     codec = _WEIGHT_CODECS.get(type(layer).__name__)
     if codec:
         arrays = codec[1](arrays)
@@ -166,6 +167,11 @@ def _set_layer(layer, arrays, where):
         if tuple(a.shape) != tuple(spec.shape):
             _fail(f"{where}: weight {spec.name!r} of layer {layer.name!r} has shape {tuple(a.shape)} in the file, "
                   f"the model expects {tuple(spec.shape)}")
+    return specs, arrays
+
+
+def _set_layer(layer, arrays, where):
+    for spec, a in zip(*_checked_layer(layer, arrays, where)):   # all checked before any is written
         getattr(layer, spec.name)[...] = a
 
 
@@ -655,20 +661,37 @@ def _h5_array(d, where, limit):
     return d[()]
 
 
-def _read_weights(model, img, where, optimizer=True):
+def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
+    """Set the layers' weights (and, with ``optimizer``, the optimizer's state) from a Keras 3
+    weights file.  ``skip_mismatch`` (Keras's ``load_weights`` argument): a layer the file
+    holds no fitting weights for keeps its own, with a warning, and so does the optimizer
+    once a layer was skipped."""
     img.limit = model._n_params
     held = img.members("layers")
     if held is None:
         _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
+    skipped, checked = [], []
     for path, layer in _walk(model):
         if getattr(layer, "_is_model", False) or not _variable_specs(layer):
             continue
-        if path not in img:
-            _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
-                  f"{path!r}; it holds {held[:10]}")
-        if not _read_layer(layer, img, path):
-            _set_layer(layer, img.vars(path), where)
-    if optimizer and model.compiled and "optimizer" in img:
+        try:
+            if path not in img:
+                _fail(f"{where}: the file has no weights for layer {layer.name!r} ({type(layer).__name__}) at "
+                      f"{path!r}; it holds {held[:10]}")
+            if not _read_layer(layer, img, path):   # (a fresh model's, read straight in; else checked first)
+                checked.append((layer, _checked_layer(layer, img.vars(path), where)))
+        except keras_config.KerasConfigError as e:
+            if not skip_mismatch:
+                raise
+            skipped.append(layer.name)
+            warnings.warn(f"Skipping the weights of layer {layer.name!r} (skip_mismatch=True): {e}", stacklevel=4)
+    for layer, (specs, arrays) in checked:   # every layer checked: a mismatch changes nothing
+        for spec, a in zip(specs, arrays):
+            getattr(layer, spec.name)[...] = a
+    if optimizer and model.compiled and "optimizer" in img and skipped:
+        warnings.warn(f"{where}: the optimizer's state is not loaded either (skip_mismatch=True skipped layers "
+                      f"{skipped})", stacklevel=4)
+    elif optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
         again = img.reopen
 
@@ -1165,8 +1188,9 @@ def save_weights_h5(model, filepath, overwrite=True):
     _atomic(filepath, weights.write_to, overwrite, weights.nbytes)
 
 
-def load_weights(model, filepath):
-    """Set ``model``'s weights from a ``.keras``, ``.weights.h5`` or legacy ``.h5`` file."""
+def load_weights(model, filepath, skip_mismatch=False):
+    """Set ``model``'s weights from a ``.keras``, ``.weights.h5`` or legacy ``.h5`` file
+    (``skip_mismatch``: Keras 3's layouts only, see ``_read_weights``)."""
     where = os.fsdecode(os.fspath(filepath))
     if not model.built:
         raise ValueError(f"Model {model.name!r} is not built yet: build it before load_weights({where!r})")
@@ -1174,18 +1198,21 @@ def load_weights(model, filepath):
     if format_of(filepath) == "keras":
         with _open_zip(filepath, where) as z, _reading(where), \
                 _keras_weights(z, where, True, model, filepath, scratch=False) as img:
-            _read_weights(model, img, where)
+            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
         return
     data = _read_bytes(filepath)
     with _reading(where), _H5Image(data, where) as img:
         if set(img.members("") or ()) in ({"layers", "vars"}, {"layers", "vars", "optimizer"}):
-            _read_weights(model, img, where)
+            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
             return
         f = img.root()
         if "layer_names" in f.attrs or "model_weights" in f:
+            if skip_mismatch:
+                raise NotImplementedError(f"load_weights(skip_mismatch=True) of a legacy Keras HDF5 file ({where}) is "
+                                          f"not supported by fastmlp: Keras 3's .weights.h5 and .keras files are")
             _read_legacy_weights(model, f.get("model_weights", f), where)
         else:
-            _read_weights(model, img, where)
+            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
 
 
 # ---------------------------------------------------------------------------- legacy HDF5 models
