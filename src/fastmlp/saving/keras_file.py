@@ -990,7 +990,7 @@ def _keras_weights(z, where, verify, model, filepath, scratch=True, ahead=None):
     the one the zip directory gave at load.  Otherwise the image owns its bytes and the slots
     come from them."""
     name = "model.weights.h5"
-    info = _member(z, name, where, limit=32 * model._n_params + (4 << 20))
+    info = _member(z, name, where, limit=_weights_limit(model))
     if info.compress_type != zipfile.ZIP_STORED:   # zipfile checks the CRC of what it inflates
         return _H5Image(z.read(name), where)
     if ahead is not None and ahead.job is not None:   # being read: the caller checks it when done
@@ -1083,11 +1083,21 @@ def _scratch(size):
 
 
 def _keras_config(z, where):
-    info = _member(z, "config.json", where, limit=_MAX_CONFIG)
+    return _config_json(z.read(_member(z, "config.json", where, limit=_MAX_CONFIG)), where)
+
+
+def _config_json(raw, where):
+    """The model entry a ``config.json``'s bytes hold (a .keras file's or a model folder's)."""
     try:
-        return json.loads(z.read(info))
+        return json.loads(raw)
     except (ValueError, UnicodeError, RecursionError) as e:
         _fail(f"{where}: config.json is not valid JSON ({type(e).__name__}: {e})")
+
+
+def _weights_limit(model):
+    """The most bytes a weights file of ``model`` may hold: its weights and optimizer slots in
+    float64, and room for the file's structure."""
+    return 32 * model._n_params + (4 << 20)
 
 
 def load_keras(filepath, compile=True, verify=True):
@@ -1165,16 +1175,12 @@ def load_keras_dir(dirpath, compile=True):
     where = os.fsdecode(os.fspath(dirpath))
     raw = _file_bytes(os.path.join(where, "config.json"), where, _MAX_CONFIG)
     with _reading(where):
-        try:
-            entry = json.loads(raw)
-        except (ValueError, UnicodeError, RecursionError) as e:
-            _fail(f"{where}: config.json is not valid JSON ({type(e).__name__}: {e})")
-        model = _model_from_entry(entry, compile, where)
+        model = _model_from_entry(_config_json(raw, where), compile, where)
     weights = os.path.join(where, "model.weights.h5")
     if not os.path.isfile(weights):
         _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
               f"model.weights.h5")
-    data = _file_bytes(weights, where, 32 * model._n_params + (4 << 20))
+    data = _file_bytes(weights, where, _weights_limit(model))
     with _reading(where), _H5Image(data, where) as img:
         _read_weights(model, img, where)
     return model
