@@ -1,13 +1,24 @@
 """Shared builders for the pytest-benchmark files: the same network, with the same weights,
 in fastmlp and in each peer.  Data are synthetic (values do not change the speed)."""
+import atexit
 import os
 import platform
+import shutil
+import tempfile
 
 import numpy as np
 
 import fastmlp
 
 SEED = 1234
+
+
+def scratch_dir(prefix="fastmlp-bench-"):
+    """A new temporary folder for a benchmark's files, removed when the process exits (the
+    model files some benchmarks write are megabytes each)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def mlp_data(n, n_in, n_classes, seed=SEED):

@@ -13,7 +13,6 @@ the work both libraries do.
     pytest benchmarks/bench_keras_file.py --benchmark-only --benchmark-group-by=group
 """
 import os
-import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -22,8 +21,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import fastmlp  # noqa: E402
+from _bench_util import scratch_dir  # noqa: E402
 
-_DIR = tempfile.mkdtemp(prefix="fastmlp-bench-keras-")
+_DIR = scratch_dir("fastmlp-bench-keras-")
 SIZES = (784, 512, 512, 10)
 
 

@@ -6,7 +6,6 @@ on/off) against safetensors.numpy.load_file, torch.load and Keras, on the same w
     python benchmarks/bench_load.py          # a table: 7 interleaved rounds in one process
 """
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -14,8 +13,9 @@ import pytest
 
 import fastmlp
 from fastmlp import layers
+from _bench_util import scratch_dir
 
-_DIR = tempfile.mkdtemp(prefix="fastmlp-bench-")
+_DIR = scratch_dir()
 
 
 def _model():

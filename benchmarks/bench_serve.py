@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -73,10 +72,10 @@ def _free_port():
 
 def _start(code, model_path, env):
     port = _free_port()
-    script = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
-    script.write(textwrap.dedent(code))
-    script.close()
-    proc = subprocess.Popen([sys.executable, script.name, model_path, str(port)], env=env,
+    script = os.path.join(os.path.dirname(model_path), f"app_{port}.py")   # (in the run's scratch folder)
+    with open(script, "w") as f:
+        f.write(textwrap.dedent(code))
+    proc = subprocess.Popen([sys.executable, script, model_path, str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -143,8 +142,9 @@ def main():
     sys.path.insert(0, SRC)
     import fastmlp
     from fastmlp import layers
+    from _bench_util import scratch_dir
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), KERAS_BACKEND="torch")
-    tmp = tempfile.mkdtemp(prefix="fastmlp-serve-bench-")
+    tmp = scratch_dir("fastmlp-serve-bench-")
     fastmlp.utils.set_random_seed(0)
     model = fastmlp.Sequential([fastmlp.Input((784,)), layers.Dense(64, activation="relu"),
                                 layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")])

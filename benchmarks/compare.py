@@ -68,7 +68,7 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import cpu_model, loadavg, torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
+from _bench_util import cpu_model, loadavg, scratch_dir, torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
 
 SECTIONS = ("train", "sweep", "predict", "gemm")
 
@@ -1038,7 +1038,7 @@ def run_predict():
         if one_thread:
             systems["PyTorch 1 thread"] = (_with_torch_threads(torch_predict, 1), "PyTorch")
         if ort is not None:
-            path = os.path.join(tempfile.mkdtemp(), "mlp.onnx")
+            path = os.path.join(scratch_dir(), "mlp.onnx")
             try:
                 with contextlib.redirect_stdout(io.StringIO()), \
                         contextlib.redirect_stderr(io.StringIO()):

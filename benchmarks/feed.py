@@ -12,7 +12,6 @@ samples/s and the ratio to arrays (1.00 = as fast as arrays).
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -28,12 +27,13 @@ def main():
     import fastmlp
     from fastmlp import layers
     from fastmlp.utils import PyDataset
+    from _bench_util import scratch_dir
 
     rng = np.random.default_rng(0)
     n = args.rows
     x = rng.random((n, 784), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    path = os.path.join(tempfile.mkdtemp(), "x.dat")
+    path = os.path.join(scratch_dir(), "x.dat")
     mm = np.memmap(path, dtype=np.float64, mode="w+", shape=x.shape)
     mm[:] = x
     mm.flush()

@@ -12,13 +12,12 @@ import argparse
 import io
 import os
 import sys
-import tempfile
 import time
 from contextlib import redirect_stdout
 
 import numpy as np
 
-from _bench_util import fashion_mnist_train_float32
+from _bench_util import fashion_mnist_train_float32, scratch_dir
 
 
 def main():
@@ -37,7 +36,7 @@ def main():
         return m
 
     bare, featured = [], []
-    tmp = tempfile.mkdtemp()
+    tmp = scratch_dir()
     for _ in range(args.rounds):
         m = model()
         t0 = time.perf_counter()
