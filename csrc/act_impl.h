@@ -7,13 +7,14 @@
  *           fused softmax/sigmoid cross-entropies).
  * backward: dA *= act'(.) in place.  As in scikit-learn, derivatives come from
  *           the layer's output A wherever that is a simple function of it; gelu
- *           and swish read Z.  Softmax applies its Jacobian-vector product.
+ *           and swish read Z.  Softmax and log-softmax apply their Jacobian-vector
+ *           products.
  *
  * Every function works on an m x n block with row strides, so that the same
  * code serves a whole matrix and one finished tile of a GEMM (the epilogues at
  * the end): fm_gemm_bias_act runs a dense layer's forward in one pass over C,
  * fm_gemm_act_grad multiplies a GEMM's result by the derivative of the layer
- * that receives it.  Softmax needs whole rows, which a tile may not hold, so
+ * that receives it.  (Log-)softmax needs whole rows, which a tile may not hold, so
  * there the epilogue does the bias (or nothing) and one pass over C follows.
  */
 #define SELU_ALPHA 1.6732632423543772
@@ -104,6 +105,26 @@ static inline void FM_CAT(softmax_block, SFX)(T *C, int64_t ld, int64_t m, int64
     }
 }
 
+/* Log-softmax of each row of an m x n block (row stride ld), in place:
+ * v - max - log(sum(exp(v - max))), as keras.activations.log_softmax. */
+static inline void FM_CAT(log_softmax_block, SFX)(T *C, int64_t ld, int64_t m, int64_t n) {
+    for (int64_t r = 0; r < m; r++) {
+        T *row = C + r * ld;
+        T mx = row[0];
+        for (int64_t j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        T s = 0;
+        for (int64_t j = 0; j < n; j++) {
+            row[j] -= mx;
+            s += FM_CAT(exp_nonpos, SFX)(row[j]);
+        }
+        const T shift = log(s);
+        for (int64_t j = 0; j < n; j++) row[j] -= shift;
+    }
+}
+
+/* Softmax and log-softmax need whole rows, which a GEMM tile may not hold. */
+#define FM_ACT_ROWWISE(act) ((act) == FM_ACT_SOFTMAX || (act) == FM_ACT_LOG_SOFTMAX)
+
 /* Forward on an m x n block (row stride ld), in one pass per row:
  * v = C + b, Z = v (Z may be NULL, b too), C = act(v).  Softmax normalizes
  * over the block's n columns.  The switch sits outside the loops so that every
@@ -150,9 +171,10 @@ static FM_CLONES void FM_CAT(act_forward_block, SFX)(int act, T a, T *C, T *Z, i
     case FM_ACT_EXPONENTIAL: FM_ACT_ROWS(exp(v)); break;
     case FM_ACT_RELU6: FM_ACT_ROWS(v < 0 ? (T)0 : (v > 6 ? (T)6 : v)); break;
     case FM_ACT_RELU_CAP: FM_ACT_ROWS(v < 0 ? (T)0 : (v > a ? a : v)); break;
-    default:   /* linear, softmax */
+    default:   /* linear, softmax, log_softmax */
         if (b || Z) FM_ACT_ROWS(v);
         if (act == FM_ACT_SOFTMAX) FM_CAT(softmax_block, SFX)(C, ld, m, n);
+        if (act == FM_ACT_LOG_SOFTMAX) FM_CAT(log_softmax_block, SFX)(C, ld, m, n);
         break;
     }
 }
@@ -185,6 +207,15 @@ static FM_CLONES void FM_CAT(act_backward_block, SFX)(int act, T a, const T *A, 
             T dot = 0;
             for (int64_t j = 0; j < n; j++) dot += gr[j] * p[j];
             for (int64_t j = 0; j < n; j++) gr[j] = p[j] * (gr[j] - dot);
+        }
+        break;
+    case FM_ACT_LOG_SOFTMAX:   /* d - exp(y) * sum(d), row by row */
+        for (int64_t r = 0; r < m; r++) {
+            const T *y = A + r * ld;
+            T *gr = d + r * ld;
+            T sum = 0;
+            for (int64_t j = 0; j < n; j++) sum += gr[j];
+            for (int64_t j = 0; j < n; j++) gr[j] -= exp(y[j]) * sum;
         }
         break;
     case FM_ACT_ELU: FM_GRAD_ROWS(A, g * (y > 0 ? (T)1 : y + a)); break;
@@ -255,7 +286,7 @@ FM_CLONES void FM_CAT(fm_gemm_bias_act, SFX)(int act, double act_alpha, const T 
                                    int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
                                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
                                    T *C, int64_t ldc) {
-    const int tiled = act != FM_ACT_SOFTMAX;   /* softmax: bias in the epilogue, then rows */
+    const int tiled = !FM_ACT_ROWWISE(act);   /* (log-)softmax: bias in the epilogue, then rows */
     FM_CAT(fm_act_epilogue, SFX) e = {{FM_CAT(act_forward_epilogue, SFX)}, tiled ? act : FM_ACT_LINEAR,
                                       (T)act_alpha, C, b__n, Z__mn, NULL, NULL};
     const int any = b__n || Z__mn || e.act != FM_ACT_LINEAR;
@@ -268,13 +299,14 @@ FM_CLONES void FM_CAT(fm_gemm_act_grad, SFX)(int act, double act_alpha, const T 
                                    int ta, int tb, int64_t M, int64_t N, int64_t K, T alpha,
                                    const T *A, int64_t lda, const T *B, int64_t ldb, T beta,
                                    T *C, int64_t ldc) {
-    const int tiled = act != FM_ACT_SOFTMAX && act != FM_ACT_LINEAR;
+    const int tiled = !FM_ACT_ROWWISE(act) && act != FM_ACT_LINEAR;
     FM_CAT(fm_act_epilogue, SFX) e = {{FM_CAT(act_backward_epilogue, SFX)}, act, (T)act_alpha, C,
                                       NULL, NULL, A__mn, Z__mn};
     FM_CAT(fm_gemm_ep, SFX)(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
                             tiled ? &e.base : NULL);
-    if (act == FM_ACT_SOFTMAX)
+    if (FM_ACT_ROWWISE(act))
         FM_CAT(act_backward_block, SFX)(act, (T)act_alpha, A__mn, Z__mn, C, ldc, M, N);
 }
+#undef FM_ACT_ROWWISE
 #undef SELU_ALPHA
 #undef SELU_SCALE

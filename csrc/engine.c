@@ -89,6 +89,7 @@ const char *fm_activation_name(int act) {
         [FM_ACT_LEAKY_RELU] = "leaky_relu", [FM_ACT_GELU] = "gelu", [FM_ACT_SOFTPLUS] = "softplus",
         [FM_ACT_SOFTSIGN] = "softsign", [FM_ACT_SWISH] = "swish", [FM_ACT_HARD_SIGMOID] = "hard_sigmoid",
         [FM_ACT_EXPONENTIAL] = "exponential", [FM_ACT_RELU6] = "relu6", [FM_ACT_RELU_CAP] = "relu_cap",
+        [FM_ACT_LOG_SOFTMAX] = "log_softmax",
     };
     return act >= 0 && act < FM_ACT_COUNT ? names[act] : NULL;
 }

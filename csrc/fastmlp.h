@@ -33,6 +33,7 @@ enum fm_activation {
     FM_ACT_SOFTSIGN, FM_ACT_SWISH, FM_ACT_HARD_SIGMOID, FM_ACT_EXPONENTIAL,
     FM_ACT_RELU6,
     FM_ACT_RELU_CAP,          /* min(max(x, 0), alpha): keras.layers.ReLU(max_value=alpha) */
+    FM_ACT_LOG_SOFTMAX,       /* x - max - log(sum(exp(x - max))) over the feature axis */
     FM_ACT_COUNT
 };
 

@@ -31,7 +31,7 @@ SELU_SCALE = 1.0507009873554805
 ACTIVATION_CODES = {
     "linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "softmax": 4, "elu": 5, "selu": 6,
     "leaky_relu": 7, "gelu": 8, "softplus": 9, "softsign": 10, "swish": 11,
-    "hard_sigmoid": 12, "exponential": 13, "relu6": 14,
+    "hard_sigmoid": 12, "exponential": 13, "relu6": 14, "log_softmax": 16,
 }
 # The engine's `alpha` argument: elu's alpha and leaky_relu's negative slope (Keras defaults).
 DEFAULT_ALPHA = {"elu": 1.0, "leaky_relu": 0.2}
@@ -78,6 +78,18 @@ def _softmax_jacobian(z):
     return np.einsum("ri,ij->rij", p, np.eye(p.shape[-1])) - np.einsum("ri,rj->rij", p, p)
 
 
+def log_softmax(z):
+    z = _f64(z)
+    s = z - z.max(axis=-1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def _log_softmax_jacobian(z):
+    """d log_softmax(z)_i / d z_j = [i == j] - softmax(z)_j."""
+    p = softmax(z)
+    return np.eye(p.shape[-1])[None] - p[:, None, :]
+
+
 _erf = np.vectorize(math.erf, otypes=[float])
 
 
@@ -111,6 +123,7 @@ ACTIVATIONS = {
     "sigmoid": (sigmoid, lambda z: sigmoid(z) * (1 - sigmoid(z))),
     "tanh": (lambda z: np.tanh(_f64(z)), lambda z: 1 - np.tanh(_f64(z)) ** 2),
     "softmax": (softmax, _softmax_jacobian),
+    "log_softmax": (log_softmax, _log_softmax_jacobian),
     "elu": (lambda z, alpha=1.0: _elu(_f64(z), alpha), lambda z, alpha=1.0: _d_elu(_f64(z), alpha)),
     "selu": (lambda z: SELU_SCALE * _elu(_f64(z), SELU_ALPHA),
              lambda z: SELU_SCALE * _d_elu(_f64(z), SELU_ALPHA)),
@@ -141,7 +154,7 @@ def activation_backward(name, z, dA, alpha=None):
     """dL/dz from dL/dA = dA, for A = act(z) (a vector-Jacobian product row by row)."""
     dfn = ACTIVATIONS[name][1]
     dA = _f64(dA)
-    if name == "softmax":
+    if name in ("softmax", "log_softmax"):
         return np.einsum("rj,rji->ri", dA, dfn(z))
     if name in DEFAULT_ALPHA:
         return dA * dfn(z, DEFAULT_ALPHA[name] if alpha is None else alpha)

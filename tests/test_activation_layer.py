@@ -14,7 +14,7 @@ from fastmlp.layers import Activation, BatchNormalization, Dense, Dropout
 import reference as ref
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "elu", "selu", "leaky_relu", "gelu", "softplus", "softsign",
-               "swish", "hard_sigmoid", "exponential", "relu6", "linear"]
+               "swish", "hard_sigmoid", "exponential", "relu6", "linear", "log_softmax"]
 
 
 def _data(n=40, d=5, classes=3, seed=0):

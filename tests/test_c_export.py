@@ -69,7 +69,7 @@ def _check(model, x, tmp_path, **kw):
 
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "elu", "selu", "leaky_relu", "gelu", "softplus", "softsign",
-               "swish", "hard_sigmoid", "exponential", "relu6", "linear"]
+               "swish", "hard_sigmoid", "exponential", "relu6", "linear", "log_softmax"]
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)

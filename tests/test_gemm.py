@@ -287,7 +287,7 @@ def test_gemm_derivative_epilogue_equals_gemm_then_activation_backward(
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["relu", "gelu", "softmax", "tanh"])
+@pytest.mark.parametrize("name", ["relu", "gelu", "softmax", "log_softmax", "tanh"])
 @pytest.mark.parametrize("transb", [False, True])
 def test_epilogues_are_bitwise_reproducible_and_independent_of_threads(target, dtype, name, transb):
     """Large enough to split over threads and, on the packed path (op(B) = B^T),

@@ -50,6 +50,9 @@ LOSS_SETUPS = {
                                    "scce", {}),
     "scce_linear_from_logits": (lambda: fastmlp.losses.SparseCategoricalCrossentropy(from_logits=True),
                                 "linear", "scce", {"from_logits": True}),
+    # log-probabilities are logits too (torch's log_softmax + NLLLoss, in Keras's words)
+    "scce_log_softmax_from_logits": (lambda: fastmlp.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                     "log_softmax", "scce", {"from_logits": True}),
     "hinge_linear": (lambda: fastmlp.losses.Hinge(), "linear", "hinge", {}),
     "squared_hinge_tanh": (lambda: fastmlp.losses.SquaredHinge(), "tanh", "squared_hinge", {}),
     "categorical_hinge_softmax": (lambda: fastmlp.losses.CategoricalHinge(), "softmax", "categorical_hinge", {}),
@@ -97,8 +100,9 @@ def _build(hidden, out_act, loss, C, rng, regularized=True, extra_layers=None):
     ]
     model = fastmlp.Sequential([fastmlp.Input(shape=(3,))] + layers)
     model.compile(optimizer="sgd", loss=loss)
-    # moderate weights keep probabilities well inside Keras's clip range (1e-7)
-    scale = 0.4 if hidden == "exponential" or out_act == "exponential" else 0.6
+    # moderate weights keep probabilities well inside Keras's clip range (1e-7); log_softmax's
+    # outputs (log-probabilities, down to about -15 here) would otherwise push them past it
+    scale = 0.4 if hidden == "exponential" or out_act == "exponential" else 0.25 if hidden == "log_softmax" else 0.6
     dense = [l for l in model.layers if isinstance(l, Dense)]
     for layer in dense:
         s = 0.4 if layer is dense[-1] else scale

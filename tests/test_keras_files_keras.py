@@ -114,6 +114,30 @@ def test_a_fastmlp_run_continues_in_keras_as_in_fastmlp(tmp_path, opt):
     _close(m.get_weights(), k.get_weights(), STEP_ATOL)
 
 
+def _log_softmax_model(lib):
+    """A classifier that outputs log-probabilities (torch's log_softmax + NLLLoss, in Keras's words)."""
+    L = lib.layers
+    m = lib.Sequential([lib.Input(shape=(6,)), L.Dense(8, activation="log_softmax"), L.Dense(3),
+                        L.Activation("log_softmax")])
+    m.compile(optimizer=lib.optimizers.Adam(0.01), loss=lib.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def test_log_softmax_models_cross_between_keras_and_fastmlp_and_train_alike(tmp_path):
+    x, y = _data()
+    k = _log_softmax_model(keras)
+    k.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    k.save(tmp_path / "k.keras")
+    f = fastmlp.load_model(tmp_path / "k.keras")
+    np.testing.assert_allclose(f.predict(x, verbose=0), k.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    k.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    f.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    _close(f.get_weights(), k.get_weights(), STEP_ATOL)
+    f.save(tmp_path / "f.keras")
+    back = keras.models.load_model(tmp_path / "f.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), f.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("opt", ["rmsprop_centered", "nadam"])
 def test_the_optimizer_weights_of_a_legacy_h5_file_are_laid_out_as_keras_lays_them_out(tmp_path, opt):
     """Keras 3.15 reads only the step count back from a legacy .h5 (it builds the optimizer on no

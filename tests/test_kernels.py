@@ -681,3 +681,29 @@ def test_weight_views_are_the_slices_numpy_gives(dtype, data):
         _engine.weight_views(params, [(0, (-1,))])
     with pytest.raises(TypeError):
         _engine.weight_views(params.reshape(1, -1), [])
+
+
+@per_dtype
+@SETTINGS
+@given(seed=seeds, rows=rows_st, cols=st.integers(1, 40), shift=st.floats(-50, 50))
+def test_log_softmax_rows_are_log_probabilities_and_match_reference(dtype, seed, rows, cols, shift):
+    """Shifted far from 0 and with spread rows: no overflow, and exp of each row sums to one."""
+    rng = np.random.default_rng(seed)
+    A = (rng.standard_normal((rows, cols)) * 30 + shift).astype(dtype)
+    Z = A.copy()
+    _engine.activation_forward(ref.ACTIVATION_CODES["log_softmax"], 0.0, A)
+    rtol, atol = TOL[dtype]
+    assert np.all(A <= 0)
+    _close(np.exp(A.astype(np.float64)).sum(axis=1), np.ones(rows), 0, 10 * cols * atol)
+    _close(A, ref.log_softmax(Z), rtol * 10, atol * 100)
+
+
+@per_dtype
+def test_log_softmax_keeps_minus_infinity_and_nan_as_torch_does(dtype):
+    B = np.array([[0.0, -np.inf, 1.0], [np.nan, 0.0, 1.0], [-1e30, 0.0, 0.0]], dtype)
+    _engine.activation_forward(ref.ACTIVATION_CODES["log_softmax"], 0.0, B)
+    np.testing.assert_allclose(B[0, [0, 2]], [-1 - np.log1p(np.exp(-1.0)), -np.log1p(np.exp(-1.0))], rtol=1e-6)
+    assert B[0, 1] == -np.inf
+    assert np.isnan(B[1]).all()
+    np.testing.assert_allclose(B[2, 1:], [-np.log(2.0)] * 2, rtol=1e-6)
+    assert B[2, 0] <= -1e29

@@ -350,6 +350,32 @@ def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort):
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), **TOL)
 
 
+def test_a_torch_classifier_ending_in_log_softmax_imports(onnx, ort):
+    """The PyTorch examples' MNIST classifier: log-probabilities out (for NLLLoss)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 4),
+                        nn.LogSoftmax(dim=1)).eval()
+    import io
+    import warnings
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(2, 2, 3), buf, dynamo=False, input_names=["image"],
+                          output_names=["log_probs"], dynamic_axes={"image": {0: "n"}, "log_probs": {0: "n"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    assert "LogSoftmax" in ops(proto)
+    model = onnx_io.from_onnx(proto)
+    x = data(2, 3)
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, run_ort(ort, proto, {"image": x})[0], **TOL)
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), **TOL)
+    # and back out: fastmlp's export of the imported model is LogSoftmax again
+    assert "LogSoftmax" in ops(check_export(onnx, ort, model, [x]))
+
+
 def test_keras_onnx_export_imports_and_matches_keras(onnx, ort, tmp_path):
     keras = pytest.importorskip("keras")
     import warnings
@@ -447,6 +473,7 @@ HAND_GRAPHS = {
     "relu": gemm_then("Relu"), "sigmoid": gemm_then("Sigmoid"), "tanh": gemm_then("Tanh"),
     "softmax": gemm_then("Softmax"), "softmax_axis_1": gemm_then("Softmax", axis=1),
     "softmax_opset_11": gemm_then("Softmax", opset=11),
+    "log_softmax": gemm_then("LogSoftmax"), "log_softmax_opset_11": gemm_then("LogSoftmax", opset=11),
     "leaky_relu_onnx_default": gemm_then("LeakyRelu"), "leaky_relu_keras_default": gemm_then("LeakyRelu", alpha=0.2),
     "elu": gemm_then("Elu"), "elu_alpha": gemm_then("Elu", alpha=0.5), "selu": gemm_then("Selu"),
     "softplus": gemm_then("Softplus"), "softsign": gemm_then("Softsign"), "exp": gemm_then("Exp"),
@@ -545,6 +572,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("gemm_transA", "transA"),
     ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
     ("softmax_first_axis", "axis=0"),
+    ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
     ("constant_divided_by_data", "supported as"),
     ("training_batch_normalization", "training_mode"),
@@ -562,6 +590,7 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "gemm_transA": lambda: bad(onnx, [node("Gemm", ["x", "W"], ["y"], transA=1)], inputs=(("x", [4]),)),
         "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
         "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
+        "log_softmax_first_axis": lambda: bad(onnx, [gemm, node("LogSoftmax", ["h"], ["y"], axis=0)]),
         "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
         "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]),
                                                        node("Div", ["B", "r"], ["y"])]),

@@ -12,7 +12,7 @@ from . import _engine
 
 __all__ = [
     "relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "leaky_relu", "gelu",
-    "softplus", "softsign", "swish", "silu", "hard_sigmoid", "exponential", "relu6",
+    "softplus", "softsign", "swish", "silu", "hard_sigmoid", "exponential", "relu6", "log_softmax",
     "get", "serialize", "deserialize",
 ]
 
@@ -55,6 +55,13 @@ def softmax(x, axis=-1):
     x = np.asarray(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_engine_code("log_softmax")
+def log_softmax(x, axis=-1):
+    x = np.asarray(x)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
 
 @_engine_code("elu", 1.0)
@@ -131,7 +138,7 @@ ALL_ACTIVATIONS = {
     "linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax,
     "elu": elu, "selu": selu, "leaky_relu": leaky_relu, "gelu": gelu, "softplus": softplus,
     "softsign": softsign, "swish": swish, "silu": silu, "hard_sigmoid": hard_sigmoid,
-    "exponential": exponential, "relu6": relu6,
+    "exponential": exponential, "relu6": relu6, "log_softmax": log_softmax,
 }
 _NAMES = {id(fn): name for name, fn in ALL_ACTIVATIONS.items() if name != "silu"}
 

@@ -168,6 +168,7 @@ ACTIVATION_EXPORTERS = {
     "sigmoid": _unary("Sigmoid"),
     "tanh": _unary("Tanh"),
     "softmax": _unary("Softmax", axis=-1),
+    "log_softmax": _unary("LogSoftmax", axis=-1),
     "elu": _elu,
     "selu": _selu,
     "leaky_relu": _leaky_relu,

@@ -377,13 +377,15 @@ def _hard_sigmoid(g, node, at):
 
 
 def _softmax(g, node, at):
+    """Softmax and LogSoftmax: over the last axis only."""
+    name = "softmax" if node.op_type == "Softmax" else "log_softmax"
     v = g.values.get(node.input[0])
     rank = 2 if isinstance(v, _Pending) else len(g.tensor(node.input[0], node).shape)
     axis = at.get("axis", -1 if g.opset >= 13 else 1)
     if axis % rank != rank - 1:
-        raise ValueError(f"{_where(node)}: fastmlp's softmax normalizes the last axis; this node has axis={axis} "
+        raise ValueError(f"{_where(node)}: fastmlp's {name} normalizes the last axis; this node has axis={axis} "
                          f"on a rank-{rank} input")
-    return "softmax", None
+    return name, None
 
 
 def _gelu(g, node, at):
@@ -596,6 +598,7 @@ OP_IMPORTERS = {
     "Softsign": _activation("softsign"),
     "Exp": _activation("exponential"),
     "Softmax": _parameterized(_softmax),
+    "LogSoftmax": _parameterized(_softmax),
     "LeakyRelu": _parameterized(_leaky_relu),
     "Elu": _parameterized(_elu),
     "Selu": _parameterized(_selu),
