@@ -319,8 +319,12 @@ def test_functional_model_round_trips_through_load_model(onnx, ort, tmp_path):
 
 
 # =========================================================================== import: torch, sklearn
-def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript_exporter", "dynamo_exporter"])
+def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort, dynamo):
+    """Both of torch.onnx's exporters (the dynamo one, torch's default, needs onnxscript)."""
     torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
     nn = torch.nn
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.BatchNorm1d(16), nn.Tanh(),
@@ -337,9 +341,9 @@ def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(2, 2, 3), buf, dynamo=False, input_names=["features"],
+        torch.onnx.export(net, torch.zeros(2, 2, 3), buf, dynamo=dynamo, input_names=["features"],
                           output_names=["probs"], dynamic_axes={"features": {0: "batch"}, "probs": {0: "batch"}},
-                          opset_version=17)
+                          opset_version=17 if not dynamo else None)
     proto = onnx.load_from_string(buf.getvalue())
     model = onnx_io.from_onnx(proto)
     assert model.input_names == ["features"] and model.output_names == ["probs"]
@@ -478,6 +482,10 @@ HAND_GRAPHS = {
     "elu": gemm_then("Elu"), "elu_alpha": gemm_then("Elu", alpha=0.5), "selu": gemm_then("Selu"),
     "softplus": gemm_then("Softplus"), "softsign": gemm_then("Softsign"), "exp": gemm_then("Exp"),
     "hard_sigmoid": gemm_then("HardSigmoid", alpha=1 / 6), "gelu": gemm_then("Gelu", opset=20),
+    "softplus_torch_threshold": lambda onnx: make_model(   # torch.onnx's dynamo export of nn.Softplus()
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Softplus", ["h"], ["s"]),
+               node("Greater", ["h", "T"], ["big"]), node("Where", ["big", "h", "s"], ["y"])],
+        {"W": W * 30, "B": B, "T": np.float32(20)}),
     "identity": gemm_then("Identity"), "dropout": gemm_then("Dropout"),
     "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),
     "relu_of_input": lambda onnx: make_model(onnx, [node("Relu", ["x"], ["y"])], {}),
@@ -572,6 +580,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("gemm_transA", "transA"),
     ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
     ("softmax_first_axis", "axis=0"),
+    ("softplus_low_threshold", "'Greater'"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
     ("constant_divided_by_data", "supported as"),
@@ -590,6 +599,9 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "gemm_transA": lambda: bad(onnx, [node("Gemm", ["x", "W"], ["y"], transA=1)], inputs=(("x", [4]),)),
         "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
         "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
+        "softplus_low_threshold": lambda: bad(onnx, [gemm, node("Softplus", ["h"], ["s"]),  # not softplus then
+                                                     node("Greater", ["h", "T"], ["big"]),
+                                                     node("Where", ["big", "h", "s"], ["y"])], {"T": np.float32(1)}),
         "log_softmax_first_axis": lambda: bad(onnx, [gemm, node("LogSoftmax", ["h"], ["y"], axis=0)]),
         "clip_below_zero": lambda: bad(onnx, [gemm, node("Clip", ["h", "lo"], ["y"])], {"lo": np.float32(-1)}),
         "constant_divided_by_data": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["r"]),

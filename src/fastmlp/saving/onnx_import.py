@@ -624,12 +624,14 @@ OP_IMPORTERS = {
 
 # ---------------------------------------------------------------------------- patterns
 def _fuse_patterns(onnx, graph, consts):
-    """The graph's nodes with three decompositions replaced by one node each: gelu
+    """The graph's nodes with four decompositions replaced by one node each: gelu
     (``0.5 * x * (1 + erf(x / sqrt(2)))``, in the orders fastmlp and torch write it)
-    as ``Gelu``, swish (``x * sigmoid(x)``) as ``Swish``, and the L2 normalization
-    over the last axis (``x / max(sqrt(ReduceSumSquare(x)), tiny)``, as fastmlp writes
-    UnitNormalization) as ``LpNormalization``.  A pattern's inner
-    values must be read by the pattern only."""
+    as ``Gelu``, swish (``x * sigmoid(x)``) as ``Swish``, torch's softplus with its
+    threshold (``where(x > t, x, softplus(x))``, t >= 15, as torch.onnx's dynamo exporter
+    writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
+    the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)),
+    tiny)``, as fastmlp writes UnitNormalization) as ``LpNormalization``.  A
+    pattern's inner values must be read by the pattern only."""
     nodes = list(graph.node)
     made = {o: n for n in nodes for o in n.output}
     readers = {}
@@ -654,6 +656,15 @@ def _fuse_patterns(onnx, graph, consts):
 
     replace, drop = {}, set()
     for n in nodes:
+        if n.op_type == "Where" and len(n.input) == 3:
+            test, x, soft = made.get(n.input[0]), n.input[1], made.get(n.input[2])
+            t = consts.get(test.input[1]) if test is not None and len(test.input) == 2 else None
+            if test is not None and test.op_type == "Greater" and test.input[0] == x and t is not None and \
+                    t.size == 1 and float(t.reshape(-1)[0]) >= 15 and soft is not None and \
+                    soft.op_type == "Softplus" and list(soft.input) == [x] and \
+                    readers.get(n.input[0]) == [n] and readers.get(n.input[2]) == [n]:
+                replace[id(n)] = onnx.helper.make_node("Softplus", [x], [n.output[0]], name=n.name or soft.name)
+                drop.update((id(test), id(soft)))
         if n.op_type == "Sigmoid" and id(n) not in drop:
             x = n.input[0]
             m = only_reader(n.output[0], "Mul")
