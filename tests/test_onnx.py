@@ -527,6 +527,16 @@ HAND_GRAPHS = {
     "dequantized_weights": lambda onnx: make_model(
         onnx, [node("DequantizeLinear", ["q", "scale"], ["Wd"], axis=1), node("Gemm", ["x", "Wd", "B"], ["y"])],
         {"q": RNG.integers(-127, 128, size=(4, 3)).astype(np.int8), "scale": np.array([0.01, 0.02, 0.005]), "B": B}),
+    "dequantized_weights_per_row_zero_point": lambda onnx: make_model(   # axis 0 of a 4 x 3 kernel
+        onnx, [node("DequantizeLinear", ["q", "scale", "zero"], ["Wd"], axis=0), node("Gemm", ["x", "Wd", "B"], ["y"])],
+        {"q": RNG.integers(-100, 100, size=(4, 3)).astype(np.int8), "scale": np.array([0.01, 0.02, 0.03, 0.04]),
+         "zero": np.array([1, -5, 10, 3], np.int8), "B": B}),
+    "dequantized_weights_blocked": lambda onnx: make_model(   # opset 21: blocks of 3 rows of a 4 x 3 kernel
+        onnx, [node("DequantizeLinear", ["q", "scale", "zero"], ["Wd"], axis=0, block_size=3),
+               node("Gemm", ["x", "Wd", "B"], ["y"])],
+        {"q": RNG.integers(-100, 100, size=(4, 3)).astype(np.int8), "scale": np.array([[0.01, 0.02, 0.03],
+                                                                                      [0.04, 0.05, 0.06]]),
+         "zero": np.array([[1, -5, 10], [3, 0, -2]], np.int8), "B": B}, opset=21),
     "constant_node_weights": lambda onnx: make_model(
         onnx, [node("Constant", [], ["Wc"], value=onnx.numpy_helper.from_array(W, "Wc")),
                node("Transpose", ["Wc"], ["Wt"], perm=[1, 0]), node("Gemm", ["x", "Wt"], ["y"], transB=1)], {}),
@@ -543,7 +553,7 @@ def test_hand_made_graph_imports_and_matches_onnxruntime(onnx, ort, case):
     got = model.predict(x, verbose=0)
     # onnxruntime's extended optimizations run DequantizeLinear + Gemm as an integer kernel that quantizes
     # the activations too: the graph's exact semantics are its basic level's
-    level = "ORT_ENABLE_BASIC" if case == "dequantized_weights" else None
+    level = "ORT_ENABLE_BASIC" if case.startswith("dequantized_weights") else None
     np.testing.assert_allclose(got, run_ort(ort, proto, {"x": x}, level)[0], **TOL)
     assert model.output_names == ["y"]
 
@@ -581,6 +591,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
     ("softmax_first_axis", "axis=0"),
     ("softplus_low_threshold", "'Greater'"),
+    ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
     ("constant_divided_by_data", "supported as"),
@@ -599,6 +610,9 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "gemm_transA": lambda: bad(onnx, [node("Gemm", ["x", "W"], ["y"], transA=1)], inputs=(("x", [4]),)),
         "hard_sigmoid_onnx_default": lambda: bad(onnx, [gemm, node("HardSigmoid", ["h"], ["y"])]),
         "softmax_first_axis": lambda: bad(onnx, [gemm, node("Softmax", ["h"], ["y"], axis=0)]),
+        "dequantize_scales_of_the_wrong_axis": lambda: bad(
+            onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
+            {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
         "softplus_low_threshold": lambda: bad(onnx, [gemm, node("Softplus", ["h"], ["s"]),  # not softplus then
                                                      node("Greater", ["h", "T"], ["big"]),
                                                      node("Where", ["big", "h", "s"], ["y"])], {"T": np.float32(1)}),
@@ -628,6 +642,23 @@ def test_load_model_refuses_bad_onnx_files_and_mmap(onnx, tmp_path):
     with pytest.raises(ValueError, match="mmap"):
         fastmlp.models.load_model(good, mmap=True)
     assert fastmlp.saving.load_onnx(good).output_names == ["y"]
+
+
+def test_a_nested_model_called_on_two_tensors_gives_each_call_its_own_output(onnx, ort):
+    """The nested model's layers run twice, on different inputs; its BatchNormalization folds into
+    its Dense at both calls."""
+    inner_in = fastmlp.Input(shape=(5,))
+    h = layers.BatchNormalization(name="bn")(layers.Dense(6, name="d")(inner_in))
+    block = fastmlp.Model(inner_in, layers.Dense(4, activation="relu", name="top")(h), name="block")
+    block.layers[2].set_weights([w + np.random.default_rng(3).uniform(0.5, 1.5, w.shape)
+                                 for w in block.layers[2].get_weights()])
+    a, b = fastmlp.Input(shape=(5,), name="a"), fastmlp.Input(shape=(5,), name="b")
+    model = fastmlp.Model([a, b], layers.Subtract()([block(a), block(b)]))
+    x = [data(5), data(5, seed=1)]
+    want = model.predict(x, verbose=0)
+    assert np.abs(want).max() > 0.1
+    proto = check_export(onnx, ort, model, x)
+    assert "BatchNormalization" not in ops(proto) and ops(proto).count("Gemm") == 4
 
 
 def test_a_layer_called_twice_writes_its_weights_once(onnx, ort):

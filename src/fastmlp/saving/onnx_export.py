@@ -58,8 +58,9 @@ class Graph:
     def __init__(self, onnx, opset, quantize, reserved):
         self.onnx, self.opset, self.quantize = onnx, opset, quantize
         self.nodes, self.initializers = [], []
-        self.folded = {}        # id(Dense call) -> the BatchNormalization layer folded into it
-        self.fold_targets = set()  # id(BatchNormalization call) folded into its Dense
+        self.folded = {}        # a Dense step's key -> the BatchNormalization layer folded into it
+        self.fold_targets = set()  # the keys of the BatchNormalization steps folded into their Dense
+        self.step = None        # the key of the step being written
         self._used = set(reserved)
         self._weights = {}
         self.int_values = {}    # ONNX name -> np.dtype of the integer model inputs (ids for an Embedding)
@@ -197,7 +198,7 @@ def _bn_affine(bn):
 
 
 def _dense(g, layer, call, ins):
-    bn = g.folded.get(id(call))
+    bn = g.folded.get(g.step)
     kernel, bias = layer.kernel, layer.bias
     if bn is not None:   # fold the BatchNormalization that follows: its own kernel and bias for this call
         scale, shift = _bn_affine(bn)
@@ -242,7 +243,7 @@ def _flatten(g, layer, call, ins):
 
 
 def _batch_normalization(g, layer, call, ins):
-    if id(call) in g.fold_targets:
+    if g.step in g.fold_targets:
         return ins[0]
     n = layer.moving_mean.shape[0]
     gamma = g.weight(layer, "gamma", f"{layer.name}/gamma", None if layer.gamma is not None else np.ones(n))
@@ -371,8 +372,9 @@ LAYER_EXPORTERS = {
 def _calls(model):
     """Every layer call of the model in topological order, nested models inlined:
     ``[(layer, call, input keys, output key)]``, and the keys of the model's outputs.
-    A key stands for one tensor (nested models' inputs and outputs take their
-    caller's keys)."""
+    A key stands for one tensor: the model's inputs are keyed by ``id``, each step's
+    output by ``("step", i)`` (a nested model's tensors are the same objects at every
+    call of it), and nested models' inputs and outputs take their caller's keys."""
     steps = []
 
     def walk(m, key):
@@ -385,8 +387,8 @@ def _calls(model):
                 for t, o in zip(call.outputs, layer.outputs):
                     key[id(t)] = inner[id(o)]
                 continue
-            key[id(call.outputs[0])] = id(call.outputs[0])
-            steps.append((layer, call, ins, id(call.outputs[0])))
+            out = key[id(call.outputs[0])] = ("step", len(steps))
+            steps.append((layer, call, ins, out))
 
     key = {id(t): id(t) for t in model.inputs}
     walk(model, key)
@@ -401,14 +403,14 @@ def _plan_folds(g, steps, output_keys):
             readers[k] = readers.get(k, 0) + 1
     for k in output_keys:
         readers[k] = readers.get(k, 0) + 1
-    made_by = {out: (layer, call) for layer, call, _, out in steps}
-    for layer, call, ins, _ in steps:
+    made_by = {out: layer for layer, _, _, out in steps}
+    for layer, call, ins, out in steps:
         if type(layer).__name__ != "BatchNormalization" or readers.get(ins[0]) != 1 or ins[0] not in made_by:
             continue
-        src, src_call = made_by[ins[0]]
+        src = made_by[ins[0]]
         if type(src).__name__ == "Dense" and _ACTIVATION_NAMES[src.activation._fm_code] == "linear":
-            g.folded[id(src_call)] = layer
-            g.fold_targets.add(id(call))
+            g.folded[ins[0]] = layer
+            g.fold_targets.add(out)
 
 
 def _input_dtype(t):
@@ -518,6 +520,7 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
         values = [names[k] for k in ins]
         if fn is not _embedding:   # integer inputs reach other layers as the floats the engine carries
             values = [g.as_float(v) for v in values]
+        g.step = out
         names[out] = fn(g, layer, call, values)
     for key in output_keys:
         names[key] = g.as_float(names[key])

@@ -574,15 +574,37 @@ def _const_only(fn):
 
 
 def _dequantize(g, node, at, x):
-    scale = g.const(node.input[1], node, "scale").astype(np.float32)
-    zero = g.const(node.input[2], node, "zero point") if len(node.input) > 2 and node.input[2] else 0
-    axis = at.get("axis", 1)
-    y = x.astype(np.float32) - np.asarray(zero).astype(np.float32)
-    if scale.ndim == 1 and scale.size > 1:
-        shape = [1] * x.ndim
-        shape[axis % x.ndim] = scale.size
-        return y * scale.reshape(shape)
-    return y * scale
+    """``(x - zero) * scale`` with ONNX's three layouts of scale and zero point: one value,
+    one per index of ``axis`` (1-D), or one per block of ``block_size`` indices along it."""
+    scale = np.asarray(g.const(node.input[1], node, "scale"), np.float32)
+    zero = g.const(node.input[2], node, "zero point") if len(node.input) > 2 and node.input[2] else None
+    zero = np.zeros(scale.shape, np.float32) if zero is None else np.asarray(zero).astype(np.float32)
+    if zero.shape != scale.shape:
+        raise ValueError(f"{_where(node)}: its zero point has shape {list(zero.shape)} and its scale "
+                         f"{list(scale.shape)}; ONNX requires the same shape")
+    axis, block = at.get("axis", 1), at.get("block_size", 0)
+    x = np.asarray(x).astype(np.float32)
+    if scale.size == 1 and not block:
+        return (x - zero.reshape(-1)[0]) * scale.reshape(-1)[0]
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{_where(node)}: axis={axis} is out of range for a rank-{x.ndim} input")
+    axis %= x.ndim
+    if block:   # blocked (opset 21): scale has x's shape but ceil(n / block_size) along axis
+        want = list(x.shape)
+        want[axis] = -(-x.shape[axis] // block) if block > 0 else -1
+        if block < 0 or list(scale.shape) != want:
+            raise ValueError(f"{_where(node)}: block_size={block} along axis {axis} needs a scale of shape "
+                             f"{want}; it has {list(scale.shape)}")
+        n = x.shape[axis]
+        scale = np.repeat(scale, block, axis=axis).take(range(n), axis=axis)
+        zero = np.repeat(zero, block, axis=axis).take(range(n), axis=axis)
+        return (x - zero) * scale
+    if scale.ndim != 1 or scale.size != x.shape[axis]:
+        raise ValueError(f"{_where(node)}: a per-axis scale along axis {axis} needs {x.shape[axis]} values "
+                         f"(1-D); it has shape {list(scale.shape)}")
+    shape = [1] * x.ndim
+    shape[axis] = scale.size
+    return (x - zero.reshape(shape)) * scale.reshape(shape)
 
 
 OP_IMPORTERS = {
