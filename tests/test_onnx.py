@@ -211,33 +211,83 @@ def test_input_signature_fixes_the_batch_axis(onnx, ort):
         onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(3,)), fastmlp.Input(shape=(3,))])
 
 
-def test_int8_export_is_qdq_and_matches_the_int8_file(onnx, ort, tmp_path):
+def _int8_rows():
+    """Rows int8 inference treats apart: ordinary, all zero, below its 1e-30 floor, with a NaN,
+    with an infinity."""
+    x = data(6)
+    x[1] = 0
+    x[2] = 1e-35
+    x[3, 2] = np.nan
+    x[4, 0] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("how", ["quantized_model", "int8_file", "dtype_int8"])
+def test_int8_export_computes_what_int8_inference_computes(onnx, ort, tmp_path, how):
+    """An int8 Dense is its input quantized per row (as the engine does) times the int8 kernel
+    (MatMulInteger: exact int32 sums), scaled back: onnxruntime gives predict's outputs, at its
+    basic and its default optimization levels, and the graph imports back as int8 layers."""
     model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(12, activation="relu"),
                                 layers.BatchNormalization(), layers.Dense(3)])
     randomize_batchnorm(model)
     model.save(tmp_path / "m.fmlp", dtype="int8")
     int8_model = fastmlp.models.load_model(tmp_path / "m.fmlp")
-    # the QDQ graph computes in float with the dequantized kernels; the int8 model (which also
-    # quantizes each Dense layer's inputs) is compared through a float model holding those kernels
-    loaded = fastmlp.Sequential.from_config(int8_model.get_config())
-    loaded.build((None, 6))
-    loaded.set_weights(int8_model.get_weights())
-    assert [layer.quantization_mode for layer in int8_model.layers if hasattr(layer, "units")] == ["int8"] * 2
-    for m in (model, int8_model):   # the same int8 kernels either way
-        proto = onnx_io.to_onnx(m, dtype="int8")
-        onnx.checker.check_model(proto, full_check=True)
-        assert ops(proto).count("DequantizeLinear") == 2
-        assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) == 2
-        x = data(6)
-        feeds = {m.input_names[0]: x}
-        # the graph's own semantics (onnxruntime's basic level); its extended level runs DequantizeLinear +
-        # Gemm as an integer kernel that also quantizes the activations, so it is close, not equal
-        np.testing.assert_allclose(run_ort(ort, proto, feeds, "ORT_ENABLE_BASIC")[0], loaded.predict(x, verbose=0),
-                                   **TOL)
-        np.testing.assert_allclose(run_ort(ort, proto, feeds)[0], loaded.predict(x, verbose=0), atol=0.1)
-        np.testing.assert_allclose(run_ort(ort, proto, feeds)[0], int8_model.predict(x, verbose=0), atol=0.1)
-    back = onnx_io.from_onnx(proto)   # imported: the weights dequantized
-    np.testing.assert_allclose(back.predict(x, verbose=0), loaded.predict(x, verbose=0), **TOL)
+    if how == "quantized_model":
+        model.quantize("int8")
+        proto = onnx_io.to_onnx(model)
+    elif how == "int8_file":
+        proto = onnx_io.to_onnx(int8_model)
+    else:   # a float model written as its int8 file would hold it
+        proto = onnx_io.to_onnx(model, dtype="int8")
+    onnx.checker.check_model(proto, full_check=True)
+    assert ops(proto).count("MatMulInteger") == 2 and "Gemm" not in ops(proto)
+    assert ops(proto).count("Abs") == 2   # each Dense quantizes its own input
+    assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) == 2
+    x = _int8_rows()
+    want = int8_model.predict(x, verbose=0)
+    assert np.isnan(want[3]).all() and np.isnan(want[4]).all() and np.isfinite(want[[0, 1, 2, 5]]).all()
+    feeds = {int8_model.input_names[0]: x}
+    for level in ("ORT_ENABLE_BASIC", None):
+        np.testing.assert_allclose(run_ort(ort, proto, feeds, level)[0], want, **TOL)
+    back = onnx_io.from_onnx(proto)
+    assert [layer.quantization_mode for layer in back.layers if hasattr(layer, "units")] == ["int8"] * 2
+    np.testing.assert_array_equal(back.predict(x, verbose=0), want)
+    assert ops(onnx_io.to_onnx(back)).count("MatMulInteger") == 2
+
+
+def test_int8_dense_layers_reading_one_value_share_its_quantization(onnx, ort):
+    x_in = fastmlp.Input(shape=(5,), name="x")
+    a, b = layers.Dense(4, name="a")(x_in), layers.Dense(3, activation="tanh", use_bias=False, name="b")(x_in)
+    model = fastmlp.Model(x_in, layers.Concatenate()([a, layers.Dense(4, name="c")(b)]))
+    model.quantize("int8")
+    proto = check_export(onnx, ort, model, [data(5)])
+    assert ops(proto).count("MatMulInteger") == 3 and ops(proto).count("Abs") == 2
+    np.testing.assert_array_equal(onnx_io.from_onnx(proto).predict(data(5), verbose=0), model.predict(data(5)))
+
+
+def test_float32_export_of_an_int8_model_and_bfloat16_export(onnx, ort):
+    """dtype="float32": an int8 layer's dequantized kernel in float; a mixed_bfloat16 model: its
+    Dense inputs and kernels rounded to bfloat16, as its inference does."""
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(12, activation="relu"), layers.Dense(3)])
+    float_twin = fastmlp.Sequential.from_config(model.get_config())
+    model.quantize("int8")
+    float_twin.set_weights(model.get_weights())   # the dequantized kernels
+    proto = onnx_io.to_onnx(model, dtype="float32")
+    assert "MatMulInteger" not in ops(proto)
+    np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: data(6)})[0],
+                               float_twin.predict(data(6), verbose=0), **TOL)
+    try:
+        fastmlp.config.set_dtype_policy("mixed_bfloat16")
+        fastmlp.utils.set_random_seed(0)
+        mixed = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(12, activation="relu"),
+                                    layers.Dense(3)])
+    finally:
+        fastmlp.config.set_dtype_policy(None)
+    proto = check_export(onnx, ort, mixed, [data(6)])
+    assert ops(proto).count("Cast") == 4   # each Dense input to bfloat16 and back
+    plain = onnx_io.to_onnx(mixed, dtype="float32")
+    assert "Cast" not in ops(plain)
+    assert np.abs(run_ort(ort, plain, {mixed.input_names[0]: data(6)})[0] - mixed.predict(data(6))).max() > 1e-4
 
 
 # =========================================================================== export: errors
@@ -487,6 +537,8 @@ HAND_GRAPHS = {
                node("Greater", ["h", "T"], ["big"]), node("Where", ["big", "h", "s"], ["y"])],
         {"W": W * 30, "B": B, "T": np.float32(20)}),
     "identity": gemm_then("Identity"), "dropout": gemm_then("Dropout"),
+    "unused_node_of_an_unsupported_op": lambda onnx: make_model(   # onnxruntime skips it too
+        onnx, [node("Gemm", ["x", "W", "B"], ["y"]), node("Cos", ["x"], ["unused"])], {"W": W, "B": B}),
     "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),
     "relu_of_input": lambda onnx: make_model(onnx, [node("Relu", ["x"], ["y"])], {}),
     "batch_normalization": lambda onnx: make_model(

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from .. import _engine
-from .format import _quantize_int8
+from .format import _from_bfloat16, _quantize_int8, _to_bfloat16
 
 __all__ = ["export", "to_onnx", "LAYER_EXPORTERS", "ACTIVATION_EXPORTERS", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -55,8 +55,8 @@ class Graph:
     initializer; ``weight`` adds a layer's weight once however often the layer
     is called; ``activation`` writes an activation (by engine code)."""
 
-    def __init__(self, onnx, opset, quantize, reserved):
-        self.onnx, self.opset, self.quantize = onnx, opset, quantize
+    def __init__(self, onnx, opset, dtype, reserved):
+        self.onnx, self.opset, self.dtype = onnx, opset, dtype   # dtype: None (as the model runs), float32, int8
         self.nodes, self.initializers = [], []
         self.folded = {}        # a Dense step's key -> the BatchNormalization layer folded into it
         self.fold_targets = set()  # the keys of the BatchNormalization steps folded into their Dense
@@ -103,6 +103,22 @@ class Graph:
         if self.int_values.get(x) == np.dtype(np.int64):
             return x
         return self.once(("ids", x), lambda: self.op("Cast", [x], f"{x}/ids", to=self.onnx.TensorProto.INT64))
+
+    def dense_mode(self, layer):
+        """How a Dense layer is written: "int8" (its int8 kernel, or its kernel quantized for
+        dtype="int8", times its input quantized per row: what int8 inference runs), "bfloat16"
+        (a mixed_bfloat16 layer: input and kernel rounded to bfloat16) or "float32"."""
+        if self.dtype == "int8" or (self.dtype is None and getattr(layer, "_int8", None) is not None):
+            return "int8"
+        if self.dtype is None and getattr(layer, "_mixed", False):
+            return "bfloat16"
+        return "float32"
+
+    def reduce_last(self, op_type, x, hint):
+        """``op_type`` (ReduceMax, ReduceSum) over the last axis, keeping it."""
+        if op_type == "ReduceMax" and self.opset < 18:   # (axes an attribute before opset 18)
+            return self.op(op_type, [x], hint, axes=[-1], keepdims=1)
+        return self.op(op_type, [x, self.const(np.array([-1]), f"{hint}/axes", np.int64)], hint, keepdims=1)
 
     def activation(self, code, alpha, x, hint):
         name = _ACTIVATION_NAMES.get(code)
@@ -197,7 +213,55 @@ def _bn_affine(bn):
     return scale, shift
 
 
+_Q8_TINY = 1e-30   # csrc/qgemm.h: FM_Q8_TINY
+
+
+def _quantized_rows(g, x):
+    """``(q, s)``: ``x`` quantized to int8 row by row as int8 inference does (csrc/qgemm.h):
+    ``q = clip(round(x * (127 / amax)), -127, 127)`` and ``s = amax / 127`` with ``amax``
+    the row's largest magnitude; ``s`` is 0 for a row below 1e-30 and NaN for a row with a
+    NaN or an infinity.  Made once per value (Dense layers reading one value share it)."""
+    def make():
+        T, hint = g.onnx.TensorProto, f"{x}/q8"
+        amax = g.reduce_last("ReduceMax", g.op("Abs", [x], f"{hint}/abs"), f"{hint}/amax")
+        c127, tiny = g.const(127.0, f"{hint}/c127"), g.const(_Q8_TINY, f"{hint}/tiny")
+        inv = g.op("Div", [c127, g.op("Max", [amax, tiny], f"{hint}/amax_floor")], f"{hint}/inv")
+        r = g.op("Round", [g.op("Mul", [x, inv], f"{hint}/scaled")], f"{hint}/rounded")
+        c = g.op("Clip", [r, g.const(-127.0, f"{hint}/lo"), c127], f"{hint}/clipped")
+        q = g.op("Cast", [c], f"{hint}/int8", to=T.INT8)
+        live = g.op("Cast", [g.op("GreaterOrEqual", [amax, tiny], f"{hint}/live_row")], f"{hint}/live", to=T.FLOAT)
+        s = g.op("Mul", [g.op("Div", [amax, c127], f"{hint}/amax_127"), live], f"{hint}/s")
+        # x * 0 sums to 0, or to NaN where the row has a NaN or an infinity
+        bad = g.reduce_last("ReduceSum", g.op("Mul", [x, g.const(0.0, f"{hint}/zero")], f"{hint}/x0"),
+                            f"{hint}/nan")
+        return q, g.op("Add", [s, bad], f"{hint}/scale")
+    return g.once(("q8", x), make)
+
+
+def _int8_dense(g, layer, x, hint):
+    """``((float)(q @ W) * s) * w_scale + bias`` (MatMulInteger: exact int32 sums), as
+    fastmlp's int8 Dense computes it, before the activation."""
+    def kernel():
+        q, s = layer._int8 if getattr(layer, "_int8", None) is not None else \
+            _quantize_int8(np.asarray(layer.kernel, np.float32))
+        return g.const(q, f"{hint}/kernel_quantized", np.int8), g.const(s, f"{hint}/kernel_scale")
+    w, w_scale = g.once((id(layer), "kernel/int8"), kernel)
+    q, s = _quantized_rows(g, x)
+    acc = g.op("MatMulInteger", [q, w], f"{hint}/int32")
+    y = g.op("Mul", [g.op("Mul", [g.op("Cast", [acc], f"{hint}/acc", to=g.onnx.TensorProto.FLOAT), s],
+                          f"{hint}/row_scaled"), w_scale], f"{hint}/matmul")
+    if layer.bias is not None:
+        y = g.op("Add", [y, g.weight(layer, "bias", f"{hint}/bias")], f"{hint}/biased")
+    return y
+
+
 def _dense(g, layer, call, ins):
+    mode = g.dense_mode(layer)
+    act = layer.activation
+    linear = _ACTIVATION_NAMES[act._fm_code] == "linear"
+    if mode == "int8":
+        y = _int8_dense(g, layer, ins[0], layer.name)
+        return g.activation(act._fm_code, act._fm_alpha, y, layer.name)
     bn = g.folded.get(g.step)
     kernel, bias = layer.kernel, layer.bias
     if bn is not None:   # fold the BatchNormalization that follows: its own kernel and bias for this call
@@ -205,21 +269,20 @@ def _dense(g, layer, call, ins):
         kernel = np.asarray(kernel, np.float64) * scale
         bias = (0.0 if bias is None else np.asarray(bias, np.float64)) * scale + shift
     hint = layer.name if bn is None else bn.name
-    if g.quantize:   # int8 kernels per output unit, as fastmlp's int8 files store them (never folded)
-        def dequantized():
-            q, s = _quantize_int8(np.asarray(kernel, np.float32))
-            return g.op("DequantizeLinear", [g.const(q, f"{hint}/kernel_quantized", np.int8),
-                                             g.const(s, f"{hint}/kernel_scale")], f"{hint}/kernel", axis=1)
-        w = g.once((id(layer), "kernel/int8"), dequantized)
+    x = ins[0]
+    if mode == "bfloat16":   # input and kernel rounded to bfloat16, products summed in float32 (csrc/bgemm.h)
+        T = g.onnx.TensorProto
+        x = g.once(("bf16", x), lambda: g.op("Cast", [g.op("Cast", [x], f"{x}/bfloat16", to=T.BFLOAT16)],
+                                             f"{x}/bfloat16_rounded", to=T.FLOAT))
+        w = g.once((id(layer), "kernel/bf16"), lambda: g.const(
+            _from_bfloat16(_to_bfloat16(layer.kernel), np.float32), f"{hint}/kernel_bfloat16"))
     elif bn is None:
         w = g.weight(layer, "kernel", f"{hint}/kernel")
     else:
         w = g.const(kernel, f"{hint}/kernel")
-    inputs = [ins[0], w]
+    inputs = [x, w]
     if bias is not None:
         inputs.append(g.weight(layer, "bias", f"{hint}/bias") if bn is None else g.const(bias, f"{hint}/bias"))
-    act = layer.activation
-    linear = _ACTIVATION_NAMES[act._fm_code] == "linear"
     y = g.op("Gemm", inputs, hint if linear else f"{hint}/gemm")
     return g.activation(act._fm_code, act._fm_alpha, y, hint)
 
@@ -408,7 +471,8 @@ def _plan_folds(g, steps, output_keys):
         if type(layer).__name__ != "BatchNormalization" or readers.get(ins[0]) != 1 or ins[0] not in made_by:
             continue
         src = made_by[ins[0]]
-        if type(src).__name__ == "Dense" and _ACTIVATION_NAMES[src.activation._fm_code] == "linear":
+        if type(src).__name__ == "Dense" and _ACTIVATION_NAMES[src.activation._fm_code] == "linear" and \
+                g.dense_mode(src) == "float32":   # (an int8 or bfloat16 Dense keeps its own kernel)
             g.folded[ins[0]] = layer
             g.fold_targets.add(out)
 
@@ -483,12 +547,17 @@ def _check_opset(onnx, opset_version):
 
 
 def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
-    """The model as an ``onnx.ModelProto`` (inference graph, float32 tensors).
+    """The model as an ``onnx.ModelProto`` (inference graph, float32 inputs and outputs)
+    that computes what ``model.predict`` computes.
 
-    ``dtype="int8"`` stores Dense kernels as int8 per output unit, as
-    ``model.save(..., dtype="int8")`` does, each read through a
-    ``DequantizeLinear`` (QDQ): the graph computes what the model loaded from
-    such a file computes."""
+    ``dtype=None`` writes each Dense layer as the model runs it: an int8 layer
+    (``model.quantize("int8")``, an int8 file) as its int8 kernel times its input
+    quantized per row (``MatMulInteger``, exact int32 sums), a ``mixed_bfloat16``
+    layer with its input and kernel rounded to bfloat16, any other in float32.
+    ``dtype="int8"`` writes every Dense layer as int8, its kernel quantized per
+    output unit as ``model.save(..., dtype="int8")`` does: the graph computes what
+    the model loaded from such a file computes.  ``dtype="float32"`` writes every
+    Dense layer in float32 (an int8 layer's dequantized kernel)."""
     onnx = require_onnx()
     if not getattr(model, "_is_model", False):
         raise TypeError(f"ONNX export takes a fastmlp model; received {type(model).__name__}")
@@ -504,10 +573,9 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
     clash = sorted(set(input_names) & set(output_names))
     if clash:
         raise ValueError(f"ONNX values need distinct names: {clash} names both an input and an output")
-    g = Graph(onnx, opset, dtype == "int8", input_names + output_names)
+    g = Graph(onnx, opset, dtype, input_names + output_names)
     steps, output_keys = _calls(model)
-    if not g.quantize:   # an int8 graph keeps the BatchNormalization the int8 file has
-        _plan_folds(g, steps, output_keys)
+    _plan_folds(g, steps, output_keys)
     names = {id(t): n for t, n in zip(model.inputs, input_names)}
     for n, dt in zip(input_names, input_dtypes):
         if dt.kind in "iu":

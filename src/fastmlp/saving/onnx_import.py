@@ -38,17 +38,20 @@ class _Pending:
 
 
 class _Dense(_Pending):
-    """A ``MatMul``/``Gemm``: a bias, a per-unit scale and an activation may follow."""
-    __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor")
+    """A ``MatMul``/``Gemm``: a bias, a per-unit scale and an activation may follow.  An int8
+    Dense (``int8``: its int8 kernel and per-unit scales) takes a bias and an activation only."""
+    __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor", "int8")
 
-    def __init__(self, x, kernel, bias, node_name):
-        self.x, self.kernel, self.bias, self.node_name = x, kernel, bias, node_name
+    def __init__(self, x, kernel, bias, node_name, int8=None):
+        self.x, self.kernel, self.bias, self.node_name, self.int8 = x, kernel, bias, node_name, int8
         self.activation, self.tensor = None, None
 
     def make(self, g):
         layer = g.layers.Dense(self.kernel.shape[1], activation=self.activation, use_bias=self.bias is not None,
                                name=g.name(self.node_name or "dense"), dtype=g.dtype)
         g.weights.append((layer, [self.kernel] + ([self.bias] if self.bias is not None else [])))
+        if self.int8 is not None:
+            g.int8.append((layer, self.int8))
         return layer(self.x)
 
 
@@ -108,6 +111,7 @@ class _Graph:
         self.weights = []   # (layer, [arrays]) set once the model exists
         self.dtype = "float32"
         self.int_names = set()   # the ONNX names of integer model inputs (and Identity copies of them)
+        self.int8 = []   # (Dense layer, (int8 kernel, scale per unit)) to quantize once the model exists
 
     def count_readers(self, nodes):
         self.readers = {}
@@ -231,6 +235,19 @@ def _matmul(g, node, at):
     return _Dense(x, w, None, node.name or "matmul")
 
 
+def _int8_dense(g, node, at):
+    """fastmlp's int8 Dense (found by ``_int8_dense_pattern``): x, the int8 kernel, its scale per
+    unit and the bias."""
+    q = np.asarray(g.const(node.input[1], node, "int8 kernel"), np.int8)
+    scale = np.asarray(g.const(node.input[2], node, "kernel scale"), np.float32)
+    bias = np.asarray(g.const(node.input[3], node, "bias"), np.float64) if len(node.input) > 3 else None
+    if not (np.all(q >= -127) and np.all(np.isfinite(scale)) and np.all(scale >= 0)):
+        raise ValueError(f"{_where(node)}: an int8 Dense needs kernel values in [-127, 127] and finite, "
+                         f"non-negative scales")
+    x = _dense_input(g, node, node.input[0], q.shape[0])
+    return _Dense(x, q.astype(np.float64) * scale, bias, node.name or "dense_int8", int8=(q, scale))
+
+
 def _bias(node, c, units):
     c = np.asarray(c, np.float64)
     try:
@@ -283,7 +300,7 @@ def _affine(g, node, ins):
     else:
         scale, shift = (c if op == "Mul" else 1.0 / c), 0.0
     dense = g.foldable(name)
-    if dense is not None and dense.activation is None:
+    if dense is not None and dense.activation is None and (dense.int8 is None or np.all(np.asarray(scale) == 1)):
         n = dense.kernel.shape[1]
         scale, shift = _bias(node, scale, n), _bias(node, shift, n)
         dense.kernel = dense.kernel * scale
@@ -610,6 +627,7 @@ def _dequantize(g, node, at, x):
 OP_IMPORTERS = {
     "Gemm": _gemm,
     "MatMul": _matmul,
+    "_FastmlpInt8Dense": _int8_dense,   # (fastmlp's int8 Dense: _fuse_patterns)
     "Add": _merge, "Sum": _merge, "Sub": _merge, "Mul": _merge, "Max": _merge, "Min": _merge, "Mean": _merge,
     "Div": _merge,
     "Concat": _concat,
@@ -652,8 +670,10 @@ def _fuse_patterns(onnx, graph, consts):
     threshold (``where(x > t, x, softplus(x))``, t >= 15, as torch.onnx's dynamo exporter
     writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
     the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)),
-    tiny)``, as fastmlp writes UnitNormalization) as ``LpNormalization``.  A
-    pattern's inner values must be read by the pattern only."""
+    tiny)``, as fastmlp writes UnitNormalization) as ``LpNormalization``; and the
+    int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``.  A
+    pattern's inner values must be read by the pattern only (the int8 Dense's
+    quantized input may be shared: what no node reads any more is dropped later)."""
     nodes = list(graph.node)
     made = {o: n for n in nodes for o in n.output}
     readers = {}
@@ -758,7 +778,92 @@ def _fuse_patterns(onnx, graph, consts):
         replace[id(div)] = onnx.helper.make_node("LpNormalization", [x], [div.output[0]], name=div.name or n.name,
                                                  axis=-1, p=2)
         drop.update(id(k) for k in inner)
+    for n in nodes:
+        if n.op_type == "MatMulInteger":
+            found = _int8_dense_pattern(onnx, n, made, consts, only_reader, other, is_const)
+            if found is not None:
+                last, inner, ins = found
+                replace[id(last)] = onnx.helper.make_node("_FastmlpInt8Dense", ins, [last.output[0]],
+                                                          name=n.name or last.name)
+                drop.update(id(k) for k in inner)
     return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
+
+
+def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
+    """The int8 Dense fastmlp writes (onnx_export._int8_dense and _quantized_rows), from its
+    ``MatMulInteger`` node: ``((float)(q @ W) * s) * w_scale [+ bias]`` with ``q`` and ``s`` the
+    row quantization of one value ``x`` exactly as fastmlp writes it.  Returns (the last
+    node, the other nodes from MatMulInteger on that it replaces, [x, W, w_scale(, bias)]),
+    or None for any other graph."""
+    T = onnx.TensorProto
+
+    def attrs(n):
+        return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+
+    def node(value, op_type):
+        n = made.get(value) if value is not None else None
+        return n if n is not None and n.op_type == op_type else None
+
+    def reduced(value, op_type, x):   # value = op_type(x) over the last axis, kept
+        n = node(value, op_type)
+        if n is None or n.input[0] != x or attrs(n).get("keepdims", 1) != 1:
+            return False
+        axes = consts.get(n.input[1]) if len(n.input) > 1 and n.input[1] else attrs(n).get("axes")
+        return axes is not None and np.asarray(axes).reshape(-1).tolist() == [-1]
+
+    w = consts.get(mm.input[1]) if len(mm.input) == 2 else None
+    if w is None or w.dtype != np.int8 or w.ndim != 2:
+        return None
+    # q = Cast<int8>(Clip(Round(x * inv), -127, 127)), inv = 127 / Max(amax, 1e-30), amax = ReduceMax(Abs(x))
+    cast = node(mm.input[0], "Cast")
+    clip = node(cast.input[0], "Clip") if cast is not None and attrs(cast).get("to") == T.INT8 else None
+    if clip is None or len(clip.input) != 3 or not (is_const(clip.input[1], -127.0) and
+                                                    is_const(clip.input[2], 127.0)):
+        return None
+    rnd = node(clip.input[0], "Round")
+    scaled = node(rnd.input[0], "Mul") if rnd is not None else None
+    if scaled is None:
+        return None
+    for x, inv_name in ((scaled.input[0], scaled.input[1]), (scaled.input[1], scaled.input[0])):
+        inv = node(inv_name, "Div")
+        floor = node(inv.input[1], "Max") if inv is not None and is_const(inv.input[0], 127.0) else None
+        amax = floor.input[0] if floor is not None and len(floor.input) == 2 and \
+            is_const(floor.input[1], 1e-30) else None
+        red = node(amax, "ReduceMax")
+        absx = node(red.input[0], "Abs") if red is not None else None
+        if absx is not None and absx.input[0] == x and reduced(amax, "ReduceMax", absx.output[0]):
+            break
+    else:
+        return None
+    # ((Cast<float>(acc) * s) * w_scale) [+ bias], s = amax / 127 * Cast(amax >= 1e-30) + ReduceSum(x * 0)
+    acc = only_reader(mm.output[0], "Cast")
+    row = only_reader(acc.output[0], "Mul") if acc is not None and attrs(acc).get("to") == T.FLOAT else None
+    total = node(other(row, acc.output[0]), "Add") if row is not None else None
+    if total is None or len(total.input) != 2:
+        return None
+    live_mul, nan = node(total.input[0], "Mul"), node(total.input[1], "ReduceSum")
+    zero_mul = node(nan.input[0], "Mul") if nan is not None and reduced(total.input[1], "ReduceSum",
+                                                                        nan.input[0]) else None
+    if live_mul is None or zero_mul is None or not is_const(other(zero_mul, x) or "", 0.0):
+        return None
+    div, live = node(live_mul.input[0], "Div"), node(live_mul.input[1], "Cast")
+    ge = node(live.input[0], "GreaterOrEqual") if live is not None and attrs(live).get("to") == T.FLOAT else None
+    if div is None or list(div.input) != [amax, div.input[1]] or not is_const(div.input[1], 127.0) or \
+            ge is None or ge.input[0] != amax or not is_const(ge.input[1], 1e-30):
+        return None
+    by_unit = only_reader(row.output[0], "Mul")
+    scale_name = other(by_unit, row.output[0]) if by_unit is not None else None
+    w_scale = consts.get(scale_name) if scale_name is not None else None
+    if w_scale is None or np.asarray(w_scale).shape != (w.shape[1],):
+        return None
+    last, inner, ins = by_unit, [mm, acc, row], [x, mm.input[1], scale_name]
+    add = only_reader(by_unit.output[0], "Add")
+    bias = other(add, by_unit.output[0]) if add is not None else None
+    if bias is not None and bias in consts and np.asarray(consts[bias]).shape == (w.shape[1],):
+        inner.append(by_unit)
+        last = add
+        ins.append(bias)
+    return last, inner, ins
 
 
 # ---------------------------------------------------------------------------- the model
@@ -834,7 +939,7 @@ def from_onnx(proto, verify=True):
                 consts[node.output[0]] = onnx.numpy_helper.to_array(at["value"])
             elif "value_float" in at:
                 consts[node.output[0]] = np.asarray(at["value_float"])
-    nodes = _fuse_patterns(onnx, graph, consts)
+    nodes = _live(_fuse_patterns(onnx, graph, consts), g.outputs)
     g.count_readers(nodes)
     for node in nodes:
         if node.domain not in ("", "ai.onnx"):
@@ -865,7 +970,25 @@ def from_onnx(proto, verify=True):
     model = Model(inputs=inputs, outputs=outputs, name=g.name(graph.name or "onnx_model"))
     for layer, weights in g.weights:
         layer.set_weights(weights)
+    if g.int8:
+        from ..models import quantization
+        if model._dtype != "float32":
+            raise ValueError("The ONNX graph has int8 Dense layers and float64 inputs; fastmlp runs int8 layers "
+                             "in float32 models")
+        for layer, (q, scale) in g.int8:
+            quantization.set_int8(layer, q, scale)
+        quantization.bind(model)
     return model
+
+
+def _live(nodes, outputs):
+    """The nodes the graph's outputs depend on, in order (onnxruntime skips the others too)."""
+    needed, keep = set(outputs), []
+    for n in reversed(nodes):
+        if any(o in needed for o in n.output):
+            keep.append(n)
+            needed.update(i for i in n.input if i)
+    return keep[::-1]
 
 
 def load(filepath, compile=True, mmap=False, verify=True):
