@@ -211,6 +211,27 @@ def test_input_signature_fixes_the_batch_axis(onnx, ort):
         onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(3,)), fastmlp.Input(shape=(3,))])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_input_spec_as_keras_documents_it_sets_the_graph_input(onnx, ort, tmp_path, dtype):
+    """``keras.InputSpec`` (also ``keras.layers.InputSpec``); a float64 spec makes a float64 graph
+    input, cast to float32 at once."""
+    keras = pytest.importorskip("keras")
+    spec = fastmlp.InputSpec(dtype=dtype, shape=(None, 3))
+    assert fastmlp.layers.InputSpec is fastmlp.InputSpec and spec.ndim == 2
+    assert repr(spec) == repr(keras.InputSpec(dtype=dtype, shape=(None, 3)))
+    assert spec.get_config() == keras.InputSpec(dtype=dtype, shape=(None, 3)).get_config()
+    model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2, activation="tanh")])
+    model.export(tmp_path / "m.onnx", format="onnx", input_signature=[spec], verbose=False)
+    proto = onnx.load(tmp_path / "m.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    x = data(3).astype(dtype)
+    np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x})[0], model.predict(x, verbose=0), **TOL)
+    with pytest.raises(ValueError, match="float32 or float64 inputs"):
+        model.export(tmp_path / "m.onnx", format="onnx", input_signature=[fastmlp.InputSpec(dtype="float16",
+                                                                                             shape=(None, 3))])
+
+
 def _int8_rows():
     """Rows int8 inference treats apart: ordinary, all zero, below its 1e-30 floor, with a NaN,
     with an infinity."""
@@ -643,6 +664,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("hard_sigmoid_onnx_default", r"alpha=0\.2"),
     ("softmax_first_axis", "axis=0"),
     ("softplus_low_threshold", "'Greater'"),
+    ("leaky_relu_negative_slope", r"\(LeakyRelu\).*negative_slope"),
     ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
@@ -665,6 +687,7 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "dequantize_scales_of_the_wrong_axis": lambda: bad(
             onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
             {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
+        "leaky_relu_negative_slope": lambda: bad(onnx, [gemm, node("LeakyRelu", ["h"], ["y"], alpha=-0.5)]),
         "softplus_low_threshold": lambda: bad(onnx, [gemm, node("Softplus", ["h"], ["s"]),  # not softplus then
                                                      node("Greater", ["h", "T"], ["big"]),
                                                      node("Where", ["big", "h", "s"], ["y"])], {"T": np.float32(1)}),
@@ -682,6 +705,18 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
     proto = protos[case]()
     with pytest.raises(ValueError, match=message):
         onnx_io.from_onnx(proto, verify=case != "custom_domain")
+
+
+def test_weights_in_an_external_data_file_load_and_a_missing_one_is_a_clear_error(onnx, tmp_path):
+    proto = HAND_GRAPHS["matmul_add"](onnx)
+    x = data(4)
+    want = onnx_io.from_onnx(proto).predict(x, verbose=0)
+    onnx.save_model(proto, tmp_path / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.weights", size_threshold=0)
+    np.testing.assert_array_equal(fastmlp.models.load_model(tmp_path / "ext.onnx").predict(x, verbose=0), want)
+    (tmp_path / "ext.weights").unlink()
+    with pytest.raises(ValueError, match="ext.onnx.*external weight data"):
+        fastmlp.models.load_model(tmp_path / "ext.onnx")
 
 
 def test_load_model_refuses_bad_onnx_files_and_mmap(onnx, tmp_path):

@@ -9,7 +9,7 @@
 from . import _engine
 from . import activations, callbacks, config, datasets, initializers, layers, losses, metrics
 from . import distribution, mixed_precision, models, ops, optimizers, regularizers, saving, utils
-from .layers import Input
+from .layers import Input, InputSpec
 from .mixed_precision import DTypePolicy
 from .models import Model, Sequential
 from .saving import FormatError, load_model
@@ -17,7 +17,7 @@ from .variables import Variable
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Sequential", "Input", "models", "layers", "activations", "losses", "optimizers",
+__all__ = ["Model", "Sequential", "Input", "InputSpec", "models", "layers", "activations", "losses", "optimizers",
            "metrics", "initializers", "regularizers", "callbacks", "utils", "config", "datasets",
            "ops", "distribution", "mixed_precision", "DTypePolicy", "Variable", "FormatError", "load_model",
            "set_num_threads", "get_num_threads",

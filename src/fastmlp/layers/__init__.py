@@ -8,7 +8,7 @@ from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
 from .gaussian_noise import GaussianNoise
-from .input_layer import Input, InputLayer
+from .input_layer import Input, InputLayer, InputSpec
 from .merge import (Add, Average, Maximum, Minimum, Multiply, Subtract, add, average, maximum, minimum, multiply,
                     subtract)
 from .prelu import PReLU
@@ -20,7 +20,7 @@ from .activity_regularization import ActivityRegularization
 from .embedding import Embedding
 from .noise_dropout import AlphaDropout, GaussianDropout
 
-__all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Dense", "Dropout", "GaussianNoise",
+__all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "InputSpec", "Dense", "Dropout", "GaussianNoise",
            "BatchNormalization", "Flatten", "Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU",
            "Concatenate", "concatenate", "Add", "add", "Subtract", "subtract", "Multiply", "multiply",
            "Average", "average", "Maximum", "maximum", "Minimum", "minimum",

@@ -1,9 +1,10 @@
-"""``InputLayer`` and ``Input``: a model's inputs."""
+"""``InputLayer`` and ``Input``: a model's inputs; ``InputSpec``: the shape and dtype an input
+takes (``Model.export``'s ``input_signature``)."""
 import numpy as np
 
 from .base import KerasTensor, Layer, Node, _float_dtype_name, _shape_tuple
 
-__all__ = ["InputLayer", "Input"]
+__all__ = ["InputLayer", "Input", "InputSpec"]
 
 _INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
@@ -18,6 +19,51 @@ def _input_dtype(dtype):
     except TypeError:
         name = None
     return name if name in _INT_DTYPES else _float_dtype_name(dtype)
+
+
+def _dtype_name(dtype):
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return str(getattr(dtype, "name", dtype))
+
+
+class InputSpec:
+    """``keras.InputSpec``: the rank, shape and dtype an input takes, each None where any will
+    do (``shape=(None, 784)``: any batch size).  fastmlp reads it as an ``input_signature``
+    of ``Model.export``; ``shape`` sets ``ndim``."""
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None, axes=None,
+                 allow_last_axis_squeeze=False, name=None, optional=False):
+        self.dtype = None if dtype is None else _dtype_name(dtype)
+        if shape is not None:
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+                raise TypeError(f"`shape` must be a tuple of integers or None. Received: shape={shape!r}")
+            shape = tuple(None if d is None else int(d) for d in shape)
+            ndim = len(shape)
+        self.shape, self.ndim, self.max_ndim, self.min_ndim = shape, ndim, max_ndim, min_ndim
+        self.name, self.optional = name, bool(optional)
+        self.allow_last_axis_squeeze = bool(allow_last_axis_squeeze)
+        axes = dict(axes or {})
+        for k in axes:
+            if not isinstance(k, int) or isinstance(k, bool):
+                raise TypeError(f"`axes` maps axis indices (integers) to sizes. Received: axes={axes!r}")
+        if axes and ndim is not None and max(axes) >= ndim:
+            raise ValueError(f"Axis {max(axes)} is greater than the maximum allowed value: {ndim - 1}")
+        self.axes = axes
+
+    def __repr__(self):
+        parts = [f"{k}={getattr(self, k)}" for k in ("dtype", "shape", "ndim", "max_ndim", "min_ndim")
+                 if getattr(self, k) is not None]
+        return f"InputSpec({', '.join(parts + ([f'axes={self.axes!r}'] if self.axes else []))})"
+
+    def get_config(self):
+        return {"dtype": self.dtype, "shape": self.shape, "ndim": self.ndim, "max_ndim": self.max_ndim,
+                "min_ndim": self.min_ndim, "axes": self.axes, "optional": self.optional}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 class InputLayer(Layer):

@@ -63,7 +63,8 @@ class Graph:
         self.step = None        # the key of the step being written
         self._used = set(reserved)
         self._weights = {}
-        self.int_values = {}    # ONNX name -> np.dtype of the integer model inputs (ids for an Embedding)
+        self.int_values = {}    # ONNX name -> np.dtype of the model inputs that are not float32 (integer ids
+        #                         for an Embedding, or float64 where the input_signature says so)
 
     def fresh(self, hint):
         name, i = hint, 1
@@ -93,7 +94,8 @@ class Graph:
         return out
 
     def as_float(self, x):
-        """``x`` as float32: an integer model input is cast (once), any other value is float32 already."""
+        """``x`` as float32: an integer or float64 model input is cast (once), any other value is float32
+        already."""
         if x not in self.int_values:
             return x
         return self.once(("float", x), lambda: self.op("Cast", [x], f"{x}/float", to=self.onnx.TensorProto.FLOAT))
@@ -528,9 +530,11 @@ def _signature_shapes(model, input_signature):
                     raise ValueError(f"input_signature: input {name!r} holds {dtypes[i]} ids; the spec must give "
                                      f"an integer dtype (or none); received dtype {dtype!r}")
                 dtypes[i] = np.dtype(dtype_name)
-        elif dtype_name not in (None, "float32", "float64"):
-            raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 inputs (a float32 or float64 "
-                             f"spec); input {name!r} has dtype {dtype!r}")
+        elif dtype_name == "float64":   # a float64 input, cast to the graph's float32 at once
+            dtypes[i] = np.dtype(np.float64)
+        elif dtype_name not in (None, "float32"):
+            raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 or float64 inputs; input "
+                             f"{name!r} has dtype {dtype!r}")
         batches.append(shape[0])
     return batches, dtypes
 
@@ -578,7 +582,7 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
     _plan_folds(g, steps, output_keys)
     names = {id(t): n for t, n in zip(model.inputs, input_names)}
     for n, dt in zip(input_names, input_dtypes):
-        if dt.kind in "iu":
+        if dt != np.float32:
             g.int_values[n] = dt
     for layer, call, ins, out in steps:
         fn = LAYER_EXPORTERS.get(type(layer).__name__)
@@ -615,7 +619,7 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
 
     def info(name, shape, batch, dtype=T):
         return helper.make_tensor_value_info(name, dtype, ["batch" if batch is None else batch] + list(shape[1:]))
-    inputs = [info(n, t.shape, b, T if dt.kind == "f" else helper.np_dtype_to_tensor_dtype(dt))
+    inputs = [info(n, t.shape, b, helper.np_dtype_to_tensor_dtype(dt))
               for n, t, b, dt in zip(input_names, model.inputs, batches, input_dtypes)]
     fixed = batches[0] if len(set(batches)) == 1 else None   # the outputs keep a batch size all inputs share
     outputs = [info(n, t.shape, fixed) for n, t in zip(output_names, model.outputs)]

@@ -949,7 +949,12 @@ def from_onnx(proto, verify=True):
         if fn is None:
             raise ValueError(f"{_where(node)}: the ONNX operator {node.op_type!r} is not supported by fastmlp's "
                              f"importer, which reads MLP graphs of {sorted(OP_IMPORTERS)}")
-        g.values[node.output[0]] = fn(g, node, _attrs(onnx, node))
+        try:
+            g.values[node.output[0]] = fn(g, node, _attrs(onnx, node))
+        except ValueError as e:   # a layer's own check (a LeakyReLU slope, an epsilon): say which node
+            if str(e).startswith(("ONNX", "The ONNX")):
+                raise
+            raise ValueError(f"{_where(node)}: {e}") from None
 
     outputs, named = [], set()
     for name in g.outputs:
@@ -1010,7 +1015,10 @@ def load(filepath, compile=True, mmap=False, verify=True):
         raise ValueError(f"{path!s} is not an ONNX model: {e}") from None
     if any(init.data_location == onnx.TensorProto.EXTERNAL for init in proto.graph.initializer):
         from onnx.external_data_helper import load_external_data_for_model
-        load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+        try:
+            load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
+        except Exception as e:   # (onnx raises its ValidationError or an OSError)
+            raise ValueError(f"{path!s}: the ONNX model's external weight data could not be read: {e}") from None
     try:
         return from_onnx(proto, verify=verify)
     except ValueError as e:
