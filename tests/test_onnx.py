@@ -457,6 +457,7 @@ def test_keras_onnx_export_imports_and_matches_keras(onnx, ort, tmp_path):
     net = keras.Sequential([keras.Input(shape=(5,)), keras.layers.Dense(12, activation="gelu"),
                             keras.layers.BatchNormalization(), keras.layers.Dropout(0.2),
                             keras.layers.Dense(8, activation="relu"), keras.layers.LeakyReLU(),
+                            keras.layers.Dense(6, activation="softsign"),
                             keras.layers.Dense(3, activation="softmax")])
     rng = np.random.default_rng(5)
     bn = net.layers[1]
@@ -558,6 +559,9 @@ HAND_GRAPHS = {
                node("Greater", ["h", "T"], ["big"]), node("Where", ["big", "h", "s"], ["y"])],
         {"W": W * 30, "B": B, "T": np.float32(20)}),
     "identity": gemm_then("Identity"), "dropout": gemm_then("Dropout"),
+    "softsign_decomposed": lambda onnx: make_model(   # as Keras's export writes softsign
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Abs", ["h"], ["a"]), node("Add", ["One", "a"], ["d"]),
+               node("Div", ["h", "d"], ["y"])], {"W": W, "B": B, "One": np.float32(1)}),
     "unused_node_of_an_unsupported_op": lambda onnx: make_model(   # onnxruntime skips it too
         onnx, [node("Gemm", ["x", "W", "B"], ["y"]), node("Cos", ["x"], ["unused"])], {"W": W, "B": B}),
     "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),

@@ -664,9 +664,10 @@ OP_IMPORTERS = {
 
 # ---------------------------------------------------------------------------- patterns
 def _fuse_patterns(onnx, graph, consts):
-    """The graph's nodes with four decompositions replaced by one node each: gelu
+    """The graph's nodes with five decompositions replaced by one node each: gelu
     (``0.5 * x * (1 + erf(x / sqrt(2)))``, in the orders fastmlp and torch write it)
-    as ``Gelu``, swish (``x * sigmoid(x)``) as ``Swish``, torch's softplus with its
+    as ``Gelu``, swish (``x * sigmoid(x)``) as ``Swish``, softsign (``x / (|x| + 1)``,
+    as Keras's export writes it) as ``Softsign``, torch's softplus with its
     threshold (``where(x > t, x, softplus(x))``, t >= 15, as torch.onnx's dynamo exporter
     writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
     the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)),
@@ -698,6 +699,17 @@ def _fuse_patterns(onnx, graph, consts):
 
     replace, drop = {}, set()
     for n in nodes:
+        if n.op_type == "Div" and len(n.input) == 2:   # x / (|x| + 1)
+            x, add = n.input[0], made.get(n.input[1])
+            one = other(add, add.input[0]) if add is not None and add.op_type == "Add" else None
+            absx = made.get(add.input[0]) if one is not None else None
+            if absx is None or absx.op_type != "Abs" or absx.input[0] != x or not is_const(one, 1.0):
+                absx = made.get(one) if one is not None else None   # (1 + |x|)
+                one = add.input[0] if absx is not None else None
+            if absx is not None and absx.op_type == "Abs" and absx.input[0] == x and is_const(one, 1.0) and \
+                    readers.get(add.output[0]) == [n] and readers.get(absx.output[0]) == [add]:
+                replace[id(n)] = onnx.helper.make_node("Softsign", [x], [n.output[0]], name=n.name or add.name)
+                drop.update((id(add), id(absx)))
         if n.op_type == "Where" and len(n.input) == 3:
             test, x, soft = made.get(n.input[0]), n.input[1], made.get(n.input[2])
             t = consts.get(test.input[1]) if test is not None and len(test.input) == 2 else None
