@@ -82,3 +82,20 @@ def test_distribution_names_exist_and_refuse_clearly():
                  lambda: fastmlp.distribution.ModelParallel(layout_map=None)):
         with pytest.raises(NotImplementedError, match="set_num_threads"):
             make()
+
+
+@pytest.mark.parametrize("make", [lambda: fastmlp.optimizers.Adam(0.01, gradient_accumulation_steps=2),
+                                  lambda: fastmlp.optimizers.SGD(loss_scale_factor=128.0)])
+def test_optimizer_arguments_that_would_change_training_are_refused_by_name(make):
+    """Accepting them would train differently from Keras without a word."""
+    with pytest.raises(NotImplementedError, match="gradient_accumulation_steps|loss_scale_factor"):
+        make()
+    fastmlp.optimizers.Adam(gradient_accumulation_steps=None, loss_scale_factor=None, use_ema=False,
+                            ema_momentum=0.9)   # Keras's values that change nothing
+
+
+@pytest.mark.parametrize("cls", [fastmlp.losses.CategoricalCrossentropy, fastmlp.losses.BinaryCrossentropy])
+def test_a_cross_entropy_over_another_axis_is_refused(cls):
+    with pytest.raises(ValueError, match="axis=-1 only.*axis=0"):
+        cls(axis=0)
+    assert cls(axis=-1).get_config()["axis"] == -1

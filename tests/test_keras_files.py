@@ -676,3 +676,11 @@ def test_model_folders_under_any_name_and_bytes_paths(tmp_path):
     path = os.fsencode(str(tmp_path / "c"))
     m.save(path, zipped=False)
     np.testing.assert_array_equal(fastmlp.load_model(path).predict(x, verbose=0), m.predict(x, verbose=0))
+
+
+def test_a_compile_config_without_an_optimizer_compiles_with_compiles_default():
+    """Keras 3.15 leaves the optimizer out of the saves that follow an .h5 save; Keras loads such a
+    file compiled with compile's default, RMSprop."""
+    from fastmlp.saving import keras_config
+    args = keras_config.compile_args_from_keras({"loss": "mean_squared_error", "metrics": []})
+    assert isinstance(args["optimizer"], fastmlp.optimizers.RMSprop)

@@ -114,6 +114,18 @@ def test_a_fastmlp_run_continues_in_keras_as_in_fastmlp(tmp_path, opt):
     _close(m.get_weights(), k.get_weights(), STEP_ATOL)
 
 
+def test_a_learning_rate_schedule_saved_by_fastmlp_trains_on_in_keras_as_in_fastmlp(tmp_path):
+    """Keras refuses to train with a schedule whose name is None: the schedules have Keras's names."""
+    x, y = _data()
+    m = _sequential(fastmlp, lambda lib: lib.optimizers.Adam(lib.optimizers.schedules.ExponentialDecay(0.01, 3, 0.5)))
+    m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    m.save(tmp_path / "m.keras")
+    k = keras.models.load_model(tmp_path / "m.keras")
+    k.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    _close(m.get_weights(), k.get_weights(), STEP_ATOL)
+
+
 def _log_softmax_model(lib):
     """A classifier that outputs log-probabilities (torch's log_softmax + NLLLoss, in Keras's words)."""
     L = lib.layers

@@ -56,6 +56,14 @@ def test_schedule_matches_keras_own_schedule_class_at_many_steps(name, config):
     ours = getattr(schedules, name)(**config)
     theirs = getattr(keras.optimizers.schedules, name)(**config)
     np.testing.assert_allclose(_ours(ours, STEPS), _keras_values(theirs, STEPS), rtol=2e-5, atol=1e-8)
+    assert ours.get_config() == theirs.get_config()   # the default name included (Keras needs a string)
+
+
+def test_cosine_decay_restarts_has_keras_default_name():
+    keras = _keras()
+    config = dict(initial_learning_rate=0.1, first_decay_steps=10)
+    assert schedules.CosineDecayRestarts(**config).get_config() == \
+        keras.optimizers.schedules.CosineDecayRestarts(**config).get_config()
 
 
 @pytest.mark.parametrize("name,config", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])

@@ -168,12 +168,16 @@ class _Crossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name=None):
         super().__init__(name=name, reduction=reduction)
+        if isinstance(axis, bool) or axis != -1:
+            raise ValueError(f"fastmlp's {type(self).__name__} reduces over the last axis (the classes): "
+                             f"axis=-1 only. Received: axis={axis!r}")
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_smoothing(label_smoothing)
+        self.axis = -1
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
 
 
 class BinaryCrossentropy(_Crossentropy):

@@ -24,7 +24,8 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW"
            "Nadam", "get", "schedules"]
 
 
-# Keras optimizer arguments that are accepted (and, but for use_ema=True, ignored).
+# Keras optimizer arguments accepted at the values that change nothing (use_ema=False, no
+# gradient accumulation, no loss scaling; the EMA settings matter only with use_ema=True).
 _KERAS_ONLY_ARGS = frozenset({"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                               "gradient_accumulation_steps"})
 
@@ -49,6 +50,11 @@ class Optimizer:
                 raise TypeError(f"Unexpected keyword argument(s) for {type(self).__name__}: {sorted(unknown)}")
             if kwargs.get("use_ema"):
                 raise ValueError("use_ema=True is not supported by fastmlp")
+            for arg in ("gradient_accumulation_steps", "loss_scale_factor"):
+                if kwargs.get(arg) is not None:
+                    raise NotImplementedError(f"{type(self).__name__}({arg}={kwargs[arg]!r}) is not supported by "
+                                              f"fastmlp, which updates the weights at every step from the "
+                                              f"unscaled loss; leave {arg}=None")
         if clipnorm is not None or clipvalue is not None or global_clipnorm is not None or weight_decay is not None:
             set_clips = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                         ("global_clipnorm", global_clipnorm)) if v is not None]

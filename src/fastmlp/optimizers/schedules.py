@@ -39,7 +39,7 @@ class LearningRateSchedule:
 class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored when staircase)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
         self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps("decay_steps", decay_steps)
         self.decay_rate = _validate.number("decay_rate", decay_rate)
@@ -58,6 +58,9 @@ class ExponentialDecay(LearningRateSchedule):
 
 class InverseTimeDecay(ExponentialDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase=staircase, name=name)
 
     def __call__(self, step):
         p = np.asarray(step, dtype=np.float64) / self.decay_steps
@@ -79,7 +82,7 @@ def _numbers(name, seq):
 class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]``."""
 
-    def __init__(self, boundaries, values, name=None):
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
         boundaries, values = _numbers("boundaries", boundaries), _numbers("values", values)
         if len(values) != len(boundaries) + 1:
             raise ValueError(f"The length of `values` must be one more than the length of `boundaries`. "
@@ -101,7 +104,7 @@ class PolynomialDecay(LearningRateSchedule):
     """Polynomial decay from ``initial_learning_rate`` to ``end_learning_rate`` over ``decay_steps``."""
 
     def __init__(self, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
-                 cycle=False, name=None):
+                 cycle=False, name="PolynomialDecay"):
         self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps("decay_steps", decay_steps)
         self.end_learning_rate = _validate.number("end_learning_rate", end_learning_rate)
@@ -129,7 +132,7 @@ class PolynomialDecay(LearningRateSchedule):
 class CosineDecay(LearningRateSchedule):
     """Cosine decay to ``alpha * initial``, after an optional linear warmup to ``warmup_target``."""
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name=None,
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
                  warmup_target=None, warmup_steps=0):
         self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps("decay_steps", decay_steps)
@@ -166,7 +169,7 @@ class CosineDecayRestarts(LearningRateSchedule):
     and starting ``m_mul`` times lower; the rate falls to ``alpha * initial``."""
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
-                 name=None):
+                 name="SGDRDecay"):
         self.initial_learning_rate = _validate.number("initial_learning_rate", initial_learning_rate)
         self.first_decay_steps = _decay_steps("first_decay_steps", first_decay_steps)
         self.t_mul = _validate.number("t_mul", t_mul, low=0, low_open=True)   # log(t_mul) divides

@@ -404,6 +404,8 @@ def compile_args_from_keras(cc):
     if not isinstance(cc, dict):
         raise KerasConfigError("the compile config must be an object")
     opt = cc.get("optimizer", cc.get("optimizer_config"))
+    if opt is None:   # (compile's default; Keras 3.15 leaves the optimizer out of saves after an .h5 save)
+        opt = "rmsprop"
     args = {"optimizer": _optimizer_from_keras(opt),
             "loss": _structure(cc.get("loss"), _loss_from_keras),
             "metrics": _structure(cc.get("metrics") or [], _metric_from_keras)}
