@@ -684,3 +684,27 @@ def test_a_compile_config_without_an_optimizer_compiles_with_compiles_default():
     from fastmlp.saving import keras_config
     args = keras_config.compile_args_from_keras({"loss": "mean_squared_error", "metrics": []})
     assert isinstance(args["optimizer"], fastmlp.optimizers.RMSprop)
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "m.keras"])
+def test_load_weights_into_a_model_that_has_trained_restores_the_optimizer_state_too(tmp_path, name):
+    """The slots were built by the target's own training: the file's values replace them, as in
+    Keras (fastmlp's own .fmlp weights files hold no optimizer state)."""
+    pytest.importorskip("h5py")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 3, 32)
+
+    def model():
+        m = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(3, activation="softmax")])
+        m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        return m
+    a = model()
+    a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    a.save_weights(tmp_path / name) if name.endswith(".weights.h5") else a.save(tmp_path / name)
+    b = model()
+    b.fit(x[:16], y[:16], epochs=3, batch_size=16, verbose=0)   # its optimizer's slots exist
+    b.load_weights(tmp_path / name)
+    a.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    b.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wb, wa, rtol=0, atol=1e-6)

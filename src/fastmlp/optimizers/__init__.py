@@ -122,29 +122,40 @@ class Optimizer:
     def build(self, n_params, dtype):
         """Allocate the slots (3 x n_params, slot-major) for a flat parameter vector (with
         the values a loaded file holds for them, if any: see ``_defer_slots``)."""
-        self._slots = np.zeros(3 * n_params, dtype=dtype)
-        for index, value in self._initial_slots().items():
-            self._slots[index * n_params:(index + 1) * n_params] = value
-        self._n_params = n_params
         pending, self._pending = self._pending, None
-        if pending is not None and callable(pending[2]):
-            try:
-                pending = (pending[0], pending[1], pending[2]())   # read from the file now
-            except BaseException:
-                self._slots, self._pending = None, pending   # every later build fails the same way
-                raise
+        segments = ()
         if pending is not None:
             if pending[0] != n_params:
                 raise ValueError(f"internal: the loaded optimizer state is for {pending[0]} parameters, "
                                  f"not {n_params}")
-            for index, offset, values in pending[2]:
-                start = index * n_params + offset
-                self._slots[start:start + values.size] = values.reshape(-1)
+            try:
+                segments = pending[2]() if callable(pending[2]) else pending[2]   # read from the file now
+            except BaseException:
+                self._slots, self._pending = None, pending   # every later build fails the same way
+                raise
+        self._slots = np.zeros(3 * n_params, dtype=dtype)
+        self._n_params = n_params
+        self._write_slots(segments)
+
+    def _write_slots(self, segments):
+        """The slots at their initial values, then ``[(slot index, element offset, array)]`` over them."""
+        n = self._n_params
+        self._slots[...] = 0
+        for index, value in self._initial_slots().items():
+            self._slots[index * n:(index + 1) * n] = value
+        for index, offset, values in segments:
+            start = index * n + offset
+            self._slots[start:start + values.size] = values.reshape(-1)
 
     def _defer_slots(self, n_params, dtype, segments):
-        """Keep slot values read from a file, ``[(slot index, element offset, array)]`` (or a
-        function that reads and returns them), until the slots are built (the first training
-        step, or a save): a model loaded for inference never allocates them."""
+        """Slot values read from a file, ``[(slot index, element offset, array)]`` (or a function
+        that reads and returns them): kept until the slots are built (the first training step,
+        or a save), so that a model loaded for inference never allocates them; written at once
+        where the slots are built already (``load_weights`` into a model that has trained)."""
+        if self._slots is not None and self._n_params == n_params and self._slots.dtype == np.dtype(dtype):
+            self._write_slots(segments() if callable(segments) else list(segments))   # (in place)
+            return
+        self._slots = None
         self._pending = (n_params, dtype, segments if callable(segments) else list(segments))
 
     def _build_pending(self):
