@@ -1007,3 +1007,25 @@ def test_show_config_names_the_target_of_every_kernel_family():
     lines = []
     keras.show_config(print_fn=lines.append)
     assert any(line.startswith("int8_target: ") for line in lines)
+
+
+def test_setting_a_model_trainable_sets_its_layers_as_keras_does():
+    """Keras's Layer.trainable setter recurses: freezing a base freezes its layers (and its config
+    says so), and unfreezing it unfreezes them all, nested models included."""
+    inner = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3), layers.Dense(3)], name="inner")
+    base = keras.Sequential([keras.Input(shape=(4,)), inner, layers.Dense(2)], name="base")
+    inner.layers[0].trainable = False
+    base.trainable = False
+    assert [layer.trainable for layer in inner.layers + base.layers] == [False] * 4
+    assert all(not layer["config"]["trainable"] for layer in inner.get_config()["layers"][1:])
+    i = keras.Input(shape=(4,))
+    model = keras.Model(i, layers.Dense(1)(base(i)))
+    model.compile("sgd", "mse")
+    before = base.get_weights()
+    model.fit(np.ones((4, 4)), np.ones((4, 1)), verbose=0)
+    for a, b in zip(before, base.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert len(model.trainable_weights) == 2
+    base.trainable = True
+    assert [layer.trainable for layer in inner.layers + base.layers] == [True] * 4
+    assert len(model.trainable_weights) == 8

@@ -23,7 +23,7 @@ def test_crossentropies_and_adam_variants_are_unrelated_as_in_keras():
 def test_the_split_classes_keep_their_arguments_and_configs():
     cce = fastmlp.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
     assert cce.get_config() == {"name": "categorical_crossentropy", "reduction": "sum_over_batch_size",
-                                "from_logits": True, "label_smoothing": 0.1}
+                                "from_logits": True, "label_smoothing": 0.1, "axis": -1}
     nadam = fastmlp.optimizers.Nadam(beta_1=0.8, epsilon=1e-6)
     assert (nadam.beta_1, nadam.beta_2, nadam.epsilon) == (0.8, 0.999, 1e-6)
     assert nadam.slot_names == ("m", "v") and fastmlp.optimizers.Adamax().slot_names == ("m", "u")

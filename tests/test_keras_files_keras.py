@@ -328,3 +328,19 @@ def test_load_weights_with_skip_mismatch_loads_what_keras_loads(tmp_path):
         fn.load_weights(tmp_path / "k.weights.h5", skip_mismatch=True)
     _close(fn.get_weights(), [w.numpy() for w in kn.weights], 0)
     assert not np.array_equal(fn.get_weights()[0], new_head(fastmlp).get_weights()[0])   # (the body did load)
+
+
+def test_a_frozen_nested_model_loads_frozen_in_keras(tmp_path):
+    x, y = _data()
+    base = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu")], name="base")
+    base.trainable = False
+    i = fastmlp.Input(shape=(6,))
+    m = fastmlp.Model(i, fastmlp.layers.Dense(3, activation="softmax")(base(i)))
+    m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    m.save(tmp_path / "m.keras")
+    k = keras.models.load_model(tmp_path / "m.keras")
+    assert len(k.trainable_weights) == 2 and not k.layers[1].layers[0].trainable
+    k.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    _close(m.get_weights(), k.get_weights(), STEP_ATOL)

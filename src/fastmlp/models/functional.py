@@ -211,6 +211,22 @@ class Model(Trainer, Layer):
     def layers(self):
         return list(self._graph_layers)
 
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As in Keras, setting it sets it on every layer too (nested models' layers included):
+        ``base.trainable = False`` freezes the base's layers, and True unfreezes them all."""
+        self._trainable = bool(value)
+        try:
+            layers = self.layers
+        except AttributeError:   # (being made: no layers yet)
+            return
+        for layer in layers:
+            layer.trainable = self._trainable
+
     def get_layer(self, name=None, index=None):
         """A layer of ``self.layers`` by name or index (a Sequential's layers exclude its input)."""
         layers = self.layers
