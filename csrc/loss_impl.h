@@ -38,13 +38,15 @@ static inline T FM_CAT(ce_logits_row, SFX)(const T *x, const T *y, int64_t label
     return lse - x[label];
 }
 
-/* Keras's probability path: normalise, clip, -sum y log q. */
+/* Keras's probability path: normalise by the row's sum (whatever its sign, as
+ * Keras does), clip, -sum y log q.  Only a sum of exactly 0, where Keras
+ * divides by zero, is taken as eps. */
 static inline T FM_CAT(ce_probs_row, SFX)(const T *p, const T *y, int64_t label, int64_t C,
                                           T scale, T *g) {
     const T eps = (T)FM_EPS;
     T s = 0;
     for (int64_t j = 0; j < C; j++) s += p[j];
-    if (!(s > 0)) s = eps;
+    if (s == 0) s = eps;
     T l = 0, sy_free = 0;
     for (int64_t j = 0; j < C; j++) {
         T yj = y ? y[j] : (T)(j == label);

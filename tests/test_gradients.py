@@ -370,3 +370,22 @@ def test_train_on_batch_equals_loss_and_grads_followed_by_the_reference_optimize
         got = np.concatenate([model._params[o:o + s] for o, s in segments])
         np.testing.assert_allclose(got, np.concatenate(w_ref), rtol=1e-10, atol=1e-12)
     assert opt.iterations == 3
+
+
+@pytest.mark.parametrize("loss_name", ["cce", "scce"])
+def test_cross_entropy_of_outputs_with_a_negative_sum_divides_by_it_as_keras_does(loss_name):
+    """A linear output under a probability cross-entropy: Keras divides each row by its sum
+    whatever its sign, then clips.  Rows here sum to about -6 (far from 0, where the loss is
+    steep); the value is the reference's and the gradient the central differences'."""
+    rng = np.random.default_rng(11)
+    loss = fastmlp.losses.CategoricalCrossentropy() if loss_name == "cce" else \
+        fastmlp.losses.SparseCategoricalCrossentropy()
+    model = _build("tanh", "linear", loss, 3, rng, regularized=False)
+    model.layers[-1].bias[...] = -2.0
+    X = rng.standard_normal((7, 3))
+    raw_y = _targets(loss_name, rng, 7, 3)
+    Y, labels = model.loss.prepare_targets(raw_y, 3, np.float64)
+    assert np.all(model.predict(X, verbose=0).sum(axis=1) < -3)
+    w = np.ones(7)
+    value, _ = _check_gradient(model, X, Y, labels, w)
+    np.testing.assert_allclose(value, _reference_loss(model, X, raw_y, w, loss_name, {}), rtol=1e-9)
