@@ -418,6 +418,28 @@ def test_tf_keras_2_files_written_by_tensorflow_load_predict_and_resume_as_tenso
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
 
 
+def test_a_tf_keras_2_file_with_its_own_spellings_loads_and_resumes_as_tensorflow():
+    """tf2_leaky.h5: a LeakyReLU slope written as ``alpha``, a BinaryCrossentropy(from_logits=True)
+    object whose config names its function (``fn``) and reduction "auto", and SGD(momentum=0)
+    with the unused momentum slots tf.keras 2.11+ writes."""
+    e = np.load(os.path.join(DATA, "tf2_leaky_expected.npz"))
+    m = fastmlp.load_model(os.path.join(DATA, "tf2_leaky.h5"))
+    assert m.layers[1].negative_slope == pytest.approx(0.2)
+    assert isinstance(m.loss, fastmlp.losses.BinaryCrossentropy) and m.loss.from_logits
+    np.testing.assert_allclose(m.predict(e["x"], verbose=0), e["pred"], rtol=1e-6, atol=1e-6)
+    assert m.optimizer.iterations == int(e["iterations"])
+    m.fit(e["x"], e["y"], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for i, got in enumerate(m.get_weights()):
+        np.testing.assert_allclose(got, e[f"resumed_{i}"], rtol=2e-4, atol=2e-5)
+
+
+def test_a_tf_keras_2_loss_object_wrapping_another_function_is_refused():
+    from fastmlp.saving import keras_config
+    entry = {"class_name": "BinaryCrossentropy", "config": {"reduction": "auto", "name": "b", "fn": "my_loss"}}
+    with pytest.raises(keras_config.KerasConfigError, match="my_loss"):
+        keras_config.compile_args_from_keras({"optimizer": "sgd", "loss": entry})
+
+
 def test_a_tf_keras_2_legacy_nadam_keeps_its_momentum_cache(tmp_path):
     """tf.keras 2.x's legacy Nadam saves the running product of its momentum schedule as
     ``momentum_cache``: it is Keras 3's (and fastmlp's) u_product, not a hyperparameter."""

@@ -33,7 +33,8 @@ class KerasConfigError(FormatError):
 
 # ---- per-kind exceptions (everything else is generic) ----
 # Keras config keys another fastmlp argument takes, per class (tf.keras 2.x InputLayer wrote batch_input_shape).
-_RENAMED = {"InputLayer": {"batch_input_shape": "batch_shape"}}
+_RENAMED = {"InputLayer": {"batch_input_shape": "batch_shape"},
+            "LeakyReLU": {"alpha": "negative_slope"}}   # (tf.keras 2's name for the slope)
 # Keys a class takes through **kwargs that its signature does not show.
 _EXTRA_ARGS = {"InputLayer": {"batch_shape", "input_shape"}}
 # Keras keys fastmlp has no argument for, with the values that mean what fastmlp does (None: any value,
@@ -357,6 +358,15 @@ def _loss_from_keras(entry):
     name = _function_name(entry, "loss", losses.ALL_LOSSES)
     if name is not None:
         return name
+    if isinstance(entry, dict) and isinstance(entry.get("config"), dict) and "fn" in entry["config"]:
+        # tf.keras 2 names the function its loss class wraps: the class's own, for a built-in loss
+        entry = {**entry, "config": dict(entry["config"])}
+        fn, cls = entry["config"].pop("fn"), losses._CLASSES.get(entry.get("class_name"))
+        if entry["config"].get("reduction") == "auto":   # tf.keras 2's default: the batch mean in fit
+            entry["config"]["reduction"] = "sum_over_batch_size"
+        if cls is None or not isinstance(fn, str) or losses.ALL_LOSSES.get(fn) is not cls:
+            raise KerasConfigError(f"the compile config: the loss {entry.get('class_name')!r} wraps the function "
+                                   f"{fn!r:.60}, which is not the built-in one fastmlp runs for that class")
     obj = _object(entry, "loss", losses._CLASSES.get, "the compile config")
     return losses.deserialize(obj)
 

@@ -1394,6 +1394,8 @@ def _restore_tf2_optimizer(model, g, where):
         else:
             continue   # learning_rate, decay, momentum_cache: hyperparameters the config already has
         slot = _TF2_CLASS_SLOTS.get(type(opt).__name__, {}).get(slot, slot)
+        if slot == "momentum" and type(opt).__name__ == "SGD" and not opt.slot_names:
+            continue   # tf.keras 2.11+ keeps an unused momentum for SGD(momentum=0)
         if slot not in opt.slot_names or tuple(a.shape) != refs[var].shape:
             _fail(f"{where}: the optimizer weight {name!r} does not fit the model's {type(opt).__name__}")
         segments.append((opt.slot_names.index(slot), refs[var].offset, np.asarray(a, dtype=model._dtype)))

@@ -8,7 +8,11 @@ compiled with RMSprop (momentum) and mean squared error, fit for 2 epochs.  Both
 legacy HDF5 format with their optimizer state.  tf2_expected.npz holds the inputs, TensorFlow's
 predictions, the optimizer iteration counts, and the weights after one more epoch of fit from the
 saved state (shuffle off), which a resumed fastmlp fit must reproduce (so no layer draws random
-numbers in training)."""
+numbers in training).
+
+tf2_leaky.h5 (``leaky()``): what tf.keras 2 writes differently from Keras 3 -- a LeakyReLU's slope
+as ``alpha``, a loss object's config with the function it wraps (``fn``) and ``reduction="auto"``,
+and SGD(momentum=0)'s unused momentum slots; tf2_leaky_expected.npz as above."""
 import os
 
 import numpy as np
@@ -51,6 +55,24 @@ def main():
     for i, w in enumerate(func.get_weights()):
         expected[f"func_resumed_{i}"] = w
     np.savez(os.path.join(HERE, "tf2_expected.npz"), **expected)
+    leaky()
+
+
+def leaky():
+    tf.keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = (x[:, :1] + x[:, 1:2] > 0).astype("float32")
+    L = tf.keras.layers
+    m = tf.keras.Sequential([L.Input((4,)), L.Dense(5), L.LeakyReLU(0.2), L.Dense(1)], name="tf2_leaky")
+    m.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+    m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(os.path.join(HERE, "tf2_leaky.h5"))
+    expected = dict(x=x, y=y, pred=m.predict(x, verbose=0), iterations=int(m.optimizer.iterations.numpy()))
+    m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for i, w in enumerate(m.get_weights()):
+        expected[f"resumed_{i}"] = w
+    np.savez(os.path.join(HERE, "tf2_leaky_expected.npz"), **expected)
 
 
 if __name__ == "__main__":
