@@ -730,3 +730,20 @@ def test_load_weights_into_a_model_that_has_trained_restores_the_optimizer_state
     b.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wb, wa, rtol=0, atol=1e-6)
+
+
+def test_legacy_h5_configs_use_tf_keras_2_spellings_that_keras_3_also_reads(tmp_path):
+    """tf.keras 2 knows a LeakyReLU's slope as ``alpha`` and has no ``rms_scaling``; Keras 3 reads
+    both spellings (TensorFlow 2.15 loaded these files: not run here)."""
+    model = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(4), layers.LeakyReLU(negative_slope=0.1),
+                                layers.LayerNormalization(), layers.Dense(1)])
+    model.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    by_class = {e["class_name"]: e["config"] for e in config["config"]["layers"]}
+    assert by_class["LeakyReLU"]["alpha"] == 0.1 and "negative_slope" not in by_class["LeakyReLU"]
+    assert "rms_scaling" not in by_class["LayerNormalization"]
+    back = fastmlp.load_model(tmp_path / "m.h5")
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert back.layers[1].negative_slope == 0.1

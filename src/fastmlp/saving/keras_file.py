@@ -1229,6 +1229,10 @@ def _legacy_layer_entry(entry):
         config = _legacy_model_config(class_name, config)
     elif class_name == "InputLayer":
         config["batch_input_shape"] = config.pop("batch_shape")
+    elif class_name == "LeakyReLU":   # tf.keras 2's name for the slope (Keras 3 reads it too)
+        config["alpha"] = config.pop("negative_slope")
+    elif class_name == "LayerNormalization" and not config.get("rms_scaling", False):
+        config.pop("rms_scaling", None)   # (Keras 3's, off by default there; tf.keras 2 has no such argument)
     out = {"class_name": class_name, "config": config}
     if "inbound_nodes" in entry:
         out["name"] = entry["name"]
