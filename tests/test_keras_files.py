@@ -433,6 +433,19 @@ def test_a_tf_keras_2_file_with_its_own_spellings_loads_and_resumes_as_tensorflo
         np.testing.assert_allclose(got, e[f"resumed_{i}"], rtol=2e-4, atol=2e-5)
 
 
+def test_a_tf_keras_2_nested_model_called_twice_loads_and_resumes_as_tensorflow():
+    """tf2_nested.h5: tf.keras 2 numbers the two calls of a nested Sequential that has an input
+    as its nodes 1 and 2 (Keras 3 and fastmlp: 0 and 1)."""
+    e = np.load(os.path.join(DATA, "tf2_nested_expected.npz"))
+    m = fastmlp.load_model(os.path.join(DATA, "tf2_nested.h5"))
+    x = [e["xa"], e["xb"]]
+    np.testing.assert_allclose(m.predict(x, verbose=0), e["pred"], rtol=1e-6, atol=1e-6)
+    assert m.optimizer.iterations == int(e["iterations"])
+    m.fit(x, e["y"], epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for i, got in enumerate(m.get_weights()):
+        np.testing.assert_allclose(got, e[f"resumed_{i}"], rtol=2e-4, atol=2e-5)
+
+
 def test_a_tf_keras_2_loss_object_wrapping_another_function_is_refused():
     from fastmlp.saving import keras_config
     entry = {"class_name": "BinaryCrossentropy", "config": {"reduction": "auto", "name": "b", "fn": "my_loss"}}

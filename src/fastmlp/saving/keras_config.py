@@ -239,7 +239,40 @@ def _model_config_from_keras(class_name, config, build_config=None):
     else:
         out["input_layers"] = config.get("input_layers")
         out["output_layers"] = config.get("output_layers")
+        if any(isinstance(n, list) for e in layers if isinstance(e, dict) and isinstance(e.get("inbound_nodes"), list)
+               for n in e["inbound_nodes"]):
+            _renumber_tf2_nested_calls(out)
     return out
+
+
+def _renumber_tf2_nested_calls(out):
+    """tf.keras 2 numbers the calls of a nested model that has an InputLayer from 1 (its node 0
+    links its own input to its output; Keras 3 and fastmlp number them from 0): where a nested
+    model's references run 1..n for its n calls, they become 0..n-1.  (fastmlp's own legacy files
+    number from 0 and keep their numbers.)"""
+    calls = {e["name"]: len(e.get("inbound_nodes") or []) for e in out["layers"]
+             if e["class_name"] in ("Sequential", "Functional") and e.get("name")}
+    if not calls:
+        return
+    histories = []   # every [layer, node, tensor] of the config, to renumber in place
+    for e in out["layers"]:
+        for node in e.get("inbound_nodes") or []:
+            arg = node["args"][0]
+            histories += [t["config"]["keras_history"] for t in (arg if isinstance(arg, list) else [arg])
+                          if isinstance(t, dict) and isinstance(t.get("config"), dict)]
+    refs = out["output_layers"]
+    if isinstance(refs, list):
+        single = bool(refs) and isinstance(refs[0], str)
+        out["output_layers"] = refs = [list(r) for r in ([refs] if single else refs)]
+        histories += [r for r in refs if isinstance(r, list) and len(r) == 3]
+        if single:
+            out["output_layers"] = refs[0]
+    for name, n in calls.items():
+        mine = [h for h in histories if isinstance(h, list) and len(h) == 3 and h[0] == name
+                and isinstance(h[1], int)]
+        if mine and min(h[1] for h in mine) >= 1 and max(h[1] for h in mine) == n:
+            for h in mine:
+                h[1] -= 1
 
 
 def model_from_keras_config(entry, build):

@@ -1377,7 +1377,16 @@ def _restore_tf2_optimizer(model, g, where):
     """tf.keras 2.x optimizer weights (``Adam/iter:0``, ``Adam/dense/kernel/m:0``, ...) by name."""
     opt = model.optimizer
     names = _names(g.attrs.get("weight_names", []))
-    refs = {ref.name: ref for ref in _trainable_refs(model)}
+    trainable = _trainable_refs(model)
+    refs = {ref.name: ref for ref in trainable}
+    # tf.keras 2 names a nested model's variables without the model's name ("dense/kernel" for
+    # "inner/dense/kernel"): those names too, where they name one weight
+    short_names = {}
+    for ref in trainable:
+        short_names.setdefault(f"{ref.layer.name}/{ref.spec.name}", []).append(ref)
+    for short, found in short_names.items():
+        if len(found) == 1 and short not in refs:
+            refs[short] = found[0]
     segments = []
     for name in names:
         a = _h5_array(g[name], where, model._n_params)
@@ -1395,6 +1404,8 @@ def _restore_tf2_optimizer(model, g, where):
             var, slot = head, _TF2_SLOTS[slot]
         elif first in _TF2_SLOTS and rest in refs:
             var, slot = rest, _TF2_SLOTS[first]
+        elif "/" in short:   # a slot of a weight this model does not have: its state cannot be restored
+            _fail(f"{where}: the optimizer weight {name!r} names no trainable weight of the model")
         else:
             continue   # learning_rate, decay, momentum_cache: hyperparameters the config already has
         slot = _TF2_CLASS_SLOTS.get(type(opt).__name__, {}).get(slot, slot)

@@ -12,7 +12,11 @@ numbers in training).
 
 tf2_leaky.h5 (``leaky()``): what tf.keras 2 writes differently from Keras 3 -- a LeakyReLU's slope
 as ``alpha``, a loss object's config with the function it wraps (``fn``) and ``reduction="auto"``,
-and SGD(momentum=0)'s unused momentum slots; tf2_leaky_expected.npz as above."""
+and SGD(momentum=0)'s unused momentum slots; tf2_leaky_expected.npz as above.
+
+tf2_nested.h5 (``nested()``): a functional model calling one nested Sequential (built with
+``input_shape``) on two inputs, which tf.keras 2 numbers as the Sequential's nodes 1 and 2;
+tf2_nested_expected.npz as above."""
 import os
 
 import numpy as np
@@ -56,6 +60,7 @@ def main():
         expected[f"func_resumed_{i}"] = w
     np.savez(os.path.join(HERE, "tf2_expected.npz"), **expected)
     leaky()
+    nested()
 
 
 def leaky():
@@ -73,6 +78,26 @@ def leaky():
     for i, w in enumerate(m.get_weights()):
         expected[f"resumed_{i}"] = w
     np.savez(os.path.join(HERE, "tf2_leaky_expected.npz"), **expected)
+
+
+def nested():
+    tf.keras.utils.set_random_seed(8)
+    rng = np.random.default_rng(13)
+    xa, xb = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 4)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    L = tf.keras.layers
+    inner = tf.keras.Sequential([L.Dense(5, activation="relu", input_shape=(4,)), L.Dense(3)], name="inner")
+    a, b = L.Input((4,), name="a"), L.Input((4,), name="b")
+    m = tf.keras.Model([a, b], L.Dense(1, name="out")(L.Concatenate()([inner(a), inner(b)])), name="tf2_nested")
+    m.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    m.fit([xa, xb], y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(os.path.join(HERE, "tf2_nested.h5"))
+    expected = dict(xa=xa, xb=xb, y=y, pred=m.predict([xa, xb], verbose=0),
+                    iterations=int(m.optimizer.iterations.numpy()))
+    m.fit([xa, xb], y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for i, w in enumerate(m.get_weights()):
+        expected[f"resumed_{i}"] = w
+    np.savez(os.path.join(HERE, "tf2_nested_expected.npz"), **expected)
 
 
 if __name__ == "__main__":
