@@ -760,3 +760,18 @@ def test_legacy_h5_configs_use_tf_keras_2_spellings_that_keras_3_also_reads(tmp_
     x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
     np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
     assert back.layers[1].negative_slope == 0.1
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"lora_rank": 2, "lora_alpha": 2}, r"Dense\(lora_rank=\.\.\.\)"),
+    ({"kernel_constraint": {"module": "keras.constraints", "class_name": "MaxNorm", "config": {}}},
+     r"layer 'd' \(Dense\): kernel_constraint='MaxNorm'"),
+    ({"dtype": "float16"}, r"layer 'd' \(Dense\): the dtype"),
+])
+def test_keras_layer_features_fastmlp_lacks_are_refused_naming_the_layer_and_class(extra, message):
+    from fastmlp.saving import keras_config
+    entry = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 3], "dtype": "float32", "name": "i"}},
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, **extra}}]}}
+    with pytest.raises((keras_config.KerasConfigError, ValueError), match=message):
+        keras_config.model_from_keras_config(entry, lambda kind, config: fastmlp.Sequential.from_config(config))

@@ -19,11 +19,13 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, lora_rank=None,
-                 **kwargs):
+                 lora_alpha=None, quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         self.units = _positive_int("units", units)
+        # (lora_alpha only scales a LoRA update, which lora_rank=None leaves out, as in Keras)
         for arg, value in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
-                           ("bias_constraint", bias_constraint), ("lora_rank", lora_rank)):
+                           ("bias_constraint", bias_constraint), ("lora_rank", lora_rank),
+                           ("quantization_config", quantization_config)):
             if value is not None:
                 raise ValueError(f"Dense({arg}=...) is not supported by fastmlp yet")
         self.activation = activations.get(activation)

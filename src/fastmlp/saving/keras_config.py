@@ -70,6 +70,11 @@ def _is_custom(entry):
         (isinstance(entry.get("registered_name"), str) and ">" in entry["registered_name"])
 
 
+def _at(where, class_name):
+    """``where`` naming ``class_name`` once (a layer's ``where`` names its class already)."""
+    return where if where.endswith(f"({class_name})") else f"{where} ({class_name})"
+
+
 def _filter(cls, class_name, config, where):
     """``config`` reduced to what ``cls`` takes (see the module docstring)."""
     if not isinstance(config, dict):
@@ -86,7 +91,7 @@ def _filter(cls, class_name, config, where):
                                                                       or value in ignored[key])):
             continue
         else:
-            raise KerasConfigError(f"{where} ({class_name}): the Keras argument {key}={value!r:.100} is not "
+            raise KerasConfigError(f"{_at(where, class_name)}: the Keras argument {key}={value!r:.100} is not "
                                    f"supported by fastmlp")
     return out
 
@@ -203,7 +208,7 @@ def _entry_from_keras(entry, where):
     if not isinstance(config, dict):
         raise KerasConfigError(f"{where}: the {class_name} entry needs a 'config' object")
     name = entry.get("name", config.get("name"))
-    where = f"layer {name!r}" if name else where
+    where = f"layer {name!r} ({class_name})" if name else f"{where} ({class_name})"
     if class_name in ("Sequential", "Functional", "Model") and not _is_custom(entry):
         out = {"class_name": "Sequential" if class_name == "Sequential" else "Functional",
                "config": _model_config_from_keras(class_name, config, entry.get("build_config"))}
@@ -211,7 +216,7 @@ def _entry_from_keras(entry, where):
         cls = registry.get(class_name)
         if cls is None or _is_custom(entry):
             what = "a custom object" if _is_custom(entry) else "a Keras layer class fastmlp does not support"
-            raise KerasConfigError(f"{where} ({class_name}): {what}; fastmlp supports "
+            raise KerasConfigError(f"{_at(where, class_name)}: {what}; fastmlp supports "
                                    f"{sorted(registry.CLASSES) + ['Functional', 'Sequential']}")
         out = {"class_name": class_name, "config": _layer_config_from_keras(class_name, cls, config, where)}
     if "inbound_nodes" in entry:
