@@ -458,6 +458,8 @@ def test_keras_onnx_export_imports_and_matches_keras(onnx, ort, tmp_path):
                             keras.layers.BatchNormalization(), keras.layers.Dropout(0.2),
                             keras.layers.Dense(8, activation="relu"), keras.layers.LeakyReLU(),
                             keras.layers.Dense(6, activation="softsign"),
+                            keras.layers.PReLU(alpha_initializer=keras.initializers.RandomUniform(-1, 1, seed=2)),
+                            keras.layers.UnitNormalization(),
                             keras.layers.Dense(3, activation="softmax")])
     rng = np.random.default_rng(5)
     bn = net.layers[1]
@@ -562,6 +564,17 @@ HAND_GRAPHS = {
     "softsign_decomposed": lambda onnx: make_model(   # as Keras's export writes softsign
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Abs", ["h"], ["a"]), node("Add", ["One", "a"], ["d"]),
                node("Div", ["h", "d"], ["y"])], {"W": W, "B": B, "One": np.float32(1)}),
+    "prelu_decomposed": lambda onnx: make_model(   # relu(x) + c * relu(-x), as Keras's export writes PReLU
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Cast", ["h"], ["hc"], to=1), node("Relu", ["hc"], ["p"]),
+               node("Neg", ["hc"], ["n"]), node("Cast", ["n"], ["nc"], to=1), node("Relu", ["nc"], ["r"]),
+               node("Mul", ["C", "r"], ["m"]), node("Add", ["p", "m"], ["y"])],
+        {"W": W, "B": B, "C": np.array([-0.1, 0.5, -2.0], np.float32)}),
+    "unit_normalization_decomposed": lambda onnx: make_model(   # x * min(1 / ||x||, 1e12), as Keras writes it
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Mul", ["h", "h"], ["sq"]),
+               node("ReduceSum", ["sq", "axes"], ["ss"], keepdims=1), node("Sqrt", ["ss"], ["norm"]),
+               node("Div", ["One", "norm"], ["inv"]), node("Min", ["inv", "Big"], ["lim"]),
+               node("Mul", ["h", "lim"], ["y"])],
+        {"W": W, "B": B, "One": np.float32(1), "Big": np.float32(1e12), "axes": np.array([-1], np.int64)}),
     "unused_node_of_an_unsupported_op": lambda onnx: make_model(   # onnxruntime skips it too
         onnx, [node("Gemm", ["x", "W", "B"], ["y"]), node("Cos", ["x"], ["unused"])], {"W": W, "B": B}),
     "relu6_clip": clip(0, 6), "capped_relu_clip": clip(0, 2.5), "clip_at_zero": clip(0, None),
@@ -669,6 +682,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("softmax_first_axis", "axis=0"),
     ("softplus_low_threshold", "'Greater'"),
     ("leaky_relu_negative_slope", r"\(LeakyRelu\).*negative_slope"),
+    ("prelu_like_of_two_values", "'Neg'"),
     ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
@@ -691,6 +705,10 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "dequantize_scales_of_the_wrong_axis": lambda: bad(
             onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
             {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
+        "prelu_like_of_two_values": lambda: bad(   # relu(h) + c * relu(-x): not a PReLU of anything
+            onnx, [gemm, node("Relu", ["h"], ["p"]), node("Neg", ["x"], ["n"]), node("Relu", ["n"], ["r"]),
+                   node("Mul", ["C", "r"], ["m"]), node("Gemm", ["m", "W"], ["m3"]), node("Add", ["p", "m3"], ["y"])],
+            {"C": np.float32(0.5)}),
         "leaky_relu_negative_slope": lambda: bad(onnx, [gemm, node("LeakyRelu", ["h"], ["y"], alpha=-0.5)]),
         "softplus_low_threshold": lambda: bad(onnx, [gemm, node("Softplus", ["h"], ["s"]),  # not softplus then
                                                      node("Greater", ["h", "T"], ["big"]),

@@ -672,10 +672,14 @@ def _fuse_patterns(onnx, graph, consts):
     writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
     the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)),
     tiny)``, as fastmlp writes UnitNormalization) as ``LpNormalization``; and the
-    int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``.  A
-    pattern's inner values must be read by the pattern only (the int8 Dense's
-    quantized input may be shared: what no node reads any more is dropped later)."""
-    nodes = list(graph.node)
+    int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``; and two
+    more as Keras's export (torch backend) writes them: PReLU (``relu(x) + c * relu(-x)``,
+    c = -alpha) as ``PRelu`` and UnitNormalization (``x * min(1 / sqrt(sum(x * x)),
+    1e12)``) as ``LpNormalization``.  A pattern's inner values must be read by the
+    pattern only (the int8 Dense's quantized input may be shared: what no node reads any
+    more is dropped later).  Casts of float32 values to float32 (Keras writes many) are
+    dropped first."""
+    nodes = _without_float_casts(onnx, graph, consts)
     made = {o: n for n in nodes for o in n.output}
     readers = {}
     for n in nodes:
@@ -697,8 +701,53 @@ def _fuse_patterns(onnx, graph, consts):
         return ins[1] if len(ins) == 2 and ins[0] == value else (ins[0] if len(ins) == 2 and ins[1] == value
                                                                  else None)
 
-    replace, drop = {}, set()
+    replace, drop, added = {}, set(), {}
     for n in nodes:
+        if n.op_type == "Add" and len(n.input) == 2:   # relu(x) + c * relu(-x): Keras's PReLU
+            for pos_name, neg_name in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                pos, mul = made.get(pos_name), made.get(neg_name)
+                if pos is None or pos.op_type != "Relu" or mul is None or mul.op_type != "Mul" or \
+                        len(mul.input) != 2:
+                    continue
+                for c_name, r_name in ((mul.input[0], mul.input[1]), (mul.input[1], mul.input[0])):
+                    relu = made.get(r_name)
+                    neg = made.get(relu.input[0]) if relu is not None and relu.op_type == "Relu" else None
+                    c = consts.get(c_name)
+                    inner = [pos, mul, relu, neg]
+                    if neg is None or neg.op_type != "Neg" or neg.input[0] != pos.input[0] or c is None or \
+                            any(readers.get(k.output[0]) != [r] for k, r in zip(inner, [n, n, mul, relu])):
+                        continue
+                    slope = f"{n.output[0]}/slope"
+                    added[id(n)] = onnx.helper.make_node("Constant", [], [slope], value=onnx.numpy_helper.from_array(
+                        -np.asarray(c, np.float32), slope))
+                    replace[id(n)] = onnx.helper.make_node("PRelu", [pos.input[0], slope], [n.output[0]],
+                                                           name=n.name or mul.name)
+                    drop.update(id(k) for k in inner)
+                    break
+                if id(n) in replace:
+                    break
+        if n.op_type == "Mul" and len(n.input) == 2 and id(n) not in drop:   # x * min(1 / ||x||, 1e12)
+            for x, m_name in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
+                low = made.get(m_name)
+                inv = made.get(low.input[0]) if low is not None and low.op_type == "Min" and len(low.input) == 2 \
+                    else None
+                root = made.get(inv.input[1]) if inv is not None and inv.op_type == "Div" and \
+                    is_const(inv.input[0], 1.0) else None
+                total = made.get(root.input[0]) if root is not None and root.op_type == "Sqrt" else None
+                sq = made.get(total.input[0]) if total is not None and total.op_type == "ReduceSum" else None
+                if sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x] or \
+                        not is_const(low.input[1], 1e12):
+                    continue
+                at = {a.name: onnx.helper.get_attribute_value(a) for a in total.attribute}
+                axes = consts.get(total.input[1]) if len(total.input) > 1 and total.input[1] else at.get("axes")
+                inner = [low, inv, root, total, sq]
+                if axes is None or np.asarray(axes).reshape(-1).tolist() != [-1] or not at.get("keepdims", 1) or \
+                        any(readers.get(k.output[0]) != [r] for k, r in zip(inner, [n, low, inv, root, total])):
+                    continue
+                replace[id(n)] = onnx.helper.make_node("LpNormalization", [x], [n.output[0]], name=n.name or low.name,
+                                                       axis=-1, p=2)
+                drop.update(id(k) for k in inner)
+                break
         if n.op_type == "Div" and len(n.input) == 2:   # x / (|x| + 1)
             x, add = n.input[0], made.get(n.input[1])
             one = other(add, add.input[0]) if add is not None and add.op_type == "Add" else None
@@ -798,7 +847,48 @@ def _fuse_patterns(onnx, graph, consts):
                 replace[id(last)] = onnx.helper.make_node("_FastmlpInt8Dense", ins, [last.output[0]],
                                                           name=n.name or last.name)
                 drop.update(id(k) for k in inner)
-    return [replace.get(id(n), n) for n in nodes if id(n) not in drop]
+    out = []
+    for n in nodes:
+        if id(n) in added:
+            out.append(added[id(n)])
+        if id(n) not in drop:
+            out.append(replace.get(id(n), n))
+    return out
+
+
+_SAME_TYPE_OPS = {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Relu", "Sqrt", "Min", "Max", "MatMul", "Gemm",
+                  "ReduceSum", "ReduceMax", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Exp", "Identity",
+                  "Dropout", "Flatten", "Reshape", "Concat", "Elu", "LeakyRelu", "Selu", "Softplus", "Softsign",
+                  "HardSigmoid", "Clip", "Gelu", "Erf", "PRelu", "BatchNormalization", "LayerNormalization"}
+
+
+def _without_float_casts(onnx, graph, consts):
+    """The graph's nodes without the Casts of float32 values to float32 (Keras's export writes
+    them around most operations), each later reader reading the value itself; Identity of a
+    constant becomes that constant (for the patterns).  A Cast that is a graph output stays."""
+    FLOAT = onnx.TensorProto.FLOAT
+    is_float = {vi.name for vi in graph.input if vi.type.tensor_type.elem_type == FLOAT}
+    is_float |= {k for k, v in consts.items() if np.asarray(v).dtype == np.float32}
+    outputs = {o.name for o in graph.output}
+    alias, out = {}, []
+    for n in graph.node:
+        ins = [alias.get(i, i) for i in n.input]
+        if n.op_type == "Identity" and ins and ins[0] in consts:
+            consts.setdefault(n.output[0], consts[ins[0]])
+        to = next((a.i for a in n.attribute if a.name == "to"), None) if n.op_type == "Cast" else None
+        if n.op_type == "Cast" and to == FLOAT and ins[0] in is_float and n.output[0] not in outputs:
+            alias[n.output[0]] = ins[0]
+            continue
+        if list(ins) != list(n.input):
+            m = onnx.NodeProto()
+            m.CopyFrom(n)
+            del m.input[:]
+            m.input.extend(ins)
+            n = m
+        if (n.op_type == "Cast" and to == FLOAT) or (n.op_type in _SAME_TYPE_OPS and ins and ins[0] in is_float):
+            is_float.update(n.output[:1])
+        out.append(n)
+    return out
 
 
 def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
