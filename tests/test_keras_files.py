@@ -212,9 +212,11 @@ def test_functional_models_with_merge_layers_round_trip(tmp_path):
         np.testing.assert_array_equal(_slots(r.optimizer)[:m._n_params], _slots(m.optimizer)[:m._n_params])
 
 
-def _tf2_legacy_file(path):
+def _tf2_legacy_file(path, frozen=False, extra_slot=None):
     """A tf.keras 2.x HDF5 model as that version lays it out (functional 'Model' config with list-form
-    inbound nodes, 'name:0' weights, the legacy optimizer's all-m-then-all-v slots)."""
+    inbound nodes, 'name:0' weights, the legacy optimizer's all-m-then-all-v slots).  ``frozen``:
+    the first Dense frozen after training (its slots stay in the file, as tf.keras 2 keeps them);
+    ``extra_slot``: one more optimizer weight of that name."""
     rng = np.random.default_rng(2)
     k1, b1 = rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
     k2, b2 = rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)
@@ -223,7 +225,7 @@ def _tf2_legacy_file(path):
         {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False,
                                                 "ragged": False, "name": "input_1"}, "name": "input_1",
          "inbound_nodes": []},
-        {"class_name": "Dense", "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 4,
+        {"class_name": "Dense", "config": {"name": "dense", "trainable": not frozen, "dtype": "float32", "units": 4,
                                            "activation": "relu", "use_bias": True, "kernel_initializer": init,
                                            "bias_initializer": {"class_name": "Zeros", "config": {}},
                                            "kernel_regularizer": None, "bias_regularizer": None,
@@ -258,12 +260,29 @@ def _tf2_legacy_file(path):
             lg[f"{name}/kernel:0"] = k
             lg[f"{name}/bias:0"] = b
         o = f.create_group("optimizer_weights")
-        names = ["Adam/iter:0", "Adam/dense/kernel/m:0", "Adam/dense/kernel/v:0"]
+        names = ["Adam/iter:0", "Adam/dense/kernel/m:0", "Adam/dense/kernel/v:0"] + \
+            ([extra_slot] if extra_slot else [])
         o.attrs["weight_names"] = [n.encode() for n in names]
         o["Adam/iter:0"] = np.int64(7)
         o["Adam/dense/kernel/m:0"] = m_k1
         o["Adam/dense/kernel/v:0"] = v_k1
+        if extra_slot:
+            o[extra_slot] = np.zeros((4, 2), np.float32)
     return (k1, b1, k2, b2), (m_k1, v_k1)
+
+
+def test_a_tf_keras_2_file_keeps_the_slots_of_a_layer_frozen_after_training_and_loads(tmp_path):
+    _tf2_legacy_file(tmp_path / "frozen.h5", frozen=True, extra_slot="Adam/dense_1/kernel/m:0")
+    m = fastmlp.load_model(tmp_path / "frozen.h5")
+    assert not m.get_layer("dense").trainable and m.optimizer.iterations == 7
+    n = m._n_params
+    ref = next(r for r in m._plan.weights if r.name.endswith("dense_1/kernel"))
+    m.optimizer._build_pending()
+    np.testing.assert_array_equal(m.optimizer._slots[ref.offset:ref.offset + 8], 0)   # dense_1's own, read
+    assert m.optimizer._slots.size == 3 * n
+    _tf2_legacy_file(tmp_path / "other.h5", extra_slot="Adam/elsewhere/kernel/m:0")
+    with pytest.raises(fastmlp.FormatError, match="elsewhere.*names no weight"):
+        fastmlp.load_model(tmp_path / "other.h5")
 
 
 def test_a_tf_keras_2_legacy_h5_file_loads_with_its_optimizer_state(tmp_path):

@@ -227,6 +227,9 @@ def test_an_input_spec_as_keras_documents_it_sets_the_graph_input(onnx, ort, tmp
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     x = data(3).astype(dtype)
     np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x})[0], model.predict(x, verbose=0), **TOL)
+    back = fastmlp.models.load_model(tmp_path / "m.onnx")   # a float32 model again
+    assert back.layers[-1].dtype == "float32"
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
     with pytest.raises(ValueError, match="float32 or float64 inputs"):
         model.export(tmp_path / "m.onnx", format="onnx", input_signature=[fastmlp.InputSpec(dtype="float16",
                                                                                              shape=(None, 3))])
@@ -306,6 +309,9 @@ def test_float32_export_of_an_int8_model_and_bfloat16_export(onnx, ort):
         fastmlp.config.set_dtype_policy(None)
     proto = check_export(onnx, ort, mixed, [data(6)])
     assert ops(proto).count("Cast") == 4   # each Dense input to bfloat16 and back
+    back = onnx_io.from_onnx(proto)   # mixed_bfloat16 Dense layers again
+    assert [layer.dtype_policy.name for layer in back.layers[1:]] == ["mixed_bfloat16"] * 2
+    np.testing.assert_array_equal(back.predict(data(6), verbose=0), mixed.predict(data(6), verbose=0))
     plain = onnx_io.to_onnx(mixed, dtype="float32")
     assert "Cast" not in ops(plain)
     assert np.abs(run_ort(ort, plain, {mixed.input_names[0]: data(6)})[0] - mixed.predict(data(6))).max() > 1e-4
@@ -683,6 +689,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("softplus_low_threshold", "'Greater'"),
     ("leaky_relu_negative_slope", r"\(LeakyRelu\).*negative_slope"),
     ("prelu_like_of_two_values", "'Neg'"),
+    ("bfloat16_rounding_not_into_a_dense", "rounded to bfloat16"),
     ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
@@ -705,6 +712,8 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "dequantize_scales_of_the_wrong_axis": lambda: bad(
             onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
             {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
+        "bfloat16_rounding_not_into_a_dense": lambda: bad(
+            onnx, [gemm, node("Cast", ["h"], ["b"], to=16), node("Cast", ["b"], ["f"], to=1), node("Relu", ["f"], ["y"])]),
         "prelu_like_of_two_values": lambda: bad(   # relu(h) + c * relu(-x): not a PReLU of anything
             onnx, [gemm, node("Relu", ["h"], ["p"]), node("Neg", ["x"], ["n"]), node("Relu", ["n"], ["r"]),
                    node("Mul", ["C", "r"], ["m"]), node("Gemm", ["m", "W"], ["m3"]), node("Add", ["p", "m3"], ["y"])],

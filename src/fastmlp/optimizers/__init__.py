@@ -24,8 +24,9 @@ __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW"
            "Nadam", "get", "schedules"]
 
 
-# Keras optimizer arguments accepted at the values that change nothing (use_ema=False, no
-# gradient accumulation, no loss scaling; the EMA settings matter only with use_ema=True).
+# Keras optimizer arguments accepted at the values that change nothing: use_ema=False (the EMA
+# settings matter only with use_ema=True), no gradient accumulation, and any loss_scale_factor
+# (Keras divides the gradients by it again before the update).
 _KERAS_ONLY_ARGS = frozenset({"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                               "gradient_accumulation_steps"})
 
@@ -50,11 +51,11 @@ class Optimizer:
                 raise TypeError(f"Unexpected keyword argument(s) for {type(self).__name__}: {sorted(unknown)}")
             if kwargs.get("use_ema"):
                 raise ValueError("use_ema=True is not supported by fastmlp")
-            for arg in ("gradient_accumulation_steps", "loss_scale_factor"):
-                if kwargs.get(arg) is not None:
-                    raise NotImplementedError(f"{type(self).__name__}({arg}={kwargs[arg]!r}) is not supported by "
-                                              f"fastmlp, which updates the weights at every step from the "
-                                              f"unscaled loss; leave {arg}=None")
+            steps = kwargs.get("gradient_accumulation_steps")
+            if steps:   # (Keras: None, 0 and False are off)
+                raise NotImplementedError(f"{type(self).__name__}(gradient_accumulation_steps={steps!r}) is not "
+                                          f"supported by fastmlp, which updates the weights at every step; leave "
+                                          f"gradient_accumulation_steps=None")
         if clipnorm is not None or clipvalue is not None or global_clipnorm is not None or weight_decay is not None:
             set_clips = [n for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                         ("global_clipnorm", global_clipnorm)) if v is not None]

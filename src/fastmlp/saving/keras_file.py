@@ -1387,6 +1387,8 @@ def _restore_tf2_optimizer(model, g, where):
     for short, found in short_names.items():
         if len(found) == 1 and short not in refs:
             refs[short] = found[0]
+    frozen = {n for ref in model._plan.weights if not ref.trainable
+              for n in (ref.name, f"{ref.layer.name}/{ref.spec.name}")}   # (slots kept from before a freeze)
     segments = []
     for name in names:
         a = _h5_array(g[name], where, model._n_params)
@@ -1404,8 +1406,10 @@ def _restore_tf2_optimizer(model, g, where):
             var, slot = head, _TF2_SLOTS[slot]
         elif first in _TF2_SLOTS and rest in refs:
             var, slot = rest, _TF2_SLOTS[first]
+        elif (slot in _TF2_SLOTS and head in frozen) or (first in _TF2_SLOTS and rest in frozen):
+            continue   # a layer frozen after training: its slots are not used (tf.keras 2 keeps them)
         elif "/" in short:   # a slot of a weight this model does not have: its state cannot be restored
-            _fail(f"{where}: the optimizer weight {name!r} names no trainable weight of the model")
+            _fail(f"{where}: the optimizer weight {name!r} names no weight of the model")
         else:
             continue   # learning_rate, decay, momentum_cache: hyperparameters the config already has
         slot = _TF2_CLASS_SLOTS.get(type(opt).__name__, {}).get(slot, slot)

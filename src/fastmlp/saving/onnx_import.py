@@ -40,15 +40,16 @@ class _Pending:
 class _Dense(_Pending):
     """A ``MatMul``/``Gemm``: a bias, a per-unit scale and an activation may follow.  An int8
     Dense (``int8``: its int8 kernel and per-unit scales) takes a bias and an activation only."""
-    __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor", "int8")
+    __slots__ = ("x", "kernel", "bias", "activation", "node_name", "tensor", "int8", "bf16")
 
-    def __init__(self, x, kernel, bias, node_name, int8=None):
+    def __init__(self, x, kernel, bias, node_name, int8=None, bf16=False):
         self.x, self.kernel, self.bias, self.node_name, self.int8 = x, kernel, bias, node_name, int8
-        self.activation, self.tensor = None, None
+        self.activation, self.tensor, self.bf16 = None, None, bf16
 
     def make(self, g):
         layer = g.layers.Dense(self.kernel.shape[1], activation=self.activation, use_bias=self.bias is not None,
-                               name=g.name(self.node_name or "dense"), dtype=g.dtype)
+                               name=g.name(self.node_name or "dense"),
+                               dtype="mixed_bfloat16" if self.bf16 else g.dtype)
         g.weights.append((layer, [self.kernel] + ([self.bias] if self.bias is not None else [])))
         if self.int8 is not None:
             g.int8.append((layer, self.int8))
@@ -72,6 +73,15 @@ class _Affine(_Pending):
         n = len(self.scale)
         g.weights.append((layer, [self.scale, self.shift, np.zeros(n), np.ones(n)]))
         return layer(self.x)
+
+
+class _Rounded:
+    """A value rounded to bfloat16 and back (Cast, Cast): read only as the input of a Dense, which
+    then runs as fastmlp's mixed_bfloat16 Dense does (input and kernel in bfloat16)."""
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
 
 
 class _Ids:
@@ -150,6 +160,9 @@ class _Graph:
         if isinstance(v, _Ids):
             raise ValueError(f"{_where(node)} reads {name!r}, floats cast to integers: fastmlp imports such a "
                              f"Cast only as the indices of a Gather (an Embedding)")
+        if isinstance(v, _Rounded):
+            raise ValueError(f"{_where(node)} reads {name!r}, floats rounded to bfloat16: fastmlp imports such a "
+                             f"rounding only as the input of a MatMul or Gemm (a mixed_bfloat16 Dense)")
         if isinstance(v, _Pending):
             if v.tensor is None:
                 v.tensor = v.make(self)
@@ -200,7 +213,8 @@ def _only_first_output(g, node):
 
 # ---------------------------------------------------------------------------- dense
 def _dense_input(g, node, name, rows):
-    x = g.tensor(name, node)
+    v = g.values.get(name)
+    x = v.tensor if isinstance(v, _Rounded) else g.tensor(name, node)
     if len(x.shape) != 2 or x.shape[1] != rows:
         raise ValueError(f"{_where(node)}: fastmlp's Dense takes (samples, {rows}) inputs; {name!r} has shape "
                          f"{tuple(x.shape)}")
@@ -222,7 +236,7 @@ def _gemm(g, node, at):
         c = g.const(node.input[2], node, "bias (C)")
         bias = at.get("beta", 1.0) * _bias(node, c, w.shape[1])
     x = _dense_input(g, node, node.input[0], w.shape[0])
-    return _Dense(x, w, bias, node.name or "gemm")
+    return _Dense(x, w, bias, node.name or "gemm", bf16=isinstance(g.values.get(node.input[0]), _Rounded))
 
 
 def _matmul(g, node, at):
@@ -232,7 +246,7 @@ def _matmul(g, node, at):
     if w.ndim != 2:
         raise ValueError(f"{_where(node)}: the weight B must be a matrix; it has shape {w.shape}")
     x = _dense_input(g, node, node.input[0], w.shape[0])
-    return _Dense(x, w, None, node.name or "matmul")
+    return _Dense(x, w, None, node.name or "matmul", bf16=isinstance(g.values.get(node.input[0]), _Rounded))
 
 
 def _int8_dense(g, node, at):
@@ -246,6 +260,11 @@ def _int8_dense(g, node, at):
                          f"non-negative scales")
     x = _dense_input(g, node, node.input[0], q.shape[0])
     return _Dense(x, q.astype(np.float64) * scale, bias, node.name or "dense_int8", int8=(q, scale))
+
+
+def _bfloat16(g, node, at):
+    """A value rounded to bfloat16 and back (found by _fuse_patterns): the input of a bfloat16 Dense."""
+    return _Rounded(g.tensor(node.input[0], node))
 
 
 def _bias(node, c, units):
@@ -300,7 +319,8 @@ def _affine(g, node, ins):
     else:
         scale, shift = (c if op == "Mul" else 1.0 / c), 0.0
     dense = g.foldable(name)
-    if dense is not None and dense.activation is None and (dense.int8 is None or np.all(np.asarray(scale) == 1)):
+    if dense is not None and dense.activation is None and \
+            ((dense.int8 is None and not dense.bf16) or np.all(np.asarray(scale) == 1)):
         n = dense.kernel.shape[1]
         scale, shift = _bias(node, scale, n), _bias(node, shift, n)
         dense.kernel = dense.kernel * scale
@@ -628,6 +648,7 @@ OP_IMPORTERS = {
     "Gemm": _gemm,
     "MatMul": _matmul,
     "_FastmlpInt8Dense": _int8_dense,   # (fastmlp's int8 Dense: _fuse_patterns)
+    "_FastmlpBFloat16": _bfloat16,   # (a Dense input rounded to bfloat16: _fuse_patterns)
     "Add": _merge, "Sum": _merge, "Sub": _merge, "Mul": _merge, "Max": _merge, "Min": _merge, "Mean": _merge,
     "Div": _merge,
     "Concat": _concat,
@@ -703,6 +724,12 @@ def _fuse_patterns(onnx, graph, consts):
 
     replace, drop, added = {}, set(), {}
     for n in nodes:
+        if n.op_type == "Cast" and _cast_to(onnx, n) == onnx.TensorProto.BFLOAT16:   # bfloat16 and back
+            back = only_reader(n.output[0], "Cast")
+            if back is not None and _cast_to(onnx, back) == onnx.TensorProto.FLOAT:
+                replace[id(back)] = onnx.helper.make_node("_FastmlpBFloat16", [n.input[0]], [back.output[0]],
+                                                          name=back.name or n.name)
+                drop.add(id(n))
         if n.op_type == "Add" and len(n.input) == 2:   # relu(x) + c * relu(-x): Keras's PReLU
             for pos_name, neg_name in ((n.input[0], n.input[1]), (n.input[1], n.input[0])):
                 pos, mul = made.get(pos_name), made.get(neg_name)
@@ -891,6 +918,10 @@ def _without_float_casts(onnx, graph, consts):
     return out
 
 
+def _cast_to(onnx, node):
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
 def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
     """The int8 Dense fastmlp writes (onnx_export._int8_dense and _quantized_rows), from its
     ``MatMulInteger`` node: ``((float)(q @ W) * s) * w_scale [+ bias]`` with ``q`` and ``s`` the
@@ -975,6 +1006,10 @@ _INT_TYPES = {3: "int8", 5: "int16", 6: "int32", 7: "int64", 2: "uint8", 4: "uin
 
 def _inputs(g, graph):
     from ..layers import Input
+    readers = {}
+    for n in graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
     inputs, dtypes = [], set()
     for vi in graph.input:
         if vi.name in g.values:   # an initializer also listed as an input (IR < 4)
@@ -992,7 +1027,10 @@ def _inputs(g, graph):
             raise ValueError(f"ONNX input {vi.name!r} has shape {shown}: fastmlp needs (samples, features...) "
                              f"with every axis after the first of fixed size")
         if t.elem_type in _FLOAT_TYPES:
-            dtypes.add(_FLOAT_TYPES[t.elem_type])
+            read = readers.get(vi.name, [])
+            cast_at_once = t.elem_type == g.onnx.TensorProto.DOUBLE and read and vi.name not in g.outputs and all(
+                n.op_type == "Cast" and _cast_to(g.onnx, n) == g.onnx.TensorProto.FLOAT for n in read)
+            dtypes.add("float32" if cast_at_once else _FLOAT_TYPES[t.elem_type])   # (as fastmlp writes them)
         inputs.append((vi.name, tuple(d.dim_value for d in dims[1:]), _INT_TYPES.get(t.elem_type)))
     if not inputs:
         raise ValueError("The ONNX graph has no inputs (beyond its initializers)")
