@@ -862,6 +862,13 @@ class Trainer:
         trained (fit raises)."""
         quantization.quantize(self, mode, config, filters, **kwargs)
 
+    def _set_int8_kernels(self, kernels):
+        """Make Dense layers of the model int8 with the given kernels, ``[(layer, (int8 kernel,
+        scale per unit))]`` (an imported graph's int8 layers), and run them so."""
+        for layer, (q, scale) in kernels:
+            quantization.set_int8(layer, q, scale)
+        quantization.bind(self)
+
     # ------------------------------------------------------------------ saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Write the whole model (architecture, weights, compile config and, by

@@ -1116,13 +1116,10 @@ def from_onnx(proto, verify=True):
     for layer, weights in g.weights:
         layer.set_weights(weights)
     if g.int8:
-        from ..models import quantization
         if model._dtype != "float32":
             raise ValueError("The ONNX graph has int8 Dense layers and float64 inputs; fastmlp runs int8 layers "
                              "in float32 models")
-        for layer, (q, scale) in g.int8:
-            quantization.set_int8(layer, q, scale)
-        quantization.bind(model)
+        model._set_int8_kernels(g.int8)
     return model
 
 
