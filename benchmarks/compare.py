@@ -68,7 +68,8 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bench_util import cpu_model, loadavg, scratch_dir, torch_epoch  # noqa: E402  (the PyTorch loop, shared with the pytest benchmarks)
+# (torch_epoch: the PyTorch loop, shared with the pytest benchmarks)
+from _bench_util import cpu_model, loadavg, scratch_dir, torch_epoch  # noqa: E402
 
 SECTIONS = ("train", "sweep", "predict", "gemm")
 

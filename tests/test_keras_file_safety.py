@@ -339,7 +339,8 @@ def test_legacy_files_are_read_without_handing_their_attributes_to_hdf5(tmp_path
     layer_names, weight_names: variable-length strings in the global heap) are read by the index
     and equal h5py's; a damaged attribute is a FormatError (HDF5 itself crashed the process on one
     whose datatype byte was flipped)."""
-    for name in ("seq_adam.h5", "func_concat.h5", "kinds.h5", "tf2_seq.h5", "tf2_func.h5", "tf2_leaky.h5", "tf2_nested.h5"):
+    for name in ("seq_adam.h5", "func_concat.h5", "kinds.h5", "tf2_seq.h5", "tf2_func.h5", "tf2_leaky.h5",
+                 "tf2_nested.h5"):
         data = open(os.path.join(DATA, name), "rb").read()
         index = h5index.H5Index(data)
         index.walk()

@@ -688,6 +688,8 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("softmax_first_axis", "axis=0"),
     ("softplus_low_threshold", "'Greater'"),
     ("leaky_relu_negative_slope", r"\(LeakyRelu\).*negative_slope"),
+    ("division_by_a_constant_zero", "Div by a constant holding 0"),
+    ("scale_by_infinity", "inf or NaN"),
     ("prelu_like_of_two_values", "'Neg'"),
     ("bfloat16_rounding_not_into_a_dense", "rounded to bfloat16"),
     ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
@@ -713,11 +715,15 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
             onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
             {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
         "bfloat16_rounding_not_into_a_dense": lambda: bad(
-            onnx, [gemm, node("Cast", ["h"], ["b"], to=16), node("Cast", ["b"], ["f"], to=1), node("Relu", ["f"], ["y"])]),
+            onnx, [gemm, node("Cast", ["h"], ["b"], to=16), node("Cast", ["b"], ["f"], to=1),
+                   node("Relu", ["f"], ["y"])]),
         "prelu_like_of_two_values": lambda: bad(   # relu(h) + c * relu(-x): not a PReLU of anything
             onnx, [gemm, node("Relu", ["h"], ["p"]), node("Neg", ["x"], ["n"]), node("Relu", ["n"], ["r"]),
                    node("Mul", ["C", "r"], ["m"]), node("Gemm", ["m", "W"], ["m3"]), node("Add", ["p", "m3"], ["y"])],
             {"C": np.float32(0.5)}),
+        "division_by_a_constant_zero": lambda: bad(
+            onnx, [node("MatMul", ["x", "W"], ["m"]), node("Div", ["m", "D"], ["y"])], {"D": np.array([1, 0, 2.0])}),
+        "scale_by_infinity": lambda: bad(onnx, [gemm, node("Mul", ["h", "S"], ["y"])], {"S": np.float32(np.inf)}),
         "leaky_relu_negative_slope": lambda: bad(onnx, [gemm, node("LeakyRelu", ["h"], ["y"], alpha=-0.5)]),
         "softplus_low_threshold": lambda: bad(onnx, [gemm, node("Softplus", ["h"], ["s"]),  # not softplus then
                                                      node("Greater", ["h", "T"], ["big"]),

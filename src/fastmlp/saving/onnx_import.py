@@ -312,6 +312,10 @@ def _affine(g, node, ins):
         raise ValueError(f"{_where(node)}: {op} with a constant operand is supported as x + c, x - c, c - x, x * c, "
                          f"c * x or x / c with c one value per feature (a bias or a scale)")
     name, c = ins[1 - k], np.asarray(g.const(ins[k], node, "operand"), np.float64)
+    bad = "inf or NaN" if not np.all(np.isfinite(c)) else "0" if op == "Div" and np.any(c == 0) else None
+    if bad:   # (onnxruntime's results would be infinite or NaN: not a bias or a scale)
+        raise ValueError(f"{_where(node)}: {op} by a constant holding {bad} is not supported; fastmlp imports "
+                         f"finite per-feature biases and scales")
     if op == "Add":
         scale, shift = 1.0, c
     elif op == "Sub":
