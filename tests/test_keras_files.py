@@ -794,3 +794,19 @@ def test_keras_layer_features_fastmlp_lacks_are_refused_naming_the_layer_and_cla
         {"class_name": "Dense", "config": {"name": "d", "units": 2, **extra}}]}}
     with pytest.raises((keras_config.KerasConfigError, ValueError), match=message):
         keras_config.model_from_keras_config(entry, lambda kind, config: fastmlp.Sequential.from_config(config))
+
+
+def test_a_nested_sequential_in_a_legacy_h5_is_written_without_its_input_layer(tmp_path):
+    """tf.keras 2 numbers the calls of a nested model that has an InputLayer from 1 (and loops
+    forever on a file numbering them from 0, as Keras 3 does); without it both read them from 0.
+    (TensorFlow 2.15 loaded such a file: checked by hand, not run here.)"""
+    inner = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(4, activation="relu")], name="inner")
+    i = fastmlp.Input((6,))
+    m = fastmlp.Model(i, layers.Dense(2)(inner(i)))
+    m.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    nested = next(e for e in config["config"]["layers"] if e["class_name"] == "Sequential")
+    assert [e["class_name"] for e in nested["config"]["layers"]] == ["Dense"]
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "m.h5").predict(x, verbose=0), m.predict(x))

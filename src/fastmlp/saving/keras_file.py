@@ -1227,6 +1227,11 @@ def _legacy_layer_entry(entry):
     class_name, config = entry["class_name"], dict(entry["config"])
     if class_name in ("Sequential", "Functional"):
         config = _legacy_model_config(class_name, config)
+        if class_name == "Sequential" and "inbound_nodes" in entry:
+            # a Sequential called in a functional model, without its InputLayer: built by that call.
+            # tf.keras 2 numbers the calls of a nested model that has one from 1 (node 0 links its
+            # own input to its output), Keras 3 from 0; without it, both read the calls from 0.
+            config["layers"] = [e for e in config["layers"] if e["class_name"] != "InputLayer"]
     elif class_name == "InputLayer":
         config["batch_input_shape"] = config.pop("batch_shape")
     elif class_name == "LeakyReLU":   # tf.keras 2's name for the slope (Keras 3 reads it too)
