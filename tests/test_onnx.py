@@ -575,6 +575,11 @@ HAND_GRAPHS = {
                node("Neg", ["hc"], ["n"]), node("Cast", ["n"], ["nc"], to=1), node("Relu", ["nc"], ["r"]),
                node("Mul", ["C", "r"], ["m"]), node("Add", ["p", "m"], ["y"])],
         {"W": W, "B": B, "C": np.array([-0.1, 0.5, -2.0], np.float32)}),
+    "prelu_decomposed_beside_a_value_named_like_its_slope": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Relu", ["h"], ["p"]), node("Neg", ["h"], ["n"]),
+               node("Relu", ["n"], ["r"]), node("Mul", ["C", "r"], ["m"]), node("Add", ["p", "m"], ["z"]),
+               node("Add", ["z", "z/slope"], ["y"])],
+        {"W": W, "B": B, "C": np.array([-0.1, 0.5, -2.0]), "z/slope": np.array([100.0, 200.0, 300.0])}),
     "unit_normalization_decomposed": lambda onnx: make_model(   # x * min(1 / ||x||, 1e12), as Keras writes it
         onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Mul", ["h", "h"], ["sq"]),
                node("ReduceSum", ["sq", "axes"], ["ss"], keepdims=1), node("Sqrt", ["ss"], ["norm"]),
@@ -692,6 +697,7 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("scale_by_infinity", "inf or NaN"),
     ("prelu_like_of_two_values", "'Neg'"),
     ("bfloat16_rounding_not_into_a_dense", "rounded to bfloat16"),
+    ("bfloat16_input_with_float32_weights", "weights are not bfloat16 values"),
     ("dequantize_scales_of_the_wrong_axis", "needs 4 values"),
     ("log_softmax_first_axis", "log_softmax.*axis=0"),
     ("clip_below_zero", "Clip"),
@@ -714,6 +720,9 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "dequantize_scales_of_the_wrong_axis": lambda: bad(
             onnx, [node("DequantizeLinear", ["q", "s"], ["Wd"], axis=0), node("Gemm", ["x", "Wd"], ["y"])],
             {"q": np.ones((4, 3), np.int8), "s": np.full(3, 0.1, np.float32)}),
+        "bfloat16_input_with_float32_weights": lambda: bad(   # (fastmlp's bfloat16 Dense rounds both)
+            onnx, [node("Cast", ["x"], ["b"], to=16), node("Cast", ["b"], ["f"], to=1),
+                   node("Gemm", ["f", "W", "B"], ["y"])], {"W": np.full((4, 3), 0.1, np.float32)}),
         "bfloat16_rounding_not_into_a_dense": lambda: bad(
             onnx, [gemm, node("Cast", ["h"], ["b"], to=16), node("Cast", ["b"], ["f"], to=1),
                    node("Relu", ["f"], ["y"])]),

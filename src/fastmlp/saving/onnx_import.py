@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from ..activations import _SELU_ALPHA, _SELU_SCALE
+from .format import _from_bfloat16, _to_bfloat16
 from .onnx_export import require_onnx
 
 __all__ = ["load", "from_onnx", "OP_IMPORTERS"]
@@ -194,10 +195,14 @@ class _Graph:
         return out
 
 
+_PATTERN_NAMES = {"_FastmlpBFloat16": "Cast to bfloat16 and back", "_FastmlpInt8Dense": "int8 Dense, MatMulInteger"}
+
+
 def _where(node):
     if node is None:
         return "The ONNX graph's outputs"
-    return f"ONNX node {node.name!r} ({node.op_type})" if node.name else f"ONNX {node.op_type} node"
+    op = _PATTERN_NAMES.get(node.op_type, node.op_type)   # (what _fuse_patterns found, as the graph has it)
+    return f"ONNX node {node.name!r} ({op})" if node.name else f"ONNX {op} node"
 
 
 def _attrs(onnx, node):
@@ -236,7 +241,7 @@ def _gemm(g, node, at):
         c = g.const(node.input[2], node, "bias (C)")
         bias = at.get("beta", 1.0) * _bias(node, c, w.shape[1])
     x = _dense_input(g, node, node.input[0], w.shape[0])
-    return _Dense(x, w, bias, node.name or "gemm", bf16=isinstance(g.values.get(node.input[0]), _Rounded))
+    return _Dense(x, w, bias, node.name or "gemm", bf16=_rounded_input(g, node, w))
 
 
 def _matmul(g, node, at):
@@ -246,7 +251,20 @@ def _matmul(g, node, at):
     if w.ndim != 2:
         raise ValueError(f"{_where(node)}: the weight B must be a matrix; it has shape {w.shape}")
     x = _dense_input(g, node, node.input[0], w.shape[0])
-    return _Dense(x, w, None, node.name or "matmul", bf16=isinstance(g.values.get(node.input[0]), _Rounded))
+    return _Dense(x, w, None, node.name or "matmul", bf16=_rounded_input(g, node, w))
+
+
+def _rounded_input(g, node, w):
+    """Whether the MatMul/Gemm reads a value rounded to bfloat16 (a mixed_bfloat16 Dense, which
+    rounds its kernel too: the kernel ``w`` must hold bfloat16 values already)."""
+    if not isinstance(g.values.get(node.input[0]), _Rounded):
+        return False
+    w32 = np.asarray(w, np.float32)
+    if not np.array_equal(w32.astype(np.float64), w) or \
+            not np.array_equal(_from_bfloat16(_to_bfloat16(w32), np.float32), w32, equal_nan=True):
+        raise ValueError(f"{_where(node)}: its input is rounded to bfloat16 but its weights are not bfloat16 "
+                         f"values; fastmlp's bfloat16 Dense rounds both")
+    return True
 
 
 def _int8_dense(g, node, at):
@@ -258,6 +276,8 @@ def _int8_dense(g, node, at):
     if not (np.all(q >= -127) and np.all(np.isfinite(scale)) and np.all(scale >= 0)):
         raise ValueError(f"{_where(node)}: an int8 Dense needs kernel values in [-127, 127] and finite, "
                          f"non-negative scales")
+    if isinstance(g.values.get(node.input[0]), _Rounded):
+        raise ValueError(f"{_where(node)}: an int8 Dense of a value rounded to bfloat16 is not supported")
     x = _dense_input(g, node, node.input[0], q.shape[0])
     return _Dense(x, q.astype(np.float64) * scale, bias, node.name or "dense_int8", int8=(q, scale))
 
@@ -717,9 +737,19 @@ def _fuse_patterns(onnx, graph, consts):
         r = readers.get(value, [])
         return r[0] if len(r) == 1 and r[0] is not None and r[0].op_type == op_type else None
 
-    def is_const(name, target):
+    def is_const(name, target):   # (rank <= 1: a constant of more axes would broadcast the result to them)
         v = consts.get(name)
-        return v is not None and v.size == 1 and abs(float(v.reshape(-1)[0]) - target) <= 1e-6 * abs(target)
+        return v is not None and v.size == 1 and v.ndim <= 1 and \
+            abs(float(v.reshape(-1)[0]) - target) <= 1e-6 * abs(target)
+
+    taken = set(made) | set(consts) | {vi.name for vi in graph.input}
+
+    def fresh(hint):   # a value name the graph does not use
+        name, i = hint, 1
+        while name in taken:
+            name, i = f"{hint}_{i}", i + 1
+        taken.add(name)
+        return name
 
     def other(node, value):
         ins = list(node.input)
@@ -746,11 +776,12 @@ def _fuse_patterns(onnx, graph, consts):
                     c = consts.get(c_name)
                     inner = [pos, mul, relu, neg]
                     if neg is None or neg.op_type != "Neg" or neg.input[0] != pos.input[0] or c is None or \
+                            np.asarray(c).ndim > 1 or not np.all(np.isfinite(c)) or \
                             any(readers.get(k.output[0]) != [r] for k, r in zip(inner, [n, n, mul, relu])):
                         continue
-                    slope = f"{n.output[0]}/slope"
+                    slope = fresh(f"{n.output[0]}/slope")
                     added[id(n)] = onnx.helper.make_node("Constant", [], [slope], value=onnx.numpy_helper.from_array(
-                        -np.asarray(c, np.float32), slope))
+                        -np.asarray(c), slope))
                     replace[id(n)] = onnx.helper.make_node("PRelu", [pos.input[0], slope], [n.output[0]],
                                                            name=n.name or mul.name)
                     drop.update(id(k) for k in inner)
