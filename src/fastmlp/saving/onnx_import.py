@@ -800,10 +800,8 @@ def _fuse_patterns(onnx, graph, consts):
                 if sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x] or \
                         not is_const(low.input[1], 1e12):
                     continue
-                at = {a.name: onnx.helper.get_attribute_value(a) for a in total.attribute}
-                axes = consts.get(total.input[1]) if len(total.input) > 1 and total.input[1] else at.get("axes")
                 inner = [low, inv, root, total, sq]
-                if axes is None or np.asarray(axes).reshape(-1).tolist() != [-1] or not at.get("keepdims", 1) or \
+                if not _reduces_last_axis(onnx, total, consts) or \
                         any(readers.get(k.output[0]) != [r] for k, r in zip(inner, [n, low, inv, root, total])):
                     continue
                 replace[id(n)] = onnx.helper.make_node("LpNormalization", [x], [n.output[0]], name=n.name or low.name,
@@ -812,12 +810,9 @@ def _fuse_patterns(onnx, graph, consts):
                 break
         if n.op_type == "Div" and len(n.input) == 2:   # x / (|x| + 1)
             x, add = n.input[0], made.get(n.input[1])
-            one = other(add, add.input[0]) if add is not None and add.op_type == "Add" else None
-            absx = made.get(add.input[0]) if one is not None else None
-            if absx is None or absx.op_type != "Abs" or absx.input[0] != x or not is_const(one, 1.0):
-                absx = made.get(one) if one is not None else None   # (1 + |x|)
-                one = add.input[0] if absx is not None else None
-            if absx is not None and absx.op_type == "Abs" and absx.input[0] == x and is_const(one, 1.0) and \
+            absx = next((made[i] for i in add.input if i in made and made[i].op_type == "Abs"
+                         and made[i].input[0] == x), None) if add is not None and add.op_type == "Add" else None
+            if absx is not None and is_const(other(add, absx.output[0]) or "", 1.0) and \
                     readers.get(add.output[0]) == [n] and readers.get(absx.output[0]) == [add]:
                 replace[id(n)] = onnx.helper.make_node("Softsign", [x], [n.output[0]], name=n.name or add.name)
                 drop.update((id(add), id(absx)))
@@ -875,13 +870,7 @@ def _fuse_patterns(onnx, graph, consts):
         replace[id(y_node)] = onnx.helper.make_node("Gelu", [x], [y_node.output[0]], name=n.name or y_node.name)
         drop.update(id(k) for k in inner if k is not y_node)
     for n in nodes:   # x / max(sqrt(ReduceSumSquare(x, -1)), tiny): fastmlp's UnitNormalization export
-        if n.op_type != "ReduceSumSquare" or id(n) in drop:
-            continue
-        at = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        axes = at.get("axes")
-        if len(n.input) > 1 and n.input[1]:
-            axes = consts.get(n.input[1])
-        if axes is None or np.asarray(axes).reshape(-1).tolist() != [-1] or not at.get("keepdims", 1):
+        if n.op_type != "ReduceSumSquare" or id(n) in drop or not _reduces_last_axis(onnx, n, consts):
             continue
         x = n.input[0]
         root = only_reader(n.output[0], "Sqrt")
@@ -937,7 +926,7 @@ def _without_float_casts(onnx, graph, consts):
         ins = [alias.get(i, i) for i in n.input]
         if n.op_type == "Identity" and ins and ins[0] in consts:
             consts.setdefault(n.output[0], consts[ins[0]])
-        to = next((a.i for a in n.attribute if a.name == "to"), None) if n.op_type == "Cast" else None
+        to = _cast_to(onnx, n) if n.op_type == "Cast" else None
         if n.op_type == "Cast" and to == FLOAT and ins[0] in is_float and n.output[0] not in outputs:
             alias[n.output[0]] = ins[0]
             continue
@@ -957,6 +946,14 @@ def _cast_to(onnx, node):
     return next((a.i for a in node.attribute if a.name == "to"), None)
 
 
+def _reduces_last_axis(onnx, node, consts):
+    """Whether the Reduce* ``node`` reduces over the last axis only, keeping it (axes as an input
+    or, before opset 18, an attribute)."""
+    at = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    axes = consts.get(node.input[1]) if len(node.input) > 1 and node.input[1] else at.get("axes")
+    return axes is not None and np.asarray(axes).reshape(-1).tolist() == [-1] and at.get("keepdims", 1) == 1
+
+
 def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
     """The int8 Dense fastmlp writes (onnx_export._int8_dense and _quantized_rows), from its
     ``MatMulInteger`` node: ``((float)(q @ W) * s) * w_scale [+ bias]`` with ``q`` and ``s`` the
@@ -965,26 +962,20 @@ def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
     or None for any other graph."""
     T = onnx.TensorProto
 
-    def attrs(n):
-        return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-
     def node(value, op_type):
         n = made.get(value) if value is not None else None
         return n if n is not None and n.op_type == op_type else None
 
     def reduced(value, op_type, x):   # value = op_type(x) over the last axis, kept
         n = node(value, op_type)
-        if n is None or n.input[0] != x or attrs(n).get("keepdims", 1) != 1:
-            return False
-        axes = consts.get(n.input[1]) if len(n.input) > 1 and n.input[1] else attrs(n).get("axes")
-        return axes is not None and np.asarray(axes).reshape(-1).tolist() == [-1]
+        return n is not None and n.input[0] == x and _reduces_last_axis(onnx, n, consts)
 
     w = consts.get(mm.input[1]) if len(mm.input) == 2 else None
     if w is None or w.dtype != np.int8 or w.ndim != 2:
         return None
     # q = Cast<int8>(Clip(Round(x * inv), -127, 127)), inv = 127 / Max(amax, 1e-30), amax = ReduceMax(Abs(x))
     cast = node(mm.input[0], "Cast")
-    clip = node(cast.input[0], "Clip") if cast is not None and attrs(cast).get("to") == T.INT8 else None
+    clip = node(cast.input[0], "Clip") if cast is not None and _cast_to(onnx, cast) == T.INT8 else None
     if clip is None or len(clip.input) != 3 or not (is_const(clip.input[1], -127.0) and
                                                     is_const(clip.input[2], 127.0)):
         return None
@@ -1005,7 +996,7 @@ def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
         return None
     # ((Cast<float>(acc) * s) * w_scale) [+ bias], s = amax / 127 * Cast(amax >= 1e-30) + ReduceSum(x * 0)
     acc = only_reader(mm.output[0], "Cast")
-    row = only_reader(acc.output[0], "Mul") if acc is not None and attrs(acc).get("to") == T.FLOAT else None
+    row = only_reader(acc.output[0], "Mul") if acc is not None and _cast_to(onnx, acc) == T.FLOAT else None
     total = node(other(row, acc.output[0]), "Add") if row is not None else None
     if total is None or len(total.input) != 2:
         return None
@@ -1015,7 +1006,7 @@ def _int8_dense_pattern(onnx, mm, made, consts, only_reader, other, is_const):
     if live_mul is None or zero_mul is None or not is_const(other(zero_mul, x) or "", 0.0):
         return None
     div, live = node(live_mul.input[0], "Div"), node(live_mul.input[1], "Cast")
-    ge = node(live.input[0], "GreaterOrEqual") if live is not None and attrs(live).get("to") == T.FLOAT else None
+    ge = node(live.input[0], "GreaterOrEqual") if live is not None and _cast_to(onnx, live) == T.FLOAT else None
     if div is None or list(div.input) != [amax, div.input[1]] or not is_const(div.input[1], 127.0) or \
             ge is None or ge.input[0] != amax or not is_const(ge.input[1], 1e-30):
         return None
