@@ -189,8 +189,45 @@ def test_bytes_pickle_and_weights(tmp_path):
     small = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(3)])
     with pytest.raises(ValueError):
         small.load_weights(tmp_path / "x.weights.fmlp")
-    with pytest.raises(FileExistsError):
-        m.save(tmp_path / "x.weights.fmlp", overwrite=False)
+
+
+@pytest.mark.parametrize("name, how", [("m.keras", "save"), ("m.h5", "save"), ("m.fmlp", "save"),
+                                       ("folder", "folder"), ("w.weights.h5", "save_weights"),
+                                       ("w.fmlp", "save_weights")])
+def test_overwrite_false_asks_as_keras_does(tmp_path, monkeypatch, capsys, name, how):
+    """``overwrite=False`` over an existing file asks on the console, as Keras 3 does: "n" keeps
+    the file as it was; anything else is asked again; "y" saves."""
+    pytest.importorskip("h5py") if name.endswith(".h5") else None
+    m = _model()
+    target = tmp_path / name
+
+    def save(model, **kw):
+        if how == "folder":
+            return model.save(target, zipped=False, **kw)
+        return getattr(model, how)(target, **kw)
+
+    def stamp():
+        if target.is_dir():
+            return {p.name: p.read_bytes() for p in sorted(target.iterdir())}
+        return target.read_bytes()
+
+    save(m)
+    before = stamp()
+    x, y = _data()
+    m.fit(x, y, epochs=1, verbose=0)   # (other weights)
+    answers, asked = iter(["maybe", " N "]), []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or next(answers))
+    assert save(m, overwrite=False) is None
+    assert asked == [f"[WARNING] {target} already exists - overwrite? [y/n]", 'Enter "y" (overwrite) or "n" (cancel).']
+    assert stamp() == before
+    answers, asked = iter(["y"]), []
+    save(m, overwrite=False)
+    assert len(asked) == 1 and stamp() != before
+    assert "[TIP] Next time specify overwrite=True!" in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda prompt="": pytest.fail("asked with nothing to overwrite"))
+    target2 = tmp_path / ("new_" + name)
+    (m.save(target2, zipped=False, overwrite=False) if how == "folder" else getattr(m, how)(target2, overwrite=False))
+    assert target2.exists()
 
 
 def test_unbuilt_model_cannot_be_saved(tmp_path):

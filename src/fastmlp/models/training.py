@@ -886,6 +886,8 @@ class Trainer:
         save_format = kwargs.pop("save_format", None)
         if kwargs:
             raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
+        folder = zipped is not None and not zipped   # (Keras: any false value)
+        kind = "folder" if folder else keras_file.format_of(filepath)
         if save_format:
             if not str(os.fspath(filepath)).endswith((".h5", ".hdf5", ".keras")):
                 raise ValueError(f"The `save_format` argument is deprecated in Keras 3. Please remove this argument "
@@ -894,21 +896,18 @@ class Trainer:
             warnings.warn(f"The `save_format` argument is deprecated in Keras 3. We recommend removing this argument "
                           f"as it can be inferred from the file path. Received: save_format={save_format}",
                           stacklevel=2)
-        if zipped is not None and not zipped:   # (Keras: any false value)
-            if dtype is not None and str(dtype) != self._dtype:
-                raise ValueError(f"`dtype` ({dtype!r}) applies to fastmlp's own format ('.fmlp'); a Keras model "
-                                 f"folder keeps the model's dtype")
-            return keras_file.save_keras_dir(self, filepath, overwrite, include_optimizer)
-        kind = keras_file.format_of(filepath)
+        if kind != "fmlp" and dtype is not None and str(dtype) != self._dtype:
+            raise ValueError(f"`dtype` ({dtype!r}) applies to fastmlp's own format ('.fmlp'); "
+                             f"{'a Keras model folder keeps' if folder else 'Keras files keep'} the model's dtype")
+        if not writer.proceed_with_overwrite(filepath, overwrite):
+            return None
+        if folder:
+            return keras_file.save_keras_dir(self, filepath, True, include_optimizer)
         if kind == "fmlp":
-            return writer.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
-                                     dtype=dtype)
-        if dtype is not None and str(dtype) != self._dtype:
-            raise ValueError(f"`dtype` ({dtype!r}) applies to fastmlp's own format ('.fmlp'); Keras files keep "
-                             f"the model's dtype")
+            return writer.save_model(self, filepath, include_optimizer=include_optimizer, dtype=dtype)
         if kind == "keras":
-            return keras_file.save_keras(self, filepath, overwrite, include_optimizer)
-        return keras_file.save_h5(self, filepath, overwrite, include_optimizer)
+            return keras_file.save_keras(self, filepath, True, include_optimizer)
+        return keras_file.save_h5(self, filepath, True, include_optimizer)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
         """Export the model for inference, as ``keras.Model.export``: fastmlp writes
@@ -942,11 +941,13 @@ class Trainer:
         if kind == "keras":
             raise ValueError(f"save_weights writes weights only: name the file '*.weights.h5' (Keras 3's "
                              f"weights file) or use model.save({str(filepath)!r}). Received: {filepath!r}")
+        if not writer.proceed_with_overwrite(filepath, overwrite):
+            return None
         if kind == "weights_h5":
-            return keras_file.save_weights_h5(self, filepath, overwrite)
+            return keras_file.save_weights_h5(self, filepath)
         if kind == "h5":
-            return keras_file.save_legacy_weights(self, filepath, overwrite)
-        return writer.save_weights(self, filepath, overwrite=overwrite)
+            return keras_file.save_legacy_weights(self, filepath)
+        return writer.save_weights(self, filepath)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Set the weights from a file ``save_weights`` or ``save`` wrote (Keras's

@@ -136,6 +136,25 @@ class _WriteBehind:
         self.f.seek(0, os.SEEK_END)
 
 
+def proceed_with_overwrite(filepath, overwrite):
+    """Whether a save with ``overwrite`` may go on, as Keras 3 decides it: always with
+    ``overwrite=True`` or where nothing is at ``filepath``; otherwise the user is asked on the
+    console (``[y/n]``, asked again until one of the two), and "n" cancels the save."""
+    try:
+        exists = os.path.exists(filepath)
+    except TypeError:
+        exists = False
+    if overwrite or not exists:
+        return True
+    answer = input(f"[WARNING] {os.fspath(filepath)} already exists - overwrite? [y/n]").strip().lower()
+    while answer not in ("y", "n"):
+        answer = input('Enter "y" (overwrite) or "n" (cancel).').strip().lower()
+    if answer == "n":
+        return False
+    print("[TIP] Next time specify overwrite=True!")
+    return True
+
+
 def _atomic_write(filepath, buf, overwrite=True, size=None):
     """Write ``buf`` to ``filepath`` through a temporary file in the same folder
     (flush, fsync, os.replace, fsync the folder): readers, including arrays
