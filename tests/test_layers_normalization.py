@@ -286,6 +286,16 @@ def test_unit_normalization_divides_each_sample_by_its_l2_norm_and_bounds_zero_r
     np.testing.assert_allclose(model.predict(x), out @ np.ones((4, 2)), rtol=1e-5, atol=1e-6)
 
 
+def test_unit_normalization_of_a_row_holding_a_nan_is_nan_as_in_keras():
+    x = np.array([[0.5, np.nan, 1.0], [3.0, 4.0, 0.0]], np.float32)
+    inp = fastmlp.Input(shape=(3,))
+    model = fastmlp.Model(inp, layers.UnitNormalization()(inp))
+    out = model.predict(x, verbose=0)
+    assert np.isnan(out[0]).all()
+    np.testing.assert_allclose(out[1], [0.6, 0.8, 0.0], rtol=1e-6)
+    assert np.isnan(np.asarray(layers.UnitNormalization()(x))[0]).all()
+
+
 def test_unit_normalization_gradients_match_central_differences():
     _gradcheck(lambda K: K.layers.UnitNormalization())
 

@@ -106,12 +106,12 @@ static void FM_CAT(layer_norm_backward, SFX)(const fm_bwd *a) {
     }
 }
 
-/* min(1 / sqrt(sum(x^2)), 1e12) of one group. */
+/* min(1 / sqrt(sum(x^2)), 1e12) of one group, NaN where the group holds one. */
 static double FM_CAT(unit_norm_inv, SFX)(const T *x, int64_t p) {
     double ss = 0;
     for (int64_t j = 0; j < p; j++) ss += (double)x[j] * (double)x[j];
     const double inv = 1.0 / sqrt(ss);
-    return inv < FM_UNIT_NORM_MAX_INV ? inv : FM_UNIT_NORM_MAX_INV;
+    return inv > FM_UNIT_NORM_MAX_INV ? FM_UNIT_NORM_MAX_INV : inv;   /* (a NaN row stays NaN) */
 }
 
 static void FM_CAT(unit_norm_forward, SFX)(const fm_fwd *a) {
