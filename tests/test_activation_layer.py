@@ -101,3 +101,20 @@ def test_activation_layers_save_load_summary_and_config(tmp_path):
     assert [type(l).__name__ for l in clone.layers] == [type(l).__name__ for l in model.layers]
     with pytest.raises(ValueError, match="Unknown activation"):
         Activation("no-such")
+
+
+@pytest.mark.parametrize("make", [lambda: Activation("softmax"), lambda: Activation("log_softmax"),
+                                  lambda: fastmlp.layers.Softmax()])
+def test_softmax_on_samples_of_higher_rank_is_refused_in_a_graph_and_normalizes_the_last_axis_eagerly(make):
+    """Keras normalizes (samples, 2, 3) data along the last axis; the engine's node would take the
+    sample's 6 values as one row, so a model refuses it; the layer's own call does what Keras does."""
+    x = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    inp = fastmlp.Input(shape=(2, 3))
+    with pytest.raises(ValueError, match=r"softmax takes \(samples, features\) inputs; got shape \(None, 2, 3\)"):
+        make()(inp)
+    out = np.asarray(make()(x))
+    want = np.exp(x - x.max(-1, keepdims=True))
+    want = want / want.sum(-1, keepdims=True)
+    np.testing.assert_allclose(out, np.log(want) if "log" in str(make().get_config()) else want, rtol=1e-5, atol=1e-7)
+    model = fastmlp.Model(inp, fastmlp.layers.Flatten()(Activation("relu")(inp)))   # element-wise: fine
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.maximum(x, 0).reshape(4, 6))

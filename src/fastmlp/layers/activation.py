@@ -26,6 +26,13 @@ class _ActivationKind(Layer):
         fn, alpha = self._code()
         return {"activation": fn._fm_code, "act_alpha": alpha}
 
+    def _check_input_shapes(self, shape):
+        fn, _ = self._code()
+        if fn in (activations.softmax, activations.log_softmax) and len(tuple(shape)) > 2:
+            raise ValueError(f"fastmlp's {fn.__name__} takes (samples, features) inputs; got shape "
+                             f"{tuple(shape)} (Keras normalizes along the last axis there, which fastmlp's "
+                             f"engine does not)")
+
     def call(self, x, training=False):
         from .. import _engine
         fn, alpha = self._code()

@@ -443,9 +443,9 @@ def _softmax(g, node, at):
     v = g.values.get(node.input[0])
     rank = 2 if isinstance(v, _Pending) else len(g.tensor(node.input[0], node).shape)
     axis = at.get("axis", -1 if g.opset >= 13 else 1)
-    if axis % rank != rank - 1:
-        raise ValueError(f"{_where(node)}: fastmlp's {name} normalizes the last axis; this node has axis={axis} "
-                         f"on a rank-{rank} input")
+    if axis % rank != rank - 1 or rank > 2:
+        raise ValueError(f"{_where(node)}: fastmlp's {name} normalizes the last axis of (samples, features) "
+                         f"data; this node has axis={axis} on a rank-{rank} input")
     return name, None
 
 
