@@ -764,6 +764,40 @@ def test_load_weights_into_a_model_that_has_trained_restores_the_optimizer_state
         np.testing.assert_allclose(wb, wa, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["w.weights.h5", "m.keras"])
+def test_load_weights_into_a_fresh_model_leaves_its_optimizer_fresh_as_keras_does(tmp_path, name):
+    """Keras 3 restores an optimizer's variables only into a built optimizer: a model compiled and
+    never trained gets the weights, and its optimizer starts from step 0 (with Keras's warning).
+    A model from load_model counts as built, as in Keras."""
+    pytest.importorskip("h5py")
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 3, 32)
+
+    def model():
+        m = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(3, activation="softmax")])
+        m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+        return m
+    a = model()
+    a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    a.save_weights(tmp_path / name) if name.endswith(".weights.h5") else a.save(tmp_path / name)
+    b = model()
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer 'adam', because it has 2 "
+                                         r"variables whereas the saved optimizer has \d+ variables"):
+        b.load_weights(tmp_path / name)
+    assert b.optimizer.iterations == 0 and not b.optimizer.built
+    np.testing.assert_array_equal(b.get_weights()[0], a.get_weights()[0])
+    fresh = model()
+    fresh.set_weights(a.get_weights())
+    for m in (b, fresh):
+        m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    for wb, wf in zip(b.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(wb, wf)
+    a.save(tmp_path / "other.keras")
+    c = fastmlp.load_model(tmp_path / "other.keras")
+    c.load_weights(tmp_path / name)   # (loaded: built, as Keras's load_model builds it)
+    assert c.optimizer.iterations == a.optimizer.iterations
+
+
 def test_legacy_h5_configs_use_tf_keras_2_spellings_that_keras_3_also_reads(tmp_path):
     """tf.keras 2 knows a LeakyReLU's slope as ``alpha`` and has no ``rms_scaling``; Keras 3 reads
     both spellings (TensorFlow 2.15 loaded these files: not run here)."""

@@ -320,6 +320,24 @@ def test_load_weights_with_skip_mismatch_loads_what_keras_loads(tmp_path):
     assert not np.array_equal(fn.get_weights()[0], new_head(fastmlp).get_weights()[0])   # (the body did load)
 
 
+def test_load_weights_into_a_model_that_never_trained_resumes_as_keras_does(tmp_path):
+    """Keras 3 leaves a never-built optimizer fresh in load_weights: the same script must end with
+    the same weights."""
+    x, y = _data()
+    k = _build("sequential", keras, OPTIMIZERS["adam"])
+    k.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    k.save_weights(tmp_path / "k.weights.h5")
+    k2, f = _build("sequential", keras, OPTIMIZERS["adam"]), _build("sequential", fastmlp, OPTIMIZERS["adam"])
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        k2.load_weights(tmp_path / "k.weights.h5")
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        f.load_weights(tmp_path / "k.weights.h5")
+    for m in (f, k2):
+        m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    assert f.optimizer.iterations == int(k2.optimizer.iterations.numpy())
+    _close(f.get_weights(), k2.get_weights(), STEP_ATOL)
+
+
 def test_a_frozen_nested_model_loads_frozen_in_keras(tmp_path):
     x, y = _data()
     base = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu")], name="base")

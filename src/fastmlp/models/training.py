@@ -332,6 +332,7 @@ class Trainer:
         self.compile(optimizer=opt, loss=loss_arg, metrics=metric_struct("metrics"),
                      weighted_metrics=metric_struct("weighted_metrics") or None,
                      loss_weights=config.get("loss_weights"))
+        opt._loaded = True   # (Keras builds the optimizer here: load_weights then restores its state)
 
     def _ensure_optimizer(self):
         """Build the optimizer's slots for this model's parameters on first use.  One

@@ -74,6 +74,7 @@ class Optimizer:
         self._u_product = 1.0
         self._slots = None
         self._pending = None   # slot values from a file, applied when the slots are first built
+        self._loaded = False   # compiled by a load (as Keras's, built then: load_weights restores its state)
 
     # ---- learning rate ----
     @property

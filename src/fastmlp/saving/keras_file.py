@@ -663,10 +663,14 @@ def _h5_array(d, where, limit):
 
 def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
     """Set the layers' weights (and, with ``optimizer``, the optimizer's state) from a Keras 3
-    weights file.  ``skip_mismatch`` (Keras's ``load_weights`` argument): a layer the file
-    holds no fitting weights for keeps its own, with a warning, and so does the optimizer
-    once a layer was skipped."""
+    weights file.  ``optimizer="built"`` (``load_weights``, as Keras 3 does it): only into an
+    optimizer that is built (the model has trained, or was loaded with its optimizer's state);
+    a fresh one is left fresh, with Keras's warning.  ``skip_mismatch`` (Keras's
+    ``load_weights`` argument): a layer the file holds no fitting weights for keeps its own,
+    with a warning, and so does the optimizer once a layer was skipped."""
     img.limit = model._n_params
+    if optimizer is True and model.compiled:
+        model.optimizer._loaded = True
     held = img.members("layers")
     if held is None:
         _fail(f"{where}: no 'layers' group: not a Keras 3 weights file")
@@ -693,6 +697,12 @@ def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
                       f"{skipped})", stacklevel=4)
     elif optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
+        opt = model.optimizer
+        if optimizer == "built" and not (opt.built or opt._pending is not None or opt._loaded) and count > 2:
+            warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has 2 variables "
+                          f"whereas the saved optimizer has {count} variables. This is likely because the "
+                          f"optimizer has not been called/built yet.", stacklevel=4)
+            return
         again = img.reopen
 
         def reopen():   # the slots, read when training starts
@@ -1204,12 +1214,12 @@ def load_weights(model, filepath, skip_mismatch=False):
     if format_of(filepath) == "keras":
         with _open_zip(filepath, where) as z, _reading(where), \
                 _keras_weights(z, where, True, model, filepath, scratch=False) as img:
-            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
+            _read_weights(model, img, where, "built", skip_mismatch)
         return
     data = _read_bytes(filepath)
     with _reading(where), _H5Image(data, where) as img:
         if set(img.members("") or ()) in ({"layers", "vars"}, {"layers", "vars", "optimizer"}):
-            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
+            _read_weights(model, img, where, "built", skip_mismatch)
             return
         f = img.root()
         if "layer_names" in f.attrs or "model_weights" in f:
@@ -1218,7 +1228,7 @@ def load_weights(model, filepath, skip_mismatch=False):
                                           f"not supported by fastmlp: Keras 3's .weights.h5 and .keras files are")
             _read_legacy_weights(model, f.get("model_weights", f), where)
         else:
-            _read_weights(model, img, where, skip_mismatch=skip_mismatch)
+            _read_weights(model, img, where, "built", skip_mismatch)
 
 
 # ---------------------------------------------------------------------------- legacy HDF5 models
@@ -1443,6 +1453,8 @@ def load_h5(filepath, compile=True):
         if training:
             entry["compile_config"] = training
         model = _model_from_entry(entry, compile, where)
+        if model.compiled:
+            model.optimizer._loaded = True
         _read_legacy_weights(model, f["model_weights"] if "model_weights" in f else f, where)
         if compile and model.compiled and "optimizer_weights" in f:
             version = f.attrs.get("keras_version", b"")
