@@ -289,6 +289,30 @@ def test_more_metrics_in_fit_and_evaluate_match_keras():
                                    rtol=1e-5, err_msg=key)
 
 
+def test_metrics_of_the_same_name_get_keras_s_numbered_names_and_values():
+    """Keras numbers repeated result names (f1_score, f1_score_1, ...; a weighted twin is
+    weighted_<name>, then weighted_<name>_1): the History keys and values must be Keras's."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(96, 6)).astype("float32")
+    Y = (rng.random((96, 3)) > 0.5).astype("float32")
+    w = rng.uniform(0.5, 1.5, len(X)).astype("float32")
+
+    def build(K):
+        M = K.metrics
+        m = K.Sequential([K.Input((6,)), K.layers.Dense(8, activation="relu"), K.layers.Dense(3, activation="sigmoid")])
+        m.compile(optimizer=K.optimizers.SGD(0.1), loss="binary_crossentropy",
+                  metrics=[M.F1Score(average="micro", threshold=0.5), M.F1Score(average="macro", threshold=0.3),
+                           "mse", "mse", M.F1Score(average="weighted", threshold=0.4)],
+                  weighted_metrics=["mse", "mse", M.AUC(name="wauc")])
+        return m
+    km, fm = build(keras), build(fastmlp)
+    fm.set_weights(km.get_weights())
+    kh = km.fit(X, Y, sample_weight=w, batch_size=32, epochs=2, shuffle=False, verbose=0, validation_split=0.25).history
+    fh = fm.fit(X, Y, sample_weight=w, batch_size=32, epochs=2, shuffle=False, verbose=0, validation_split=0.25).history
+    assert {"f1_score_1", "f1_score_2", "mse_1", "weighted_mse", "weighted_mse_1", "val_f1_score_2"} <= set(kh)
+    _assert_history(kh, fh)
+
+
 def test_sparse_labels_metrics_in_fit_match_keras():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(200, 5)).astype("float32")

@@ -201,14 +201,15 @@ class Trainer:
         self._loss_weights = [float(w) for w in weights]
         self._metrics = []
         self._metric_weighted = []
+        counters = {}   # a name's uses so far: the second gets "_1", and so on, as Keras names results
         try:
             for weighted in (False, True):
-                self._resolve_metrics(args["weighted_metrics" if weighted else "metrics"], weighted)
+                self._resolve_metrics(args["weighted_metrics" if weighted else "metrics"], weighted, counters)
         except Exception:
             self._metrics = None
             raise
 
-    def _resolve_metrics(self, metrics, weighted):
+    def _resolve_metrics(self, metrics, weighted, counters):
         names = self.output_names
         multi = len(names) > 1
         what = "weighted_metrics" if weighted else "metrics"
@@ -235,8 +236,13 @@ class Trainer:
                                      f"loss='sparse_categorical_crossentropy'); output {names[k]!r} has dense "
                                      f"targets for its loss {loss_k.name!r}")
                 label = f"{names[k]}_{metric.name}" if multi else metric.name
-                if weighted and label in labels:   # Keras: a weighted twin of a metric is weighted_<name>
+                if label in counters and weighted:   # Keras: a weighted twin of a metric is weighted_<name>
                     label = f"{names[k]}_weighted_{metric.name}" if multi else f"weighted_{metric.name}"
+                if label in counters:
+                    counters[label] += 1
+                    label = f"{label}_{counters[label] - 1}"
+                else:
+                    counters[label] = 1
                 labels.append(label)
                 self._metrics.append((k, metric, label))
                 self._metric_weighted.append(weighted)
