@@ -338,6 +338,20 @@ def test_load_weights_into_a_model_that_never_trained_resumes_as_keras_does(tmp_
     _close(f.get_weights(), k2.get_weights(), STEP_ATOL)
 
 
+def test_keras_loads_fastmlp_s_h5_of_a_sequential_holding_a_functional_model(tmp_path):
+    """A nested model's one input and one output are single references in the legacy config, as
+    Keras writes them (a list of one made the nested model's output a list in Keras 3)."""
+    x, _ = _data()
+    fi = fastmlp.Input(shape=(6,))
+    inner = fastmlp.Model(fi, fastmlp.layers.Dense(5, activation="relu")(fi), name="inner")
+    m = fastmlp.Sequential([fastmlp.Input(shape=(6,)), inner, fastmlp.layers.Dense(2)])
+    m.save(tmp_path / "m.h5")
+    k = keras.models.load_model(tmp_path / "m.h5", compile=False)
+    np.testing.assert_allclose(k.predict(x, verbose=0), m.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(fastmlp.load_model(tmp_path / "m.h5").predict(x, verbose=0),
+                                  m.predict(x, verbose=0))
+
+
 def test_a_frozen_nested_model_loads_frozen_in_keras(tmp_path):
     x, y = _data()
     base = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu")], name="base")

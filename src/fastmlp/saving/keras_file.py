@@ -1263,13 +1263,8 @@ def _legacy_layer_entry(entry):
 def _legacy_model_config(class_name, config):
     config = dict(config)
     config["layers"] = [_legacy_layer_entry(e) for e in config["layers"]]
-    if class_name == "Functional":
-        for key in ("input_layers", "output_layers"):
-            refs = config[key]
-            if isinstance(refs, list) and refs and isinstance(refs[0], str):
-                refs = [refs]
-            config[key] = refs
-    return config
+    return config   # (one input or output stays one reference, as Keras 3 writes it: a list of one would
+    #                  make a nested model's output a list, which the layer after it cannot take)
 
 
 def _model_weights(layer):
