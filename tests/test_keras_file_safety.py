@@ -340,7 +340,7 @@ def test_legacy_files_are_read_without_handing_their_attributes_to_hdf5(tmp_path
     and equal h5py's; a damaged attribute is a FormatError (HDF5 itself crashed the process on one
     whose datatype byte was flipped)."""
     for name in ("seq_adam.h5", "func_concat.h5", "kinds.h5", "tf2_seq.h5", "tf2_func.h5", "tf2_leaky.h5",
-                 "tf2_nested.h5"):
+                 "tf2_nested.h5", "tf2_multi.h5"):
         data = open(os.path.join(DATA, name), "rb").read()
         index = h5index.H5Index(data)
         index.walk()

@@ -465,6 +465,31 @@ def test_a_tf_keras_2_nested_model_called_twice_loads_and_resumes_as_tensorflow(
         np.testing.assert_allclose(got, e[f"resumed_{i}"], rtol=2e-4, atol=2e-5)
 
 
+def test_a_tf_keras_2_model_with_dict_outputs_and_metrics_for_some_keeps_tensorflow_s_names():
+    """tf2_multi.h5: tf.keras 2 stores one metric list per output (None for an output without) and
+    names each metric with its output already (cls_accuracy): evaluate gives TensorFlow's keys and
+    values, not cls_cls_accuracy."""
+    e = np.load(os.path.join(DATA, "tf2_multi_expected.npz"))
+    m = fastmlp.load_model(os.path.join(DATA, "tf2_multi.h5"))
+    got = m.evaluate(e["x"], {"reg": e["yr"], "cls": e["yc"]}, verbose=0, return_dict=True)
+    assert sorted(got) == list(e["keys"]) and "cls_accuracy" in got
+    np.testing.assert_allclose([got[k] for k in e["keys"]], e["values"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_tf_keras_2_file_with_hard_sigmoid_is_refused(tmp_path):
+    """tf.keras 2's hard_sigmoid is clip(0.2x + 0.5): not Keras 3's, which fastmlp runs."""
+    with h5py.File(os.path.join(DATA, "tf2_leaky.h5"), "r") as f, h5py.File(tmp_path / "hs.h5", "w") as g:
+        for k in f:
+            f.copy(k, g)
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"][1]["config"]["activation"] = "hard_sigmoid"
+        g.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(fastmlp.FormatError, match=r"'dense.*' \(Dense\) uses tf.keras 2's hard_sigmoid"):
+        fastmlp.load_model(tmp_path / "hs.h5")
+
+
 def test_a_tf_keras_2_loss_object_wrapping_another_function_is_refused():
     from fastmlp.saving import keras_config
     entry = {"class_name": "BinaryCrossentropy", "config": {"reduction": "auto", "name": "b", "fn": "my_loss"}}

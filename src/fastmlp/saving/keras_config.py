@@ -410,7 +410,7 @@ def _loss_from_keras(entry):
 
 
 def _metric_from_keras(entry):
-    if isinstance(entry, str):
+    if entry is None or isinstance(entry, str):   # (None: tf.keras 2's place of an output without metrics)
         return entry
     if isinstance(entry, list):
         return [_metric_from_keras(m) for m in entry]

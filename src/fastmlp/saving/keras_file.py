@@ -882,7 +882,31 @@ def _build(kind, config):
     return model
 
 
-def _model_from_entry(entry, compile, where):
+def _refuse_tf2_hard_sigmoid(entry, where):
+    """tf.keras 2's hard_sigmoid is ``clip(0.2 * x + 0.5, 0, 1)``; Keras 3's, which fastmlp runs,
+    is ``clip(x / 6 + 0.5, 0, 1)``: a tf.keras 2 file using it is refused rather than predicting
+    otherwise (up to 0.067 apart)."""
+    def walk(e):
+        if isinstance(e, dict):
+            config = e.get("config")
+            if isinstance(config, dict) and config.get("activation") == "hard_sigmoid":
+                raise keras_config.KerasConfigError(
+                    f"{where}: layer {config.get('name')!r} ({e.get('class_name')}) uses tf.keras 2's hard_sigmoid, "
+                    f"clip(0.2 * x + 0.5, 0, 1); fastmlp's (Keras 3's) is clip(x / 6 + 0.5, 0, 1)")
+            for v in e.values():
+                walk(v)
+        elif isinstance(e, list):
+            for v in e:
+                walk(v)
+    walk(entry.get("config"))
+
+
+def _model_from_entry(entry, compile, where, tf2=False):
+    """The model of a Keras file's config ``entry``, compiled by its compile config when
+    ``compile``.  ``tf2``: a tf.keras 2.x file, whose per-output metrics carry their output's
+    name already (``reg_mae``), which fastmlp adds itself as Keras 3 does."""
+    if tf2:
+        _refuse_tf2_hard_sigmoid(entry, where)
     try:
         model = keras_config.model_from_keras_config(entry, _build)
     except keras_config.KerasConfigError as e:
@@ -896,9 +920,15 @@ def _model_from_entry(entry, compile, where):
             args = keras_config.compile_args_from_keras(cc)
             for key in ("metrics", "weighted_metrics"):   # tf.keras 2.x: one list per output
                 value = args.get(key)
-                if len(model.outputs) == 1 and isinstance(value, list) and len(value) == 1 \
-                        and isinstance(value[0], list):
-                    args[key] = value[0]
+                if not (isinstance(value, list) and value and all(isinstance(v, list) for v in value)):
+                    continue
+                value = [[m for m in v if m is not None] for v in value]   # (None: an output without)
+                if tf2 and len(value) == len(model.outputs) > 1:
+                    for out, v in zip(model.output_names, value):
+                        for m in v:
+                            if not isinstance(m, str) and m.name.startswith(out + "_"):
+                                m.name = m.name[len(out) + 1:]
+                args[key] = value[0] if len(model.outputs) == 1 and len(value) == 1 else value
             model.compile(**args)
         except (TypeError, ValueError, KeyError) as e:
             raise keras_config.KerasConfigError(f"{where}: cannot compile the model as the file says ({e}); "
@@ -1447,13 +1477,13 @@ def load_h5(filepath, compile=True):
         training = _attr_json(f, "training_config", where)
         if training:
             entry["compile_config"] = training
-        model = _model_from_entry(entry, compile, where)
+        version = f.attrs.get("keras_version", b"")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        model = _model_from_entry(entry, compile, where, tf2=version.startswith("2."))
         if model.compiled:
             model.optimizer._loaded = True
         _read_legacy_weights(model, f["model_weights"] if "model_weights" in f else f, where)
         if compile and model.compiled and "optimizer_weights" in f:
-            version = f.attrs.get("keras_version", b"")
-            version = version.decode() if isinstance(version, bytes) else str(version)
             g = f["optimizer_weights"]
             if version.startswith("2."):
                 _restore_tf2_optimizer(model, g, where)

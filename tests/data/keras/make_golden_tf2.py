@@ -16,7 +16,12 @@ and SGD(momentum=0)'s unused momentum slots; tf2_leaky_expected.npz as above.
 
 tf2_nested.h5 (``nested()``): a functional model calling one nested Sequential (built with
 ``input_shape``) on two inputs, which tf.keras 2 numbers as the Sequential's nodes 1 and 2;
-tf2_nested_expected.npz as above."""
+tf2_nested_expected.npz as above.
+
+tf2_multi.h5 (``multi()``): a model with dict outputs ``reg`` and ``cls`` and metrics for ``cls``
+only, which tf.keras 2 stores as one list per output (``None`` for ``reg``), each metric named with
+its output already (``cls_accuracy``); tf2_multi_expected.npz holds tf.keras's ``evaluate`` of the
+reloaded file (keys and values) besides the above."""
 import os
 
 import numpy as np
@@ -61,6 +66,7 @@ def main():
     np.savez(os.path.join(HERE, "tf2_expected.npz"), **expected)
     leaky()
     nested()
+    multi()
 
 
 def leaky():
@@ -98,6 +104,26 @@ def nested():
     for i, w in enumerate(m.get_weights()):
         expected[f"resumed_{i}"] = w
     np.savez(os.path.join(HERE, "tf2_nested_expected.npz"), **expected)
+
+
+def multi():
+    tf.keras.utils.set_random_seed(9)
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    yr, yc = rng.normal(size=(32, 2)).astype("float32"), rng.integers(0, 3, 32)
+    L = tf.keras.layers
+    a = L.Input((6,), name="x")
+    h = L.Dense(8, activation="tanh")(a)
+    m = tf.keras.Model(a, {"reg": L.Dense(2, name="reg")(h), "cls": L.Dense(3, activation="softmax", name="cls")(h)},
+                       name="tf2_multi")
+    m.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"},
+              metrics={"cls": ["accuracy", tf.keras.metrics.SparseTopKCategoricalAccuracy(k=2)]})
+    m.fit(x, {"reg": yr, "cls": yc}, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    m.save(os.path.join(HERE, "tf2_multi.h5"))
+    scores = tf.keras.models.load_model(os.path.join(HERE, "tf2_multi.h5")).evaluate(
+        x, {"reg": yr, "cls": yc}, verbose=0, return_dict=True)
+    np.savez(os.path.join(HERE, "tf2_multi_expected.npz"), x=x, yr=yr, yc=yc, keys=np.array(sorted(scores)),
+             values=np.array([scores[k] for k in sorted(scores)]))
 
 
 if __name__ == "__main__":
