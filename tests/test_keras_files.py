@@ -834,6 +834,12 @@ def test_legacy_h5_configs_use_tf_keras_2_spellings_that_keras_3_also_reads(tmp_
     by_class = {e["class_name"]: e["config"] for e in config["config"]["layers"]}
     assert by_class["LeakyReLU"]["alpha"] == 0.1 and "negative_slope" not in by_class["LeakyReLU"]
     assert "rms_scaling" not in by_class["LayerNormalization"]
+    ids = fastmlp.Input(shape=(3,), dtype="int32")   # (Keras 3's quantization_config=None: tf.keras 2 refuses it)
+    emb = fastmlp.Model(ids, layers.Flatten()(layers.Embedding(10, 4)(ids)))
+    emb.save(tmp_path / "e.h5")
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        assert "quantization_config" not in f.attrs["model_config"]
+    assert "quantization_config" in json.dumps(emb.get_config())
     back = fastmlp.load_model(tmp_path / "m.h5")
     x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
     np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -1278,6 +1278,8 @@ def _legacy_layer_entry(entry):
         config["alpha"] = config.pop("negative_slope")
     elif class_name == "LayerNormalization" and not config.get("rms_scaling", False):
         config.pop("rms_scaling", None)   # (Keras 3's, off by default there; tf.keras 2 has no such argument)
+    if "quantization_config" in config and config["quantization_config"] is None:
+        del config["quantization_config"]   # (Keras 3's, None by default there; tf.keras 2 refuses the name)
     out = {"class_name": class_name, "config": config}
     if "inbound_nodes" in entry:
         out["name"] = entry["name"]
