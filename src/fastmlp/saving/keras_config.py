@@ -128,6 +128,11 @@ def _regularizer_class(name):
 
 def _dtype_from_keras(value, where, integers=False):
     """A float dtype name (or, with ``integers``, an input's integer dtype: ids for an Embedding)."""
+    if isinstance(value, dict) and str(value.get("class_name", "")).startswith("Quantized"):
+        mode = (value.get("config") or {}).get("mode")
+        raise KerasConfigError(f"{where}: Keras's quantized layers ({value.get('class_name')}, mode {mode!r}) are not "
+                               f"read by fastmlp: save the float model in Keras, load it here and call "
+                               f"model.quantize('int8')")
     if isinstance(value, dict):   # a DTypePolicy
         value = (value.get("config") or {}).get("name")
     if value is None or value in ("float32", "float64") or (integers and value in _INT_DTYPES):

@@ -736,6 +736,13 @@ def _require_built(model):
         raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to save: "
                          f"build it (give it an input shape) or call it on data first")
     model._ensure_attached()
+    from ..models import quantization
+    int8 = [layer.name for layer in quantization.int8_layers(model)]
+    if int8:   # (written as float, Keras would load another model than the one that runs here)
+        raise NotImplementedError(f"fastmlp writes Keras files of float models; the Dense layers {int8} of model "
+                                  f"{model.name!r} are int8 (quantize). Save it as fastmlp's own file "
+                                  f"(model.save('model.fmlp') keeps them int8), or save the float model before "
+                                  f"quantizing")
 
 
 # ---------------------------------------------------------------------------- .keras
