@@ -286,19 +286,82 @@ def graph(onnx, nodes, inputs, output, inits=(), opset=18):
     return h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
 
 
-def test_onnx_layer_normalization_and_lp_normalization_import_as_fastmlp_layers(onnx, ort):
+def test_onnx_layer_normalization_and_an_l2_normalization_import_as_fastmlp_layers(onnx, ort):
     from fastmlp.saving import onnx_import
     h, T = onnx.helper, onnx.TensorProto
     gamma = np.array([1.0, 2.0, -0.5, 3.0], np.float32)
     proto = graph(onnx, [h.make_node("LayerNormalization", ["x", "gamma"], ["n"], epsilon=1e-3),
-                         h.make_node("LpNormalization", ["n"], ["y"], axis=-1, p=2)],
-                  [("x", T.FLOAT, (4,))], "y", [("gamma", gamma)])
+                         h.make_node("ReduceSumSquare", ["n", "axes"], ["ss"], keepdims=1),
+                         h.make_node("Sqrt", ["ss"], ["norm"]), h.make_node("Max", ["norm", "floor"], ["safe"]),
+                         h.make_node("Div", ["n", "safe"], ["y"])],
+                  [("x", T.FLOAT, (4,))], "y", [("gamma", gamma), ("axes", np.array([-1])),
+                                                 ("floor", np.float32(1e-12))])
     model = onnx_import.from_onnx(proto)
     assert kinds(model)[1:] == ["LayerNormalization", "UnitNormalization"]
     ln = model.layers[1]
     assert ln.beta is None and ln.epsilon == pytest.approx(1e-3)
     x = numbers(4)
     np.testing.assert_allclose(model.predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0], **TOL)
+
+
+def l2_normalization(onnx, form, limit=None):
+    """x / max(sqrt(ReduceSumSquare(x)), limit) ("norm"), x / sqrt(max(ReduceSumSquare(x), limit))
+    ("squared"), x * min(1 / sqrt(ReduceSum(x * x)), limit) ("inverse", as Keras writes it), x /
+    sqrt(ReduceSumSquare(x)) ("none") or ONNX's LpNormalization ("lp")."""
+    h, T = onnx.helper, onnx.TensorProto
+    if form == "lp":
+        nodes = [h.make_node("LpNormalization", ["x"], ["y"], axis=-1, p=2, name="lp")]
+    elif form == "inverse":
+        nodes = [h.make_node("Mul", ["x", "x"], ["sq"]), h.make_node("ReduceSum", ["sq", "axes"], ["ss"]),
+                 h.make_node("Sqrt", ["ss"], ["norm"]), h.make_node("Div", ["one", "norm"], ["inv"]),
+                 h.make_node("Min", ["inv", "limit"], ["capped"]),
+                 h.make_node("Mul", ["x", "capped"], ["y"], name="l2")]
+    else:
+        ss = "ss" if form != "squared" else "ss_floored"
+        root = "norm" if form != "norm" else "norm_floored"
+        nodes = [h.make_node("ReduceSumSquare", ["x", "axes"], ["ss"]), h.make_node("Sqrt", [ss], ["norm"]),
+                 h.make_node("Div", ["x", root], ["y"], name="l2")]
+        if form == "squared":
+            nodes.insert(1, h.make_node("Max", ["ss", "limit"], ["ss_floored"]))
+        if form == "norm":
+            nodes.insert(2, h.make_node("Max", ["norm", "limit"], ["norm_floored"]))
+    inits = [("axes", np.array([-1])), ("one", np.float32(1))] + ([] if limit is None else [("limit", limit)])
+    return graph(onnx, nodes, [("x", T.FLOAT, (4,))], "y", inits)
+
+
+@pytest.mark.parametrize("form,limit", [("norm", np.float32(1e-12)), ("squared", np.float32(1e-24)),
+                                        ("inverse", np.float32(1e12))])
+def test_l2_normalizations_bounded_as_fastmlp_bounds_them_import_as_unit_normalization(onnx, ort, form, limit):
+    """The norm floored at 1e-12 (or 1 / norm capped at 1e12, or the sum of squares floored at
+    1e-24): onnxruntime's numbers are fastmlp's, also for all-zero rows and norms below 1e-12."""
+    from fastmlp.saving import onnx_import
+    proto = l2_normalization(onnx, form, limit)
+    x = numbers(4)
+    x[:10] = 0.0
+    x[10:20] *= 1e-20
+    x[20:30] *= 1e-9
+    model = onnx_import.from_onnx(proto)
+    assert kinds(model)[1:] == ["UnitNormalization"]
+    got, want = model.predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("form,limit,message", [
+    ("norm", np.float32(1e-6), "floors the norm at 1e-06; fastmlp's UnitNormalization floors the norm at 1e-12"),
+    ("norm", np.float32(0.0), "floors the norm at 0;"),
+    ("squared", np.float32(1e-12), "floors the sum of squares at 1e-12; fastmlp's UnitNormalization floors the "
+                                   "sum of squares at 1e-24"),
+    ("inverse", np.float32(1e7), "caps 1 / ||x|| at 1e[+]07"),
+    ("none", None, "no floor"),
+    ("lp", None, "LpNormalization divides by the norm with no floor"),
+])
+def test_l2_normalizations_bounded_otherwise_are_refused_naming_the_node_and_the_bound(onnx, ort, form, limit,
+                                                                                        message):
+    """Another bound, or none (x / ||x||: onnxruntime's LpNormalization), gives other numbers than
+    fastmlp's x / max(||x||, 1e-12) for samples of small norm: refused, not imported."""
+    from fastmlp.saving import onnx_import
+    with pytest.raises(ValueError, match=r"ONNX node '(l2|lp)' .*" + message):
+        onnx_import.from_onnx(l2_normalization(onnx, form, limit))
 
 
 def test_a_gather_on_float_ids_cast_to_int64_imports_as_an_embedding(onnx, ort):

@@ -10,9 +10,11 @@ weights become ``Dense`` layers, and a following constant ``Add`` (the bias)
 and a parameterless activation read by nothing else are folded into that
 Dense, so ``Gemm, Relu`` imports as ``Dense(activation="relu")``.
 
-``LayerNormalization`` over the last axis becomes LayerNormalization,
-``LpNormalization`` (p=2, last axis; also the ``x / max(sqrt(ReduceSumSquare(x)),
-tiny)`` fastmlp writes) UnitNormalization, and ``Gather`` of a constant table by
+``LayerNormalization`` over the last axis becomes LayerNormalization, an L2
+normalization over the last axis bounded as fastmlp's is (``x / max(sqrt(
+ReduceSumSquare(x)), 1e-12)`` as fastmlp writes it, Keras's ``x * min(1 / ||x||,
+1e12)``) UnitNormalization (``LpNormalization``, with no floor, is refused), and
+``Gather`` of a constant table by
 integer ids (an integer model input, or floats through a ``Cast`` to integers)
 an Embedding.  Per-feature Sub/Div/Mul/Add by constants (a Normalization or
 Rescaling as fastmlp writes them) become a BatchNormalization with unit variance
@@ -195,7 +197,8 @@ class _Graph:
         return out
 
 
-_PATTERN_NAMES = {"_FastmlpBFloat16": "Cast to bfloat16 and back", "_FastmlpInt8Dense": "int8 Dense, MatMulInteger"}
+_PATTERN_NAMES = {"_FastmlpBFloat16": "Cast to bfloat16 and back", "_FastmlpInt8Dense": "int8 Dense, MatMulInteger",
+                  "_FastmlpL2Norm": "L2 normalization"}
 
 
 def _where(node):
@@ -510,14 +513,44 @@ def _layer_normalization(g, node, at):
 
 
 def _lp_normalization(g, node, at):
-    """LpNormalization with p=2 over the last axis: fastmlp's UnitNormalization (fastmlp's
-    ``x * min(1 / ||x||, 1e12)`` differs only for norms below 1e-12)."""
+    """ONNX's LpNormalization is refused: it divides by the norm with no floor (onnxruntime
+    gives ``x / ||x||`` for any norm above 0, and 0 for an all-zero sample), and fastmlp's
+    UnitNormalization, ``x * min(1 / ||x||, 1e12)``, gives other numbers for norms below
+    1e-12.  fastmlp's own export, Keras's and ``_l2_normalization``'s forms carry that floor."""
     x = g.tensor(node.input[0], node)
     rank, axis, p = len(x.shape), int(at.get("axis", -1)), int(at.get("p", 2))
     if p != 2 or axis % rank != rank - 1:
-        raise ValueError(f"{_where(node)}: fastmlp imports LpNormalization with p=2 over the last axis (a "
-                         f"UnitNormalization); this node has p={p}, axis={axis} on a rank-{rank} input")
-    return g.layer(g.layers.UnitNormalization, node, x)
+        raise ValueError(f"{_where(node)}: fastmlp imports L2 normalizations (p=2) over the last axis only; this "
+                         f"node has p={p}, axis={axis} on a rank-{rank} input")
+    raise ValueError(f"{_where(node)}: LpNormalization divides by the norm with no floor, and fastmlp's "
+                     f"UnitNormalization computes x / max(||x||, 1e-12), which differs for norms below 1e-12; "
+                     f"write it as x / Max(Sqrt(ReduceSumSquare(x)), 1e-12), as fastmlp's export does")
+
+
+_UNIT_NORM_FORMS = {   # how _fuse_patterns' L2 normalizations bound the division, and fastmlp's bound in each
+    "inverse": ("caps 1 / ||x|| at", 1e12),   # x * min(1 / sqrt(ReduceSum(x * x)), c): Keras's export
+    "norm": ("floors the norm at", 1e-12),   # x / max(sqrt(ReduceSumSquare(x)), c): fastmlp's export
+    "squared": ("floors the sum of squares at", 1e-24),   # x / sqrt(max(ReduceSumSquare(x), c))
+}
+
+
+def _l2_normalization(g, node, at):
+    """An L2 normalization over the last axis (found by ``_fuse_patterns``): fastmlp's
+    UnitNormalization, ``x * min(1 / ||x||, 1e12)`` (csrc/kinds/layer_norm.c), when the graph
+    bounds it as that does: 1 / ||x|| capped at 1e12, the norm floored at 1e-12 or the sum of
+    squares at 1e-24 (the constant as given or rounded to float32).  Another bound, or none,
+    gives other numbers for small norms: refused."""
+    form = at["form"].decode() if isinstance(at["form"], bytes) else at["form"]
+    what, want = _UNIT_NORM_FORMS.get(form, ("divides by the norm with no floor", None))
+    if want is None:
+        raise ValueError(f"{_where(node)}: this L2 normalization divides by the norm with no floor (NaN for an "
+                         f"all-zero sample); fastmlp's UnitNormalization computes x / max(||x||, 1e-12), which "
+                         f"differs for norms below 1e-12")
+    if not _f32(at["limit"], want):
+        raise ValueError(f"{_where(node)}: this L2 normalization {what} {at['limit']:g}; fastmlp's "
+                         f"UnitNormalization {what} {want:g} (x / max(||x||, 1e-12)), and another bound gives "
+                         f"other numbers for samples of small norm")
+    return g.layer(g.layers.UnitNormalization, node, g.tensor(node.input[0], node))
 
 
 def _gather(g, node, at):
@@ -695,6 +728,7 @@ OP_IMPORTERS = {
     "PRelu": _prelu,
     "LayerNormalization": _layer_normalization,
     "LpNormalization": _lp_normalization,
+    "_FastmlpL2Norm": _l2_normalization,   # (an L2 normalization: _fuse_patterns)
     "Gather": _gather,
     "Identity": _pass_through,
     "Dropout": _pass_through,
@@ -715,12 +749,13 @@ def _fuse_patterns(onnx, graph, consts):
     as Keras's export writes it) as ``Softsign``, torch's softplus with its
     threshold (``where(x > t, x, softplus(x))``, t >= 15, as torch.onnx's dynamo exporter
     writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
-    the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)),
-    tiny)``, as fastmlp writes UnitNormalization) as ``LpNormalization``; and the
-    int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``; and two
-    more as Keras's export (torch backend) writes them: PReLU (``relu(x) + c * relu(-x)``,
-    c = -alpha) as ``PRelu`` and UnitNormalization (``x * min(1 / sqrt(sum(x * x)),
-    1e12)``) as ``LpNormalization``.  A pattern's inner values must be read by the
+    the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)), c)``,
+    as fastmlp writes UnitNormalization, also ``x / sqrt(max(ReduceSumSquare(x), c))``
+    and no floor) as ``_FastmlpL2Norm`` (its bound checked by ``_l2_normalization``);
+    and the int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``;
+    and two more as Keras's export (torch backend) writes them: PReLU (``relu(x) + c *
+    relu(-x)``, c = -alpha) as ``PRelu`` and UnitNormalization (``x * min(1 /
+    sqrt(sum(x * x)), c)``) as ``_FastmlpL2Norm``.  A pattern's inner values must be read by the
     pattern only (the int8 Dense's quantized input may be shared: what no node reads any
     more is dropped later).  Casts of float32 values to float32 (Keras writes many) are
     dropped first."""
@@ -737,10 +772,13 @@ def _fuse_patterns(onnx, graph, consts):
         r = readers.get(value, [])
         return r[0] if len(r) == 1 and r[0] is not None and r[0].op_type == op_type else None
 
-    def is_const(name, target):   # (rank <= 1: a constant of more axes would broadcast the result to them)
+    def scalar(name):   # (rank <= 1: a constant of more axes would broadcast the result to them)
         v = consts.get(name)
-        return v is not None and v.size == 1 and v.ndim <= 1 and \
-            abs(float(v.reshape(-1)[0]) - target) <= 1e-6 * abs(target)
+        return float(v.reshape(-1)[0]) if v is not None and v.size == 1 and v.ndim <= 1 else None
+
+    def is_const(name, target):
+        v = scalar(name)
+        return v is not None and abs(v - target) <= 1e-6 * abs(target)
 
     taken = set(made) | set(consts) | {vi.name for vi in graph.input}
 
@@ -797,15 +835,15 @@ def _fuse_patterns(onnx, graph, consts):
                     is_const(inv.input[0], 1.0) else None
                 total = made.get(root.input[0]) if root is not None and root.op_type == "Sqrt" else None
                 sq = made.get(total.input[0]) if total is not None and total.op_type == "ReduceSum" else None
-                if sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x] or \
-                        not is_const(low.input[1], 1e12):
+                cap = scalar(low.input[1]) if sq is not None else None
+                if sq is None or sq.op_type != "Mul" or list(sq.input) != [x, x] or cap is None:
                     continue
                 inner = [low, inv, root, total, sq]
                 if not _reduces_last_axis(onnx, total, consts) or \
                         any(readers.get(k.output[0]) != [r] for k, r in zip(inner, [n, low, inv, root, total])):
                     continue
-                replace[id(n)] = onnx.helper.make_node("LpNormalization", [x], [n.output[0]], name=n.name or low.name,
-                                                       axis=-1, p=2)
+                replace[id(n)] = onnx.helper.make_node("_FastmlpL2Norm", [x], [n.output[0]], name=n.name or low.name,
+                                                       form="inverse", limit=cap)
                 drop.update(id(k) for k in inner)
                 break
         if n.op_type == "Div" and len(n.input) == 2:   # x / (|x| + 1)
@@ -869,26 +907,26 @@ def _fuse_patterns(onnx, graph, consts):
             continue
         replace[id(y_node)] = onnx.helper.make_node("Gelu", [x], [y_node.output[0]], name=n.name or y_node.name)
         drop.update(id(k) for k in inner if k is not y_node)
-    for n in nodes:   # x / max(sqrt(ReduceSumSquare(x, -1)), tiny): fastmlp's UnitNormalization export
+    for n in nodes:   # x / max(sqrt(ReduceSumSquare(x, -1)), floor): fastmlp's UnitNormalization export
         if n.op_type != "ReduceSumSquare" or id(n) in drop or not _reduces_last_axis(onnx, n, consts):
             continue
-        x = n.input[0]
-        root = only_reader(n.output[0], "Sqrt")
-        if root is None:
+        x, inner, value, form, limit = n.input[0], [n], n.output[0], "none", None
+        for op_type, floor_form in (("Max", "squared"), ("Sqrt", None), ("Max", "norm")):
+            step = only_reader(value, op_type)
+            if floor_form is not None:   # sqrt(max(ss, c)) or max(sqrt(ss), c): a floor
+                c = scalar(other(step, value) or "") if step is not None and form == "none" else None
+                if c is None:
+                    continue
+                form, limit = floor_form, c
+            elif step is None:
+                break
+            inner.append(step)
+            value = step.output[0]
+        div = only_reader(value, "Div")
+        if not any(k.op_type == "Sqrt" for k in inner) or div is None or list(div.input) != [x, value]:
             continue
-        inner, norm = [n, root], root.output[0]
-        floor = only_reader(norm, "Max")
-        if floor is not None:
-            c = consts.get(other(floor, norm) or "")
-            if c is None or c.size != 1 or not 0 <= float(c.reshape(-1)[0]) <= 1e-6:
-                continue
-            inner.append(floor)
-            norm = floor.output[0]
-        div = only_reader(norm, "Div")
-        if div is None or list(div.input) != [x, norm]:
-            continue
-        replace[id(div)] = onnx.helper.make_node("LpNormalization", [x], [div.output[0]], name=div.name or n.name,
-                                                 axis=-1, p=2)
+        replace[id(div)] = onnx.helper.make_node("_FastmlpL2Norm", [x], [div.output[0]], name=div.name or n.name,
+                                                 form=form, **({} if limit is None else {"limit": limit}))
         drop.update(id(k) for k in inner)
     for n in nodes:
         if n.op_type == "MatMulInteger":
