@@ -278,6 +278,27 @@ def test_the_cli_style_model_imports_its_normalization_as_a_per_feature_affine_l
     np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), **TOL)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: L.Normalization(mean=np.arange(5.0), variance=np.arange(1.0, 6.0)),
+    lambda: L.Normalization(mean=np.arange(5.0), variance=np.arange(1.0, 6.0), invert=True),
+    lambda: L.Rescaling(0.5, offset=1.0),
+    lambda: L.Rescaling(np.arange(1.0, 21.0).reshape(4, 5), offset=-2.0),
+], ids=["normalization", "normalization_inverted", "rescaling", "rescaling_per_position"])
+def test_normalization_and_rescaling_of_samples_of_more_axes_round_trip(onnx, ort, tmp_path, make):
+    """On (samples, 4, 5) data the per-feature affine map imports as a Rescaling (fastmlp's
+    BatchNormalization takes (samples, features) data)."""
+    inp = fastmlp.Input(shape=(4, 5), name="x")
+    model = fastmlp.Model(inp, L.Dense(2, name="y")(L.Flatten()(make()(inp))))
+    path = str(tmp_path / "m.onnx")
+    model.export(path, format="onnx", verbose=False)
+    back = fastmlp.models.load_model(path)
+    assert kinds(back)[1:] == ["Rescaling", "Flatten", "Dense"]
+    x = numbers(4, 5)
+    want = run_ort(ort, onnx.load(path), {"x": x})[0]
+    np.testing.assert_allclose(back.predict(x, verbose=0), want, **TOL)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, **TOL)
+
+
 def graph(onnx, nodes, inputs, output, inits=(), opset=18):
     h, T = onnx.helper, onnx.TensorProto
     g = h.make_graph(nodes, "g", [h.make_tensor_value_info(n, t, ["b"] + list(s)) for n, t, s in inputs],

@@ -60,19 +60,26 @@ class _Dense(_Pending):
 
 
 class _Affine(_Pending):
-    """``x * scale + shift`` per feature (a chain of Add/Sub/Mul/Div by constants, as
-    Keras writes an inference BatchNormalization): a BatchNormalization layer with
-    zero mean and unit variance."""
+    """``x * scale + shift`` with constants that broadcast to the sample (a chain of Add/Sub/Mul/Div
+    by constants, as Keras writes an inference BatchNormalization and fastmlp a Normalization or
+    Rescaling): a BatchNormalization layer with zero mean and unit variance on (samples, features)
+    data, a Rescaling on samples of more axes."""
     __slots__ = ("x", "scale", "shift", "node_name", "tensor")
 
     def __init__(self, x, node_name):
-        n = x.shape[1]
-        self.x, self.scale, self.shift, self.node_name = x, np.ones(n), np.zeros(n), node_name
+        sample = tuple(x.shape[1:])
+        self.x, self.scale, self.shift, self.node_name = x, np.ones(sample), np.zeros(sample), node_name
         self.tensor = None
 
     def make(self, g):
+        name = g.name(self.node_name or "affine")
+        if len(self.x.shape) > 2:   # one value per feature where the constants repeat along the other axes
+            n = self.scale.shape[-1]
+            scale, shift = (a[0] if np.all(a == a[0]) else a.reshape(self.scale.shape)
+                            for a in (self.scale.reshape(-1, n), self.shift.reshape(-1, n)))
+            return g.layers.Rescaling(scale, offset=shift, name=name, dtype=g.dtype)(self.x)
         # epsilon is tiny so that sqrt(1 + epsilon) is 1 in float32 and within 1e-12 of it in float64
-        layer = g.layers.BatchNormalization(epsilon=1e-12, name=g.name(self.node_name or "affine"), dtype=g.dtype)
+        layer = g.layers.BatchNormalization(epsilon=1e-12, name=name, dtype=g.dtype)
         n = len(self.scale)
         g.weights.append((layer, [self.scale, self.shift, np.zeros(n), np.ones(n)]))
         return layer(self.x)
@@ -357,13 +364,13 @@ def _affine(g, node, ins):
         return dense
     affine = g.foldable(name, (_Affine,))
     if affine is None:
-        x = g.tensor(name, node)
-        if len(x.shape) != 2:
-            raise ValueError(f"{_where(node)}: {op} with a constant is supported on (samples, features) data; "
-                             f"{name!r} has shape {tuple(x.shape)}")
-        affine = _Affine(x, node.name)
-    n = len(affine.scale)
-    scale, shift = _bias(node, scale, n), _bias(node, shift, n)
+        affine = _Affine(g.tensor(name, node), node.name)
+    sample = affine.scale.shape
+    try:   # (a constant with a batch axis of 1 broadcasts too)
+        scale, shift = (np.broadcast_to(a, (1,) + sample).reshape(sample) for a in (scale, shift))
+    except ValueError:
+        raise ValueError(f"{_where(node)}: a constant of shape {c.shape} does not broadcast to the sample shape "
+                         f"{sample} of {name!r}") from None
     affine.scale, affine.shift = affine.scale * scale, affine.shift * scale + shift
     return affine
 
