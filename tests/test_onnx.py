@@ -201,7 +201,7 @@ def test_float64_model_exports_float32_graph(onnx, ort):
 
 def test_input_signature_fixes_the_batch_axis(onnx, ort):
     model = fastmlp.Sequential([fastmlp.Input(shape=(3,)), layers.Dense(2)])
-    proto = onnx_io.to_onnx(model, input_signature=[fastmlp.Input(batch_shape=(7, 3))])
+    proto = onnx_io.to_onnx(model, input_signature=[fastmlp.InputSpec(shape=(7, 3))])
     onnx.checker.check_model(proto, full_check=True)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 7
     assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 7
@@ -209,6 +209,32 @@ def test_input_signature_fixes_the_batch_axis(onnx, ort):
         onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(4,))])
     with pytest.raises(ValueError, match="1 input"):
         onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(3,)), fastmlp.Input(shape=(3,))])
+
+
+def test_tensors_in_an_input_signature_give_a_dynamic_batch_axis_and_their_dtype(onnx, ort, tmp_path):
+    """As Keras's make_input_spec: a tensor (a torch tensor, fastmlp.Input, keras.Input) gives
+    (None,) + its shape[1:] and its dtype (torch.float32 is float32)."""
+    torch = pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    from keras.src.export.export_utils import make_input_spec
+    model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(3)])
+    path = tmp_path / "m.onnx"
+    for spec, onnx_type in [(torch.zeros(4, 6), "FLOAT"), (torch.zeros(4, 6, dtype=torch.float64), "DOUBLE"),
+                            (fastmlp.Input(shape=(6,), batch_size=4), "FLOAT"),
+                            (keras.Input(shape=(6,), batch_size=4), "FLOAT"), (np.zeros((4, 6)), "DOUBLE")]:
+        model.export(path, format="onnx", input_signature=[spec], verbose=False)
+        proto = onnx.load(path)
+        onnx.checker.check_model(proto, full_check=True)
+        t = proto.graph.input[0].type.tensor_type
+        assert [d.dim_param or d.dim_value for d in t.shape.dim] == ["batch", 6]
+        assert onnx.TensorProto.DataType.Name(t.elem_type) == onnx_type
+        if not isinstance(spec, (np.ndarray, fastmlp.layers.base.KerasTensor)):
+            assert make_input_spec(spec).shape == (None, 6)
+        x = data(6)
+        np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x.astype(
+            np.float64 if onnx_type == "DOUBLE" else np.float32)})[0], model.predict(x, verbose=0), **TOL)
+    with pytest.raises(ValueError, match="has dtype float16$"):
+        model.export(path, format="onnx", input_signature=[torch.zeros(4, 6, dtype=torch.float16)])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -488,10 +488,38 @@ def _input_dtype(t):
     return dt if dt.kind in "iu" else np.dtype(np.float32)
 
 
+def _spec_dtype(dtype):
+    """A spec's dtype by name, as Keras's ``standardize_dtype`` gives it: "float32" for
+    ``np.float32``, ``"float32"``, ``torch.float32`` or ``tf.float32``; None for None."""
+    if dtype is None:
+        return None
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        pass
+    name = getattr(dtype, "name", None)   # (tf.DType)
+    if isinstance(name, str):
+        return name
+    text = str(dtype)
+    return text.split(".")[-1] if text.startswith(("torch.", "jax.numpy.")) else text
+
+
+def _is_tensor(spec):
+    """Whether ``spec`` is a tensor rather than a spec: a symbolic one (``fastmlp.Input``,
+    ``keras.Input``) or one holding values (a NumPy array, a torch, TensorFlow or JAX tensor)."""
+    from ..layers.base import KerasTensor
+    if isinstance(spec, (KerasTensor, np.ndarray)) or type(spec).__name__ == "KerasTensor":
+        return True
+    return type(spec).__module__.partition(".")[0] in ("torch", "tensorflow", "jax", "jaxlib") and \
+        "Spec" not in type(spec).__name__
+
+
 def _signature_shapes(model, input_signature):
     """The batch dimension (None: dynamic) and the ONNX dtype of each input, from ``input_signature``:
     float32 for float inputs, the declared integer dtype for integer inputs (a spec may name
-    another integer dtype)."""
+    another integer dtype).  As Keras's ``make_input_spec``, a spec (``InputSpec``) gives its
+    shape as it is and a tensor (``fastmlp.Input``, a torch tensor, an array) its shape with a
+    dynamic batch axis; each gives its dtype (``torch.float32`` is float32)."""
     n = len(model.inputs)
     dtypes = [_input_dtype(t) for t in model.inputs]
     if input_signature is None:
@@ -516,25 +544,24 @@ def _signature_shapes(model, input_signature):
         except (TypeError, ValueError):
             raise ValueError(f"input_signature: the spec for input {name!r} needs a shape; received {spec!r}") \
                 from None
+        if _is_tensor(spec) and shape:
+            shape = (None,) + shape[1:]
         if shape[1:] != tuple(t.shape[1:]) or (shape and shape[0] is not None and shape[0] <= 0):
             raise ValueError(f"input_signature: input {name!r} has shape {(None,) + tuple(t.shape[1:])}; the "
                              f"signature gives {shape} (only the batch axis may differ: None or a positive size)")
         dtype = getattr(spec, "dtype", None)
-        try:
-            dtype_name = None if dtype is None else str(np.dtype(dtype))
-        except TypeError:
-            dtype_name = str(dtype)
+        dtype_name = _spec_dtype(dtype)
         if dtypes[i].kind in "iu":
             if dtype_name is not None:
                 if dtype_name not in _INT_NAMES:
                     raise ValueError(f"input_signature: input {name!r} holds {dtypes[i]} ids; the spec must give "
-                                     f"an integer dtype (or none); received dtype {dtype!r}")
+                                     f"an integer dtype (or none); received dtype {dtype_name}")
                 dtypes[i] = np.dtype(dtype_name)
         elif dtype_name == "float64":   # a float64 input, cast to the graph's float32 at once
             dtypes[i] = np.dtype(np.float64)
         elif dtype_name not in (None, "float32"):
             raise ValueError(f"input_signature: fastmlp's ONNX graphs take float32 or float64 inputs; input "
-                             f"{name!r} has dtype {dtype!r}")
+                             f"{name!r} has dtype {dtype_name}")
         batches.append(shape[0])
     return batches, dtypes
 
