@@ -664,6 +664,15 @@ HAND_GRAPHS = {
         {"q": RNG.integers(-100, 100, size=(4, 3)).astype(np.int8), "scale": np.array([[0.01, 0.02, 0.03],
                                                                                       [0.04, 0.05, 0.06]]),
          "zero": np.array([[1, -5, 10], [3, 0, -2]], np.int8), "B": B}, opset=21),
+    "flatten_of_a_constant_to_one_column": lambda onnx: make_model(   # axis == rank: shape (4, 1)
+        onnx, [node("Flatten", ["w"], ["W1"], axis=1), node("MatMul", ["x", "W1"], ["y"])], {"w": W[:, 0]}),
+    "flatten_last_axis_of_features": lambda onnx: make_model(   # axis=-1 of (samples, features): axis 1
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("Flatten", ["h"], ["y"], axis=-1)], {"W": W, "B": B}),
+    "clip_at_zero_and_infinity": clip(0, np.inf),
+    "batch_normalization_epsilon_0": lambda onnx: make_model(
+        onnx, [node("Gemm", ["x", "W", "B"], ["h"]), node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"],
+                                                          epsilon=0.0)],
+        {"W": W, "B": B, "s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
     "constant_node_weights": lambda onnx: make_model(
         onnx, [node("Constant", [], ["Wc"], value=onnx.numpy_helper.from_array(W, "Wc")),
                node("Transpose", ["Wc"], ["Wt"], perm=[1, 0]), node("Gemm", ["x", "Wt"], ["y"], transB=1)], {}),
@@ -730,6 +739,8 @@ def bad(onnx, nodes, inits=None, **kwargs):
     ("clip_below_zero", "Clip"),
     ("constant_divided_by_data", "supported as"),
     ("training_batch_normalization", "training_mode"),
+    ("batch_normalization_epsilon_0_variance_0", "epsilon=0.0 with a variance of 0"),
+    ("flatten_to_one_column", r"axis=2 on a rank-2 input"),
     ("integer_input", "float32 or float64"),
     ("unknown_feature_size", "fixed size"),
     ("custom_domain", "domain 'com.example'"),
@@ -773,6 +784,10 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         "training_batch_normalization": lambda: bad(
             onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], training_mode=1)],
             {"s": BN[0], "b": BN[1], "m": BN[2], "v": BN[3]}),
+        "batch_normalization_epsilon_0_variance_0": lambda: bad(
+            onnx, [gemm, node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], epsilon=0.0)],
+            {"s": BN[0], "b": BN[1], "m": BN[2], "v": np.array([1.0, 0.0, 2.0])}),
+        "flatten_to_one_column": lambda: bad(onnx, [gemm, node("Flatten", ["h"], ["y"], axis=2)]),
         "integer_input": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], elem=7),
         "unknown_feature_size": lambda: bad(onnx, [gemm, node("Relu", ["h"], ["y"])], inputs=(("x", ["F"]),)),
         "custom_domain": lambda: bad(onnx, [gemm, h.make_node("Swish", ["h"], ["y"], domain="com.example")]),

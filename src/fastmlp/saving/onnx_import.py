@@ -483,7 +483,7 @@ def _clip(g, node, at):
     if low != 0.0 or high == "many" or (high is not None and not high > 0):
         raise ValueError(f"{_where(node)}: fastmlp imports Clip(x, 0, max) (a capped ReLU) only; this node has "
                          f"min={low}, max={high}")
-    if high is None:
+    if high is None or high == np.inf:
         return "relu", None
     if high == 6.0:
         return "relu6", None
@@ -498,6 +498,15 @@ def _batch_normalization(g, node, at):
     x = g.tensor(node.input[0], node)
     params = [g.const(n, node, what) for n, what in zip(node.input[1:5], ("scale", "bias", "mean", "variance"))]
     eps = float(at.get("epsilon", 1e-5))
+    if not eps > 0 and len(x.shape) == 2:   # (fastmlp's layer needs epsilon > 0): the affine map it computes
+        gamma, beta, mean, var = (_bias(node, a, int(x.shape[1])) for a in params)
+        if not np.all(var + eps > 0):
+            raise ValueError(f"{_where(node)}: epsilon={eps} with a variance of {np.min(var):g} divides by zero or "
+                             f"takes the root of a negative number")
+        affine = _Affine(x, node.name)
+        affine.scale = gamma / np.sqrt(var + eps)
+        affine.shift = beta - mean * affine.scale
+        return affine
     return g.layer(g.layers.BatchNormalization, node, x, params, epsilon=eps,
                    momentum=float(at.get("momentum", 0.9)))
 
@@ -628,14 +637,17 @@ def _cast(g, node, at):
 
 
 def _flatten(g, node, at):
+    axis = int(at.get("axis", 1))
     if g.is_const(node.input[0]):
         a = g.const(node.input[0], node, "input")
-        axis = at.get("axis", 1) % max(a.ndim, 1)
-        return _Const(a.reshape(int(np.prod(a.shape[:axis])), -1))
+        if not -a.ndim <= axis <= a.ndim:
+            raise ValueError(f"{_where(node)}: axis={axis} is out of range for a rank-{a.ndim} input")
+        axis += a.ndim if axis < 0 else 0
+        return _Const(a.reshape(int(np.prod(a.shape[:axis])), int(np.prod(a.shape[axis:]))))
     x = g.tensor(node.input[0], node)
-    if at.get("axis", 1) != 1:
+    if axis not in (1, 1 - len(x.shape)):   # (axis=-1 of a 2-D input is axis 1)
         raise ValueError(f"{_where(node)}: fastmlp flattens each sample (axis=1); this node has "
-                         f"axis={at.get('axis')}")
+                         f"axis={axis} on a rank-{len(x.shape)} input")
     if len(x.shape) == 2:
         return x
     return g.layer(g.layers.Flatten, node, x)
