@@ -715,6 +715,19 @@ def test_two_inputs_two_outputs_and_pass_through_outputs(onnx, ort):
         np.testing.assert_allclose(g, w, **TOL)
 
 
+def test_inputs_keep_their_names_and_outputs_get_distinct_ones(onnx, ort):
+    """An input that is also an output stays "x" (its output gets a layer of its own, "x_1");
+    outputs "y/1" and "y_1" (one name once '/' is '_') become "y_1" and "y_1_1"."""
+    proto = make_model(onnx, [node("Gemm", ["x", "W"], ["y/1"]), node("Relu", ["x"], ["y_1"])], {"W": W},
+                       outputs=("y/1", "x", "y_1"))
+    onnx.checker.check_model(proto, full_check=True)
+    model = onnx_io.from_onnx(proto)
+    assert model.input_names == ["x"] and model.output_names == ["y_1", "x_1", "y_1_1"]
+    x = data(4)
+    for g, w in zip(model.predict({"x": x}, verbose=0), run_ort(ort, proto, {"x": x})):
+        np.testing.assert_allclose(g, w, **TOL)
+
+
 # =========================================================================== import: errors
 def bad(onnx, nodes, inits=None, **kwargs):
     return make_model(onnx, nodes, {"W": W, "B": B, **(inits or {})}, **kwargs)

@@ -1151,9 +1151,8 @@ def from_onnx(proto, verify=True):
     Model = model_class("Functional")
     graph = proto.graph
     g = _Graph(onnx, proto)
-    for name in g.outputs:   # outputs' names are kept for the layers that compute them
-        g.used_names.add(name.replace("/", "_").strip("_") or "output")
-    inputs = _inputs(g, graph)
+    inputs = _inputs(g, graph)   # the inputs keep their names; then the outputs' names are kept for the layers
+    output_names = [g.name(name or "output") for name in g.outputs]   # that compute them, made distinct
     consts = {k: v.value for k, v in g.values.items() if isinstance(v, _Const)}
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
@@ -1180,8 +1179,7 @@ def from_onnx(proto, verify=True):
             raise ValueError(f"{_where(node)}: {e}") from None
 
     outputs, named = [], set()
-    for name in g.outputs:
-        want = name.replace("/", "_").strip("_") or "output"
+    for name, want in zip(g.outputs, output_names):
         if isinstance(g.values.get(name), _Const):
             raise ValueError(f"ONNX output {name!r} is a constant; fastmlp models compute their outputs")
         t = g.tensor(name, None) if name in g.values else None
