@@ -17,6 +17,14 @@ record and the ONNX names of its inputs, and returns the name of its output.
 A ``BatchNormalization`` whose input is a linear ``Dense`` that feeds nothing
 else is folded into that Dense's kernel and bias; any other BatchNormalization
 is ONNX's ``BatchNormalization`` operator.
+
+An int8 Dense is written as int8 inference runs it, and onnxruntime computes
+predict's outputs bit for bit when the activations before int8 layers are
+linear, relu (capped or not) or leaky_relu.  After any other activation
+onnxruntime's (Sigmoid, Tanh, Erf, Exp, ...) may differ from fastmlp's by an
+ulp, which can round some of the next int8 layer's inputs to the neighbouring
+int8 value: the outputs then differ by up to about one quantization step per
+such layer (tests/test_onnx.py measures it).
 """
 import math
 import os
@@ -583,7 +591,9 @@ def to_onnx(model, input_signature=None, opset_version=None, dtype=None):
 
     ``dtype=None`` writes each Dense layer as the model runs it: an int8 layer
     (``model.quantize("int8")``, an int8 file) as its int8 kernel times its input
-    quantized per row (``MatMulInteger``, exact int32 sums), a ``mixed_bfloat16``
+    quantized per row (``MatMulInteger``, exact int32 sums; bit-exact with predict
+    after linear and relu-like activations, within about one quantization step per
+    layer after others: see the module's docstring), a ``mixed_bfloat16``
     layer with its input and kernel rounded to bfloat16, any other in float32.
     ``dtype="int8"`` writes every Dense layer as int8, its kernel quantized per
     output unit as ``model.save(..., dtype="int8")`` does: the graph computes what
