@@ -857,6 +857,19 @@ def test_unsupported_graphs_are_refused_naming_the_problem(onnx, case, message):
         onnx_io.from_onnx(proto, verify=case != "custom_domain")
 
 
+def test_a_sparse_initializer_is_refused_as_such(onnx, ort):
+    h = onnx.helper
+    proto = make_model(onnx, [node("Gemm", ["x", "Ws", "B"], ["y"], name="g")], {"B": B})
+    values = onnx.numpy_helper.from_array(np.array([1.0, -2.0], np.float32), "Ws")
+    proto.graph.sparse_initializer.append(h.make_sparse_tensor(values, onnx.numpy_helper.from_array(
+        np.array([0, 5], np.int64), "Ws_indices"), [4, 3]))
+    onnx.checker.check_model(proto)
+    x = data(4)
+    assert run_ort(ort, proto, {"x": x})[0].shape == (ROWS, 3)
+    with pytest.raises(ValueError, match=r"'g' \(Gemm\): its weight \(B\) \('Ws'\) is a sparse initializer"):
+        onnx_io.from_onnx(proto)
+
+
 def test_weights_in_an_external_data_file_load_and_a_missing_one_is_a_clear_error(onnx, tmp_path):
     proto = HAND_GRAPHS["matmul_add"](onnx)
     x = data(4)

@@ -126,6 +126,7 @@ class _Graph:
         self.values = {}
         for init in graph.initializer:
             self.values[init.name] = _Const(onnx.numpy_helper.to_array(init))
+        self.sparse = {init.values.name for init in graph.sparse_initializer}
         self.outputs = [o.name for o in graph.output]
         self.used_names = set()
         self.weights = []   # (layer, [arrays]) set once the model exists
@@ -146,6 +147,9 @@ class _Graph:
     def const(self, name, node, what):
         """The constant value ``name`` (an input of ``node``), or a ValueError."""
         v = self.values.get(name)
+        if v is None and name in self.sparse:
+            raise ValueError(f"{_where(node)}: its {what} ({name!r}) is a sparse initializer, which fastmlp's "
+                             f"importer does not support; store it as a dense initializer")
         if not isinstance(v, _Const):
             raise ValueError(f"{_where(node)}: its {what} ({name!r}) must be a constant (an initializer); "
                              f"fastmlp imports weights, not computed {what}s")
@@ -157,6 +161,9 @@ class _Graph:
     def tensor(self, name, node):
         """The fastmlp tensor of value ``name``, making a pending Dense into a layer."""
         v = self.values.get(name)
+        if v is None and name in self.sparse:
+            raise ValueError(f"{_where(node)} reads {name!r}, a sparse initializer, which fastmlp's importer does "
+                             f"not support")
         if v is None:
             raise ValueError(f"{_where(node)} reads {name!r}, which no earlier node, input or initializer "
                              f"defines")
