@@ -352,6 +352,31 @@ def test_keras_loads_fastmlp_s_h5_of_a_sequential_holding_a_functional_model(tmp
                                   m.predict(x, verbose=0))
 
 
+def _my_mae(y_true, y_pred):   # (NumPy arrays in fastmlp, torch tensors in Keras)
+    mod = fastmlp.ops if isinstance(y_true, np.ndarray) else keras.ops
+    return mod.mean(mod.abs(y_true - y_pred), axis=-1)
+
+
+@pytest.mark.parametrize("writer", ["keras", "fastmlp"])
+def test_a_metric_function_of_the_user_is_restored_through_custom_objects_both_ways(tmp_path, writer):
+    """compile(metrics=[fn]): Keras writes the function by name and finds it again in custom_objects;
+    so does fastmlp, for a file either wrote, with Keras's values."""
+    x, _ = _data()
+    y = np.random.default_rng(1).normal(size=(len(x), 3)).astype(np.float32)
+    lib = keras if writer == "keras" else fastmlp
+    m = lib.Sequential([lib.Input(shape=(6,)), lib.layers.Dense(3)])
+    m.compile(optimizer="adam", loss="mse", metrics=[_my_mae])
+    m.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    m.save(tmp_path / "m.keras")
+    want = m.evaluate(x, y, verbose=0, return_dict=True)
+    for load in (keras.models.load_model, fastmlp.load_model):
+        got = load(tmp_path / "m.keras", custom_objects={"_my_mae": _my_mae}).evaluate(x, y, verbose=0, return_dict=True)
+        assert sorted(got) == ["_my_mae", "loss"]
+        np.testing.assert_allclose([got["loss"], got["_my_mae"]], [want["loss"], want["_my_mae"]], rtol=1e-5)
+    with pytest.raises(fastmlp.FormatError, match=r"custom_objects=\{'_my_mae': function\}"):
+        fastmlp.load_model(tmp_path / "m.keras")
+
+
 def test_a_frozen_nested_model_loads_frozen_in_keras(tmp_path):
     x, y = _data()
     base = fastmlp.Sequential([fastmlp.Input(shape=(6,)), fastmlp.layers.Dense(8, activation="relu")], name="base")

@@ -17,6 +17,7 @@ import functools
 import inspect
 
 from .. import initializers, losses, metrics, optimizers, regularizers
+from .._serialization import get_registered_object
 from ..layers import registry
 from ..layers.input_layer import _INT_DTYPES
 from ..optimizers import schedules
@@ -389,9 +390,16 @@ def _function_name(entry, family, names):
     if not (isinstance(entry, dict) and entry.get("class_name") == "function"):
         return None
     name = entry.get("config")
+    if family == "metric" and isinstance(name, str) and name not in names:
+        fn = get_registered_object(entry.get("registered_name") if entry.get("registered_name") not in
+                                   (None, "function") else name)
+        if callable(fn):   # a user's function, known through custom_objects or registration (as in Keras)
+            return fn
     if not isinstance(name, str) or name not in names:
         raise KerasConfigError(f"the compile config: the {family} function {name!r:.60} is not one of Keras's "
-                               f"built-in {family} functions fastmlp implements (a custom function?)")
+                               f"built-in {family} functions fastmlp implements" +
+                               (f" (a function of yours: load_model(..., custom_objects={{{name!r}: function}}))"
+                                if family == "metric" else " (a custom function?)"))
     return name
 
 
@@ -437,6 +445,16 @@ def _wrapped_function_metric(entry):
         return None
     config = entry.get("config")
     fn = config.get("fn") if isinstance(config, dict) else None
+    if isinstance(fn, dict) and fn.get("class_name") == "function":   # Keras 3: a function serialized
+        fn = _function_name(fn, "metric", metrics.ALL_METRICS)
+        if callable(fn):
+            extra = {k: v for k, v in config.items() if k not in ("fn", "name", "dtype")}
+            return metrics.MeanMetricWrapper(fn, name=config.get("name"), **extra)
+    elif isinstance(fn, str) and "." in fn:   # fastmlp before 2026-12: "module.function"
+        found = get_registered_object(fn.rsplit(".", 1)[-1])
+        if callable(found):
+            extra = {k: v for k, v in config.items() if k not in ("fn", "name", "dtype")}
+            return metrics.MeanMetricWrapper(found, name=config.get("name"), **extra)
     by_name = {f.__name__: cls for f, cls in metrics._FUNCTION_CLASSES.items()}
     if not isinstance(fn, str) or fn not in by_name:
         return None
@@ -482,7 +500,18 @@ def compile_config_to_keras(model):
         return _keras_object(v, "keras.losses")
 
     def metric(m):
-        return [metric(x) for x in m] if isinstance(m, list) else _keras_object(m, "keras.metrics")
+        if isinstance(m, list):
+            return [metric(x) for x in m]
+        out = _keras_object(m, "keras.metrics")
+        fn = (out.get("config") or {}).get("fn") if isinstance(out, dict) else None
+        if isinstance(fn, str) and out.get("class_name") == "MeanMetricWrapper":
+            # a Python function: Keras serializes it by name, found again in custom_objects at load
+            name = fn.rsplit(".", 1)[-1]
+            fn = {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+            if out["config"].get("name") == name and set(out["config"]) <= {"name", "dtype", "fn"}:
+                return fn   # (compile(metrics=[fn]), as Keras writes it; Keras cannot read a wrapper named so)
+            out = {**out, "config": {**out["config"], "fn": fn}}
+        return out
     return {"optimizer": {"module": "keras.optimizers", "class_name": opt["class_name"], "config": config,
                           "registered_name": None},
             "loss": _structure(cc["loss"], loss),

@@ -736,8 +736,7 @@ def _require_built(model):
         raise ValueError(f"Model {model.name!r} is not built yet, so it has no weights to save: "
                          f"build it (give it an input shape) or call it on data first")
     model._ensure_attached()
-    from ..models import quantization
-    int8 = [layer.name for layer in quantization.int8_layers(model)]
+    int8 = [layer.name for _, layer in _walk(model) if getattr(layer, "_int8", None) is not None]
     if int8:   # (written as float, Keras would load another model than the one that runs here)
         raise NotImplementedError(f"fastmlp writes Keras files of float models; the Dense layers {int8} of model "
                                   f"{model.name!r} are int8 (quantize). Save it as fastmlp's own file "
