@@ -99,12 +99,12 @@ def test_the_index_finds_what_h5py_finds_in_keras_files(name):
     assert index.members("no/such/group") is None and index.dataset("layers/nothing") is None
 
 
-def _copy(members, libver, chunks):
+def _copy(members, libver, chunks, compression="gzip"):
     buf = io.BytesIO()
     with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as f, h5py.File(buf, "w", libver=libver) as g:
         def copy(path, obj):
             if isinstance(obj, h5py.Dataset):
-                kw = {"chunks": True, "compression": "gzip"} if chunks and obj.ndim else {}
+                kw = {"chunks": True, "compression": compression} if chunks and obj.ndim else {}
                 g.create_dataset(path, data=obj[()], **kw)
             else:
                 g.require_group(path)
@@ -115,16 +115,21 @@ def _copy(members, libver, chunks):
 @pytest.mark.parametrize("verify", [True, False])
 def test_files_of_h5pys_newest_layout_go_through_h5py(tmp_path, verify):
     """A weights file h5py wrote with libver='latest' (another superblock, link messages): the
-    index steps aside at the superblock and h5py reads it, to the same weights."""
+    index steps aside at the superblock and h5py reads it, to the same weights: contiguous or
+    chunked datasets; a compressed one is refused (Keras never writes one, and HDF5's inflation
+    of a chunk is not bounded by the chunk's size)."""
     m = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
     members = _members("seq_adam")
-    data = _copy(members, "latest", chunks=True)
-    with pytest.raises(h5index.Unsupported):
-        h5index.H5Index(data)
-    loaded = _load(tmp_path, _zip({**members, "model.weights.h5": data}), "keras", verify)
-    assert not isinstance(loaded, Exception), loaded
-    for a, b in zip(loaded.get_weights(), m.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    for chunks in (False, True):
+        data = _copy(members, "latest", chunks=chunks, compression=None)
+        with pytest.raises(h5index.Unsupported):
+            h5index.H5Index(data)
+        loaded = _load(tmp_path, _zip({**members, "model.weights.h5": data}), "keras", verify)
+        assert not isinstance(loaded, Exception), loaded
+        for a, b in zip(loaded.get_weights(), m.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    e = _load(tmp_path, _zip({**members, "model.weights.h5": _copy(members, "latest", chunks=True)}), "keras", verify)
+    assert isinstance(e, fastmlp.FormatError) and "compressed or filtered" in str(e)
 
 
 @pytest.mark.parametrize("verify", [True, False])
@@ -424,3 +429,81 @@ def test_without_verify_a_load_reads_the_structure_and_weights_not_the_slots(tmp
     checked.fit(x, y, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(lazy.get_weights(), checked.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def _latest_with(members, path, make):
+    """The weights member in h5py's newest layout with the dataset ``path`` made by ``make(g, path,
+    original)`` instead of copied."""
+    buf = io.BytesIO()
+    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as f, h5py.File(buf, "w", libver="latest") as g:
+        def copy(name, obj):
+            if isinstance(obj, h5py.Group):
+                g.require_group(name)
+            elif name == path:
+                make(g, name, obj[()])
+            else:
+                g.create_dataset(name, data=obj[()])
+        f.visititems(copy)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", ["external_file", "external_fifo", "virtual", "gzip_bomb", "never_written"])
+@pytest.mark.parametrize("how", ["load_model", "load_weights"])
+def test_datasets_whose_values_hdf5_would_fetch_elsewhere_or_unboundedly_are_refused(tmp_path, case, how):
+    """Read through h5py (the newest layout), a dataset must hold its values in the file's own bytes:
+    external storage read any file on the machine into the weights (or blocked forever on a FIFO),
+    a virtual dataset crashed the process, a compressed chunk inflated 1000x the file, and a
+    dataset never written reads as fill values."""
+    members = _members("seq_adam")
+    target = "layers/dense/vars/0"
+    model = fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+    before = [w.copy() for w in model.get_weights()]
+
+    def make(g, name, value):
+        if case == "external_file":
+            secret = tmp_path / "secret.bin"
+            secret.write_bytes(np.arange(value.size, dtype=value.dtype).tobytes())
+            g.create_dataset(name, shape=value.shape, dtype=value.dtype, external=[(str(secret), 0, value.nbytes)])
+        elif case == "external_fifo":
+            fifo = tmp_path / "fifo"
+            os.mkfifo(fifo)
+            g.create_dataset(name, shape=value.shape, dtype=value.dtype, external=[(str(fifo), 0, h5py.h5f.UNLIMITED)])
+        elif case == "virtual":
+            other = tmp_path / "other.h5"
+            with h5py.File(other, "w") as o:
+                o.create_dataset("v", data=value)
+            layout = h5py.VirtualLayout(shape=value.shape, dtype=value.dtype)
+            layout[...] = h5py.VirtualSource(str(other), "v", shape=value.shape)
+            g.create_virtual_dataset(name, layout)
+        elif case == "gzip_bomb":
+            g.create_dataset(name, data=value, chunks=value.shape, compression="gzip")
+        else:
+            g.create_dataset(name, shape=value.shape, dtype=value.dtype)   # (storage never allocated)
+    data = _latest_with(members, target, make)
+    message = {"external_file": "external files", "external_fifo": "external files", "virtual": "virtual dataset",
+               "gzip_bomb": "compressed or filtered", "never_written": "values never written"}[case]
+    if how == "load_model":
+        e = _load(tmp_path, _zip({**members, "model.weights.h5": data}), "keras")
+        assert isinstance(e, fastmlp.FormatError) and message in str(e), e
+    else:
+        (tmp_path / "w.weights.h5").write_bytes(data)
+        with pytest.raises(fastmlp.FormatError, match=message):
+            model.load_weights(tmp_path / "w.weights.h5")
+        for a, b in zip(model.get_weights(), before):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["latest", "user_block"])
+def test_a_legacy_file_the_index_does_not_follow_is_refused_not_handed_to_hdf5(tmp_path, layout):
+    """A legacy .h5's attributes (model_config, ...) are variable-length strings HDF5 reads from
+    its global heap, where one damaged size byte made it spin forever: a legacy file in a layout
+    the index does not follow is refused, naming the layout."""
+    src = h5py.File(os.path.join(DATA, "seq_adam.h5"), "r")
+    kw = {"libver": "latest"} if layout == "latest" else {"userblock_size": 512}
+    with h5py.File(tmp_path / "m.h5", "w", **kw) as dst:
+        for key in src:
+            src.copy(key, dst)
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+    with pytest.raises(fastmlp.FormatError, match="h5py's newest layout, or a user block"):
+        fastmlp.load_model(tmp_path / "m.h5")

@@ -535,7 +535,7 @@ class _H5Image:
 
     def _unfollowed(self, e):
         raise h5index.Damaged(f"{e}: the file is damaged, or uses HDF5 features fastmlp reads only in "
-                              f"files of h5py's newest layout (chunked or compressed datasets, links) -- "
+                              f"files of h5py's newest layout (chunked datasets, links) -- "
                               f"save it again with Keras, or with h5py's libver='latest'") from None
 
     def members(self, path):
@@ -543,7 +543,7 @@ class _H5Image:
         ok, found = self._indexed(h5index.H5Index.members, path)
         if ok:
             return None if found is None else sorted(found)
-        g = self.file.get(path)
+        g = self.file.get(path or "/")
         return sorted(g.keys()) if isinstance(g, _h5py().Group) else None
 
     def __contains__(self, path):
@@ -570,6 +570,7 @@ class _H5Image:
             _fail(f"{self.where}: the dataset {path!r} is not numeric ({dtype})")
         offset = d.get_offset()
         count = int(np.prod(shape, dtype=np.int64))
+        _check_storage(d, path, self.where, self.limit)
         if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
             return _h5_array(self.file[path], self.where, self.limit)
         if offset + count * dtype.itemsize > len(self.data):
@@ -577,16 +578,20 @@ class _H5Image:
         return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
 
     def root(self):
-        """The file's root group for the legacy readers: read through the index when it follows
-        the whole file (groups, datasets and attributes: HDF5's own parser never sees the file),
-        else h5py's (files of h5py's newest layout)."""
-        if self.index is not None:
-            try:
-                self.index.walk()
-            except h5index.Unsupported as e:
-                self._unfollowed(e)
-            return _IndexedGroup(self, "")
-        return self.file
+        """The file's root group for the legacy readers, read through the index (groups,
+        datasets and attributes: HDF5's own parser never sees the file).  A legacy file in
+        another layout (h5py's newest, or one with a user block) is refused: its attributes
+        would go to HDF5, which spins forever on a damaged string in them."""
+        if self.index is None:
+            _fail(f"{self.where}: fastmlp reads legacy Keras HDF5 files in the layout Keras and TensorFlow "
+                  f"write; this one has another (h5py's newest layout, or a user block), whose attributes "
+                  f"HDF5 cannot be trusted to read when damaged: save it again with Keras or TensorFlow, "
+                  f"or as .keras")
+        try:
+            self.index.walk()
+        except h5index.Unsupported as e:
+            self._unfollowed(e)
+        return _IndexedGroup(self, "")
 
     def count(self, path):
         """How many variables ``<path>/vars`` holds (numbered 0, 1, ...; 0 without a ``vars`` group)."""
@@ -658,7 +663,34 @@ def _h5_array(d, where, limit):
     if limit is not None and d.size > max(limit, 1):
         _fail(f"{where}: the dataset {d.name} declares shape {d.shape}, more than the model's {limit} "
               f"parameters")
+    _check_storage(d.id, d.name, where, limit)
     return d[()]
+
+
+def _check_storage(d, path, where, limit):
+    """Refuse a dataset (an h5py ``DatasetID``) whose values HDF5 would not read from the file's
+    own bytes, or not boundedly: external files (any file on the machine, a FIFO), virtual
+    datasets (which crashed the process), filters (a compressed chunk inflates past its size),
+    and storage that was never written (fill values)."""
+    h5d = _h5py().h5d
+    plist = d.get_create_plist()
+    layout = plist.get_layout()
+    name = path if isinstance(path, str) else str(path)
+    if limit is not None and d.shape and math.prod(d.shape) > max(limit, 1):
+        _fail(f"{where}: the dataset {name} declares shape {d.shape}, more than the model's {limit} "
+              f"parameters")
+    if layout not in (h5d.CONTIGUOUS, h5d.CHUNKED, h5d.COMPACT):
+        _fail(f"{where}: the dataset {name} is a virtual dataset (its values live in other files); "
+              f"Keras writes its weights in the file")
+    if plist.get_external_count():
+        _fail(f"{where}: the dataset {name} keeps its values in external files; Keras writes its weights "
+              f"in the file")
+    if layout == h5d.CHUNKED and plist.get_nfilters():
+        _fail(f"{where}: the dataset {name} is compressed or filtered; fastmlp reads Keras's weights as "
+              f"Keras writes them, unfiltered")
+    if layout != h5d.COMPACT and d.get_storage_size() < math.prod(d.shape) * d.dtype.itemsize:
+        _fail(f"{where}: the dataset {name} holds fewer bytes than its shape {d.shape} needs (values never "
+              f"written)")
 
 
 def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
