@@ -507,3 +507,55 @@ def test_a_legacy_file_the_index_does_not_follow_is_refused_not_handed_to_hdf5(t
             dst.attrs[key] = value
     with pytest.raises(fastmlp.FormatError, match="h5py's newest layout, or a user block"):
         fastmlp.load_model(tmp_path / "m.h5")
+
+
+def _trained_pair(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, 32)
+    fastmlp.utils.set_random_seed(seed)
+    m = fastmlp.Sequential([fastmlp.Input((4,)), fastmlp.layers.Dense(5, activation="relu"),
+                            fastmlp.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    return m
+
+
+@pytest.mark.parametrize("damage", ["negative_iteration", "nan_learning_rate", "slot_shape"])
+def test_a_failed_load_weights_leaves_the_model_and_its_optimizer_as_they_were(tmp_path, damage):
+    """The optimizer's variables are checked with the layers' before anything is written: a
+    damaged one used to fail after every layer had taken the file's weights."""
+    src, m = _trained_pair(1), _trained_pair(2)
+    src.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5", "r+") as f:
+        if damage == "negative_iteration":
+            f["optimizer/vars/0"][()] = -5
+        elif damage == "nan_learning_rate":
+            f["optimizer/vars/1"][()] = np.nan
+        else:
+            del f["optimizer/vars/2"]
+            f.create_dataset("optimizer/vars/2", data=np.zeros((2, 2), "float32"))
+    weights, iterations, lr = [w.copy() for w in m.get_weights()], m.optimizer.iterations, m.optimizer.learning_rate
+    slots = m.optimizer.variables[1].copy()
+    with pytest.raises(fastmlp.FormatError):
+        m.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(m.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert (m.optimizer.iterations, m.optimizer.learning_rate) == (iterations, lr)
+    np.testing.assert_array_equal(m.optimizer.variables[1], slots)
+
+
+def test_a_failed_load_of_a_legacy_weights_file_leaves_every_layer_as_it_was(tmp_path):
+    """Legacy weights files (layer_names, weight_names) are matched layer by layer: all are
+    checked before any is written."""
+    src, m = _trained_pair(1), _trained_pair(2)
+    src.save_weights(tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5", "r+") as f:
+        second = f[f.attrs["layer_names"][1].decode()]
+        name = second.attrs["weight_names"][0].decode()
+        del second[name]
+        second.create_dataset(name, data=np.zeros((3, 5), "float32"))
+    weights = [w.copy() for w in m.get_weights()]
+    with pytest.raises(fastmlp.FormatError, match="shape"):
+        m.load_weights(tmp_path / "w.h5")
+    for a, b in zip(m.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)

@@ -170,15 +170,10 @@ def _checked_layer(layer, arrays, where):
     return specs, arrays
 
 
-def _set_layer(layer, arrays, where):
-    for spec, a in zip(*_checked_layer(layer, arrays, where)):   # all checked before any is written
-        getattr(layer, spec.name)[...] = a
-
-
 def _read_layer(layer, img, path):
     """Read the layer's weights from a file being fetched (``_Fetched``) straight into the
     model's arrays, when the file holds them as the model does (same count, shapes and dtypes;
-    no codec); False, with nothing read, otherwise (``_set_layer`` then copies them, or says
+    no codec); False, with nothing read, otherwise (the caller then checks and copies them, or says
     what is wrong)."""
     if not hasattr(img.fetch, "read_into") or img.index is None or type(layer).__name__ in _WEIGHT_CODECS:
         return False
@@ -311,22 +306,32 @@ def _optimizer_values(model):
 
 def _restore_optimizer(model, count, get, where, lazy=None):
     """Set the optimizer's step count, learning rate and slots from Keras's variable list of
-    ``count`` variables, ``get(i)`` giving the ``i``-th.  The scalars are read now; the slots are
-    read (by ``lazy()``, a fresh ``get``, when given) when the optimizer is first built -- the first
-    training step or a save -- so that a model loaded for inference never reads them."""
+    ``count`` variables, ``get(i)`` giving the ``i``-th (see ``_optimizer_plan``)."""
+    apply = _optimizer_plan(model, count, get, where, lazy)
+    if apply is not None:
+        apply()
+
+
+def _optimizer_plan(model, count, get, where, lazy=None):
+    """What ``_restore_optimizer`` does, checked now: a function that does it (None: nothing to
+    do), so that a file whose optimizer state is damaged changes nothing.  The scalars are read
+    now, and so are the slots without ``lazy``; with it (a fresh ``get``) the slots are read and
+    checked when the optimizer is first built -- the first training step or a save -- so that a
+    model loaded for inference never reads them."""
     opt = model.optimizer
     layout = _optimizer_layout(model)
     if count == 0:
-        return
+        return None
     if count != len(layout):
         if count <= 2:   # Keras saved an optimizer that was never built: its step count only
             layout = layout[:count]
         else:
-            warnings.warn(f"{where}: the optimizer state in the file has {count} variables, the "
-                          f"{type(opt).__name__} of this model has {len(layout)}; the optimizer starts fresh",
-                          stacklevel=4)
-            return
-    slots = []
+            def fresh():
+                warnings.warn(f"{where}: the optimizer state in the file has {count} variables, the "
+                              f"{type(opt).__name__} of this model has {len(layout)}; the optimizer starts fresh",
+                              stacklevel=5)
+            return fresh
+    scalars, slots = {}, []
     for i, (name, key) in enumerate(layout):
         if not isinstance(key, str):
             slots.append((i, name, key))
@@ -335,20 +340,16 @@ def _restore_optimizer(model, count, get, where, lazy=None):
         if key == "iteration":
             if a.size != 1 or a.dtype.kind not in "iu" or int(a.reshape(())) < 0:
                 _fail(f"{where}: the optimizer's iteration count must be a non-negative integer")
-            opt.iterations = int(a.reshape(()))
+            scalars[key] = int(a.reshape(()))
             continue
         if a.size != 1:
             _fail(f"{where}: the optimizer variable #{i} ({name}) must be a scalar; got shape {a.shape}")
         value = float(a.reshape(()))
-        if key == "learning_rate":
-            if np.float32(value) != np.float32(opt.learning_rate):
-                opt.learning_rate = value   # Keras's variable wins over the config (a callback may have set it)
-        else:   # u_product
-            if not 0 <= value <= 1:
-                _fail(f"{where}: Nadam's u_product must lie in [0, 1]; got {value}")
-            opt._u_product = value
-    if not slots:
-        return
+        if key == "learning_rate" and not (math.isfinite(value) and value >= 0):
+            _fail(f"{where}: the optimizer's learning rate must be a finite number >= 0; got {value}")
+        if key == "u_product" and not 0 <= value <= 1:
+            _fail(f"{where}: Nadam's u_product must lie in [0, 1]; got {value}")
+        scalars[key] = value
 
     def segments(get=get):
         out = []
@@ -359,8 +360,20 @@ def _restore_optimizer(model, count, get, where, lazy=None):
                       f"the model's {ref.name} has {tuple(ref.shape)}")
             out.append((opt.slot_names.index(slot), ref.offset, np.asarray(a, dtype=model._dtype)))
         return out
-    opt._defer_slots(model._n_params, model._dtype, (lambda: segments(lazy())) if lazy else segments())
-    opt._owner = id(model)
+    ready = None if lazy or not slots else segments()   # (read now: a damaged value fails before any change)
+
+    def apply():
+        if "iteration" in scalars:
+            opt.iterations = scalars["iteration"]
+        if "learning_rate" in scalars and np.float32(scalars["learning_rate"]) != np.float32(opt.learning_rate):
+            opt.learning_rate = scalars["learning_rate"]   # Keras's variable wins over the config (a callback
+            #                                                 may have set it)
+        if "u_product" in scalars:
+            opt._u_product = scalars["u_product"]
+        if slots:
+            opt._defer_slots(model._n_params, model._dtype, (lambda: segments(lazy())) if lazy else ready)
+            opt._owner = id(model)
+    return apply
 
 
 # ---------------------------------------------------------------------------- Keras 3 weights files
@@ -721,9 +734,7 @@ def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
                 raise
             skipped.append(layer.name)
             warnings.warn(f"Skipping the weights of layer {layer.name!r} (skip_mismatch=True): {e}", stacklevel=4)
-    for layer, (specs, arrays) in checked:   # every layer checked: a mismatch changes nothing
-        for spec, a in zip(specs, arrays):
-            getattr(layer, spec.name)[...] = a
+    restore = None
     if optimizer and model.compiled and "optimizer" in img and skipped:
         warnings.warn(f"{where}: the optimizer's state is not loaded either (skip_mismatch=True skipped layers "
                       f"{skipped})", stacklevel=4)
@@ -734,15 +745,21 @@ def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
             warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has 2 variables "
                           f"whereas the saved optimizer has {count} variables. This is likely because the "
                           f"optimizer has not been called/built yet.", stacklevel=4)
-            return
-        again = img.reopen
+        else:
+            again = img.reopen
 
-        def reopen():   # the slots, read when training starts
-            with _reading(where), again() as other:
-                other.limit = img.limit
-                arrays = other.vars("optimizer")
-            return arrays.__getitem__
-        _restore_optimizer(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where, reopen)
+            def reopen():   # the slots, read when training starts
+                with _reading(where), again() as other:
+                    other.limit = img.limit
+                    arrays = other.vars("optimizer")
+                return arrays.__getitem__
+            restore = _optimizer_plan(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where,
+                                      reopen if not model.optimizer.built else None)
+    for layer, (specs, arrays) in checked:   # all checked, the optimizer's state too: a mismatch changes nothing
+        for spec, a in zip(specs, arrays):
+            getattr(layer, spec.name)[...] = a
+    if restore is not None:
+        restore()
 
 
 def _h5_bytes(write):
@@ -1426,6 +1443,7 @@ def _read_legacy_weights(model, g, where):
     if len(stored) != len(targets):
         _fail(f"{where}: the file holds weights for {len(stored)} layers ({[n for n, _ in stored][:8]}), the "
               f"model has {len(targets)} layers with weights ({[t.name for t in targets][:8]})")
+    writes = []   # (layer, weight name, array): every layer checked before any is written
     for layer, (name, arrays) in zip(targets, stored):
         if getattr(layer, "_is_model", False):
             refs = [ref for ref in layer._plan.weights if not ref.spec.constant]
@@ -1436,9 +1454,12 @@ def _read_legacy_weights(model, g, where):
                 if tuple(a.shape) != ref.shape:
                     _fail(f"{where}: weight {ref.name} has shape {tuple(a.shape)} in the file, the model "
                           f"expects {ref.shape}")
-                getattr(ref.layer, ref.spec.name)[...] = a
+                writes.append((ref.layer, ref.spec.name, a))
         else:
-            _set_layer(layer, arrays, where)
+            specs, arrays = _checked_layer(layer, arrays, where)
+            writes += [(layer, spec.name, a) for spec, a in zip(specs, arrays)]
+    for layer, name, a in writes:
+        getattr(layer, name)[...] = a
     model._ensure_attached()   # (a nested model's weights went to its own vector: the model's gets them now)
 
 
