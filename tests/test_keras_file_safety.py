@@ -3,6 +3,7 @@ or raises ``fastmlp.FormatError`` naming the file -- never another exception, a 
 of proportion to the model -- and fastmlp's own HDF5 index (saving/h5index.py) agrees with h5py on
 every object of Keras's golden files."""
 import io
+import json
 import os
 import zipfile
 
@@ -559,3 +560,26 @@ def test_a_failed_load_of_a_legacy_weights_file_leaves_every_layer_as_it_was(tmp
         m.load_weights(tmp_path / "w.h5")
     for a, b in zip(m.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("units", [10**8, 10**12])
+def test_a_small_file_asking_for_a_huge_layer_is_refused_before_anything_is_allocated(tmp_path, ext, units):
+    """A 16 KB file whose config says Dense(10**12) raised a bare MemoryError (25 TiB), and 10**8
+    reserved gigabytes first: the parameters a config asks for must fit in the file's bytes."""
+    if ext == "keras":
+        members = _members("seq_adam")
+        config = json.loads(members["config.json"])
+        config["config"]["layers"][1]["config"]["units"] = units
+        data = _zip({**members, "config.json": json.dumps(config).encode()})
+    else:
+        with open(os.path.join(DATA, "seq_adam.h5"), "rb") as f:
+            raw = f.read()
+        buf = io.BytesIO(raw)
+        with h5py.File(buf, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            config["config"]["layers"][1]["config"]["units"] = units
+            f.attrs["model_config"] = json.dumps(config)
+        data = buf.getvalue()
+    e = _load(tmp_path, data, ext)
+    assert isinstance(e, fastmlp.FormatError) and "parameters, more than the file's" in str(e), e

@@ -917,13 +917,18 @@ def _unset_vector(n, dtype):
     return np.empty(n, dtype=dtype)
 
 
-def _build(kind, config):
-    """A fastmlp model, laid out but not attached, from fastmlp's config."""
+def _build(kind, config, room=None):
+    """A fastmlp model, laid out but not attached, from fastmlp's config; ``room``: the bytes of
+    the file's weights and config, which must hold at least a byte per parameter (checked before
+    the parameters are allocated: a small file may ask for a Dense(10**12))."""
     cls = registry.model_class(kind)
     with deferred_weights():
         model = cls.from_config(config)
     if not model.built:
         _fail("the model has no fixed input shape (a Keras model saved before it was built)")
+    if room is not None and model._n_params > room:
+        _fail(f"the config asks for {model._n_params} parameters, more than the file's {room} bytes of "
+              f"weights and config could hold")
     params = _unset_vector(max(model._n_params, 1), model._dtype)
     end = 0
     for ref in sorted(model._plan.weights, key=lambda r: r.offset):   # the padding: zeros, as in any model
@@ -956,14 +961,14 @@ def _refuse_tf2_hard_sigmoid(entry, where):
     walk(entry.get("config"))
 
 
-def _model_from_entry(entry, compile, where, tf2=False):
+def _model_from_entry(entry, compile, where, tf2=False, room=None):
     """The model of a Keras file's config ``entry``, compiled by its compile config when
     ``compile``.  ``tf2``: a tf.keras 2.x file, whose per-output metrics carry their output's
     name already (``reg_mae``), which fastmlp adds itself as Keras 3 does."""
     if tf2:
         _refuse_tf2_hard_sigmoid(entry, where)
     try:
-        model = keras_config.model_from_keras_config(entry, _build)
+        model = keras_config.model_from_keras_config(entry, functools.partial(_build, room=room))
     except keras_config.KerasConfigError as e:
         raise keras_config.KerasConfigError(f"{where}: {e}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, NotImplementedError) as e:
@@ -1206,7 +1211,8 @@ def load_keras(filepath, compile=True, verify=True):
         ahead = _ReadAhead(z, "model.weights.h5", where) if verify else None
         try:
             entry = _keras_config(z, where)
-            model = _model_from_entry(entry, compile, where)
+            room = z.getinfo("model.weights.h5").file_size + z.getinfo("config.json").file_size
+            model = _model_from_entry(entry, compile, where, room=room)
             if verify:   # the bytes are read into memory and kept: the file may change from now on
                 with _keras_weights(z, where, True, model, filepath, scratch=False, ahead=ahead) as img:
                     _read_weights(model, img, where)
@@ -1269,12 +1275,13 @@ def load_keras_dir(dirpath, compile=True):
     cannot be opened keeps its OSError; what its bytes hold is checked as in a ``.keras`` file."""
     where = os.fsdecode(os.fspath(dirpath))
     raw = _file_bytes(os.path.join(where, "config.json"), where, _MAX_CONFIG)
-    with _reading(where):
-        model = _model_from_entry(_config_json(raw, where), compile, where)
     weights = os.path.join(where, "model.weights.h5")
     if not os.path.isfile(weights):
         _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
               f"model.weights.h5")
+    with _reading(where):
+        model = _model_from_entry(_config_json(raw, where), compile, where,
+                                  room=len(raw) + os.path.getsize(weights))
     data = _file_bytes(weights, where, _weights_limit(model))
     with _reading(where), _H5Image(data, where) as img:
         _read_weights(model, img, where)
@@ -1540,7 +1547,7 @@ def load_h5(filepath, compile=True):
             entry["compile_config"] = training
         version = f.attrs.get("keras_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
-        model = _model_from_entry(entry, compile, where, tf2=version.startswith("2."))
+        model = _model_from_entry(entry, compile, where, tf2=version.startswith("2."), room=len(data))
         if model.compiled:
             model.optimizer._loaded = True
         _read_legacy_weights(model, f["model_weights"] if "model_weights" in f else f, where)
