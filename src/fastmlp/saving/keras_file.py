@@ -1276,12 +1276,12 @@ def load_keras_dir(dirpath, compile=True):
     where = os.fsdecode(os.fspath(dirpath))
     raw = _file_bytes(os.path.join(where, "config.json"), where, _MAX_CONFIG)
     weights = os.path.join(where, "model.weights.h5")
-    if not os.path.isfile(weights):
-        _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
-              f"model.weights.h5")
     with _reading(where):
-        model = _model_from_entry(_config_json(raw, where), compile, where,
-                                  room=len(raw) + os.path.getsize(weights))
+        entry = _config_json(raw, where)
+        if not os.path.isfile(weights):
+            _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
+                  f"model.weights.h5")
+        model = _model_from_entry(entry, compile, where, room=len(raw) + os.path.getsize(weights))
     data = _file_bytes(weights, where, _weights_limit(model))
     with _reading(where), _H5Image(data, where) as img:
         _read_weights(model, img, where)
