@@ -921,3 +921,22 @@ def test_a_layer_called_twice_writes_its_weights_once(onnx, ort):
     proto = check_export(onnx, ort, model, [data(3), data(3, seed=1)])
     assert [i.name for i in proto.graph.initializer].count("shared/kernel") == 1
     assert ops(proto).count("Gemm") == 3 and len(proto.graph.initializer) == 4
+
+
+@pytest.mark.parametrize("op", ["Add", "MatMul", "Concat", "Gather"])
+def test_folding_constants_past_what_the_weights_could_need_is_refused_before_computing(onnx, op):
+    """Two 2,000-value initializers folded by Add (broadcast) or MatMul into a 2000 x 2000 bias took
+    gigabytes (and a stray MemoryError at 100,000) from a small file: a folded constant may hold at
+    most twice the graph's weights (plus 2**20 values)."""
+    n = 2000
+    a, b = np.ones((n, 1), np.float32), np.ones((1, n), np.float32)
+    if op == "Concat":   # one initializer read many times
+        fold = [node("Concat", ["a"] * 600, ["c"], axis=0)]
+    elif op == "Gather":   # rows of a table, many times over
+        fold = [node("Gather", ["b", "ids"], ["c"], axis=0)]
+    else:
+        fold = [node(op, ["a", "b"], ["c"])]
+    proto = bad(onnx, fold + [node("Gemm", ["x", "W", "c"], ["y"])],
+                {"a": a, "b": b, "ids": np.zeros(600, np.int64)})
+    with pytest.raises(ValueError, match="folding its constants would make"):
+        onnx_io.from_onnx(proto, verify=False)

@@ -23,6 +23,7 @@ or fold into the Dense before them.
 The model computes what the graph computes at inference; the ONNX file has no
 training configuration, so the model comes back uncompiled.
 """
+import math
 import os
 
 import numpy as np
@@ -126,6 +127,9 @@ class _Graph:
         self.values = {}
         for init in graph.initializer:
             self.values[init.name] = _Const(onnx.numpy_helper.to_array(init))
+        # a constant folded from others may hold at most this many values: a graph's own weights
+        # bound what folding its constants needs (an outer product of two vectors would not be)
+        self.fold_limit = 2 * sum(v.value.size for v in self.values.values()) + (1 << 20)
         self.sparse = {init.values.name for init in graph.sparse_initializer}
         self.outputs = [o.name for o in graph.output]
         self.used_names = set()
@@ -157,6 +161,14 @@ class _Graph:
 
     def is_const(self, name):
         return isinstance(self.values.get(name), _Const)
+
+    def folded(self, node, count):
+        """Check that folding ``node``'s constants makes ``count`` values at most ``fold_limit``,
+        before they are computed."""
+        if count > self.fold_limit:
+            raise ValueError(f"{_where(node)}: folding its constants would make {count} values, more than "
+                             f"the graph's weights could need ({self.fold_limit}); fastmlp folds constants "
+                             f"only to weights")
 
     def tensor(self, name, node):
         """The fastmlp tensor of value ``name``, making a pending Dense into a layer."""
@@ -263,7 +275,17 @@ def _gemm(g, node, at):
 
 def _matmul(g, node, at):
     if g.is_const(node.input[0]) and g.is_const(node.input[1]):
-        return _Const(g.const(node.input[0], node, "A") @ g.const(node.input[1], node, "B"))
+        a, b = g.const(node.input[0], node, "A"), g.const(node.input[1], node, "B")
+        a2 = a.shape if a.ndim >= 2 else (1,) + a.shape
+        b2 = b.shape if b.ndim >= 2 else b.shape + (1,)
+        try:
+            batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+        except ValueError:
+            raise ValueError(f"{_where(node)}: MatMul of constants of shapes {a.shape} and {b.shape}") from None
+        if a2[-1:] != b2[-2:-1]:
+            raise ValueError(f"{_where(node)}: MatMul of constants of shapes {a.shape} and {b.shape}")
+        g.folded(node, math.prod(batch) * a2[-2] * b2[-1])
+        return _Const(a @ b)
     w = g.const(node.input[1], node, "weight (B)").astype(np.float64)
     if w.ndim != 2:
         raise ValueError(f"{_where(node)}: the weight B must be a matrix; it has shape {w.shape}")
@@ -324,9 +346,16 @@ def _merge(g, node, at):
     ins = [n for n in node.input if n]
     op = node.op_type
     if all(g.is_const(n) for n in ins) and op in _NUMPY:   # arithmetic on constants
-        out = g.const(ins[0], node, "input")
-        for n in ins[1:]:
-            out = _NUMPY[op](out, g.const(n, node, "input"))
+        values = [g.const(n, node, "input") for n in ins]
+        try:
+            shape = np.broadcast_shapes(*(v.shape for v in values))
+        except ValueError:
+            raise ValueError(f"{_where(node)}: {op} of constants of shapes {[v.shape for v in values]}, which "
+                             f"do not broadcast") from None
+        g.folded(node, math.prod(shape))
+        out = values[0]
+        for v in values[1:]:
+            out = _NUMPY[op](out, v)
         return _Const(out)
     if any(g.is_const(n) for n in ins):
         return _affine(g, node, ins)
@@ -385,7 +414,9 @@ def _affine(g, node, ins):
 def _concat(g, node, at):
     ins = [n for n in node.input if n]
     if all(g.is_const(n) for n in ins):
-        return _Const(np.concatenate([g.const(n, node, "input") for n in ins], axis=at.get("axis", 0)))
+        values = [g.const(n, node, "input") for n in ins]
+        g.folded(node, sum(v.size for v in values))
+        return _Const(np.concatenate(values, axis=at.get("axis", 0)))
     tensors = [g.tensor(n, node) for n in ins]
     rank = len(tensors[0].shape)
     if rank != 2 or at.get("axis") not in (1, -1):
@@ -580,8 +611,10 @@ def _gather(g, node, at):
     """Rows of a constant table by integer ids (a model input): fastmlp's Embedding."""
     axis = int(at.get("axis", 0))
     if g.is_const(node.input[0]) and g.is_const(node.input[1]):
-        return _Const(np.take(g.const(node.input[0], node, "data"), g.const(node.input[1], node, "indices"),
-                              axis=axis))
+        data, indices = g.const(node.input[0], node, "data"), g.const(node.input[1], node, "indices")
+        if data.ndim:
+            g.folded(node, indices.size * (data.size // max(data.shape[axis % data.ndim], 1)))
+        return _Const(np.take(data, indices, axis=axis))
     table = g.const(node.input[0], node, "data (an embedding table)")
     if table.ndim != 2 or axis not in (0, -2):
         raise ValueError(f"{_where(node)}: fastmlp imports Gather(table, ids) with a 2-D table and axis=0 (an "
