@@ -288,9 +288,10 @@ HOSTILE = [
     ("seed_negative", _set("training", "seed", -1), None, "seed"),
     ("seed_bool", _set("training", "seed", True), None, "seed"),
     ("training_without_compile_new", _set("compile", None), None, "training state needs a compile config"),
-    ("duplicate_metric_names", _set("compile", "metrics", ["accuracy", "accuracy"]), None, "unique"),
+    # (a repeated name is numbered, as Keras does: m, m_1; one that still clashes is refused)
     ("duplicate_metric_objects", _set("compile", "metrics", [{"class_name": "AUC", "config": {"name": "m"}},
-                                                             {"class_name": "Recall", "config": {"name": "m"}}]),
+                                                             {"class_name": "Recall", "config": {"name": "m_1"}},
+                                                             {"class_name": "AUC", "config": {"name": "m"}}]),
      None, "unique"),
     ("metric_name_a_number", _set("compile", "metrics", [3]), None, "metric"),
     ("metric_name_null", _set("compile", "metrics", [None]), None, "metric"),
