@@ -765,22 +765,28 @@ def test_a_compile_config_without_an_optimizer_compiles_with_compiles_default():
     assert isinstance(args["optimizer"], fastmlp.optimizers.RMSprop)
 
 
+def _adam_model():
+    m = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(3, activation="softmax")])
+    m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    return m
+
+
+def _trained_and_saved(path):
+    """(x, y, a model trained 2 epochs and saved to ``path`` with its optimizer's state)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 3, 32)
+    a = _adam_model()
+    a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    a.save_weights(path) if str(path).endswith(".weights.h5") else a.save(path)
+    return x, y, a
+
+
 @pytest.mark.parametrize("name", ["w.weights.h5", "m.keras"])
 def test_load_weights_into_a_model_that_has_trained_restores_the_optimizer_state_too(tmp_path, name):
     """The slots were built by the target's own training: the file's values replace them, as in
     Keras (fastmlp's own .fmlp weights files hold no optimizer state)."""
-    pytest.importorskip("h5py")
-    rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 3, 32)
-
-    def model():
-        m = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(3, activation="softmax")])
-        m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-        return m
-    a = model()
-    a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    a.save_weights(tmp_path / name) if name.endswith(".weights.h5") else a.save(tmp_path / name)
-    b = model()
+    x, y, a = _trained_and_saved(tmp_path / name)
+    b = _adam_model()
     b.fit(x[:16], y[:16], epochs=3, batch_size=16, verbose=0)   # its optimizer's slots exist
     b.load_weights(tmp_path / name)
     a.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
@@ -794,24 +800,14 @@ def test_load_weights_into_a_fresh_model_leaves_its_optimizer_fresh_as_keras_doe
     """Keras 3 restores an optimizer's variables only into a built optimizer: a model compiled and
     never trained gets the weights, and its optimizer starts from step 0 (with Keras's warning).
     A model from load_model counts as built, as in Keras."""
-    pytest.importorskip("h5py")
-    rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(32, 6)).astype("float32"), rng.integers(0, 3, 32)
-
-    def model():
-        m = fastmlp.Sequential([fastmlp.Input((6,)), layers.Dense(3, activation="softmax")])
-        m.compile(fastmlp.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
-        return m
-    a = model()
-    a.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    a.save_weights(tmp_path / name) if name.endswith(".weights.h5") else a.save(tmp_path / name)
-    b = model()
+    x, y, a = _trained_and_saved(tmp_path / name)
+    b = _adam_model()
     with pytest.warns(UserWarning, match="Skipping variable loading for optimizer 'adam', because it has 2 "
                                          r"variables whereas the saved optimizer has \d+ variables"):
         b.load_weights(tmp_path / name)
     assert b.optimizer.iterations == 0 and not b.optimizer.built
     np.testing.assert_array_equal(b.get_weights()[0], a.get_weights()[0])
-    fresh = model()
+    fresh = _adam_model()
     fresh.set_weights(a.get_weights())
     for m in (b, fresh):
         m.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
