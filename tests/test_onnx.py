@@ -213,13 +213,12 @@ def test_input_signature_fixes_the_batch_axis(onnx, ort):
         onnx_io.to_onnx(model, input_signature=[fastmlp.Input(shape=(3,)), fastmlp.Input(shape=(3,))])
 
 
-def test_tensors_in_an_input_signature_give_a_dynamic_batch_axis_and_their_dtype(onnx, ort, tmp_path):
-    """As Keras's make_input_spec: a tensor holding values (a torch tensor, an array) gives
-    (None,) + its shape[1:] and its dtype (torch.float32 is float32); a symbolic one (fastmlp.Input,
-    keras.Input) keeps the batch size it asks for, as Keras's torch backend exports it."""
+def test_tensors_in_an_input_signature_give_their_shape_and_dtype_as_keras_s_torch_backend(onnx, ort, tmp_path):
+    """As Keras's torch backend exports them: a tensor (a torch tensor, an array, fastmlp.Input,
+    keras.Input) gives its shape as it is -- a batch size fixes the batch axis, None leaves it
+    dynamic -- and its dtype (torch.float32 is float32)."""
     torch = pytest.importorskip("torch")
     keras = pytest.importorskip("keras")
-    from keras.src.export.export_utils import make_input_spec
     model = fastmlp.Sequential([fastmlp.Input(shape=(6,)), layers.Dense(3)])
     path = tmp_path / "m.onnx"
     for spec, onnx_type in [(torch.zeros(4, 6), "FLOAT"), (torch.zeros(4, 6, dtype=torch.float64), "DOUBLE"),
@@ -229,12 +228,10 @@ def test_tensors_in_an_input_signature_give_a_dynamic_batch_axis_and_their_dtype
         proto = onnx.load(path)
         onnx.checker.check_model(proto, full_check=True)
         t = proto.graph.input[0].type.tensor_type
-        symbolic_4 = not isinstance(spec, np.ndarray) and "torch" not in type(spec).__module__ and spec.shape[0] == 4
-        assert [d.dim_param or d.dim_value for d in t.shape.dim] == [4 if symbolic_4 else "batch", 6]
+        fixed = spec.shape[0] == 4
+        assert [d.dim_param or d.dim_value for d in t.shape.dim] == [4 if fixed else "batch", 6]
         assert onnx.TensorProto.DataType.Name(t.elem_type) == onnx_type
-        if isinstance(spec, torch.Tensor):
-            assert make_input_spec(spec).shape == (None, 6)
-        x = data(6)[:4] if symbolic_4 else data(6)
+        x = data(6)[:4] if fixed else data(6)
         np.testing.assert_allclose(run_ort(ort, proto, {model.input_names[0]: x.astype(
             np.float64 if onnx_type == "DOUBLE" else np.float32)})[0], model.predict(x, verbose=0), **TOL)
     with pytest.raises(ValueError, match="has dtype float16$"):
@@ -940,3 +937,16 @@ def test_folding_constants_past_what_the_weights_could_need_is_refused_before_co
                 {"a": a, "b": b, "ids": np.zeros(600, np.int64)})
     with pytest.raises(ValueError, match="folding its constants would make"):
         onnx_io.from_onnx(proto, verify=False)
+
+
+def test_weights_in_constant_nodes_count_towards_what_folding_may_make(onnx, ort):
+    """MatMul(x, Mul(W, 0.5)) with a 1100 x 1000 W held in a Constant node (not an initializer):
+    folding the Mul makes as many values as W holds, which a graph's weights allow."""
+    h = onnx.helper
+    w = np.random.default_rng(0).normal(size=(1100, 1000)).astype(np.float32)
+    nodes = [h.make_node("Constant", [], ["W"], value=onnx.numpy_helper.from_array(w)),
+             node("Mul", ["W", "half"], ["Wh"]), node("MatMul", ["x", "Wh"], ["y"])]
+    proto = make_model(onnx, nodes, {"half": np.float32(0.5)}, inputs=(("x", [1100]),))
+    x = np.random.default_rng(1).normal(size=(8, 1100)).astype(np.float32)
+    np.testing.assert_allclose(onnx_io.from_onnx(proto).predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0],
+                               rtol=1e-4, atol=1e-4)

@@ -512,23 +512,13 @@ def _spec_dtype(dtype):
     return text.split(".")[-1] if text.startswith(("torch.", "jax.numpy.")) else text
 
 
-def _holds_values(spec):
-    """Whether ``spec`` is a tensor holding values (a NumPy array, a torch, TensorFlow or JAX
-    tensor) -- a sample, whose batch size declares nothing -- rather than a spec or a symbolic
-    tensor (``fastmlp.Input``, ``keras.Input``), whose batch size, if any, was asked for."""
-    if isinstance(spec, np.ndarray):
-        return True
-    return type(spec).__module__.partition(".")[0] in ("torch", "tensorflow", "jax", "jaxlib") and \
-        "Spec" not in type(spec).__name__ and type(spec).__name__ != "KerasTensor"
-
-
 def _signature_shapes(model, input_signature):
     """The batch dimension (None: dynamic) and the ONNX dtype of each input, from ``input_signature``:
     float32 for float inputs, the declared integer dtype for integer inputs (a spec may name
-    another integer dtype).  A spec (``InputSpec``) or a symbolic tensor (``fastmlp.Input``,
-    ``keras.Input``) gives its shape as it is, as Keras's torch backend takes it; a tensor holding
-    values (a torch tensor, an array) its shape with a dynamic batch axis, as Keras's
-    ``make_input_spec`` does; each gives its dtype (``torch.float32`` is float32)."""
+    another integer dtype).  Each spec -- an ``InputSpec``, a symbolic tensor (``fastmlp.Input``,
+    ``keras.Input``) or a tensor (a torch tensor, an array) -- gives its shape as it is, as Keras's
+    torch backend exports it (a batch size fixes the batch axis), and its dtype (``torch.float32``
+    is float32)."""
     n = len(model.inputs)
     dtypes = [_input_dtype(t) for t in model.inputs]
     if input_signature is None:
@@ -553,8 +543,6 @@ def _signature_shapes(model, input_signature):
         except (TypeError, ValueError):
             raise ValueError(f"input_signature: the spec for input {name!r} needs a shape; received {spec!r}") \
                 from None
-        if _holds_values(spec) and shape:
-            shape = (None,) + shape[1:]
         if shape[1:] != tuple(t.shape[1:]) or (shape and shape[0] is not None and shape[0] <= 0):
             raise ValueError(f"input_signature: input {name!r} has shape {(None,) + tuple(t.shape[1:])}; the "
                              f"signature gives {shape} (only the batch axis may differ: None or a positive size)")

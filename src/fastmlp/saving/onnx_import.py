@@ -128,7 +128,8 @@ class _Graph:
         for init in graph.initializer:
             self.values[init.name] = _Const(onnx.numpy_helper.to_array(init))
         # a constant folded from others may hold at most this many values: a graph's own weights
-        # bound what folding its constants needs (an outer product of two vectors would not be)
+        # (its initializers and Constant nodes) bound what folding its constants needs (an outer
+        # product of two vectors would not be)
         self.fold_limit = 2 * sum(v.value.size for v in self.values.values()) + (1 << 20)
         self.sparse = {init.values.name for init in graph.sparse_initializer}
         self.outputs = [o.name for o in graph.output]
@@ -1197,6 +1198,9 @@ def from_onnx(proto, verify=True):
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
             at = _attrs(onnx, node)
+            for v in at.values():   # (weights too: what folding may need grows with them)
+                g.fold_limit += 2 * (math.prod(v.dims) if hasattr(v, "dims") else
+                                     len(v) if isinstance(v, (list, tuple)) else 1)
             if "value" in at:
                 consts[node.output[0]] = onnx.numpy_helper.to_array(at["value"])
             elif "value_float" in at:
