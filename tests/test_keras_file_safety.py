@@ -583,3 +583,48 @@ def test_a_small_file_asking_for_a_huge_layer_is_refused_before_anything_is_allo
         data = buf.getvalue()
     e = _load(tmp_path, data, ext)
     assert isinstance(e, fastmlp.FormatError) and "parameters, more than the file's" in str(e), e
+
+
+def test_the_room_for_parameters_is_what_the_archive_holds_not_what_its_directory_claims(tmp_path):
+    """The zip's central directory may claim a 4 TB weights member: the parameters a config asks
+    for are judged against the archive's real size (a stored member cannot exceed it)."""
+    members = _members("seq_adam")
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][1]["config"]["units"] = 10**11
+    data = bytearray(_zip({**members, "config.json": json.dumps(config).encode()}))
+    at = 0
+    while True:   # the central directory entry of model.weights.h5: its uncompressed size, forged
+        at = data.find(b"PK\x01\x02", at)
+        name_len = int.from_bytes(data[at + 28:at + 30], "little")
+        if data[at + 46:at + 46 + name_len] == b"model.weights.h5":
+            data[at + 24:at + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+            break
+        at += 4
+    e = _load(tmp_path, bytes(data), "keras")
+    assert isinstance(e, fastmlp.FormatError) and "parameters, more than the file's" in str(e), e
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("layer", ["hard_sigmoid", "UnitNormalization"])
+def test_tf_keras_2_files_using_what_it_computes_otherwise_are_refused(tmp_path, ext, layer):
+    """tf.keras 2's hard_sigmoid is clip(0.2x + 0.5) and its UnitNormalization floors the squared
+    norm at 1e-12: its files using either are refused, .keras ones too (metadata.json names the
+    version that wrote them)."""
+    def edit(config):
+        layers_ = config["config"]["layers"]
+        if layer == "hard_sigmoid":
+            layers_[1]["config"]["activation"] = "hard_sigmoid"
+        else:
+            layers_.insert(2, {"class_name": "UnitNormalization", "config": {"name": "unit", "axis": -1}})
+        return config
+    if ext == "keras":
+        members = _members("seq_adam")
+        data = _zip({**members, "config.json": json.dumps(edit(json.loads(members["config.json"]))).encode(),
+                     "metadata.json": json.dumps({"keras_version": "2.15.0"}).encode()})
+    else:
+        buf = io.BytesIO(open(os.path.join(DATA, "tf2_seq.h5"), "rb").read())
+        with h5py.File(buf, "r+") as f:
+            f.attrs["model_config"] = json.dumps(edit(json.loads(f.attrs["model_config"])))
+        data = buf.getvalue()
+    e = _load(tmp_path, data, ext)
+    assert isinstance(e, fastmlp.FormatError) and "tf.keras 2's" in str(e), e

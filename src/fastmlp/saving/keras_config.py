@@ -440,21 +440,20 @@ def _metric_from_keras(entry):
 def _wrapped_function_metric(entry):
     """tf.keras 2.x writes ``metrics=["accuracy"]`` as a MeanMetricWrapper around a built-in
     function it names (``{"name": "accuracy", "fn": "sparse_categorical_accuracy"}``): the metric
-    class fastmlp runs for that function, under the entry's name; None for any other entry."""
+    class fastmlp runs for that function, under the entry's name.  Keras 3 serializes the function
+    (``{"class_name": "function", "config": "my_mae"}``): a user's function, found in
+    ``custom_objects`` or the registered objects, is wrapped again.  None for any other entry."""
     if not (isinstance(entry, dict) and entry.get("class_name") == "MeanMetricWrapper"):
         return None
     config = entry.get("config")
     fn = config.get("fn") if isinstance(config, dict) else None
     if isinstance(fn, dict) and fn.get("class_name") == "function":   # Keras 3: a function serialized
         fn = _function_name(fn, "metric", metrics.ALL_METRICS)
-        if callable(fn):
-            extra = {k: v for k, v in config.items() if k not in ("fn", "name", "dtype")}
-            return metrics.MeanMetricWrapper(fn, name=config.get("name"), **extra)
     elif isinstance(fn, str) and "." in fn:   # fastmlp before 2026-12: "module.function"
-        found = get_registered_object(fn.rsplit(".", 1)[-1])
-        if callable(found):
-            extra = {k: v for k, v in config.items() if k not in ("fn", "name", "dtype")}
-            return metrics.MeanMetricWrapper(found, name=config.get("name"), **extra)
+        fn = get_registered_object(fn.rsplit(".", 1)[-1])
+    if callable(fn):   # a user's function, found in custom_objects or registered objects
+        extra = {k: v for k, v in config.items() if k not in ("fn", "name", "dtype")}
+        return metrics.MeanMetricWrapper(fn, name=config.get("name"), **extra)
     by_name = {f.__name__: cls for f, cls in metrics._FUNCTION_CLASSES.items()}
     if not isinstance(fn, str) or fn not in by_name:
         return None

@@ -585,7 +585,7 @@ class _H5Image:
         count = int(np.prod(shape, dtype=np.int64))
         _check_storage(d, path, self.where, self.limit)
         if offset is None or d.get_create_plist().get_layout() != h5d.CONTIGUOUS:
-            return _h5_array(self.file[path], self.where, self.limit)
+            return self.file[path][()]   # (chunked or compact, checked: HDF5 reads the file's own bytes)
         if offset + count * dtype.itemsize > len(self.data):
             _fail(f"{self.where}: the dataset {path!r} runs past the end of the file")
         return np.frombuffer(self.data, dtype, count, offset).reshape(shape)
@@ -673,9 +673,6 @@ def _h5_array(d, where, limit):
         _fail(f"{where}: {d.name} is not a dataset")
     if d.dtype.kind not in "biuf":
         _fail(f"{where}: the dataset {d.name} is not numeric ({d.dtype})")
-    if limit is not None and d.size > max(limit, 1):
-        _fail(f"{where}: the dataset {d.name} declares shape {d.shape}, more than the model's {limit} "
-              f"parameters")
     _check_storage(d.id, d.name, where, limit)
     return d[()]
 
@@ -741,10 +738,11 @@ def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
     elif optimizer and model.compiled and "optimizer" in img:
         count = img.count("optimizer")
         opt = model.optimizer
-        if optimizer == "built" and not (opt.built or opt._pending is not None or opt._loaded) and count > 2:
-            warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has 2 variables "
-                          f"whereas the saved optimizer has {count} variables. This is likely because the "
-                          f"optimizer has not been called/built yet.", stacklevel=4)
+        # (a fresh Keras optimizer holds its step count, and its rate unless a schedule gives it)
+        fresh = 1 if isinstance(opt._learning_rate, keras_config.schedules.LearningRateSchedule) else 2
+        if optimizer == "built" and not (opt.built or opt._pending is not None or opt._loaded) and count != fresh:
+            warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has {fresh} "
+                          f"variables whereas the saved optimizer has {count} variables. ", stacklevel=4)
         else:
             again = img.reopen
 
@@ -942,10 +940,11 @@ def _build(kind, config, room=None):
     return model
 
 
-def _refuse_tf2_hard_sigmoid(entry, where):
-    """tf.keras 2's hard_sigmoid is ``clip(0.2 * x + 0.5, 0, 1)``; Keras 3's, which fastmlp runs,
-    is ``clip(x / 6 + 0.5, 0, 1)``: a tf.keras 2 file using it is refused rather than predicting
-    otherwise (up to 0.067 apart)."""
+def _refuse_tf2_differences(entry, where):
+    """What tf.keras 2 computes otherwise than Keras 3, which fastmlp runs, is refused rather
+    than predicting otherwise: its hard_sigmoid is ``clip(0.2 * x + 0.5, 0, 1)`` (Keras 3's
+    ``clip(x / 6 + 0.5, 0, 1)``: up to 0.067 apart), and its UnitNormalization floors the squared
+    norm at 1e-12 (Keras 3 the norm: rows of norm below 1e-6 differ)."""
     def walk(e):
         if isinstance(e, dict):
             config = e.get("config")
@@ -953,6 +952,10 @@ def _refuse_tf2_hard_sigmoid(entry, where):
                 raise keras_config.KerasConfigError(
                     f"{where}: layer {config.get('name')!r} ({e.get('class_name')}) uses tf.keras 2's hard_sigmoid, "
                     f"clip(0.2 * x + 0.5, 0, 1); fastmlp's (Keras 3's) is clip(x / 6 + 0.5, 0, 1)")
+            if isinstance(config, dict) and e.get("class_name") == "UnitNormalization":
+                raise keras_config.KerasConfigError(
+                    f"{where}: layer {config.get('name')!r} (UnitNormalization) is tf.keras 2's, which floors the "
+                    f"squared norm at 1e-12; fastmlp's (Keras 3's) floors the norm at 1e-12")
             for v in e.values():
                 walk(v)
         elif isinstance(e, list):
@@ -966,7 +969,7 @@ def _model_from_entry(entry, compile, where, tf2=False, room=None):
     ``compile``.  ``tf2``: a tf.keras 2.x file, whose per-output metrics carry their output's
     name already (``reg_mae``), which fastmlp adds itself as Keras 3 does."""
     if tf2:
-        _refuse_tf2_hard_sigmoid(entry, where)
+        _refuse_tf2_differences(entry, where)
     try:
         model = keras_config.model_from_keras_config(entry, functools.partial(_build, room=room))
     except keras_config.KerasConfigError as e:
@@ -1182,6 +1185,29 @@ def _scratch(size):
     return _SCRATCH[0][:size]
 
 
+def _room(z, filepath):
+    """The bytes a ``.keras`` file's weights and config can hold, for ``_build``: what its
+    directory says, but no more than the archive's size allows (a stored member is at most the
+    archive, a deflated one 1032 times it): the directory is the file's own claim."""
+    size = os.path.getsize(filepath)
+    room = 0
+    for name in ("model.weights.h5", "config.json"):
+        info = z.getinfo(name)
+        room += min(info.file_size, size * (1 if info.compress_type == zipfile.ZIP_STORED else 1032))
+    return room
+
+
+def _written_by_tf2(z, where):
+    """Whether a ``.keras`` file's ``metadata.json`` says tf.keras 2.x wrote it."""
+    if "metadata.json" not in z.namelist():
+        return False
+    try:
+        meta = json.loads(z.read(_member(z, "metadata.json", where, limit=1 << 20)))
+    except (ValueError, UnicodeError, RecursionError):
+        return False
+    return isinstance(meta, dict) and str(meta.get("keras_version", "")).startswith("2.")
+
+
 def _keras_config(z, where):
     return _config_json(z.read(_member(z, "config.json", where, limit=_MAX_CONFIG)), where)
 
@@ -1211,8 +1237,7 @@ def load_keras(filepath, compile=True, verify=True):
         ahead = _ReadAhead(z, "model.weights.h5", where) if verify else None
         try:
             entry = _keras_config(z, where)
-            room = z.getinfo("model.weights.h5").file_size + z.getinfo("config.json").file_size
-            model = _model_from_entry(entry, compile, where, room=room)
+            model = _model_from_entry(entry, compile, where, tf2=_written_by_tf2(z, where), room=_room(z, filepath))
             if verify:   # the bytes are read into memory and kept: the file may change from now on
                 with _keras_weights(z, where, True, model, filepath, scratch=False, ahead=ahead) as img:
                     _read_weights(model, img, where)
@@ -1281,7 +1306,14 @@ def load_keras_dir(dirpath, compile=True):
         if not os.path.isfile(weights):
             _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
                   f"model.weights.h5")
-        model = _model_from_entry(entry, compile, where, room=len(raw) + os.path.getsize(weights))
+        meta = os.path.join(where, "metadata.json")
+        try:
+            version = json.loads(_file_bytes(meta, where, 1 << 20)).get("keras_version", "") \
+                if os.path.isfile(meta) else ""
+        except (ValueError, UnicodeError, RecursionError, AttributeError):
+            version = ""
+        model = _model_from_entry(entry, compile, where, tf2=str(version).startswith("2."),
+                                  room=len(raw) + os.path.getsize(weights))
     data = _file_bytes(weights, where, _weights_limit(model))
     with _reading(where), _H5Image(data, where) as img:
         _read_weights(model, img, where)
