@@ -731,33 +731,48 @@ def _read_weights(model, img, where, optimizer=True, skip_mismatch=False):
                 raise
             skipped.append(layer.name)
             warnings.warn(f"Skipping the weights of layer {layer.name!r} (skip_mismatch=True): {e}", stacklevel=4)
-    restore = None
-    if optimizer and model.compiled and "optimizer" in img and skipped:
-        warnings.warn(f"{where}: the optimizer's state is not loaded either (skip_mismatch=True skipped layers "
-                      f"{skipped})", stacklevel=4)
-    elif optimizer and model.compiled and "optimizer" in img:
-        count = img.count("optimizer")
-        opt = model.optimizer
-        # (a fresh Keras optimizer holds its step count, and its rate unless a schedule gives it)
-        fresh = 1 if isinstance(opt._learning_rate, keras_config.schedules.LearningRateSchedule) else 2
-        if optimizer == "built" and not (opt.built or opt._pending is not None or opt._loaded) and count != fresh:
-            warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has {fresh} "
-                          f"variables whereas the saved optimizer has {count} variables. ", stacklevel=4)
-        else:
-            again = img.reopen
-
-            def reopen():   # the slots, read when training starts
-                with _reading(where), again() as other:
-                    other.limit = img.limit
-                    arrays = other.vars("optimizer")
-                return arrays.__getitem__
-            restore = _optimizer_plan(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where,
-                                      reopen if not model.optimizer.built else None)
-    for layer, (specs, arrays) in checked:   # all checked, the optimizer's state too: a mismatch changes nothing
-        for spec, a in zip(specs, arrays):
-            getattr(layer, spec.name)[...] = a
+    if optimizer == "built":   # (load_weights: checked with the layers, so that a damaged file changes nothing)
+        restore = _optimizer_state(model, img, where, optimizer, skipped)
+        _write_checked(checked)
+    else:   # (a model being loaded, which a failure discards: its weights are copied while the rest comes in)
+        _write_checked(checked)
+        restore = _optimizer_state(model, img, where, optimizer, skipped)
     if restore is not None:
         restore()
+
+
+def _write_checked(checked):
+    for layer, (specs, arrays) in checked:
+        for spec, a in zip(specs, arrays):
+            getattr(layer, spec.name)[...] = a
+
+
+def _optimizer_state(model, img, where, optimizer, skipped):
+    """The restoring of the optimizer's state from a Keras 3 weights file, checked (see
+    ``_optimizer_plan``; None: nothing to restore), for ``_read_weights``."""
+    if not (optimizer and model.compiled and "optimizer" in img):
+        return None
+    if skipped:
+        warnings.warn(f"{where}: the optimizer's state is not loaded either (skip_mismatch=True skipped layers "
+                      f"{skipped})", stacklevel=5)
+        return None
+    count = img.count("optimizer")
+    opt = model.optimizer
+    # (a fresh Keras optimizer holds its step count, and its rate unless a schedule gives it)
+    fresh = 1 if isinstance(opt._learning_rate, keras_config.schedules.LearningRateSchedule) else 2
+    if optimizer == "built" and not (opt.built or opt._pending is not None or opt._loaded) and count != fresh:
+        warnings.warn(f"Skipping variable loading for optimizer {opt.name!r}, because it has {fresh} "
+                      f"variables whereas the saved optimizer has {count} variables. ", stacklevel=5)
+        return None
+    again = img.reopen
+
+    def reopen():   # the slots, read when training starts
+        with _reading(where), again() as other:
+            other.limit = img.limit
+            arrays = other.vars("optimizer")
+        return arrays.__getitem__
+    return _optimizer_plan(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where,
+                           reopen if not opt.built else None)
 
 
 def _h5_bytes(write):
