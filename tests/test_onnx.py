@@ -503,6 +503,48 @@ def test_torch_onnx_export_of_a_sequential_mlp_imports(onnx, ort, dynamo):
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), **TOL)
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript_exporter", "dynamo_exporter"])
+@pytest.mark.parametrize("opset", [11, 17, 18])
+def test_torch_s_f_normalize_imports_as_unit_normalization(onnx, ort, dynamo, opset):
+    """F.normalize(x, dim=1) (an embedding model's head) exports as x / Expand(Clip(ReduceL2(x), 1e-12),
+    Shape(x)): the norm floored at 1e-12, which is fastmlp's UnitNormalization.  Another floor
+    (eps=1e-6) is refused."""
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        if opset < 18:
+            pytest.skip("torch's dynamo exporter writes opset 18 and later")
+    nn, F = torch.nn, torch.nn.functional
+    import io
+    import warnings
+
+    class Net(nn.Module):
+        def __init__(self, eps):
+            super().__init__()
+            self.l1, self.l2, self.eps = nn.Linear(6, 8), nn.Linear(8, 5), eps
+
+        def forward(self, x):
+            return F.normalize(self.l2(torch.relu(self.l1(x))), dim=1, eps=self.eps)
+
+    def export(net):
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net.eval(), torch.zeros(2, 6), buf, dynamo=dynamo, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=opset)
+        return onnx.load_from_string(buf.getvalue())
+    torch.manual_seed(0)
+    net = Net(1e-12)
+    proto = export(net)
+    model = onnx_io.from_onnx(proto)
+    assert [type(layer).__name__ for layer in model.layers][-1] == "UnitNormalization"
+    x = np.vstack([data(6), np.zeros((1, 6), np.float32)])
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got, run_ort(ort, proto, {"x": x})[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="floors the norm at 1e-06"):
+        onnx_io.from_onnx(export(Net(1e-6)))
+
+
 def test_a_torch_classifier_ending_in_log_softmax_imports(onnx, ort):
     """The PyTorch examples' MNIST classifier: log-probabilities out (for NLLLoss)."""
     torch = pytest.importorskip("torch")

@@ -590,12 +590,17 @@ _UNIT_NORM_FORMS = {   # how _fuse_patterns' L2 normalizations bound the divisio
 
 
 def _l2_normalization(g, node, at):
-    """An L2 normalization over the last axis (found by ``_fuse_patterns``): fastmlp's
-    UnitNormalization, ``x * min(1 / ||x||, 1e12)`` (csrc/kinds/layer_norm.c), when the graph
-    bounds it as that does: 1 / ||x|| capped at 1e12, the norm floored at 1e-12 or the sum of
-    squares at 1e-24 (the constant as given or rounded to float32).  Another bound, or none,
+    """An L2 normalization over the last axis (found by ``_fuse_patterns``; ``axis``: the one
+    torch's F.normalize names): fastmlp's UnitNormalization, ``x * min(1 / ||x||, 1e12)``
+    (csrc/kinds/layer_norm.c), when the graph bounds it as that does: 1 / ||x|| capped at 1e12,
+    the norm floored at 1e-12 or the sum of squares at 1e-24 (the constant as given or rounded
+    to float32).  Another bound, or none,
     gives other numbers for small norms: refused."""
     form = at["form"].decode() if isinstance(at["form"], bytes) else at["form"]
+    x = g.tensor(node.input[0], node)
+    if "axis" in at and at["axis"] % len(x.shape) != len(x.shape) - 1:
+        raise ValueError(f"{_where(node)}: fastmlp's UnitNormalization normalizes the last axis; this L2 "
+                         f"normalization reduces axis {at['axis']} of a rank-{len(x.shape)} input")
     what, want = _UNIT_NORM_FORMS.get(form, ("divides by the norm with no floor", None))
     if want is None:
         raise ValueError(f"{_where(node)}: this L2 normalization divides by the norm with no floor (NaN for an "
@@ -605,7 +610,7 @@ def _l2_normalization(g, node, at):
         raise ValueError(f"{_where(node)}: this L2 normalization {what} {at['limit']:g}; fastmlp's "
                          f"UnitNormalization {what} {want:g} (x / max(||x||, 1e-12)), and another bound gives "
                          f"other numbers for samples of small norm")
-    return g.layer(g.layers.UnitNormalization, node, g.tensor(node.input[0], node))
+    return g.layer(g.layers.UnitNormalization, node, x)
 
 
 def _gather(g, node, at):
@@ -811,7 +816,8 @@ def _fuse_patterns(onnx, graph, consts):
     writes ``nn.Softplus()``; equal to softplus in float32 there) as ``Softplus``, and
     the L2 normalization over the last axis (``x / max(sqrt(ReduceSumSquare(x)), c)``,
     as fastmlp writes UnitNormalization, also ``x / sqrt(max(ReduceSumSquare(x), c))``
-    and no floor) as ``_FastmlpL2Norm`` (its bound checked by ``_l2_normalization``);
+    and no floor, and torch's F.normalize, ``x / Expand(Clip(ReduceL2(x), c), shape of x)``)
+    as ``_FastmlpL2Norm`` (its bound checked by ``_l2_normalization``);
     and the int8 Dense fastmlp writes (``_int8_dense_pattern``) as ``_FastmlpInt8Dense``;
     and two more as Keras's export (torch backend) writes them: PReLU (``relu(x) + c *
     relu(-x)``, c = -alpha) as ``PRelu`` and UnitNormalization (``x * min(1 /
@@ -988,6 +994,31 @@ def _fuse_patterns(onnx, graph, consts):
         replace[id(div)] = onnx.helper.make_node("_FastmlpL2Norm", [x], [div.output[0]], name=div.name or n.name,
                                                  form=form, **({} if limit is None else {"limit": limit}))
         drop.update(id(k) for k in inner)
+    for n in nodes:   # x / Expand(Clip(ReduceL2(x), c), shape of x): torch's F.normalize
+        axis = _reduced_axis(onnx, n, consts) if n.op_type == "ReduceL2" and id(n) not in drop else None
+        clip = only_reader(n.output[0], "Clip") if axis is not None else None
+        if clip is None:
+            continue
+        bounds = [clip.input[i] if len(clip.input) > i else "" for i in (1, 2)]
+        at = {a.name: onnx.helper.get_attribute_value(a) for a in clip.attribute}   # (before opset 11)
+        low = scalar(bounds[0]) if bounds[0] else at.get("min")
+        high = scalar(bounds[1]) if bounds[1] else at.get("max")
+        if low is None or (high is not None and high != np.inf):
+            continue
+        x, inner, value = n.input[0], [n, clip], clip.output[0]
+        expand = only_reader(value, "Expand")   # (to x's shape: Shape(x), or its batch size and width)
+        if expand is not None:
+            target = consts.get(expand.input[1])
+            if expand.input[0] != value or (target is not None and np.asarray(target).size > 2):
+                continue
+            inner.append(expand)
+            value = expand.output[0]
+        div = only_reader(value, "Div")
+        if div is None or list(div.input) != [x, value]:
+            continue
+        replace[id(div)] = onnx.helper.make_node("_FastmlpL2Norm", [x], [div.output[0]], name=div.name or n.name,
+                                                 form="norm", limit=float(low), axis=axis)
+        drop.update(id(k) for k in inner)
     for n in nodes:
         if n.op_type == "MatMulInteger":
             found = _int8_dense_pattern(onnx, n, made, consts, only_reader, other, is_const)
@@ -1042,6 +1073,16 @@ def _without_float_casts(onnx, graph, consts):
 
 def _cast_to(onnx, node):
     return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
+def _reduced_axis(onnx, node, consts):
+    """The one axis the Reduce* ``node`` reduces, keeping it (axes as an input or, before opset
+    18, an attribute); None when it reduces several, all, or drops the axis."""
+    at = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    axes = consts.get(node.input[1]) if len(node.input) > 1 and node.input[1] else at.get("axes")
+    if axes is None or at.get("keepdims", 1) != 1 or np.asarray(axes).size != 1:
+        return None
+    return int(np.asarray(axes).reshape(-1)[0])
 
 
 def _reduces_last_axis(onnx, node, consts):
