@@ -543,6 +543,13 @@ def test_a_failed_load_weights_leaves_the_model_and_its_optimizer_as_they_were(t
         np.testing.assert_array_equal(a, b)
     assert (m.optimizer.iterations, m.optimizer.learning_rate) == (iterations, lr)
     np.testing.assert_array_equal(m.optimizer.variables[1], slots)
+    m.save(tmp_path / "m.keras")   # a loaded model, its optimizer's slots not built yet: the same
+    loaded = fastmlp.load_model(tmp_path / "m.keras")
+    with pytest.raises(fastmlp.FormatError):
+        loaded.load_weights(tmp_path / "w.weights.h5")
+    for a, b in zip(loaded.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.optimizer.iterations == iterations
 
 
 def test_a_failed_load_of_a_legacy_weights_file_leaves_every_layer_as_it_was(tmp_path):
@@ -586,20 +593,29 @@ def test_a_small_file_asking_for_a_huge_layer_is_refused_before_anything_is_allo
 
 
 def test_the_room_for_parameters_is_what_the_archive_holds_not_what_its_directory_claims(tmp_path):
-    """The zip's central directory may claim a 4 TB weights member: the parameters a config asks
-    for are judged against the archive's real size (a stored member cannot exceed it)."""
+    """The zip's central directory may claim (in a zip64 field) a 4 TiB weights member: the
+    parameters a config asks for are judged against the archive's real size (a stored member
+    cannot exceed it), not that claim (a bare MemoryError of 4.4 TiB before)."""
+    import struct
     members = _members("seq_adam")
     config = json.loads(members["config.json"])
     config["config"]["layers"][1]["config"]["units"] = 10**11
     data = bytearray(_zip({**members, "config.json": json.dumps(config).encode()}))
     at = 0
-    while True:   # the central directory entry of model.weights.h5: its uncompressed size, forged
+    while True:   # the central directory entry of model.weights.h5: a zip64 size of 2**42
         at = data.find(b"PK\x01\x02", at)
-        name_len = int.from_bytes(data[at + 28:at + 30], "little")
+        name_len, extra_len = struct.unpack("<HH", data[at + 28:at + 32])
         if data[at + 46:at + 46 + name_len] == b"model.weights.h5":
-            data[at + 24:at + 28] = (0xFFFFFFF0).to_bytes(4, "little")
+            extra = at + 46 + name_len + extra_len
+            compressed = struct.unpack("<I", data[at + 20:at + 24])[0]
+            data[at + 20:at + 28] = b"\xff" * 8
+            data[at + 30:at + 32] = struct.pack("<H", extra_len + 20)
+            data[extra:extra] = b"\x01\x00\x10\x00" + struct.pack("<QQ", 2**42, compressed)
+            end = data.rfind(b"PK\x05\x06")
+            data[end + 12:end + 16] = struct.pack("<I", struct.unpack("<I", data[end + 12:end + 16])[0] + 20)
             break
         at += 4
+    assert zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("model.weights.h5").file_size == 2**42
     e = _load(tmp_path, bytes(data), "keras")
     assert isinstance(e, fastmlp.FormatError) and "parameters, more than the file's" in str(e), e
 
@@ -628,3 +644,24 @@ def test_tf_keras_2_files_using_what_it_computes_otherwise_are_refused(tmp_path,
         data = buf.getvalue()
     e = _load(tmp_path, data, ext)
     assert isinstance(e, fastmlp.FormatError) and "tf.keras 2's" in str(e), e
+
+
+def test_a_damaged_metadata_json_which_keras_never_reads_does_not_stop_a_load(tmp_path):
+    """metadata.json only tells fastmlp which Keras wrote the file: a flipped byte in it (a bad
+    CRC-32) leaves the version unknown, as Keras, which never reads it, would load the file."""
+    members = _members("seq_adam")
+    data = bytearray(_zip(members))
+    at = data.find(b'"keras_version"')
+    data[at + 2] ^= 0x20
+    loaded = _load(tmp_path, bytes(data), "keras")
+    assert not isinstance(loaded, Exception), loaded
+
+
+def test_a_keras_load_closes_its_file():
+    import gc
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        fastmlp.load_model(os.path.join(DATA, "seq_adam.keras"))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -619,8 +619,10 @@ def test_save_takes_keras_3s_arguments_and_names_the_ones_it_does_not(tmp_path, 
     m.save(tmp_path / "folder", zipped=False)   # over the folder: its files replaced
     assert fastmlp.load_model(tmp_path / "folder").optimizer.iterations == m.optimizer.iterations
     before = {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()}
-    monkeypatch.setattr("builtins.input", lambda prompt="": "n")   # (Keras asks on the console)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "n")   # (Keras asks)
     assert m.save(tmp_path / "folder", zipped=False, overwrite=False) is None
+    assert asked == [f"[WARNING] {tmp_path / 'folder'} already exists - overwrite? [y/n]"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "folder").iterdir()} == before
     with pytest.raises(ValueError, match="mmap"):
         fastmlp.load_model(tmp_path / "folder", mmap=True)

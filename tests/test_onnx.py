@@ -992,3 +992,17 @@ def test_weights_in_constant_nodes_count_towards_what_folding_may_make(onnx, ort
     x = np.random.default_rng(1).normal(size=(8, 1100)).astype(np.float32)
     np.testing.assert_allclose(onnx_io.from_onnx(proto).predict(x, verbose=0), run_ort(ort, proto, {"x": x})[0],
                                rtol=1e-4, atol=1e-4)
+
+
+def test_an_unused_constant_node_does_not_raise_the_folding_bound(onnx):
+    """Only the values the file holds, in Constant nodes something reads, count: an unused sparse
+    Constant declaring 10**6 x 10**6 values lifted the bound by 2 * 10**12 before."""
+    h = onnx.helper
+    n = 2000
+    sparse = h.make_sparse_tensor(onnx.numpy_helper.from_array(np.zeros(0, np.float32), "v"),
+                                  onnx.numpy_helper.from_array(np.zeros((0, 2), np.int64), "i"), [10**6, 10**6])
+    nodes = [h.make_node("Constant", [], ["unused"], sparse_value=sparse), node("Add", ["a", "b"], ["c"]),
+             node("Gemm", ["x", "W", "c"], ["y"])]
+    proto = bad(onnx, nodes, {"a": np.ones((n, 1), np.float32), "b": np.ones((1, n), np.float32)})
+    with pytest.raises(ValueError, match="folding its constants would make"):
+        onnx_io.from_onnx(proto, verify=False)

@@ -103,11 +103,25 @@ def _reading(where):
         raise keras_config.KerasConfigError(f"{where}: the file is damaged ({type(e).__name__}: {e})") from None
 
 
+class _OwnZip(zipfile.ZipFile):
+    """A ZipFile of a file object it closes when it closes (``ZipFile`` leaves a given one open)."""
+
+    def __init__(self, fh):
+        self._owned = fh
+        super().__init__(fh)
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self._owned.close()
+
+
 def _open_zip(filepath, where):
     """The ``.keras`` archive; a missing or unreadable path keeps its OSError."""
     fh = open(filepath, "rb")
     try:
-        return zipfile.ZipFile(fh)
+        return _OwnZip(fh)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as e:
         fh.close()
         _fail(f"{where}: not a zip archive fastmlp can read, so not a .keras file ({e})")
@@ -771,8 +785,10 @@ def _optimizer_state(model, img, where, optimizer, skipped):
             other.limit = img.limit
             arrays = other.vars("optimizer")
         return arrays.__getitem__
+    # (load_weights reads the slots now, checked before anything changes; a model being loaded
+    # reads them when it first trains)
     return _optimizer_plan(model, count, lambda i: img.array(f"optimizer/vars/{i}"), where,
-                           reopen if not opt.built else None)
+                           reopen if not opt.built and optimizer != "built" else None)
 
 
 def _h5_bytes(write):
@@ -1216,9 +1232,10 @@ def _written_by_tf2(z, where):
     """Whether a ``.keras`` file's ``metadata.json`` says tf.keras 2.x wrote it."""
     if "metadata.json" not in z.namelist():
         return False
-    try:
+    try:   # (Keras itself never reads it: a damaged one only leaves the version unknown)
         meta = json.loads(z.read(_member(z, "metadata.json", where, limit=1 << 20)))
-    except (ValueError, UnicodeError, RecursionError):
+    except (ValueError, UnicodeError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError,
+            keras_config.FormatError):
         return False
     return isinstance(meta, dict) and str(meta.get("keras_version", "")).startswith("2.")
 

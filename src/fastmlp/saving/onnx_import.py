@@ -1236,16 +1236,17 @@ def from_onnx(proto, verify=True):
     inputs = _inputs(g, graph)   # the inputs keep their names; then the outputs' names are kept for the layers
     output_names = [g.name(name or "output") for name in g.outputs]   # that compute them, made distinct
     consts = {k: v.value for k, v in g.values.items() if isinstance(v, _Const)}
+    read = {name for node in graph.node for name in node.input}
     for node in graph.node:
         if node.op_type == "Constant" and node.output:
             at = _attrs(onnx, node)
-            for v in at.values():   # (weights too: what folding may need grows with them)
-                g.fold_limit += 2 * (math.prod(v.dims) if hasattr(v, "dims") else
-                                     len(v) if isinstance(v, (list, tuple)) else 1)
             if "value" in at:
                 consts[node.output[0]] = onnx.numpy_helper.to_array(at["value"])
             elif "value_float" in at:
                 consts[node.output[0]] = np.asarray(at["value_float"])
+            if node.output[0] in consts and node.output[0] in read:
+                # (weights too, as the file holds them: what folding may need grows with them)
+                g.fold_limit += 2 * consts[node.output[0]].size
     nodes = _live(_fuse_patterns(onnx, graph, consts), g.outputs)
     g.count_readers(nodes)
     for node in nodes:
