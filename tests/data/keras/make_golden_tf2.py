@@ -77,13 +77,19 @@ def leaky():
     L = tf.keras.layers
     m = tf.keras.Sequential([L.Input((4,)), L.Dense(5), L.LeakyReLU(0.2), L.Dense(1)], name="tf2_leaky")
     m.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+    _save_and_resume(m, "tf2_leaky", x, y, dict(x=x, y=y))
+
+
+def _save_and_resume(m, name, x, y, data):
+    """Fit ``m`` 2 epochs, save it as ``<name>.h5``, then ``<name>_expected.npz``: ``data``, the
+    predictions, the step count and the weights after one more epoch."""
     m.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
-    m.save(os.path.join(HERE, "tf2_leaky.h5"))
-    expected = dict(x=x, y=y, pred=m.predict(x, verbose=0), iterations=int(m.optimizer.iterations.numpy()))
+    m.save(os.path.join(HERE, f"{name}.h5"))
+    expected = dict(data, pred=m.predict(x, verbose=0), iterations=int(m.optimizer.iterations.numpy()))
     m.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for i, w in enumerate(m.get_weights()):
         expected[f"resumed_{i}"] = w
-    np.savez(os.path.join(HERE, "tf2_leaky_expected.npz"), **expected)
+    np.savez(os.path.join(HERE, f"{name}_expected.npz"), **expected)
 
 
 def nested():
@@ -96,14 +102,7 @@ def nested():
     a, b = L.Input((4,), name="a"), L.Input((4,), name="b")
     m = tf.keras.Model([a, b], L.Dense(1, name="out")(L.Concatenate()([inner(a), inner(b)])), name="tf2_nested")
     m.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
-    m.fit([xa, xb], y, epochs=2, batch_size=8, shuffle=False, verbose=0)
-    m.save(os.path.join(HERE, "tf2_nested.h5"))
-    expected = dict(xa=xa, xb=xb, y=y, pred=m.predict([xa, xb], verbose=0),
-                    iterations=int(m.optimizer.iterations.numpy()))
-    m.fit([xa, xb], y, epochs=1, batch_size=8, shuffle=False, verbose=0)
-    for i, w in enumerate(m.get_weights()):
-        expected[f"resumed_{i}"] = w
-    np.savez(os.path.join(HERE, "tf2_nested_expected.npz"), **expected)
+    _save_and_resume(m, "tf2_nested", [xa, xb], y, dict(xa=xa, xb=xb, y=y))
 
 
 def multi():
