@@ -1228,13 +1228,12 @@ def _room(z, filepath):
     return room
 
 
-def _written_by_tf2(z, where):
-    """Whether a ``.keras`` file's ``metadata.json`` says tf.keras 2.x wrote it."""
-    if "metadata.json" not in z.namelist():
-        return False
-    try:   # (Keras itself never reads it: a damaged one only leaves the version unknown)
-        meta = json.loads(z.read(_member(z, "metadata.json", where, limit=1 << 20)))
-    except (ValueError, UnicodeError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError,
+def _written_by_tf2(read):
+    """Whether a ``metadata.json`` (its bytes from ``read()``) says tf.keras 2.x wrote the model.
+    Keras itself never reads it: a damaged or missing one only leaves the version unknown."""
+    try:
+        meta = json.loads(read())
+    except (ValueError, UnicodeError, RecursionError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
             keras_config.FormatError):
         return False
     return isinstance(meta, dict) and str(meta.get("keras_version", "")).startswith("2.")
@@ -1269,7 +1268,7 @@ def load_keras(filepath, compile=True, verify=True):
         ahead = _ReadAhead(z, "model.weights.h5", where) if verify else None
         try:
             entry = _keras_config(z, where)
-            model = _model_from_entry(entry, compile, where, tf2=_written_by_tf2(z, where), room=_room(z, filepath))
+            model = _model_from_entry(entry, compile, where, tf2=_written_by_tf2(lambda: z.read(_member(z, "metadata.json", where, limit=1 << 20))), room=_room(z, filepath))
             if verify:   # the bytes are read into memory and kept: the file may change from now on
                 with _keras_weights(z, where, True, model, filepath, scratch=False, ahead=ahead) as img:
                     _read_weights(model, img, where)
@@ -1338,14 +1337,8 @@ def load_keras_dir(dirpath, compile=True):
         if not os.path.isfile(weights):
             _fail(f"{where}: a Keras model folder holds config.json and model.weights.h5; this one has no "
                   f"model.weights.h5")
-        meta = os.path.join(where, "metadata.json")
-        try:
-            version = json.loads(_file_bytes(meta, where, 1 << 20)).get("keras_version", "") \
-                if os.path.isfile(meta) else ""
-        except (ValueError, UnicodeError, RecursionError, AttributeError):
-            version = ""
-        model = _model_from_entry(entry, compile, where, tf2=str(version).startswith("2."),
-                                  room=len(raw) + os.path.getsize(weights))
+        tf2 = _written_by_tf2(lambda: _file_bytes(os.path.join(where, "metadata.json"), where, 1 << 20))
+        model = _model_from_entry(entry, compile, where, tf2=tf2, room=len(raw) + os.path.getsize(weights))
     data = _file_bytes(weights, where, _weights_limit(model))
     with _reading(where), _H5Image(data, where) as img:
         _read_weights(model, img, where)
